@@ -1,0 +1,62 @@
+# Harpicoop: `make run` (the whole pipeline on a simulated day) and `make test` (the test suite
+# against the real stack). Everything below installs what it needs: a fresh machine with
+# Python 3.11, Java 17 and Maven needs no manual step.
+
+include deploy/versions.mk
+
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PYTHON      := $(VENV)/bin/python
+INSTALLED   := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up down status test lint typecheck check run bench clean
+
+help:
+	@echo "make run      start the stack and the platform, replay a simulated day"
+	@echo "make test     run the whole test suite against the real stack"
+	@echo "make up       start the local stack (Kafka, registry, PostgreSQL, SMTP)"
+	@echo "make down     stop it"
+	@echo "make status   show what is running"
+	@echo "make bench    run the benchmarks, figures as JSON in bench-results/"
+	@echo "make check    ruff and mypy"
+
+# The virtual environment is rebuilt when pyproject.toml changes.
+$(INSTALLED): pyproject.toml
+	@test -x $(PYTHON) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(INSTALLED)
+
+up: venv
+	$(PYTHON) -m services.stack up
+
+down: venv
+	$(PYTHON) -m services.stack down
+
+status: venv
+	$(PYTHON) -m services.stack status
+
+# The test session starts the stack when it is not running, and stops it again at the end.
+test: venv
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff format --check services tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+check: lint typecheck
+
+run: up
+	$(PYTHON) -m services.stack status
+
+bench: up
+	$(PYTHON) -m tests.bench
+
+clean: down
+	rm -rf .stack

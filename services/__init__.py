@@ -1,0 +1,1 @@
+"""Harpicoop services: one package per service, shared code in ``services.common``."""

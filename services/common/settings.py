@@ -1,0 +1,119 @@
+"""Settings from the fixed environment variables, with the local stack's defaults.
+
+Every service builds one ``Settings`` at start-up and passes it down; nothing else reads the
+environment, so what a service is configured with is visible in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+SmtpSecurity = Literal["none", "starttls", "tls"]
+
+_SMTP_SECURITY_VALUES: tuple[SmtpSecurity, ...] = ("none", "starttls", "tls")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the services cannot use."""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Client security for a real cluster; the local stack uses PLAINTEXT."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The security part of a confluent-kafka configuration."""
+        config = {"security.protocol": self.protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+        }
+        config.update({key: value for key, value in optional.items() if value})
+        return config
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service needs to reach the platform's components."""
+
+    kafka_bootstrap_servers: str = "localhost:9092"
+    schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
+    database_url: str = "postgresql://harpicoop:harpicoop@localhost:5433/harpicoop"
+    smtp_host: str = "localhost"
+    smtp_port: int = 2525
+    smtp_security: SmtpSecurity = "none"
+    smtp_from: str = "harpicoop@ght-sud-lorraine.mssante.fr"
+    smtp_client_cert: str | None = None
+    smtp_client_key: str | None = None
+    smtp_ca_file: str | None = None
+    mllp_host: str = "0.0.0.0"
+    mllp_port: int = 2575
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the fixed variable names; an unset or empty variable keeps its local default."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            return env.get(name) or default
+
+        def optional(name: str) -> str | None:
+            return env.get(name) or None
+
+        def port(name: str, default: int) -> int:
+            raw = env.get(name)
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a port number") from None
+            if not 0 < value < 65536:
+                raise SettingsError(f"{name}={raw!r} is outside 1..65535")
+            return value
+
+        security = text("SMTP_SECURITY", defaults.smtp_security).lower()
+        if security not in _SMTP_SECURITY_VALUES:
+            raise SettingsError(
+                f"SMTP_SECURITY={security!r}: use one of {', '.join(_SMTP_SECURITY_VALUES)}"
+            )
+        return cls(
+            kafka_bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
+            schema_registry_url=text("SCHEMA_REGISTRY_URL", defaults.schema_registry_url),
+            database_url=text("DATABASE_URL", defaults.database_url),
+            smtp_host=text("SMTP_HOST", defaults.smtp_host),
+            smtp_port=port("SMTP_PORT", defaults.smtp_port),
+            smtp_security=security,  # type: ignore[arg-type]  # checked just above
+            smtp_from=text("SMTP_FROM", defaults.smtp_from),
+            smtp_client_cert=optional("SMTP_CLIENT_CERT"),
+            smtp_client_key=optional("SMTP_CLIENT_KEY"),
+            smtp_ca_file=optional("SMTP_CA_FILE"),
+            mllp_host=text("MLLP_HOST", defaults.mllp_host),
+            mllp_port=port("MLLP_PORT", defaults.mllp_port),
+            kafka_security=KafkaSecurity(
+                protocol=text("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+                sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),
+                sasl_username=optional("KAFKA_SASL_USERNAME"),
+                sasl_password=optional("KAFKA_SASL_PASSWORD"),
+                ssl_ca_location=optional("KAFKA_SSL_CA_LOCATION"),
+                ssl_certificate_location=optional("KAFKA_SSL_CERTIFICATE_LOCATION"),
+                ssl_key_location=optional("KAFKA_SSL_KEY_LOCATION"),
+            ),
+        )

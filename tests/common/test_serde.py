@@ -1,0 +1,92 @@
+"""A record written through the serde is read back, by a separate consumer, as it was written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.serialization import SerializationError
+
+from services.common.serde import AvroSerde
+
+pytestmark = pytest.mark.integration
+
+UTC = dt.UTC
+
+
+def stay_event(visit: str) -> dict[str, Any]:
+    at = dt.datetime(2026, 3, 2, 8, 15, 30, 250_000, tzinfo=UTC)
+    return {
+        "event_id": f"chrunancy:MSG-{visit}",
+        "establishment": "chrunancy",
+        "stay_key": f"chrunancy:{visit}",
+        "kind": "ADMISSION",
+        "action": "INSERT",
+        "trigger_event": "A01",
+        "original_trigger": None,
+        "message_control_id": f"MSG-{visit}",
+        "sent_at": at,
+        "received_at": at + dt.timedelta(seconds=1),
+        "movement": {"movement_id": "MVT1", "occurred_at": at, "unit": "CARDIO", "unit_name": "Cardiologie"},
+        "patient": {
+            "ipp": "000123456",
+            "ins": None,
+            "family_name": "Lefèvre",
+            "given_name": "Hélène",
+            "birth_name": None,
+            "birth_date": dt.date(1948, 7, 14),
+            "sex": "F",
+        },
+        "stay": {
+            "visit_number": visit,
+            "billing_number": "NDA77",
+            "patient_class": "I",
+            "admission_type": "R",
+            "admission_mode": "SCHEDULED",
+            "admitted_at": at,
+            "discharged_at": None,
+            "discharge_disposition": None,
+            "discharge_destination": None,
+        },
+        "care_team": [{"role": "ODRP", "rpps": "10101010101", "family_name": "Martin", "given_name": "Jeanne"}],
+        "covid_status": "UNKNOWN",
+    }
+
+
+def consume_one(consumer: Consumer, timeout: float = 30.0) -> Any:
+    deadline = dt.datetime.now() + dt.timedelta(seconds=timeout)
+    while dt.datetime.now() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            return message
+    raise AssertionError("no record arrived")
+
+
+def test_a_produced_stay_event_is_decoded_by_a_separate_consumer(
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> None:
+    topic = topic_factory("harpicoop.StayEvent")
+    written = stay_event("V0001")
+    producer = producer_factory()
+    producer.produce(topic, key=written["stay_key"], value=serde_factory("harpicoop.StayEvent").serialize(topic, written))
+    assert producer.flush(10) == 0
+
+    message = consume_one(consumer_factory(topic))
+    assert message.key() == b"chrunancy:V0001"
+    assert message.value()[0] == 0  # Confluent wire format: magic byte, then the schema id
+    read = serde_factory("harpicoop.StayEvent").deserialize(topic, message.value())
+    assert read == written
+
+
+def test_bytes_that_are_not_avro_are_refused_with_a_serialization_error(
+    topic_factory: Callable[..., str], serde_factory: Callable[[str], AvroSerde]
+) -> None:
+    topic = topic_factory("harpicoop.StayEvent")
+    with pytest.raises(SerializationError):
+        serde_factory("harpicoop.StayEvent").deserialize(topic, b"MSH|^~\\&|not avro")

@@ -1,0 +1,159 @@
+"""Fixtures shared by every test: the real stack, and factories for isolated topics and groups.
+
+Integration tests never share data: each one gets uniquely named topics, consumer groups and
+databases from the factories below, so they can run in any order against one stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.schemas import expanded_schema_json
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.common.topics import TopicSpec
+
+
+def _docker_engine_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Settings]:
+    """The platform's real components, started once for the whole session.
+
+    Three ways, in order: ``KAFKA_BOOTSTRAP_SERVERS`` set means an existing cluster (with the
+    other variables pointing at its registry and database); a Docker engine means
+    testcontainers; otherwise the local stack of ``make up``, started here if it is not running
+    and stopped at the end only if this session started it.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        settings = Settings.from_env()
+        from services.stack.__main__ import deploy_contract
+
+        deploy_contract(settings)
+        yield settings
+        return
+    if _docker_engine_available() and os.environ.get("HARPICOOP_TESTCONTAINERS", "1") == "1":
+        from tests.containers import containers_stack
+
+        with containers_stack() as settings:
+            yield settings
+        return
+    from services.stack.__main__ import down, up
+    from services.stack.components import all_components
+    from services.stack.layout import StackLayout
+
+    layout = StackLayout.default()
+    already_up = all(item.running() and item.healthy() for item in all_components(layout))
+    up(layout)
+    try:
+        yield Settings.from_env()
+    finally:
+        if not already_up:
+            down(layout)
+
+
+@pytest.fixture(scope="session")
+def admin(stack: Settings) -> AdminClient:
+    return make_admin(stack)
+
+
+@pytest.fixture(scope="session")
+def registry(stack: Settings) -> SchemaRegistryClient:
+    return make_registry_client(stack)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topic_factory(admin: AdminClient, registry: SchemaRegistryClient) -> Iterator[Callable[..., str]]:
+    """Create fresh topics (and register their value schema); deleted after the test."""
+    created: list[str] = []
+
+    def create(schema: str | None = None, *, partitions: int = 3, compacted: bool = False) -> str:
+        name = unique("test")
+        spec = TopicSpec(name, schema or "", partitions, compacted, retention_ms=3_600_000)
+        from confluent_kafka.admin import NewTopic
+
+        admin.create_topics(
+            [NewTopic(name, partitions, 1, config=spec.config(1))], operation_timeout=10
+        )[name].result()
+        if schema:
+            registry.register_schema(spec.subject, Schema(expanded_schema_json(schema), "AVRO"))
+        created.append(name)
+        return name
+
+    yield create
+    if created:
+        for future in admin.delete_topics(created, operation_timeout=10).values():
+            future.result()
+
+
+@pytest.fixture
+def group_factory() -> Callable[[], str]:
+    """Fresh consumer group ids, so a test never resumes another's offsets."""
+    return lambda: unique("group")
+
+
+@pytest.fixture
+def producer_factory(stack: Settings) -> Iterator[Callable[..., Producer]]:
+    producers: list[Producer] = []
+
+    def create(**overrides: Any) -> Producer:
+        producer = make_producer(stack, unique("test-producer"), **overrides)
+        producers.append(producer)
+        return producer
+
+    yield create
+    for producer in producers:
+        producer.flush(10)
+
+
+@pytest.fixture
+def consumer_factory(stack: Settings, group_factory: Callable[[], str]) -> Iterator[Callable[..., Consumer]]:
+    consumers: list[Consumer] = []
+
+    def create(*topics: str, group_id: str | None = None, **overrides: Any) -> Consumer:
+        consumer = make_consumer(stack, unique("test-consumer"), group_id or group_factory(), **overrides)
+        if topics:
+            consumer.subscribe(list(topics))
+        consumers.append(consumer)
+        return consumer
+
+    yield create
+    for consumer in consumers:
+        consumer.close()
+
+
+@pytest.fixture
+def serde_factory(registry: SchemaRegistryClient) -> Callable[[str], AvroSerde]:
+    return lambda schema: AvroSerde(registry, schema)
+
+
+@pytest.fixture
+def empty_database(stack: Settings) -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database; its URL. Dropped after the test."""
+    name = unique("test").replace("-", "_")
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base, _, _ = stack.database_url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
