@@ -23,7 +23,7 @@ from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
-from services.common.topics import TopicSpec
+from services.common.topics import TopicSpec, ensure_topics
 
 
 def _docker_engine_available() -> bool:
@@ -83,18 +83,16 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def topic_factory(admin: AdminClient, registry: SchemaRegistryClient) -> Iterator[Callable[..., str]]:
+def topic_factory(
+    admin: AdminClient, registry: SchemaRegistryClient
+) -> Iterator[Callable[..., str]]:
     """Create fresh topics (and register their value schema); deleted after the test."""
     created: list[str] = []
 
     def create(schema: str | None = None, *, partitions: int = 3, compacted: bool = False) -> str:
         name = unique("test")
         spec = TopicSpec(name, schema or "", partitions, compacted, retention_ms=3_600_000)
-        from confluent_kafka.admin import NewTopic
-
-        admin.create_topics(
-            [NewTopic(name, partitions, 1, config=spec.config(1))], operation_timeout=10
-        )[name].result()
+        ensure_topics(admin, [spec])
         if schema:
             registry.register_schema(spec.subject, Schema(expanded_schema_json(schema), "AVRO"))
         created.append(name)
@@ -127,11 +125,15 @@ def producer_factory(stack: Settings) -> Iterator[Callable[..., Producer]]:
 
 
 @pytest.fixture
-def consumer_factory(stack: Settings, group_factory: Callable[[], str]) -> Iterator[Callable[..., Consumer]]:
+def consumer_factory(
+    stack: Settings, group_factory: Callable[[], str]
+) -> Iterator[Callable[..., Consumer]]:
     consumers: list[Consumer] = []
 
     def create(*topics: str, group_id: str | None = None, **overrides: Any) -> Consumer:
-        consumer = make_consumer(stack, unique("test-consumer"), group_id or group_factory(), **overrides)
+        consumer = make_consumer(
+            stack, unique("test-consumer"), group_id or group_factory(), **overrides
+        )
         if topics:
             consumer.subscribe(list(topics))
         consumers.append(consumer)

@@ -39,17 +39,22 @@ def containers_stack() -> Iterator[Settings]:
 
     versions = read_versions()
     with (
-        PostgresContainer("postgres:15", username="harpicoop", password="harpicoop", dbname="harpicoop") as pg,
+        PostgresContainer(
+            "postgres:15", username="harpicoop", password="harpicoop", dbname="harpicoop"
+        ) as pg,
         KafkaContainer(f"apache/kafka:{versions['KAFKA_VERSION']}").with_kraft() as kafka,
-        DockerContainer(f"apicurio/apicurio-registry:{versions['APICURIO_VERSION']}")
-        .with_exposed_ports(8080) as registry,
+        DockerContainer(
+            f"apicurio/apicurio-registry:{versions['APICURIO_VERSION']}"
+        ).with_exposed_ports(8080) as registry,
         tempfile.TemporaryDirectory() as maildir,
     ):
         registry_url = (
             f"http://{registry.get_container_host_ip()}:{registry.get_exposed_port(8080)}"
         )
         wait_until(
-            lambda: httpx.get(f"{registry_url}/apis/ccompat/v7/subjects", timeout=2).status_code == 200,
+            lambda: (
+                httpx.get(f"{registry_url}/apis/ccompat/v7/subjects", timeout=2).status_code == 200
+            ),
             timeout=120,
             what="registry container",
         )

@@ -33,7 +33,9 @@ def load_establishments(path: Path = ESTABLISHMENTS_CSV) -> list[Establishment]:
         code = (row.get("code") or "").strip()
         facility = (row.get("sending_facility") or "").strip()
         if not _CODE.match(code):
-            raise ValueError(f"{path}:{line}: code {code!r} must be lower-case letters, digits, - or _")
+            raise ValueError(
+                f"{path}:{line}: code {code!r} must be lower-case letters, digits, - or _"
+            )
         if not facility:
             raise ValueError(f"{path}:{line}: sending_facility is empty")
         establishments.append(

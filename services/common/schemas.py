@@ -38,7 +38,8 @@ def expanded_schema_json(fullname: str) -> str:
 def parsed_schema(fullname: str) -> dict[str, Any]:
     """The expanded schema parsed by fastavro, for reading and writing records."""
     parsed = fastavro.schema.parse_schema(json.loads(expanded_schema_json(fullname)))
-    return parsed  # type: ignore[no-any-return]
+    assert isinstance(parsed, dict)  # a record schema parses to a dict
+    return parsed
 
 
 def short_name(fullname: str) -> str:

@@ -43,10 +43,10 @@ class AvroSerde:
     def serialize(self, topic: str, value: dict[str, Any]) -> bytes:
         data = self._serializer(value, SerializationContext(topic, MessageField.VALUE))
         assert data is not None
-        return data
+        return bytes(data)
 
     def deserialize(self, topic: str, data: bytes) -> dict[str, Any]:
-        """Decode a value; raises ``confluent_kafka.serialization.SerializationError`` on bad bytes."""
+        """Decode a value; raises ``SerializationError`` (confluent_kafka) on bad bytes."""
         value = self._deserializer(data, SerializationContext(topic, MessageField.VALUE))
         return value  # type: ignore[no-any-return]
 

@@ -95,7 +95,9 @@ class Settings:
                 f"SMTP_SECURITY={security!r}: use one of {', '.join(_SMTP_SECURITY_VALUES)}"
             )
         return cls(
-            kafka_bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers),
+            kafka_bootstrap_servers=text(
+                "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
+            ),
             schema_registry_url=text("SCHEMA_REGISTRY_URL", defaults.schema_registry_url),
             database_url=text("DATABASE_URL", defaults.database_url),
             smtp_host=text("SMTP_HOST", defaults.smtp_host),

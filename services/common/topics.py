@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from services.common.establishments import Establishment, load_establishments
 from services.common.paths import TOPICS_TOML
@@ -68,7 +68,9 @@ def declared_topics(
                     value_schema=entry["value_schema"],
                     partitions=int(entry.get("partitions", defaults.get("partitions", 3))),
                     compacted=bool(entry.get("compacted", False)),
-                    retention_ms=int(entry.get("retention_days", defaults.get("retention_days", 14)))
+                    retention_ms=int(
+                        entry.get("retention_days", defaults.get("retention_days", 14))
+                    )
                     * DAY_MS,
                     doc=entry.get("doc", ""),
                 )

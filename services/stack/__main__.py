@@ -1,4 +1,4 @@
-"""``python -m services.stack up|down|status``: the local stack, as ``make up`` / ``make down`` run it.
+"""``python -m services.stack up|down|status``: the local stack, as ``make up`` and ``make down``.
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
@@ -51,8 +51,10 @@ def up(layout: StackLayout) -> None:
     postgres = next(item for item in components if isinstance(item, Postgres))
     for component in components:
         was_started = component.start()
-        _say(f"  {component.name:9} {'starting' if was_started else 'already running'} "
-             f"(port {component.port}, log {component.log})")
+        _say(
+            f"  {component.name:9} {'starting' if was_started else 'already running'} "
+            f"(port {component.port}, log {component.log})"
+        )
         if component is postgres:
             # The registry keeps its data here: it must be up before the registry starts.
             postgres.wait_healthy()
@@ -61,9 +63,11 @@ def up(layout: StackLayout) -> None:
         component.wait_healthy()
         _say(f"  {component.name:9} healthy")
     deploy_contract(Settings.from_env())
-    _say(f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
-         f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
-         f"(mail in {layout.mail})")
+    _say(
+        f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
+        f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
+        f"(mail in {layout.mail})"
+    )
 
 
 def down(layout: StackLayout) -> None:

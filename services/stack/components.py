@@ -1,4 +1,4 @@
-"""The four components of the local stack, each installed, started, checked and stopped the same way.
+"""The four components of the local stack, installed, started, checked and stopped the same way.
 
 A component is installed once (downloads are kept under ``.stack/dist`` and in Maven's own cache),
 started as a detached process with its pid in ``.stack/run`` and its log in ``.stack/logs``, and
@@ -62,7 +62,7 @@ class Component(ABC):
     def log(self) -> Path:
         return self.layout.log(self.name)
 
-    def install(self) -> None:
+    def install(self) -> None:  # noqa: B027  (most components have something to fetch)
         """Fetch what the component needs; a no-op once done."""
 
     @abstractmethod
@@ -93,7 +93,11 @@ class Component(ABC):
 
     def wait_healthy(self) -> None:
         wait_until(
-            self.healthy, timeout=self.start_timeout, what=self.name, log=self.log, alive=self.running
+            self.healthy,
+            timeout=self.start_timeout,
+            what=self.name,
+            log=self.log,
+            alive=self.running,
         )
 
     def stop(self) -> bool:
@@ -167,7 +171,14 @@ class Postgres(Component):
             except KeyError:
                 continue
         run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "harpicoop"],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "harpicoop",
+            ],
             what="creating the 'harpicoop' system user for PostgreSQL",
         )
         return "harpicoop"
@@ -206,9 +217,12 @@ class Postgres(Component):
             self._as_server_user(
                 [
                     str(self.bin_dir() / "initdb"),
-                    "-D", str(self.data),
-                    "-U", "postgres",
-                    "-E", "UTF8",
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
                     "--no-locale",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
@@ -245,10 +259,16 @@ class Postgres(Component):
             self._as_server_user(
                 [
                     str(self.bin_dir() / "pg_ctl"),
-                    "start", "-w", "-t", "60",
-                    "-D", str(self.data),
-                    "-l", str(self.log),
-                    "-o", options,
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
                 ]
             ),
             what="pg_ctl start",
@@ -321,11 +341,14 @@ class Kafka(Component):
         stamp = self.home / ".complete"
         if stamp.exists():
             return
-        print(f"  fetching Kafka {self.versions['KAFKA_VERSION']} from Maven Central...", flush=True)
+        print(
+            f"  fetching Kafka {self.versions['KAFKA_VERSION']} from Maven Central...", flush=True
+        )
         self.libs.mkdir(parents=True, exist_ok=True)
         _maven(
             [
-                "-f", str(DEPLOY_DIR / "kafka" / "pom.xml"),
+                "-f",
+                str(DEPLOY_DIR / "kafka" / "pom.xml"),
                 "dependency:copy-dependencies",
                 "-DincludeScope=runtime",
                 f"-Dkafka.version={self.versions['KAFKA_VERSION']}",
@@ -385,7 +408,12 @@ class Kafka(Component):
         run(
             self._java(
                 "kafka.tools.StorageTool",
-                "format", "--ignore-formatted", "-t", cluster_id, "-c", str(self.config),
+                "format",
+                "--ignore-formatted",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.config),
             ),
             what="formatting Kafka storage",
             log=self.log,
@@ -427,7 +455,10 @@ class Registry(Component):
         if stamp.exists():
             return
         version = self.versions["APICURIO_VERSION"]
-        print(f"  fetching Apicurio Registry {version} from Maven Central (about 160 MB)...", flush=True)
+        print(
+            f"  fetching Apicurio Registry {version} from Maven Central (about 160 MB)...",
+            flush=True,
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         # dependency:copy, not dependency:unpack: the latter skips artifacts it believes it has
         # unpacked before, anywhere, from marker files of its own.
@@ -482,7 +513,9 @@ class Registry(Component):
     def healthy(self) -> bool:
         try:
             ready = httpx.get(f"http://localhost:{self.management_port}/health/ready", timeout=2)
-            subjects = httpx.get(f"http://localhost:{self.port}/apis/ccompat/v7/subjects", timeout=2)
+            subjects = httpx.get(
+                f"http://localhost:{self.port}/apis/ccompat/v7/subjects", timeout=2
+            )
         except httpx.HTTPError:
             return False
         return ready.status_code == 200 and subjects.status_code == 200
@@ -498,8 +531,15 @@ class Smtp(Component):
     def spawn(self) -> None:
         spawn(
             [
-                sys.executable, "-m", "services.stack.smtp_sink",
-                "--host", "localhost", "--port", str(self.port), "--maildir", str(self.layout.mail),
+                sys.executable,
+                "-m",
+                "services.stack.smtp_sink",
+                "--host",
+                "localhost",
+                "--port",
+                str(self.port),
+                "--maildir",
+                str(self.layout.mail),
             ],
             log=self.log,
             pidfile=self.layout.pidfile(self.name),

@@ -1,4 +1,4 @@
-"""Where the local stack keeps its downloads, data, logs and pid files, and which versions it runs."""
+"""Where the local stack keeps downloads, data, logs and pid files, and which versions it runs."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,10 +82,8 @@ def stop_pid(pid: int, *, grace_seconds: float = 30.0) -> None:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(
@@ -102,7 +101,9 @@ def wait_until(
         if check():
             return
         if alive is not None and not alive():
-            raise StackError(f"{what} exited during start-up; read {log}" if log else f"{what} exited")
+            raise StackError(
+                f"{what} exited during start-up; read {log}" if log else f"{what} exited"
+            )
         time.sleep(interval)
     where = f"; read {log}" if log else ""
     raise StackError(f"{what} was not healthy after {timeout:.0f} s{where}")

@@ -30,7 +30,12 @@ def stay_event(visit: str) -> dict[str, Any]:
         "message_control_id": f"MSG-{visit}",
         "sent_at": at,
         "received_at": at + dt.timedelta(seconds=1),
-        "movement": {"movement_id": "MVT1", "occurred_at": at, "unit": "CARDIO", "unit_name": "Cardiologie"},
+        "movement": {
+            "movement_id": "MVT1",
+            "occurred_at": at,
+            "unit": "CARDIO",
+            "unit_name": "Cardiologie",
+        },
         "patient": {
             "ipp": "000123456",
             "ins": None,
@@ -51,7 +56,9 @@ def stay_event(visit: str) -> dict[str, Any]:
             "discharge_disposition": None,
             "discharge_destination": None,
         },
-        "care_team": [{"role": "ODRP", "rpps": "10101010101", "family_name": "Martin", "given_name": "Jeanne"}],
+        "care_team": [
+            {"role": "ODRP", "rpps": "10101010101", "family_name": "Martin", "given_name": "Jeanne"}
+        ],
         "covid_status": "UNKNOWN",
     }
 
@@ -74,7 +81,11 @@ def test_a_produced_stay_event_is_decoded_by_a_separate_consumer(
     topic = topic_factory("harpicoop.StayEvent")
     written = stay_event("V0001")
     producer = producer_factory()
-    producer.produce(topic, key=written["stay_key"], value=serde_factory("harpicoop.StayEvent").serialize(topic, written))
+    producer.produce(
+        topic,
+        key=written["stay_key"],
+        value=serde_factory("harpicoop.StayEvent").serialize(topic, written),
+    )
     assert producer.flush(10) == 0
 
     message = consume_one(consumer_factory(topic))

@@ -10,7 +10,11 @@ def test_defaults_point_at_the_local_stack() -> None:
     assert settings.kafka_bootstrap_servers == "localhost:9092"
     assert settings.schema_registry_url == "http://localhost:8081/apis/ccompat/v7"
     assert settings.database_url.endswith("@localhost:5433/harpicoop")
-    assert (settings.smtp_host, settings.smtp_port, settings.smtp_security) == ("localhost", 2525, "none")
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_security) == (
+        "localhost",
+        2525,
+        "none",
+    )
     assert settings.mllp_port == 2575
     assert settings.kafka_security.librdkafka_config() == {"security.protocol": "PLAINTEXT"}
 
