@@ -1,0 +1,71 @@
+"""``make bench``: every ``tests/bench/bench_*.py`` against the running stack, figures as JSON.
+
+Each benchmark module has ``run(settings) -> dict`` returning its figures (rates per second,
+latencies in milliseconds, sizes). The report goes to ``bench-results/bench.json`` with the
+machine's description, so figures from different runs can be compared.
+
+    python -m tests.bench [name ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from services.common.paths import PROJECT_ROOT
+from services.common.settings import Settings
+
+RESULTS = PROJECT_ROOT / "bench-results"
+
+
+def available() -> list[str]:
+    return sorted(path.stem.removeprefix("bench_") for path in Path(__file__).parent.glob("bench_*.py"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"some of: {', '.join(available())}")
+    args = parser.parse_args()
+    names = args.names or available()
+    settings = Settings.from_env()
+    report: dict[str, Any] = {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "benchmarks": {},
+    }
+    failed = []
+    for index, name in enumerate(names, start=1):
+        print(f"[{index}/{len(names)}] {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            module = importlib.import_module(f"tests.bench.bench_{name}")
+            figures = module.run(settings)
+        except Exception as error:  # one broken benchmark must not hide the others' figures
+            failed.append(name)
+            figures = {"error": f"{type(error).__name__}: {error}"}
+        figures["seconds"] = round(time.monotonic() - started, 1)
+        report["benchmarks"][name] = figures
+        print(f"    {json.dumps(figures)}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    target = RESULTS / "bench.json"
+    target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"{len(names) - len(failed)} of {len(names)} benchmarks ran; report in {target}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
