@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -24,6 +25,8 @@ from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
+from services.stack.components import Kafka
+from services.stack.layout import StackLayout
 
 
 def _docker_engine_available() -> bool:
@@ -56,7 +59,6 @@ def stack() -> Iterator[Settings]:
         return
     from services.stack.__main__ import down, up
     from services.stack.components import all_components
-    from services.stack.layout import StackLayout
 
     layout = StackLayout.default()
     already_up = all(item.running() and item.healthy() for item in all_components(layout))
@@ -159,3 +161,23 @@ def empty_database(stack: Settings) -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
+    """A throwaway single-node broker of the same version, for tests that take a broker down.
+
+    The shared broker cannot be stopped under other tests; this one can (``.stop()`` and
+    ``.start()`` then ``.wait_healthy()``), with its data kept across restarts. It runs on
+    ports 19092/19093 and reuses the local stack's downloaded jars.
+    """
+    layout = StackLayout(tmp_path / "private-kafka", shared_dist=StackLayout.default().dist)
+    layout.make_dirs()
+    broker = Kafka(layout, port=19092, controller_port=19093)
+    broker.install()
+    broker.start()
+    broker.wait_healthy()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -320,6 +320,14 @@ class Kafka(Component):
     port = 9092
     controller_port = 9093
 
+    def __init__(
+        self, layout: StackLayout, port: int | None = None, controller_port: int | None = None
+    ) -> None:
+        """Ports other than the fixed ones serve throwaway brokers in tests (a broker outage)."""
+        super().__init__(layout)
+        self.port = port or self.port
+        self.controller_port = controller_port or self.controller_port
+
     @property
     def home(self) -> Path:
         version = self.versions["KAFKA_VERSION"]

@@ -27,6 +27,8 @@ class StackLayout:
     """The state folder and everything under it."""
 
     root: Path
+    shared_dist: Path | None = None
+    """Another layout's downloads to reuse (a throwaway broker in a test needs no new fetch)."""
 
     @classmethod
     def default(cls) -> StackLayout:
@@ -35,7 +37,7 @@ class StackLayout:
     @property
     def dist(self) -> Path:
         """Downloaded distributions (Kafka jars, the registry), reused across runs."""
-        return self.root / "dist"
+        return self.shared_dist or self.root / "dist"
 
     @property
     def logs(self) -> Path:

@@ -27,7 +27,9 @@ RESULTS = PROJECT_ROOT / "bench-results"
 
 
 def available() -> list[str]:
-    return sorted(path.stem.removeprefix("bench_") for path in Path(__file__).parent.glob("bench_*.py"))
+    return sorted(
+        path.stem.removeprefix("bench_") for path in Path(__file__).parent.glob("bench_*.py")
+    )
 
 
 def main() -> None:
