@@ -59,6 +59,8 @@ def register_schemas(registry: SchemaRegistryClient, specs: list[TopicSpec]) -> 
     """
     ids: dict[str, int] = {}
     for spec in specs:
+        if spec.value_schema is None:
+            continue
         schema = Schema(expanded_schema_json(spec.value_schema), "AVRO")
         registry.set_compatibility(spec.subject, "BACKWARD")
         subjects = registry.get_subjects()

@@ -22,7 +22,8 @@ DAY_MS = 24 * 3600 * 1000
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    value_schema: str
+    value_schema: str | None
+    """None for topics whose values are kept as received (dead letters)."""
     partitions: int
     compacted: bool
     retention_ms: int
@@ -65,7 +66,7 @@ def declared_topics(
             specs.append(
                 TopicSpec(
                     name=name,
-                    value_schema=entry["value_schema"],
+                    value_schema=entry.get("value_schema"),
                     partitions=int(entry.get("partitions", defaults.get("partitions", 3))),
                     compacted=bool(entry.get("compacted", False)),
                     retention_ms=int(
@@ -87,7 +88,7 @@ def topic_spec(name: str) -> TopicSpec:
 
 def value_schemas() -> list[str]:
     """Every distinct value schema used by a declared topic."""
-    return sorted({spec.value_schema for spec in declared_topics()})
+    return sorted({spec.value_schema for spec in declared_topics() if spec.value_schema})
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
