@@ -1,0 +1,377 @@
+"""The two public Annuaire Santé extracts, read as published: layout, validation, streaming.
+
+``PS_LibreAcces_Personne_activite`` has one row per activity of a health professional (so a
+practitioner with two practices has two rows); ``Extraction_Correspondance_MSSante`` one row
+per secure mailbox. Both are UTF-8, ``|``-separated, with one header row, no quoting, and rows
+that end with a trailing ``|`` in the personnes file. Columns are found by their header name, not
+their position, so the reader follows the publisher's small layout changes (columns added at the
+end, a capital letter changed) and refuses a file that lost a column it needs.
+
+Everything here is pure: lines in, ``ActivityRow`` / ``MailboxRow`` / ``BadRow`` out, with the
+line number of each bad row (the header is line 1).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+# The header of PS_LibreAcces_Personne_activite as published since 2023 (56 columns).
+PERSONNES_COLUMNS: tuple[str, ...] = (
+    "Type d'identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Code civilité d'exercice",
+    "Libellé civilité d'exercice",
+    "Code civilité",
+    "Libellé civilité",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Code profession",
+    "Libellé profession",
+    "Code catégorie professionnelle",
+    "Libellé catégorie professionnelle",
+    "Code type savoir-faire",
+    "Libellé type savoir-faire",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
+    "Code mode exercice",
+    "Libellé mode exercice",
+    "Numéro SIRET site",
+    "Numéro SIREN site",
+    "Numéro FINESS site",
+    "Numéro FINESS établissement juridique",
+    "Identifiant technique de la structure",
+    "Raison sociale site",
+    "Enseigne commerciale site",
+    "Complément destinataire (coord. structure)",
+    "Complément point géographique (coord. structure)",
+    "Numéro Voie (coord. structure)",
+    "Indice répétition voie (coord. structure)",
+    "Code type de voie (coord. structure)",
+    "Libellé type de voie (coord. structure)",
+    "Libellé Voie (coord. structure)",
+    "Mention distribution (coord. structure)",
+    "Bureau cedex (coord. structure)",
+    "Code postal (coord. structure)",
+    "Code commune (coord. structure)",
+    "Libellé commune (coord. structure)",
+    "Code pays (coord. structure)",
+    "Libellé pays (coord. structure)",
+    "Téléphone (coord. structure)",
+    "Téléphone 2 (coord. structure)",
+    "Télécopie (coord. structure)",
+    "Adresse e-mail (coord. structure)",
+    "Code Département (structure)",
+    "Libellé Département (structure)",
+    "Ancien identifiant de la structure",
+    "Autorité d'enregistrement",
+    "Code secteur d'activité",
+    "Libellé secteur d'activité",
+    "Code section tableau pharmaciens",
+    "Libellé section tableau pharmaciens",
+    "Code rôle",
+    "Libellé rôle",
+    "Code genre activité",
+    "Libellé genre activité",
+)
+
+# The header of Extraction_Correspondance_MSSante (31 columns).
+MSSANTE_COLUMNS: tuple[str, ...] = (
+    "Type de BAL",
+    "Adresse BAL",
+    "Type Identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Type identifiant structure",
+    "Identification Structure",
+    "Service de rattachement",
+    "Civilité d'exercice",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Catégorie profession",
+    "Libellé de catégorie profession",
+    "Code Profession",
+    "Libellé Profession",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
+    "Dématérialisation",
+    "Raison Sociale structure BAL",
+    "Enseigne commerciale structure BAL",
+    "L2COMPLEMENTLOCALISATION structure BAL",
+    "L3COMPLEMENTDISTRIBUTION structure BAL",
+    "L4NUMEROVOIE structure BAL",
+    "L4COMPLEMENTNUMEROVOIE structure BAL",
+    "NL4TYPEVOIE structure BAL",
+    "L4LIBELLEVOIE structure BAL",
+    "L5LIEUDITMENTION structure BAL",
+    "L6LIGNEACHEMINEMENT structure BAL",
+    "Code postal structure BAL",
+    "Département structure BAL",
+    "Pays structure BAL",
+)
+
+# "Type d'identifiant PP" of an RPPS number; 0 is the older ADELI number, out of our scope.
+RPPS_IDENTIFIER_TYPE = "8"
+MAILBOX_TYPES = frozenset({"PER", "ORG", "APP", "CAB"})
+
+_RPPS = re.compile(r"^\d{11}$")
+# Deliberately loose: the directory is the authority on addresses; this only catches garbage.
+_ADDRESS = re.compile(r"^[^@\s|]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
+
+
+class ExtractLayoutError(ValueError):
+    """The file's header lacks a column the import needs: not the extract we know."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    """One activity of one practitioner, as the personnes extract lists it."""
+
+    line: int
+    rpps: str
+    civility: str | None
+    family_name: str
+    given_name: str
+    profession_code: str | None
+    profession: str | None
+    specialty_code: str | None
+    specialty: str | None
+    practice_mode: str | None
+    structure_id: str | None
+    structure_name: str | None
+    postcode: str | None
+    city: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRow:
+    """One secure mailbox attached to a practitioner's RPPS."""
+
+    line: int
+    rpps: str
+    address: str
+    mailbox_type: str
+    domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    """A row that cannot be used, with why; it is reported and skipped."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfScope:
+    """A well-formed row the directory does not keep (an ADELI number, a mailbox of no one)."""
+
+    line: int
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+class _Layout:
+    """Where each column the import reads sits in this particular file."""
+
+    def __init__(
+        self, header: list[str], required: tuple[str, ...], optional: tuple[str, ...], file: str
+    ) -> None:
+        positions = {_fold(name): index for index, name in enumerate(header) if name.strip()}
+        missing = [name for name in required if _fold(name) not in positions]
+        if missing:
+            raise ExtractLayoutError(
+                f"{file}: the header has no column {', '.join(repr(m) for m in missing)}; "
+                f"is this really the {file} extract?"
+            )
+        self.width = len(header)
+        self.index = {name: positions.get(_fold(name)) for name in (*required, *optional)}
+
+    def get(self, fields: list[str], name: str) -> str | None:
+        position = self.index[name]
+        if position is None:
+            return None
+        return fields[position].strip() or None
+
+
+def _fields(text: str) -> list[str]:
+    """Split a line; the personnes extract ends every line, header included, with a ``|``."""
+    fields = text.rstrip("\r\n").split("|")
+    if len(fields) > 1 and fields[-1] == "":
+        fields.pop()
+    return fields
+
+
+def _lines(source: BinaryIO) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) for each line; text is None when the line is not valid UTF-8."""
+    for number, raw in enumerate(source, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            yield number, None
+            continue
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        yield number, text
+
+
+_PERSONNES_REQUIRED = (
+    "Type d'identifiant PP",
+    "Identifiant PP",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Code profession",
+)
+_PERSONNES_OPTIONAL = (
+    "Code civilité d'exercice",
+    "Code civilité",
+    "Libellé profession",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
+    "Code mode exercice",
+    "Identifiant technique de la structure",
+    "Raison sociale site",
+    "Enseigne commerciale site",
+    "Code postal (coord. structure)",
+    "Libellé commune (coord. structure)",
+    "Bureau cedex (coord. structure)",
+)
+
+
+def _city(layout: _Layout, fields: list[str]) -> str | None:
+    city = layout.get(fields, "Libellé commune (coord. structure)")
+    if city:
+        return city
+    # Some rows only fill the "bureau cedex" line, "54000 NANCY": keep its town part.
+    cedex = layout.get(fields, "Bureau cedex (coord. structure)")
+    if cedex:
+        return cedex.split(" ", 1)[1].strip() if cedex[:5].isdigit() and " " in cedex else cedex
+    return None
+
+
+def read_personnes(
+    source: BinaryIO, *, on_line: Callable[[int], None] | None = None
+) -> Iterator[ActivityRow | BadRow | OutOfScope]:
+    """Each data row of a personnes extract, validated, in file order."""
+    lines = _lines(source)
+    layout = _header(
+        lines, _PERSONNES_REQUIRED, _PERSONNES_OPTIONAL, "PS_LibreAcces_Personne_activite"
+    )
+    for number, text in lines:
+        if on_line is not None:
+            on_line(number)
+        if text is None:
+            yield BadRow(number, "not valid UTF-8")
+            continue
+        if not text.strip():
+            continue
+        fields = _fields(text)
+        if len(fields) != layout.width:
+            yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
+            continue
+        if layout.get(fields, "Type d'identifiant PP") != RPPS_IDENTIFIER_TYPE:
+            yield OutOfScope(number)
+            continue
+        rpps = layout.get(fields, "Identifiant PP") or ""
+        if not _RPPS.match(rpps):
+            yield BadRow(number, f"RPPS {rpps!r} is not 11 digits")
+            continue
+        family_name = layout.get(fields, "Nom d'exercice")
+        if not family_name:
+            yield BadRow(number, "no family name (Nom d'exercice)")
+            continue
+        yield ActivityRow(
+            line=number,
+            rpps=rpps,
+            civility=layout.get(fields, "Code civilité d'exercice")
+            or layout.get(fields, "Code civilité"),
+            family_name=family_name,
+            given_name=layout.get(fields, "Prénom d'exercice") or "",
+            profession_code=layout.get(fields, "Code profession"),
+            profession=layout.get(fields, "Libellé profession"),
+            specialty_code=layout.get(fields, "Code savoir-faire"),
+            specialty=layout.get(fields, "Libellé savoir-faire"),
+            practice_mode=layout.get(fields, "Code mode exercice"),
+            structure_id=layout.get(fields, "Identifiant technique de la structure"),
+            structure_name=layout.get(fields, "Raison sociale site")
+            or layout.get(fields, "Enseigne commerciale site"),
+            postcode=layout.get(fields, "Code postal (coord. structure)"),
+            city=_city(layout, fields),
+        )
+
+
+_MSSANTE_REQUIRED = ("Type de BAL", "Adresse BAL", "Type Identifiant PP", "Identifiant PP")
+
+
+def read_mssante(
+    source: BinaryIO, *, on_line: Callable[[int], None] | None = None
+) -> Iterator[MailboxRow | BadRow | OutOfScope]:
+    """Each mailbox of an MSSanté extract that belongs to a practitioner's RPPS, validated.
+
+    Organisational and applicative mailboxes with no practitioner, and mailboxes of an ADELI
+    number, are out of scope: the directory routes to practitioners by RPPS.
+    """
+    lines = _lines(source)
+    layout = _header(lines, _MSSANTE_REQUIRED, (), "Extraction_Correspondance_MSSante")
+    for number, text in lines:
+        if on_line is not None:
+            on_line(number)
+        if text is None:
+            yield BadRow(number, "not valid UTF-8")
+            continue
+        if not text.strip():
+            continue
+        fields = _fields(text)
+        if len(fields) != layout.width:
+            yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
+            continue
+        rpps = layout.get(fields, "Identifiant PP")
+        if not rpps or layout.get(fields, "Type Identifiant PP") != RPPS_IDENTIFIER_TYPE:
+            yield OutOfScope(number)
+            continue
+        if not _RPPS.match(rpps):
+            yield BadRow(number, f"RPPS {rpps!r} is not 11 digits")
+            continue
+        address = (layout.get(fields, "Adresse BAL") or "").lower()
+        match = _ADDRESS.match(address)
+        if not match:
+            yield BadRow(number, f"mailbox address {address!r} is not an email address")
+            continue
+        mailbox_type = (layout.get(fields, "Type de BAL") or "").upper()
+        yield MailboxRow(
+            line=number,
+            rpps=rpps,
+            address=address,
+            mailbox_type=mailbox_type if mailbox_type in MAILBOX_TYPES else "OTHER",
+            domain=match.group(1),
+        )
+
+
+def _header(
+    lines: Iterator[tuple[int, str | None]],
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    file: str,
+) -> _Layout:
+    first = next(lines, None)
+    if first is None or first[1] is None:
+        raise ExtractLayoutError(f"{file}: the file is empty or its header is not UTF-8")
+    return _Layout(_fields(first[1]), required, optional, file)
+
+
+def format_line(values: Iterable[str], *, trailing_separator: bool) -> str:
+    """One extract line as the publisher writes it (used to write samples and test files)."""
+    line = "|".join(values)
+    return f"{line}|\n" if trailing_separator else f"{line}\n"
+
+
+def open_extract(path: Path) -> BinaryIO:
+    # Large buffer: the extracts are read once, front to back.
+    return open(path, "rb", buffering=1 << 20)
