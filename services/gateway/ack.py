@@ -1,0 +1,120 @@
+"""HL7 acknowledgements: AA, AE, AR (original mode) or CA, CE, CR (enhanced-mode commit ACK).
+
+An ACK echoes the message's control id (MSA-2) and says what is wrong in ERR segments (ERR-2
+where, ERR-3 the HL7 error code, ERR-4 severity, ERR-8 in words). It is written with the
+message's own delimiters and character set, so its header fields are echoed byte for byte.
+
+Enhanced mode applies when MSH-15 or MSH-16 is valued. The gateway then sends the commit ACK
+("safely stored") as MSH-15 asks (AL always, NE never, ER on error only, SU on success only); it
+sends no application ACK, which would need a connection back to the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from services.gateway.hl7 import Delimiters, Problem, Segment
+
+APPLICATION = "HARPICOOP"
+FACILITY = "GHT_SUD_LORRAINE"
+DEFAULT_VERSION = "2.5"
+COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}
+
+
+@dataclass(frozen=True)
+class AckContext:
+    """What an ACK echoes of the message it answers: MSH fields as sent, delimiters, codec."""
+
+    delimiters: Delimiters
+    codec: str
+    header: Segment
+
+    @property
+    def accept_ack_type(self) -> str:
+        return self.header.get(15).upper()
+
+    @property
+    def enhanced(self) -> bool:
+        return bool(self.header.get(15) or self.header.get(16))
+
+
+def code_to_send(context: AckContext | None, code: str) -> str | None:
+    """The MSA-1 to answer with for an outcome (AA, AE, AR), or None when none is wanted."""
+    if context is None or not context.enhanced:
+        return code
+    commit = COMMIT_CODES[code]
+    wanted = {
+        "NE": False,
+        "ER": code != "AA",
+        "SU": code == "AA",
+    }.get(context.accept_ack_type, True)  # AL, empty or an unknown value: always
+    return commit if wanted else None
+
+
+def build_ack(
+    context: AckContext | None,
+    code: str,
+    problems: tuple[Problem, ...],
+    *,
+    control_id: str,
+    now: dt.datetime,
+) -> bytes:
+    """The ACK message (without MLLP framing); ``code`` is what ``code_to_send`` returned."""
+    delimiters = context.delimiters if context else Delimiters()
+    codec = context.codec if context else "ascii"
+    header = context.header if context else None
+    sep = delimiters.field
+    comp = delimiters.component
+
+    def echoed(number: int) -> str:
+        return header.raw(number) if header else ""
+
+    trigger = header.get(9, 2) if header else ""
+    enhanced = context.enhanced if context else False
+    msh = [
+        "MSH",
+        delimiters.encoding_characters,
+        echoed(5) or APPLICATION,
+        echoed(6) or FACILITY,
+        echoed(3),
+        echoed(4),
+        now.strftime("%Y%m%d%H%M%S%z"),
+        "",
+        comp.join(["ACK", delimiters.escape_text(trigger), "ACK"]) if trigger else "ACK",
+        delimiters.escape_text(control_id),
+        echoed(11) or "P",
+        echoed(12) or DEFAULT_VERSION,
+        "",
+        "",
+        "NE" if enhanced else "",
+        "NE" if enhanced else "",
+        "",
+        echoed(18),
+    ]
+    errors = [problem for problem in problems if problem.severity == "E"]
+    summary = delimiters.escape_text(errors[0].text) if errors else ""
+    segments = [
+        "MSH" + sep + sep.join(msh[1:]).rstrip(sep),
+        sep.join(["MSA", code, echoed(10), summary]).rstrip(sep),
+    ]
+    for problem in problems:
+        location = problem.location
+        segments.append(
+            sep.join(
+                [
+                    "ERR",
+                    "",
+                    comp.join(delimiters.escape_text(part) for part in location.erl())
+                    if location
+                    else "",
+                    comp.join([problem.code.code, problem.code.text, "HL70357"]),
+                    problem.severity,
+                    "",
+                    "",
+                    "",
+                    delimiters.escape_text(problem.text),
+                ]
+            )
+        )
+    return ("\r".join(segments) + "\r").encode(codec, errors="replace")

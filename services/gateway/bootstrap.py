@@ -1,0 +1,107 @@
+"""Wiring: the gateway built from the settings (Kafka producer, registry, establishments, Covid
+table, MLLP server), and its run until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from services.common.establishments import establishments_by_facility
+from services.common.kafka import make_producer
+from services.common.serde import make_registry_client
+from services.common.settings import Settings
+from services.gateway.covid import load_covid_mapping
+from services.gateway.handler import MessageHandler, Topics
+from services.gateway.intake import (
+    PATIENT_MERGE_SCHEMA,
+    RAW_MESSAGE_SCHEMA,
+    STAY_EVENT_SCHEMA,
+    IntakeRules,
+)
+from services.gateway.kafka_writer import KafkaWriter
+from services.gateway.server import MllpServer, ServerLimits
+
+log = structlog.get_logger("gateway")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "0.0.0.0"
+    port: int = 2575
+    topics: Topics = field(default_factory=Topics)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    ack_timeout: float = 20.0
+    """Seconds to wait for Kafka's confirmation before closing without an ACK; engines
+    commonly wait 30 to 60 seconds for one."""
+    timezone: str = "Europe/Paris"
+    """Of HL7 timestamps sent without an offset."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayConfig:
+        return cls(host=settings.mllp_host, port=settings.mllp_port)
+
+
+class Gateway:
+    """The MLLP server and its Kafka writer, started and stopped together."""
+
+    def __init__(
+        self, server: MllpServer, writer: KafkaWriter, config: GatewayConfig, counters: Counter[str]
+    ) -> None:
+        self.server = server
+        self.writer = writer
+        self.config = config
+        self.counters = counters
+
+    async def start(self) -> None:
+        self.writer.start()
+        await self.server.start(self.config.host, self.config.port)
+        log.info("gateway listening", host=self.config.host, port=self.server.port)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        left = await asyncio.to_thread(self.writer.close)
+        log.info("gateway stopped", undelivered=left, counters=dict(self.counters))
+
+
+def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
+    # Each ACK waits for its write: a short linger keeps one connection's round trip short,
+    # while concurrent connections still share batches.
+    producer = make_producer(settings, "harpicoop-gateway", **{"linger.ms": 1})
+    writer = KafkaWriter(
+        producer,
+        make_registry_client(settings),
+        [STAY_EVENT_SCHEMA, PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA],
+    )
+    rules = IntakeRules(
+        establishments_by_facility(), load_covid_mapping(), ZoneInfo(config.timezone)
+    )
+    counters: Counter[str] = Counter()
+    handler = MessageHandler(
+        writer,
+        rules,
+        config.topics,
+        counters,
+        ack_timeout=config.ack_timeout,
+        max_frame_bytes=config.limits.max_frame_bytes,
+    )
+    return Gateway(MllpServer(handler, config.limits, counters), writer, config, counters)
+
+
+async def serve(settings: Settings, config: GatewayConfig) -> None:
+    gateway = build_gateway(settings, config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    await gateway.start()
+    await stopping.wait()
+    await gateway.stop()

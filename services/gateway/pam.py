@@ -1,0 +1,393 @@
+"""IHE PAM FR movements and merges mapped to the platform's records (StayEvent, PatientMerge).
+
+Pure functions of a parsed message: what the schema calls each field is read from the segment
+and field PAM FR puts it in (see the schema's field docs). A required value missing or unreadable
+raises ``MessageError`` (answered AE); an optional one that cannot be read is left out and noted
+as a warning, so that one odd field does not cost the GP the notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.establishments import Establishment
+from services.gateway.covid import UNKNOWN, CovidMapping
+from services.gateway.hl7 import (
+    ErrorCode,
+    Location,
+    Message,
+    MessageError,
+    Problem,
+    Repetition,
+    Segment,
+    parse_date,
+    parse_timestamp,
+)
+
+# The kind of movement each trigger inserts, or cancels (IHE PAM, PAM FR).
+KIND_BY_TRIGGER: dict[str, str] = {
+    "A05": "PRE_ADMISSION",
+    "A38": "PRE_ADMISSION",
+    "A01": "ADMISSION",
+    "A11": "ADMISSION",
+    "A04": "REGISTRATION",
+    "A06": "CHANGE_TO_INPATIENT",
+    "A07": "CHANGE_TO_OUTPATIENT",
+    "A02": "TRANSFER",
+    "A12": "TRANSFER",
+    "A03": "DISCHARGE",
+    "A13": "DISCHARGE",
+    "A21": "LEAVE_OF_ABSENCE",
+    "A52": "LEAVE_OF_ABSENCE",
+    "A22": "RETURN_FROM_LEAVE",
+    "A53": "RETURN_FROM_LEAVE",
+    "A54": "ATTENDING_DOCTOR_CHANGE",
+    "A55": "ATTENDING_DOCTOR_CHANGE",
+}
+CANCEL_TRIGGERS = frozenset({"A11", "A12", "A13", "A38", "A52", "A53", "A55"})
+CORRECTION_TRIGGER = "Z99"
+MOVEMENT_TRIGGERS = frozenset(KIND_BY_TRIGGER) | {CORRECTION_TRIGGER}
+MERGE_TRIGGER = "A40"
+IDENTITY_TRIGGERS = frozenset({"A28", "A31", MERGE_TRIGGER})
+ACTIONS = frozenset({"INSERT", "UPDATE", "CANCEL"})
+
+CARE_ROLES = frozenset({"ODRP", "RP", "RT", "SUBS"})
+# ROL-4 identifies a practitioner by RPPS when its type (XCN-13) or assigning authority
+# (XCN-9) says so; the national id "8" + RPPS (IDNPS) is accepted too.
+RPPS_ID_TYPES = frozenset({"RPPS", "IDNPS"})
+RPPS_AUTHORITIES = frozenset({"RPPS", "ASIP-SANTE-PS", "1.2.250.1.71.4.2.1"})
+
+# Admission mode. Emergency signals win: PV1-2 E (emergency), PV1-4 E/U/A (emergency, urgent,
+# accident; PAM FR's "U" urgence), PV1-14 URG/U or 7 (admitted through the emergency room, HL7
+# table 0023). Then scheduled: PV1-14 PROG/P (planned), PV1-4 C/R/L/EL (elective, routine,
+# labour). Anything else is unknown.
+EMERGENCY_CLASSES = frozenset({"E"})
+EMERGENCY_ADMISSION_TYPES = frozenset({"E", "U", "A"})
+EMERGENCY_ADMIT_SOURCES = frozenset({"URG", "U", "7"})
+SCHEDULED_ADMIT_SOURCES = frozenset({"PROG", "P"})
+SCHEDULED_ADMISSION_TYPES = frozenset({"C", "R", "L", "EL"})
+
+# Observation result statuses (OBX-11) that withdraw a result.
+WITHDRAWN_RESULTS = frozenset({"D", "W"})
+
+
+@dataclass
+class Reader:
+    """Reads values, raising for the required ones and noting the optional ones it drops."""
+
+    timezone: dt.tzinfo
+    warnings: list[Problem] = field(default_factory=list)
+
+    def required(self, segment: Segment, number: int, what: str, component: int = 1) -> str:
+        value = segment.get(number, component)
+        if not value:
+            raise MessageError(
+                ErrorCode.REQUIRED_FIELD_MISSING,
+                f"{segment.location(number)} ({what}) is required",
+                segment.location(number, component if component > 1 else None),
+            )
+        return value
+
+    def timestamp(
+        self, segment: Segment | None, number: int, what: str, *, required: bool = False
+    ) -> dt.datetime | None:
+        if segment is None:
+            return None
+        value = self.required(segment, number, what) if required else segment.get(number)
+        if not value:
+            return None
+        try:
+            return parse_timestamp(value, self.timezone)
+        except ValueError:
+            problem = f"{segment.location(number)} ({what}) is not an HL7 date and time"
+            if required:
+                raise MessageError(ErrorCode.DATA_TYPE, problem, segment.location(number)) from None
+            self.warn(ErrorCode.DATA_TYPE, f"{problem}; left out", segment, number)
+            return None
+
+    def date(self, segment: Segment, number: int, what: str) -> dt.date | None:
+        value = segment.get(number)
+        if not value:
+            return None
+        try:
+            return parse_date(value)
+        except ValueError:
+            self.warn(
+                ErrorCode.DATA_TYPE,
+                f"{segment.location(number)} ({what}) is not an HL7 date; left out",
+                segment,
+                number,
+            )
+            return None
+
+    def warn(self, code: ErrorCode, text: str, segment: Segment, number: int) -> None:
+        self.warnings.append(Problem(code, text, segment.location(number), severity="W"))
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A record for a topic, its key, and what was dropped on the way."""
+
+    key: str
+    value: dict[str, Any]
+    warnings: tuple[Problem, ...]
+
+
+def event_id(establishment: Establishment, control_id: str) -> str:
+    return f"{establishment.code}:{control_id}"
+
+
+def _segment(message: Message, name: str, why: str) -> Segment:
+    segment = message.first(name)
+    if segment is None:
+        raise MessageError(
+            ErrorCode.SEGMENT_SEQUENCE, f"the {name} segment ({why}) is missing", Location(name)
+        )
+    return segment
+
+
+def _optional(value: str) -> str | None:
+    return value or None
+
+
+def _identifier(repetitions: list[Repetition], id_type: str) -> str | None:
+    """The first CX whose identifier type code (CX-5) is ``id_type``."""
+    for repetition in repetitions:
+        if repetition.component(5).upper() == id_type and repetition.component(1):
+            return repetition.component(1)
+    return None
+
+
+def patient(message: Message, reader: Reader) -> dict[str, Any]:
+    """harpicoop.Patient from PID."""
+    pid = _segment(message, "PID", "patient identification")
+    ids = pid.repetitions(3)
+    ipp = _identifier(ids, "PI")
+    if ipp is None:
+        raise MessageError(
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "PID-3 has no identifier of type PI (the IPP)",
+            pid.location(3),
+        )
+    qualified = any(rep.component(1).upper() == "VALI" for rep in pid.repetitions(32))
+    names = pid.repetitions(5)
+    by_type = {rep.component(7).upper(): rep for rep in reversed(names)}
+    # PAM FR: name type D is the used name, L the birth (legal) name.
+    used = by_type.get("D") or by_type.get("L") or (names[0] if names else None)
+    family_name = used.component(1) if used else ""
+    if not family_name:
+        raise MessageError(
+            ErrorCode.REQUIRED_FIELD_MISSING, "PID-5 (patient name) is required", pid.location(5)
+        )
+    birth = by_type.get("L")
+    birth_name = birth.component(1) if birth else ""
+    return {
+        "ipp": ipp,
+        "ins": _identifier(ids, "INS") if qualified else None,
+        "family_name": family_name,
+        "given_name": _optional(used.component(2) if used else ""),
+        "birth_name": birth_name if birth_name and birth_name != family_name else None,
+        "birth_date": reader.date(pid, 7, "birth date"),
+        "sex": _optional(pid.get(8)),
+    }
+
+
+def admission_mode(pv1: Segment) -> str:
+    patient_class = pv1.get(2).upper()
+    admission_type = pv1.get(4).upper()
+    admit_source = pv1.get(14).upper()
+    if (
+        patient_class in EMERGENCY_CLASSES
+        or admission_type in EMERGENCY_ADMISSION_TYPES
+        or admit_source in EMERGENCY_ADMIT_SOURCES
+    ):
+        return "EMERGENCY"
+    if admit_source in SCHEDULED_ADMIT_SOURCES or admission_type in SCHEDULED_ADMISSION_TYPES:
+        return "SCHEDULED"
+    return "UNKNOWN"
+
+
+def _rpps(person: Repetition) -> str | None:
+    identifier = person.component(1)
+    id_type = person.component(13).upper()
+    authority = {person.component(9, 1).upper(), person.component(9, 2)}
+    if not (id_type in RPPS_ID_TYPES or authority & RPPS_AUTHORITIES):
+        return None
+    if len(identifier) == 12 and identifier.startswith("8"):
+        identifier = identifier[1:]
+    return identifier if len(identifier) == 11 and identifier.isdigit() else None
+
+
+def care_team(message: Message) -> list[dict[str, Any]]:
+    """ROL segments, in message order; a role being deleted (ROL-2 DE) is left out."""
+    team = []
+    for rol in message.all("ROL"):
+        if rol.get(2).upper() == "DE":
+            continue
+        role = rol.get(3).upper()
+        people = rol.repetitions(4)
+        person = people[0] if people else None
+        team.append(
+            {
+                "role": role if role in CARE_ROLES else "OTHER",
+                "rpps": _rpps(person) if person else None,
+                "family_name": _optional(person.component(2) if person else ""),
+                "given_name": _optional(person.component(3) if person else ""),
+            }
+        )
+    return team
+
+
+def covid_status(message: Message, establishment: str, mapping: CovidMapping) -> str:
+    """The last SARS-CoV-2 observation's mapped result; UNKNOWN when there is none."""
+    status = UNKNOWN
+    for obx in message.all("OBX"):
+        if not mapping.is_covid_test(establishment, obx.get(3)):
+            continue
+        if obx.get(11).upper() in WITHDRAWN_RESULTS:
+            continue
+        status = mapping.status(establishment, obx.get(5, 1), obx.get(5, 2))
+    return status
+
+
+def _action(zbe: Segment, trigger: str, reader: Reader) -> str:
+    action = reader.required(zbe, 4, "action").upper()
+    if action not in ACTIONS:
+        raise MessageError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            f"ZBE-4 action {action!r} is not INSERT, UPDATE or CANCEL",
+            zbe.location(4),
+        )
+    expected = (
+        "CANCEL"
+        if trigger in CANCEL_TRIGGERS
+        else "UPDATE"
+        if trigger == CORRECTION_TRIGGER
+        else "INSERT"
+    )
+    if action != expected:
+        raise MessageError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            f"ZBE-4 action {action} does not fit trigger {trigger}, which needs {expected}",
+            zbe.location(4),
+        )
+    return action
+
+
+def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
+    """The movement's kind, and the original trigger (ZBE-6) an update or cancel acts upon."""
+    original = zbe.get(6).upper() if action != "INSERT" else ""
+    if original and original not in KIND_BY_TRIGGER:
+        raise MessageError(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            f"ZBE-6 original trigger {original!r} is not a movement trigger",
+            zbe.location(6),
+        )
+    if original:
+        return KIND_BY_TRIGGER[original], original
+    if trigger == CORRECTION_TRIGGER:
+        raise MessageError(
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "ZBE-6 (the trigger of the corrected movement) is required with Z99",
+            zbe.location(6),
+        )
+    return KIND_BY_TRIGGER[trigger], None
+
+
+def stay_event(
+    message: Message,
+    establishment: Establishment,
+    received_at: dt.datetime,
+    covid: CovidMapping,
+    timezone: dt.tzinfo,
+) -> Mapped:
+    """harpicoop.StayEvent from a movement message (a trigger in MOVEMENT_TRIGGERS)."""
+    reader = Reader(timezone)
+    msh = message.header
+    trigger = msh.get(9, 2).upper()
+    control_id = reader.required(msh, 10, "message control id")
+    zbe = _segment(message, "ZBE", "movement")
+    pv1 = _segment(message, "PV1", "patient visit")
+    pid = _segment(message, "PID", "patient identification")
+    action = _action(zbe, trigger, reader)
+    kind, original_trigger = _kind(zbe, trigger, action)
+    visit_number = reader.required(pv1, 19, "visit number")
+    movement_id = reader.required(zbe, 1, "movement id")
+    occurred_at = reader.timestamp(zbe, 2, "movement date and time", required=True)
+    person = patient(message, reader)
+    unit = zbe.repetitions(7)
+    stay_key = f"{establishment.code}:{visit_number}"
+    value: dict[str, Any] = {
+        "event_id": event_id(establishment, control_id),
+        "establishment": establishment.code,
+        "stay_key": stay_key,
+        "kind": kind,
+        "action": action,
+        "trigger_event": trigger,
+        "original_trigger": original_trigger,
+        "message_control_id": control_id,
+        "sent_at": reader.timestamp(msh, 7, "message date and time"),
+        "received_at": received_at,
+        "movement": {
+            "movement_id": movement_id,
+            "occurred_at": occurred_at,
+            # ZBE-7 is an XON: the unit's code in XON-10 (XON-3 in older engines), label XON-1.
+            "unit": _optional(unit[0].component(10) or unit[0].component(3)) if unit else None,
+            "unit_name": _optional(unit[0].component(1)) if unit else None,
+        },
+        "patient": person,
+        "stay": {
+            "visit_number": visit_number,
+            "billing_number": _optional(pid.get(18)),
+            "patient_class": _optional(pv1.get(2)),
+            "admission_type": _optional(pv1.get(4)),
+            "admission_mode": admission_mode(pv1),
+            "admitted_at": reader.timestamp(pv1, 44, "admit date and time"),
+            "discharged_at": reader.timestamp(pv1, 45, "discharge date and time"),
+            "discharge_disposition": _optional(pv1.get(36)),
+            "discharge_destination": _optional(pv1.get(37)),
+        },
+        "care_team": care_team(message),
+        "covid_status": covid_status(message, establishment.code, covid),
+    }
+    return Mapped(stay_key, value, tuple(reader.warnings))
+
+
+def patient_merge(
+    message: Message,
+    establishment: Establishment,
+    received_at: dt.datetime,
+    timezone: dt.tzinfo,
+) -> Mapped:
+    """harpicoop.PatientMerge from an A40 (its first PID and MRG pair, as IHE PAM sends one)."""
+    reader = Reader(timezone)
+    msh = message.header
+    control_id = reader.required(msh, 10, "message control id")
+    survivor = patient(message, reader)
+    mrg = _segment(message, "MRG", "merged patient")
+    merged_ipp = _identifier(mrg.repetitions(1), "PI")
+    if merged_ipp is None:
+        raise MessageError(
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "MRG-1 has no identifier of type PI (the merged IPP)",
+            mrg.location(1),
+        )
+    evn = message.first("EVN")
+    merged_at = reader.timestamp(evn, 6, "event occurred") or reader.timestamp(
+        evn, 2, "recorded date and time"
+    )
+    value = {
+        "event_id": event_id(establishment, control_id),
+        "establishment": establishment.code,
+        "trigger_event": msh.get(9, 2).upper(),
+        "message_control_id": control_id,
+        "sent_at": reader.timestamp(msh, 7, "message date and time"),
+        "received_at": received_at,
+        "merged_at": merged_at,
+        "patient": survivor,
+        "merged_ipp": merged_ipp,
+        "merged_billing_number": _optional(mrg.get(3)),
+    }
+    return Mapped(f"{establishment.code}:{survivor['ipp']}", value, tuple(reader.warnings))

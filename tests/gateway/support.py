@@ -1,0 +1,135 @@
+"""A gateway running in the test process, and a blocking MLLP client that talks to it.
+
+The gateway runs on its own event loop in a thread, on a free port, so a test can speak to it
+through a real socket exactly as an establishment's engine would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+from services.common.kafka import make_consumer
+from services.common.serde import AvroSerde
+from services.common.settings import Settings
+from services.gateway.bootstrap import Gateway, GatewayConfig, build_gateway
+from services.gateway.hl7 import Message, parse
+from services.gateway.mllp import END_BLOCK, START_BLOCK, frame
+
+
+@contextmanager
+def running_gateway(settings: Settings, config: GatewayConfig) -> Iterator[Gateway]:
+    gateway = build_gateway(settings, config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(30)
+    try:
+        yield gateway
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+class ConnectionClosed(Exception):
+    """The gateway closed the connection before a whole ACK arrived."""
+
+
+class MllpClient:
+    """One engine connection: send a framed message, read the framed ACK."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._pending = b""
+
+    def __enter__(self) -> MllpClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, message: bytes) -> bytes:
+        self.sock.sendall(frame(message))
+        return self.receive()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def receive(self) -> bytes:
+        """The next ACK's payload; raises ``ConnectionClosed`` if the connection ends first."""
+        while END_BLOCK + b"\r" not in self._pending:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionClosed(f"closed with {self._pending!r} unanswered")
+            self._pending += chunk
+        end = self._pending.index(END_BLOCK + b"\r")
+        payload = self._pending[:end]
+        self._pending = self._pending[end + 2 :]
+        return payload[payload.index(START_BLOCK) + 1 :]
+
+    def closed_by_peer(self) -> bool:
+        """True when the gateway closed the connection without sending anything more."""
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+@dataclass(frozen=True)
+class Ack:
+    code: str
+    control_id: str
+    errors: list[dict[str, str]]
+    message: Message
+
+
+def read_ack(payload: bytes) -> Ack:
+    message = parse(payload)
+    msa = message.first("MSA")
+    assert message.header.get(9) == "ACK" and msa is not None, payload
+    errors = [
+        {
+            "location": err.raw(2),
+            "code": err.get(3, 1),
+            "severity": err.get(4),
+            "text": err.get(8),
+        }
+        for err in message.all("ERR")
+    ]
+    return Ack(msa.get(1), msa.get(2), errors, message)
+
+
+def read_topic(
+    settings: Settings, topic: str, serde: AvroSerde, expected: int, timeout: float = 30.0
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every record of ``topic`` as (key, decoded value), once ``expected`` have arrived."""
+    consumer = make_consumer(settings, "gateway-tests", f"gateway-tests-{time.time_ns()}")
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = metadata.topics[topic].partitions
+        consumer.assign([TopicPartition(topic, number, OFFSET_BEGINNING) for number in partitions])
+        records: list[tuple[str, dict[str, Any]]] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                if message.error() is None:
+                    key = message.key()
+                    value = message.value()
+                    assert key is not None and value is not None
+                    records.append((key.decode(), serde.deserialize(topic, value)))
+        return records
+    finally:
+        consumer.close()
