@@ -201,10 +201,12 @@ class _Layout:
         return fields[position].strip() or None
 
 
-def _fields(text: str) -> list[str]:
-    """Split a line; the personnes extract ends every line, header included, with a ``|``."""
+def _fields(text: str, width: int | None = None) -> list[str]:
+    """Split a line. The personnes extract ends every line, header included, with a ``|``:
+    that empty last field is dropped, but only when the line has one field too many, since a
+    line without it may legitimately end with an empty column."""
     fields = text.rstrip("\r\n").split("|")
-    if len(fields) > 1 and fields[-1] == "":
+    if fields[-1] == "" and (width is None or len(fields) == width + 1):
         fields.pop()
     return fields
 
@@ -272,7 +274,7 @@ def read_personnes(
             continue
         if not text.strip():
             continue
-        fields = _fields(text)
+        fields = _fields(text, layout.width)
         if len(fields) != layout.width:
             yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
             continue
@@ -328,7 +330,7 @@ def read_mssante(
             continue
         if not text.strip():
             continue
-        fields = _fields(text)
+        fields = _fields(text, layout.width)
         if len(fields) != layout.width:
             yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
             continue

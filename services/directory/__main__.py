@@ -1,0 +1,185 @@
+"""Command line of the directory: import a day's extracts, set preferences, publish.
+
+    python -m services.directory import --personnes FILE --mssante FILE
+    python -m services.directory import --sample
+    python -m services.directory preferences RPPS --opt-out
+    python -m services.directory preferences RPPS --preferred-address ADDRESS
+    python -m services.directory publish
+
+Every command publishes what it changed (and anything left from an earlier run) on the
+``practitioners`` topic before it returns. Exit status: 0 done, 1 refused or failed with
+nothing changed, 2 changed but not yet published (the next run publishes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.common.logging import configure_logging
+from services.common.settings import Settings
+from services.directory.bootstrap import PRACTITIONERS_TOPIC, Directory, build
+from services.directory.extracts import ExtractLayoutError
+from services.directory.publisher import PublishError
+from services.directory.sample import SAMPLE_MSSANTE, SAMPLE_PERSONNES
+from services.directory.service import (
+    DEFAULT_MAX_REMOVED_SHARE,
+    FileReport,
+    ImportSummary,
+    import_extracts,
+    publish_pending,
+    set_preferences,
+)
+from services.directory.store import DirectoryError
+
+BAD_ROWS_SHOWN = 20
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _progress(label: str, lines: int, share: float | None) -> None:
+    _say(f"  {label}: {lines:,} lines read" + (f" ({share:.0%})" if share is not None else ""))
+
+
+def _bad_rows(report: FileReport) -> list[str]:
+    lines = [
+        f"  {report.path.name} line {row.line}: {row.reason}"
+        for row in report.bad_rows[:BAD_ROWS_SHOWN]
+    ]
+    if report.bad > BAD_ROWS_SHOWN:
+        lines.append(
+            f"  ... and {report.bad - BAD_ROWS_SHOWN:,} more bad rows in {report.path.name}"
+        )
+    return lines
+
+
+def summary_lines(summary: ImportSummary) -> list[str]:
+    changes = summary.changes
+    lines = [
+        f"Imported in {summary.seconds:.1f} s:",
+        f"  rows read: {summary.personnes.rows:,} personnes, {summary.mssante.rows:,} MSSanté "
+        f"({summary.personnes.out_of_scope:,} and {summary.mssante.out_of_scope:,} outside the "
+        f"directory's scope)",
+        f"  bad rows skipped: {summary.bad_rows:,}",
+        f"  practitioners: {changes.added:,} added, {changes.changed:,} changed, "
+        f"{changes.removed:,} removed; {changes.practitioners:,} in the directory, "
+        f"{changes.without_mailbox:,} of them without a secure mailbox",
+        f"  mailboxes: {changes.mailboxes_added:,} added, {changes.mailboxes_removed:,} removed; "
+        f"{changes.mailboxes:,} in the directory; {changes.mailboxes_of_unknown_practitioners:,} "
+        f"ignored (RPPS not in the personnes extract)",
+    ]
+    if summary.bad_rows:
+        lines += ["Bad rows (skipped):", *_bad_rows(summary.personnes), *_bad_rows(summary.mssante)]
+    return lines
+
+
+def _publish(directory: Directory) -> int:
+    pending = directory.store.pending_count()
+    if not pending:
+        return 0
+    _say(f"Publishing {pending:,} changes to {directory.publisher.topic}...")
+    try:
+        sent = publish_pending(
+            directory.store,
+            directory.publisher,
+            progress=lambda sent: _say(f"  {sent:,} published") if sent % 50_000 == 0 else None,
+        )
+    except PublishError as error:
+        left = directory.store.pending_count()
+        _say(
+            f"Publishing stopped: {error}. {left:,} changes wait in the outbox; "
+            f"`python -m services.directory publish` or the next import sends them."
+        )
+        return 2
+    print(f"Published {sent:,} practitioner records to {directory.publisher.topic}.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.directory", description=__doc__)
+    parser.add_argument("--topic", default=PRACTITIONERS_TOPIC, help="the practitioners topic")
+    commands = parser.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("import", help="load or update the directory from the extracts")
+    load.add_argument("--personnes", type=Path, help="PS_LibreAcces_Personne_activite file")
+    load.add_argument("--mssante", type=Path, help="Extraction_Correspondance_MSSante file")
+    load.add_argument("--sample", action="store_true", help="the synthetic sample shipped here")
+    load.add_argument(
+        "--max-removed-share",
+        type=float,
+        default=DEFAULT_MAX_REMOVED_SHARE,
+        help="refuse an import removing more than this share of the practitioners "
+        f"(default {DEFAULT_MAX_REMOVED_SHARE})",
+    )
+    preferences = commands.add_parser("preferences", help="set a practitioner's preferences")
+    preferences.add_argument("rpps")
+    choice = preferences.add_mutually_exclusive_group()
+    choice.add_argument("--opt-out", dest="opted_out", action="store_true", default=None)
+    choice.add_argument("--opt-in", dest="opted_out", action="store_false")
+    address = preferences.add_mutually_exclusive_group()
+    address.add_argument("--preferred-address", help="one of the practitioner's mailboxes")
+    address.add_argument("--no-preferred-address", action="store_true")
+    commands.add_parser("publish", help="publish changes left unpublished by an earlier run")
+    args = parser.parse_args(argv)
+
+    log = configure_logging("directory")
+    # The registry client logs every HTTP request at INFO: noise around the summary.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.command == "import":
+        if args.sample:
+            args.personnes, args.mssante = SAMPLE_PERSONNES, SAMPLE_MSSANTE
+        if not (args.personnes and args.mssante):
+            parser.error("import needs --personnes and --mssante (or --sample)")
+        for path in (args.personnes, args.mssante):
+            if not path.exists():
+                parser.error(f"{path}: no such file")
+    directory = build(settings or Settings.from_env(), topic=args.topic)
+    try:
+        if args.command == "import":
+            _say(f"Importing {args.personnes} and {args.mssante}...")
+            try:
+                summary = import_extracts(
+                    directory.store,
+                    args.personnes,
+                    args.mssante,
+                    max_removed_share=args.max_removed_share,
+                    progress=_progress,
+                )
+            except (DirectoryError, ExtractLayoutError) as error:
+                _say(f"Import refused: {error}")
+                return 1
+            print("\n".join(summary_lines(summary)), flush=True)
+            log.info(
+                "directory.imported",
+                rows_read=summary.rows_read,
+                bad_rows=summary.bad_rows,
+                added=summary.changes.added,
+                changed=summary.changes.changed,
+                removed=summary.changes.removed,
+                practitioners=summary.changes.practitioners,
+                mailboxes=summary.changes.mailboxes,
+            )
+        elif args.command == "preferences":
+            try:
+                set_preferences(
+                    directory.store,
+                    args.rpps,
+                    opted_out=args.opted_out,
+                    preferred_address=args.preferred_address,
+                    clear_preferred_address=args.no_preferred_address,
+                )
+            except DirectoryError as error:
+                _say(f"Refused: {error}")
+                return 1
+            log.info("directory.preferences_set", rpps=args.rpps)
+        return _publish(directory)
+    finally:
+        directory.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

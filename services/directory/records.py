@@ -1,0 +1,56 @@
+"""A practitioner's stored state as the value of the ``practitioners`` topic (``Practitioner``).
+
+Pure: a mapping of the database's columns in, the Avro record out. The topic is compacted and
+keyed by RPPS, so each record is the whole current state, never a delta.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+MAILBOX_TYPES = ("PER", "ORG", "APP", "CAB", "OTHER")
+
+
+def practitioner_value(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``Practitioner`` record of one practitioner's row, mailboxes and preferences.
+
+    A preferred address that is no longer among the practitioner's secure mailboxes is not
+    carried: consumers may rely on ``preferred_address`` being one of ``mailboxes``.
+    """
+    mailboxes = [
+        {
+            "address": mailbox["address"],
+            "mailbox_type": mailbox["mailbox_type"]
+            if mailbox["mailbox_type"] in MAILBOX_TYPES
+            else "OTHER",
+            "domain": mailbox["domain"],
+        }
+        for mailbox in sorted(state.get("mailboxes") or [], key=lambda item: item["address"])
+    ]
+    preferred = state.get("preferred_address")
+    if preferred not in {mailbox["address"] for mailbox in mailboxes}:
+        preferred = None
+    updated_at = state["updated_at"]
+    if isinstance(updated_at, dt.datetime) and updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=dt.UTC)
+    return {
+        "rpps": state["rpps"],
+        "civility": state.get("civility"),
+        "family_name": state["family_name"],
+        "given_name": state["given_name"],
+        "profession_code": state.get("profession_code"),
+        "profession": state.get("profession"),
+        "specialty_code": state.get("specialty_code"),
+        "specialty": state.get("specialty"),
+        "structure_name": state.get("structure_name"),
+        "city": state.get("city"),
+        "postcode": state.get("postcode"),
+        "mailboxes": mailboxes,
+        "preferences": {
+            "opted_out": bool(state.get("opted_out")),
+            "preferred_address": preferred,
+        },
+        "updated_at": updated_at,
+    }

@@ -1,0 +1,66 @@
+"""The Practitioner record built from the directory's stored state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from services.directory.records import practitioner_value
+
+
+def state(**changes: Any) -> dict[str, Any]:
+    return {
+        "rpps": "19990000001",
+        "civility": "DR",
+        "family_name": "THIÉBAUT",
+        "given_name": "Anaïs",
+        "profession_code": "10",
+        "profession": "Médecin",
+        "specialty_code": "SM54",
+        "specialty": "Médecine Générale",
+        "structure_name": None,
+        "city": "Lunéville",
+        "postcode": "54300",
+        "mailboxes": [
+            {
+                "address": "cabinet@medecin.mssante.fr",
+                "mailbox_type": "CAB",
+                "domain": "medecin.mssante.fr",
+            },
+            {
+                "address": "anais@medecin.mssante.fr",
+                "mailbox_type": "PER",
+                "domain": "medecin.mssante.fr",
+            },
+        ],
+        "opted_out": False,
+        "preferred_address": None,
+        "updated_at": dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC),
+    } | changes
+
+
+def test_mailboxes_come_in_address_order() -> None:
+    value = practitioner_value(state())
+    assert [box["address"] for box in value["mailboxes"]] == [
+        "anais@medecin.mssante.fr",
+        "cabinet@medecin.mssante.fr",
+    ]
+
+
+def test_preferences_are_carried() -> None:
+    value = practitioner_value(
+        state(opted_out=True, preferred_address="cabinet@medecin.mssante.fr")
+    )
+    assert value["preferences"] == {
+        "opted_out": True,
+        "preferred_address": "cabinet@medecin.mssante.fr",
+    }
+
+
+def test_a_preferred_address_no_longer_in_the_directory_is_dropped() -> None:
+    value = practitioner_value(state(preferred_address="ancienne@medecin.mssante.fr"))
+    assert value["preferences"]["preferred_address"] is None
+
+
+def test_a_practitioner_without_mailbox_has_an_empty_list() -> None:
+    assert practitioner_value(state(mailboxes=None))["mailboxes"] == []
