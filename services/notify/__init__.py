@@ -1,0 +1,1 @@
+"""Notify: emails practitioners about their patients' stays, once per event and recipient."""

@@ -1,0 +1,145 @@
+"""Which notices a stay event gives, and to whom: the rules, free of Kafka, SMTP and SQL.
+
+- A new admission (A01, or A06 from outpatient or emergency to inpatient), transfer or discharge
+  gives one notice per recipient.
+- A correction (Z99) of a movement already notified gives a CORRECTION; of a movement whose notice
+  is still waiting to go, it replaces that notice; of a movement never notified, the notice the
+  movement would have given.
+- A cancellation of a movement already notified gives a RETRACTION; of one still waiting, it
+  withdraws the waiting notice; of one never notified, nothing.
+- A recipient who opted out, or whose address is outside the MSSanté secure domains, gets nothing:
+  the notice is recorded as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Fixed forever: notification ids derived from it must stay the same across versions.
+_NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
+
+# MSSanté is a closed trust space whose mail domains are sub-domains of mssante.fr.
+MSSANTE_SUFFIX = "mssante.fr"
+
+
+class NoticeKind(enum.StrEnum):
+    ADMISSION = "ADMISSION"
+    TRANSFER = "TRANSFER"
+    DISCHARGE = "DISCHARGE"
+    CORRECTION = "CORRECTION"
+    RETRACTION = "RETRACTION"
+    COVID_FOLLOWUP = "COVID_FOLLOWUP"
+    COVID_REMINDER = "COVID_REMINDER"
+
+
+# Stay event kinds that a GP is told about when they happen.
+NOTIFIABLE_KINDS: Mapping[str, NoticeKind] = {
+    "ADMISSION": NoticeKind.ADMISSION,
+    "CHANGE_TO_INPATIENT": NoticeKind.ADMISSION,
+    "TRANSFER": NoticeKind.TRANSFER,
+    "DISCHARGE": NoticeKind.DISCHARGE,
+}
+
+
+class Earlier(enum.Enum):
+    """What became of the notices of the movement an update or cancel acts upon."""
+
+    NONE = "none"  # never notified (or its notice failed or was skipped)
+    WAITING = "waiting"  # a notice is recorded but not yet handed to the SMTP server
+    DELIVERED = "delivered"  # a notice was (or may have been) handed over
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One email to write, or one deliberately not written (``skip_reason``)."""
+
+    notification_id: str
+    kind: NoticeKind
+    recipient: Mapping[str, Any]
+    skip_reason: str | None = None
+    withdraws_waiting: bool = False
+    """True when the earlier, still waiting notice of this movement must not go out."""
+
+
+def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
+    return str(uuid.uuid5(_NOTIFICATION_NAMESPACE, f"{event_id}|{rpps}|{kind.value}"))
+
+
+def movement_key(event: Mapping[str, Any]) -> str:
+    return f"{event['establishment']}:{event['movement']['movement_id']}"
+
+
+def is_secure_address(address: str, extra_domains: Iterable[str] = ()) -> bool:
+    """True for an address in the MSSanté trust space (or a domain the operator added)."""
+    _, at, domain = address.rpartition("@")
+    if not at or not domain:
+        return False
+    domain = domain.lower()
+    allowed = {MSSANTE_SUFFIX, *(item.lower() for item in extra_domains)}
+    return any(domain == item or domain.endswith(f".{item}") for item in allowed)
+
+
+def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
+    address = recipient.get("mssante_address")
+    if recipient.get("opted_out"):
+        return "the practitioner opted out of notifications"
+    if not address:
+        return "the practitioner has no secure messaging address"
+    if not is_secure_address(address, extra_domains):
+        return "the address is outside the MSSanté secure domains"
+    return None
+
+
+def decide(
+    enriched: Mapping[str, Any],
+    earlier: Mapping[str, Earlier],
+    extra_domains: Iterable[str] = (),
+) -> list[Notice]:
+    """The notices of one enriched event.
+
+    ``earlier`` maps a recipient's RPPS to what became of their notices for the same movement;
+    it matters only for updates and cancellations.
+    """
+    event = enriched["event"]
+    original = NOTIFIABLE_KINDS.get(event["kind"])
+    if original is None:
+        return []
+    extra = list(extra_domains)
+    notices = []
+    for recipient in enriched["recipients"]:
+        rpps = recipient["rpps"]
+        before = earlier.get(rpps, Earlier.NONE)
+        if event["action"] == "INSERT":
+            kind, withdraws = original, False
+        elif event["action"] == "UPDATE":
+            kind = NoticeKind.CORRECTION if before is Earlier.DELIVERED else original
+            withdraws = before is Earlier.WAITING
+        elif before is Earlier.DELIVERED:  # a cancellation
+            kind, withdraws = NoticeKind.RETRACTION, False
+        elif before is Earlier.WAITING:
+            notices.append(
+                Notice(
+                    notification_id(event["event_id"], rpps, NoticeKind.RETRACTION),
+                    NoticeKind.RETRACTION,
+                    recipient,
+                    skip_reason="the movement was cancelled before its notice was sent",
+                    withdraws_waiting=True,
+                )
+            )
+            continue
+        else:
+            continue
+        notices.append(
+            Notice(
+                notification_id(event["event_id"], rpps, kind),
+                kind,
+                recipient,
+                skip_reason=_skip_reason(recipient, extra),
+                withdraws_waiting=withdraws,
+            )
+        )
+    return notices

@@ -1,0 +1,151 @@
+"""The French notices: subject, plain text and HTML alternative, built into an email message.
+
+Rendering is pure: the same event gives the same bytes, and the Message-ID comes from the
+notification id, so a message sent again after a retry is the same message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from services.notify.notices import NoticeKind
+
+PARIS = ZoneInfo("Europe/Paris")
+# Short enough for the whole Message-ID header to stay on one line (78 characters).
+MESSAGE_ID_DOMAIN = "ght-sud-lorraine.fr"
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+COVID_WORDING = {
+    "POSITIVE": "positif",
+    "NEGATIVE": "négatif",
+    "SUSPECTED": "suspect (en attente de confirmation)",
+    "NOT_TESTED": "non testé",
+    "UNKNOWN": "non renseigné",
+}
+
+EVENT_WORDING = {
+    "ADMISSION": "admission",
+    "CHANGE_TO_INPATIENT": "hospitalisation après un passage en consultation ou aux urgences",
+    "TRANSFER": "transfert",
+    "DISCHARGE": "sortie",
+}
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+def _local(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "date non précisée"
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+def _date(day: dt.date | None) -> str:
+    return day.strftime("%d/%m/%Y") if day else "non renseignée"
+
+
+def _patient_title(patient: Mapping[str, Any]) -> str:
+    return {"F": "Mme", "M": "M."}.get(patient.get("sex") or "", "")
+
+
+def notice_context(
+    kind: NoticeKind,
+    event: Mapping[str, Any],
+    recipient: Mapping[str, Any],
+    establishment_name: str,
+) -> dict[str, Any]:
+    patient = event["patient"]
+    stay = event["stay"]
+    movement = event["movement"]
+    return {
+        "kind": kind.value,
+        "event_kind": event["kind"],
+        "event_wording": EVENT_WORDING.get(event["kind"], event["kind"].lower()),
+        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
+        "recipient_role": recipient["role"],
+        "patient_title": _patient_title(patient),
+        "patient_family_name": patient["family_name"].upper(),
+        "patient_given_name": patient.get("given_name") or "",
+        "patient_birth_name": (patient.get("birth_name") or "").upper(),
+        "patient_birth_date": _date(patient.get("birth_date")),
+        "patient_ins": patient.get("ins"),
+        "establishment": establishment_name,
+        "unit": movement.get("unit_name") or movement.get("unit") or "non précisé",
+        "when": _local(movement["occurred_at"]),
+        "emergency": stay.get("admission_mode") == "EMERGENCY",
+        "scheduled": stay.get("admission_mode") == "SCHEDULED",
+        "discharge_disposition": stay.get("discharge_disposition"),
+        "discharge_destination": stay.get("discharge_destination"),
+        "covid_status": COVID_WORDING.get(event.get("covid_status") or "UNKNOWN", "non renseigné"),
+        "event_id": event["event_id"],
+    }
+
+
+def subject(context: Mapping[str, Any]) -> str:
+    where = context["establishment"]
+    kind = context["kind"]
+    if kind == "ADMISSION":
+        mode = (
+            " en urgence"
+            if context["emergency"]
+            else (" programmée" if context["scheduled"] else "")
+        )
+        return f"Hospitalisation{mode} de votre patient(e) — {where}"
+    if kind == "TRANSFER":
+        return f"Transfert de votre patient(e) — {where}"
+    if kind == "DISCHARGE":
+        return f"Sortie d'hospitalisation de votre patient(e) — {where}"
+    if kind == "CORRECTION":
+        return f"Rectification d'une information sur votre patient(e) — {where}"
+    if kind == "RETRACTION":
+        return f"Annulation d'une information sur votre patient(e) — {where}"
+    return f"Information sur votre patient(e) — {where}"
+
+
+def render(context: Mapping[str, Any]) -> EmailContent:
+    return EmailContent(
+        subject=subject(context),
+        text=_TEMPLATES.get_template("notice.txt").render(context),
+        html=_TEMPLATES.get_template("notice.html").render(context),
+    )
+
+
+def build_message(
+    content: EmailContent,
+    *,
+    sender: str,
+    recipient_address: str,
+    notification_id: str,
+    created_at: dt.datetime,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient_address
+    message["Subject"] = content.subject
+    message["Date"] = format_datetime(created_at.astimezone(PARIS))
+    message["Message-ID"] = f"<{notification_id}@{MESSAGE_ID_DOMAIN}>"
+    message["X-Harpicoop-Notification-Id"] = notification_id
+    message.set_content(content.text)
+    message.add_alternative(content.html, subtype="html")
+    return message

@@ -1,0 +1,111 @@
+"""Builds the notify service from its settings and runs its threads until asked to stop.
+
+Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
+status publisher (ledger → ``notifications.status``) and one sweeper expiring interrupted
+hand-offs. Each has its own database connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import structlog
+
+from services.common.db import apply_migrations, connect
+from services.common.deadletter import DeadLetters
+from services.common.establishments import load_establishments
+from services.common.kafka import make_consumer, make_producer
+from services.common.paths import PROJECT_ROOT
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.notify import ledger
+from services.notify.config import NotifyConfig
+from services.notify.delivery import DeliveryWorker, StatusPublisher
+from services.notify.intake import Intake
+from services.notify.smtp import SmtpSender
+
+MIGRATIONS = PROJECT_ROOT / "services" / "notify" / "migrations"
+
+
+@dataclass
+class NotifyService:
+    settings: Settings
+    config: NotifyConfig
+    log: structlog.stdlib.BoundLogger
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        with connect(self.settings) as conn:
+            apply_migrations(conn, "notify", MIGRATIONS)
+        registry = make_registry_client(self.settings)
+        producer = make_producer(self.settings, "notify")
+        dead_letters = DeadLetters(producer, "notify", self.config.dead_letter_topic)
+        names = {item.code: item.name for item in load_establishments()}
+        intake = Intake(
+            config=self.config,
+            sender_address=self.settings.smtp_from,
+            consumer=make_consumer(self.settings, "notify-intake", self.config.group_id),
+            serde=AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
+            conn=connect(self.settings),
+            dead_letters=dead_letters,
+            establishment_names=names,
+            log=self.log.bind(part="intake"),
+        )
+        self._spawn("intake", intake.run)
+        for index in range(self.config.senders):
+            worker = DeliveryWorker(
+                config=self.config,
+                sender_address=self.settings.smtp_from,
+                conn=connect(self.settings, autocommit=True),
+                smtp=SmtpSender(self.settings),
+                dead_letters=DeadLetters(
+                    make_producer(self.settings, f"notify-dlq-{index}"),
+                    "notify",
+                    self.config.dead_letter_topic,
+                ),
+                log=self.log.bind(part=f"sender-{index}"),
+            )
+            self._spawn(f"sender-{index}", worker.run)
+        publisher = StatusPublisher(
+            config=self.config,
+            conn=connect(self.settings),
+            producer=make_producer(self.settings, "notify-status"),
+            serde=AvroSerde(registry, "harpicoop.NotificationStatus"),
+            log=self.log.bind(part="status"),
+        )
+        self._spawn("status", publisher.run)
+        self._spawn("sweeper", self._sweep)
+        self.log.info(
+            "notify started", input_topic=self.config.input_topic, senders=self.config.senders
+        )
+
+    def _sweep(self, stop: threading.Event) -> None:
+        with connect(self.settings, autocommit=True) as conn:
+            while not stop.is_set():
+                expired = ledger.expire_stale_claims(conn, self.config.sending_lease)
+                if expired:
+                    self.log.error("interrupted deliveries marked uncertain", count=expired)
+                stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))
+
+    def _spawn(self, name: str, target: object) -> None:
+        def guarded() -> None:
+            try:
+                target(self.stop)  # type: ignore[operator]
+            except Exception:
+                # A dead part must not leave a half-working service: stop everything, loudly.
+                self.log.exception("notify part failed; stopping", part=name)
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, name=f"notify-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def wait(self) -> None:
+        self.stop.wait()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def shutdown(self) -> None:
+        self.stop.set()

@@ -1,0 +1,128 @@
+"""SMTP delivery to the MSSanté operator, with the outcome classified for the ledger.
+
+``SMTP_SECURITY`` is ``none``, ``starttls`` or ``tls`` (implicit TLS); MSSanté operators require
+TLS 1.2 or later and a client certificate from the health PKI, given by ``SMTP_CLIENT_CERT`` and
+``SMTP_CLIENT_KEY`` (``SMTP_CA_FILE`` to trust the operator's CA).
+
+The SMTP exchange is done step by step so that the outcome says where it stopped: a failure
+before the message body was sent means nothing was delivered and it is safe to try again; a
+connection lost while the body was being accepted leaves the delivery unknown, and the message is
+then never resent (at most once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import smtplib
+import ssl
+from dataclasses import dataclass
+
+from services.common.settings import Settings
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    TRANSIENT = "transient"
+    """Nothing was delivered and trying later may succeed (4xx, connection refused, timeout)."""
+    PERMANENT = "permanent"
+    """Nothing was delivered and trying again will not help (5xx: address refused...)."""
+    UNCERTAIN = "uncertain"
+    """The connection broke while the body was being accepted: it may have been delivered."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: Outcome
+    smtp_code: int | None = None
+    detail: str | None = None
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.smtp_client_cert:
+        context.load_cert_chain(settings.smtp_client_cert, settings.smtp_client_key)
+    return context
+
+
+def _classify(code: int, text: bytes | str) -> Delivery:
+    detail = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    outcome = Outcome.PERMANENT if 500 <= code < 600 else Outcome.TRANSIENT
+    return Delivery(outcome, code, detail.strip()[:300])
+
+
+class SmtpSender:
+    """One SMTP connection, reused across messages and reopened when it has gone stale."""
+
+    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._context = tls_context(settings) if settings.smtp_security != "none" else None
+        self._client: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        host, port = self.settings.smtp_host, self.settings.smtp_port
+        client: smtplib.SMTP
+        if self.settings.smtp_security == "tls":
+            client = smtplib.SMTP_SSL(host, port, timeout=self.timeout, context=self._context)
+        else:
+            client = smtplib.SMTP(host, port, timeout=self.timeout)
+        client.ehlo()
+        if self.settings.smtp_security == "starttls":
+            client.starttls(context=self._context)
+            client.ehlo()
+        return client
+
+    def _ready_client(self) -> smtplib.SMTP:
+        if self._client is not None:
+            try:
+                if self._client.noop()[0] == 250:
+                    return self._client
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.close()
+        self._client = self._connect()
+        return self._client
+
+    def send(self, message: bytes, sender: str, recipient: str) -> Delivery:
+        try:
+            client = self._ready_client()
+            code, text = client.mail(sender)
+            if code != 250:
+                client.rset()
+                return _classify(code, text)
+            code, text = client.rcpt(recipient)
+            if code not in (250, 251):
+                client.rset()
+                return _classify(code, text)
+        except (smtplib.SMTPException, OSError) as error:
+            self.close()
+            reply = getattr(error, "smtp_code", None)
+            if isinstance(reply, int) and reply >= 500:
+                return Delivery(Outcome.PERMANENT, reply, _describe(error))
+            return Delivery(
+                Outcome.TRANSIENT, reply if isinstance(reply, int) else None, _describe(error)
+            )
+        try:
+            code, text = client.data(message)
+        except smtplib.SMTPDataError as error:
+            return _classify(error.smtp_code, error.smtp_error)
+        except (smtplib.SMTPException, OSError) as error:
+            self.close()
+            return Delivery(
+                Outcome.UNCERTAIN, None, f"connection lost during DATA: {_describe(error)}"
+            )
+        if code != 250:
+            return _classify(code, text)
+        return Delivery(Outcome.SENT, code, text.decode("utf-8", "replace").strip()[:300])
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._client.quit()
+            self._client = None
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]

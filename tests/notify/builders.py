@@ -1,0 +1,46 @@
+"""Enriched stay events as the enrich service publishes them, for notify's tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tests.common.test_serde import stay_event
+
+
+def recipient(
+    rpps: str, address: str | None, *, role: str = "ODRP", opted_out: bool = False
+) -> dict[str, Any]:
+    return {
+        "role": role,
+        "rpps": rpps,
+        "family_name": "Martin",
+        "given_name": "Jeanne",
+        "mssante_address": address,
+        "opted_out": opted_out,
+    }
+
+
+def enriched(
+    visit: str,
+    recipients: list[dict[str, Any]],
+    *,
+    kind: str = "ADMISSION",
+    action: str = "INSERT",
+    movement_id: str = "MVT1",
+    message_id: str | None = None,
+    covid_status: str = "UNKNOWN",
+    admission_mode: str = "EMERGENCY",
+) -> dict[str, Any]:
+    event = stay_event(visit)
+    event["kind"] = kind
+    event["action"] = action
+    event["movement"]["movement_id"] = movement_id
+    event["message_control_id"] = message_id or f"MSG-{visit}-{kind}-{action}"
+    event["event_id"] = f"chrunancy:{event['message_control_id']}"
+    event["covid_status"] = covid_status
+    event["stay"]["admission_mode"] = admission_mode
+    if kind == "DISCHARGE":
+        event["stay"]["discharge_disposition"] = "Retour à domicile"
+        event["stay"]["discharged_at"] = event["movement"]["occurred_at"]
+    return {"event": event, "recipients": recipients, "enriched_at": dt.datetime.now(dt.UTC)}

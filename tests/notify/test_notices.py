@@ -1,0 +1,102 @@
+"""Which notices an event gives: the rules a GP relies on, without Kafka or SMTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notify.notices import Earlier, NoticeKind, decide, is_secure_address, notification_id
+from tests.notify.builders import enriched, recipient
+
+GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("ADMISSION", NoticeKind.ADMISSION),
+        ("CHANGE_TO_INPATIENT", NoticeKind.ADMISSION),
+        ("TRANSFER", NoticeKind.TRANSFER),
+        ("DISCHARGE", NoticeKind.DISCHARGE),
+    ],
+)
+def test_a_new_hospital_movement_gives_one_notice_per_recipient(
+    kind: str, expected: NoticeKind
+) -> None:
+    other = recipient("10101010199", "paul.roux@pharmacien.mssante.fr", role="RP")
+    notices = decide(enriched("V1", [GP, other], kind=kind), {})
+    assert [(n.kind, n.recipient["rpps"], n.skip_reason) for n in notices] == [
+        (expected, "10101010101", None),
+        (expected, "10101010199", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kind", ["PRE_ADMISSION", "REGISTRATION", "LEAVE_OF_ABSENCE", "ATTENDING_DOCTOR_CHANGE"]
+)
+def test_other_movements_give_no_notice(kind: str) -> None:
+    assert decide(enriched("V1", [GP], kind=kind), {}) == []
+
+
+def test_the_same_event_and_recipient_always_give_the_same_notification_id() -> None:
+    first = decide(enriched("V1", [GP]), {})[0]
+    again = decide(enriched("V1", [GP]), {})[0]
+    assert first.notification_id == again.notification_id
+    assert first.notification_id == notification_id(
+        "chrunancy:MSG-V1-ADMISSION-INSERT", "10101010101", NoticeKind.ADMISSION
+    )
+
+
+def test_a_cancellation_retracts_a_delivered_notice_and_withdraws_a_waiting_one() -> None:
+    cancel = enriched("V1", [GP], action="CANCEL")
+    [retraction] = decide(cancel, {"10101010101": Earlier.DELIVERED})
+    assert (retraction.kind, retraction.skip_reason, retraction.withdraws_waiting) == (
+        NoticeKind.RETRACTION,
+        None,
+        False,
+    )
+
+    [withdrawal] = decide(cancel, {"10101010101": Earlier.WAITING})
+    assert withdrawal.withdraws_waiting and withdrawal.skip_reason
+
+    assert decide(cancel, {}) == []
+
+
+def test_a_correction_of_a_delivered_notice_is_a_correction_otherwise_the_notice_itself() -> None:
+    update = enriched("V1", [GP], kind="DISCHARGE", action="UPDATE")
+    assert decide(update, {"10101010101": Earlier.DELIVERED})[0].kind is NoticeKind.CORRECTION
+    [replacement] = decide(update, {"10101010101": Earlier.WAITING})
+    assert (replacement.kind, replacement.withdraws_waiting) == (NoticeKind.DISCHARGE, True)
+    assert decide(update, {})[0].kind is NoticeKind.DISCHARGE
+
+
+def test_opted_out_missing_and_insecure_addresses_are_skipped_with_the_reason() -> None:
+    recipients = [
+        recipient("1", "a@medecin.mssante.fr", opted_out=True),
+        recipient("2", None),
+        recipient("3", "b@gmail.com"),
+    ]
+    reasons = [n.skip_reason for n in decide(enriched("V1", recipients), {})]
+    assert reasons == [
+        "the practitioner opted out of notifications",
+        "the practitioner has no secure messaging address",
+        "the address is outside the MSSanté secure domains",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("address", "secure"),
+    [
+        ("jeanne.martin@medecin.mssante.fr", True),
+        ("secretariat@chru-nancy.mssante.fr", True),
+        ("x@MSSANTE.FR", True),
+        ("x@mssante.fr.evil.com", False),
+        ("x@notmssante.fr", False),
+        ("no-at-sign", False),
+    ],
+)
+def test_secure_domains(address: str, secure: bool) -> None:
+    assert is_secure_address(address) is secure
+
+
+def test_an_operator_may_add_a_secure_domain() -> None:
+    assert is_secure_address("dr@apicrypt.org", ["apicrypt.org"])
