@@ -18,13 +18,13 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.serialization import SerializationError
 
 from services.common.deadletter import DeadLetters
+from services.common.outbox import Conn
 from services.common.serde import AvroSerde
 from services.notify import ledger
 from services.notify.config import NotifyConfig
 from services.notify.notices import Notice, NoticeKind, decide, movement_key
 from services.notify.render import MESSAGE_ID_DOMAIN, build_message, notice_context, render
-
-Conn = ledger.Conn
+from services.notify.status import StatusRecorder
 
 
 class Intake:
@@ -38,8 +38,10 @@ class Intake:
         conn: Conn,
         dead_letters: DeadLetters,
         establishment_names: Mapping[str, str],
+        statuses: StatusRecorder,
         log: structlog.stdlib.BoundLogger,
     ) -> None:
+        self.statuses = statuses
         self.config = config
         self.sender_address = sender_address
         self.consumer = consumer
@@ -99,9 +101,11 @@ class Intake:
                     if notice.kind is NoticeKind.RETRACTION
                     else "replaced by a corrected notice before it was sent"
                 )
-                ledger.withdraw_waiting(self.conn, key, notice.recipient["rpps"], reason)
+                ledger.withdraw_waiting(
+                    self.conn, self.statuses, key, notice.recipient["rpps"], reason
+                )
             body, message_id = self._message(notice, event)
-            if ledger.record(self.conn, notice, event, key, body, message_id):
+            if ledger.record(self.conn, self.statuses, notice, event, key, body, message_id):
                 self.recorded += 1
                 self.log.info(
                     "notice recorded",

@@ -1,7 +1,7 @@
 """Builds the notify service from its settings and runs its threads until asked to stop.
 
 Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
-status publisher (ledger → ``notifications.status``) and one sweeper expiring interrupted
+outbox relay (statuses → ``notifications.status``) and one sweeper expiring interrupted
 hand-offs. Each has its own database connection.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from services.common import outbox
 from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
 from services.common.establishments import load_establishments
@@ -21,9 +22,10 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.notify import ledger
 from services.notify.config import NotifyConfig
-from services.notify.delivery import DeliveryWorker, StatusPublisher
+from services.notify.delivery import DeliveryWorker
 from services.notify.intake import Intake
 from services.notify.smtp import SmtpSender
+from services.notify.status import OUTBOX_OWNER, StatusRecorder
 
 MIGRATIONS = PROJECT_ROOT / "services" / "notify" / "migrations"
 
@@ -34,12 +36,18 @@ class NotifyService:
     config: NotifyConfig
     log: structlog.stdlib.BoundLogger
     stop: threading.Event = field(default_factory=threading.Event)
+    statuses: StatusRecorder | None = None
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
         with connect(self.settings) as conn:
+            outbox.migrate(conn)
             apply_migrations(conn, "notify", MIGRATIONS)
         registry = make_registry_client(self.settings)
+        statuses = StatusRecorder(
+            AvroSerde(registry, "harpicoop.NotificationStatus"), self.config.status_topic
+        )
+        self.statuses = statuses
         producer = make_producer(self.settings, "notify")
         dead_letters = DeadLetters(producer, "notify", self.config.dead_letter_topic)
         names = {item.code: item.name for item in load_establishments()}
@@ -51,6 +59,7 @@ class NotifyService:
             conn=connect(self.settings),
             dead_letters=dead_letters,
             establishment_names=names,
+            statuses=statuses,
             log=self.log.bind(part="intake"),
         )
         self._spawn("intake", intake.run)
@@ -65,26 +74,28 @@ class NotifyService:
                     "notify",
                     self.config.dead_letter_topic,
                 ),
+                statuses=statuses,
                 log=self.log.bind(part=f"sender-{index}"),
             )
             self._spawn(f"sender-{index}", worker.run)
-        publisher = StatusPublisher(
-            config=self.config,
-            conn=connect(self.settings),
-            producer=make_producer(self.settings, "notify-status"),
-            serde=AvroSerde(registry, "harpicoop.NotificationStatus"),
-            log=self.log.bind(part="status"),
+        relay = outbox.OutboxRelay(
+            connect(self.settings),
+            make_producer(self.settings, "notify-status"),
+            OUTBOX_OWNER,
+            self.log.bind(part="status"),
         )
-        self._spawn("status", publisher.run)
+        self._spawn("status", relay.run)
         self._spawn("sweeper", self._sweep)
         self.log.info(
             "notify started", input_topic=self.config.input_topic, senders=self.config.senders
         )
 
     def _sweep(self, stop: threading.Event) -> None:
+        assert self.statuses is not None  # set by start()
+        statuses = self.statuses
         with connect(self.settings, autocommit=True) as conn:
             while not stop.is_set():
-                expired = ledger.expire_stale_claims(conn, self.config.sending_lease)
+                expired = ledger.expire_stale_claims(conn, statuses, self.config.sending_lease)
                 if expired:
                     self.log.error("interrupted deliveries marked uncertain", count=expired)
                 stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))

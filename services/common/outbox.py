@@ -1,0 +1,117 @@
+"""The transactional outbox: a state change and the record announcing it commit together.
+
+A service writes the already-serialised record into the ``outbox`` table in the transaction that
+changes its state; a relay publishes the rows in order and deletes them only once Kafka has
+confirmed every one. A crash between the two publishes some records again (at-least-once), which
+consumers of keyed, compacted or idempotently handled topics absorb. One relay per owner
+publishes at a time (an advisory lock), so records of one key keep their order even with several
+replicas of a service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import zlib
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+
+from services.common.db import apply_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+Conn = psycopg.Connection[Any]
+
+
+def migrate(conn: Conn) -> None:
+    """The outbox table, for services that use it (``make up`` applies it too)."""
+    apply_migrations(conn, "common", MIGRATIONS)
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def enqueue(
+    conn: Conn, owner: str, topic: str, key: str | bytes | None, value: bytes | None
+) -> None:
+    """Add a record to publish; ``value`` None is a tombstone. Part of the caller's transaction."""
+    conn.execute(
+        "INSERT INTO outbox (owner, topic, key, value) VALUES (%s, %s, %s, %s)",
+        (owner, topic, _bytes(key), value),
+    )
+
+
+class OutboxRelay:
+    """Publishes one owner's outbox rows to Kafka, oldest first."""
+
+    def __init__(
+        self, conn: Conn, producer: Producer, owner: str, log: structlog.stdlib.BoundLogger
+    ) -> None:
+        self.conn = conn
+        self.producer = producer
+        self.owner = owner
+        self.log = log
+        self._lock_id = zlib.crc32(f"outbox:{owner}".encode())
+        self.published = 0
+
+    def publish_pending(self, limit: int = 500) -> int:
+        """Publish up to ``limit`` rows; how many (0 when another relay holds the lock)."""
+        errors: list[KafkaError] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                errors.append(error)
+
+        with self.conn.transaction():
+            locked = self.conn.execute(
+                "SELECT pg_try_advisory_xact_lock(%s)", (self._lock_id,)
+            ).fetchone()
+            if not locked or not locked[0]:
+                return 0
+            rows = self.conn.execute(
+                "SELECT id, topic, key, value FROM outbox WHERE owner = %s ORDER BY id LIMIT %s",
+                (self.owner, limit),
+            ).fetchall()
+            if not rows:
+                return 0
+            for _, topic, key, value in rows:
+                self.producer.produce(
+                    topic,
+                    key=bytes(key) if key is not None else None,
+                    value=bytes(value) if value is not None else None,
+                    on_delivery=delivered,
+                )
+                self.producer.poll(0)
+            unconfirmed = self.producer.flush(30)
+            if unconfirmed or errors:
+                # Rolled back: nothing deleted, everything published again next round.
+                self.log.error(
+                    "outbox publication failed",
+                    owner=self.owner,
+                    unconfirmed=unconfirmed,
+                    errors=[str(error) for error in errors[:3]],
+                )
+                raise _Retry
+            self.conn.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([row[0] for row in rows],))
+        self.published += len(rows)
+        return len(rows)
+
+    def run(self, stop: threading.Event, interval: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                published = self.publish_pending()
+            except _Retry:
+                published = 0
+            if not published:
+                stop.wait(interval)
+        with contextlib.suppress(_Retry):
+            self.publish_pending()
+
+
+class _Retry(Exception):
+    """Unwinds the relay's transaction so that nothing unconfirmed is deleted."""

@@ -1,0 +1,3 @@
+-- Statuses now go through the platform's common outbox (services.common.outbox), serialised
+-- when they are recorded.
+DROP TABLE notification_status_outbox;

@@ -1,0 +1,63 @@
+"""Delivery statuses, recorded in the outbox with the ledger change they report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from services.common.outbox import Conn, enqueue
+from services.common.serde import AvroSerde
+
+OUTBOX_OWNER = "notify"
+
+# Ledger state → the status published on notifications.status (None: not an outcome).
+PUBLISHED_STATUS = {
+    "pending": None,
+    "sending": None,
+    "retrying": "RETRYING",
+    "sent": "SENT",
+    "failed": "FAILED",
+    "skipped": "SKIPPED",
+    "uncertain": "FAILED",
+}
+
+# The ledger columns a status needs, for RETURNING clauses.
+STATUS_COLUMNS = (
+    "notification_id::text AS notification_id, event_id, stay_key, establishment, kind, "
+    "recipient_rpps, recipient_address, message_id, state, attempts, smtp_code, detail"
+)
+
+
+class StatusRecorder:
+    def __init__(self, serde: AvroSerde, topic: str) -> None:
+        self.serde = serde
+        self.topic = topic
+
+    def record(self, conn: Conn, row: Mapping[str, Any]) -> None:
+        """Enqueue the status of a ledger row (as returned with ``STATUS_COLUMNS``)."""
+        status = PUBLISHED_STATUS[row["state"]]
+        if status is None:
+            return
+        value = {
+            "notification_id": row["notification_id"],
+            "event_id": row["event_id"],
+            "stay_key": row["stay_key"],
+            "establishment": row["establishment"],
+            "kind": row["kind"],
+            "recipient_rpps": row["recipient_rpps"],
+            "recipient_address": row["recipient_address"],
+            "status": status,
+            "attempt": row["attempts"],
+            "smtp_code": row["smtp_code"],
+            "detail": row["detail"],
+            "message_id": row["message_id"],
+            "at": dt.datetime.now(dt.UTC),
+        }
+        enqueue(
+            conn,
+            OUTBOX_OWNER,
+            self.topic,
+            row["notification_id"],
+            self.serde.serialize(self.topic, value),
+        )
