@@ -199,7 +199,7 @@ async def send_day(
         engines.append(Engine(code, messages, settings, pacer, counters))
     reporter = None
     if progress_every:
-        reporter = asyncio.create_task(_report(stats, progress_every, pacer.started))
+        reporter = asyncio.create_task(_report(stats, progress_every, pacer))
     try:
         await asyncio.gather(*(engine.run() for engine in engines))
     finally:
@@ -207,10 +207,11 @@ async def send_day(
             reporter.cancel()
 
 
-async def _report(stats: list[EngineStats], every: float, started: float) -> None:
+async def _report(stats: list[EngineStats], every: float, pacer: Pacer) -> None:
     while True:
         await asyncio.sleep(every)
-        print(progress_line(stats, time.monotonic() - started), flush=True)
+        elapsed = time.monotonic() - pacer.started
+        print(progress_line(stats, elapsed, pacer.simulated_now()), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

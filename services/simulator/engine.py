@@ -64,6 +64,13 @@ class Pacer:
         self.speed = speed
         self.started = time.monotonic()
 
+    def simulated_now(self) -> dt.datetime | None:
+        """The simulated time it is now; None when not paced."""
+        if self.speed is None:
+            return None
+        elapsed = time.monotonic() - self.started
+        return self.window_start + dt.timedelta(seconds=elapsed * self.speed)
+
     def delay(self, sent_at: dt.datetime) -> float:
         if self.speed is None:
             return 0.0

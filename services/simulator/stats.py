@@ -56,10 +56,18 @@ class EngineStats:
         }
 
 
-def progress_line(engines: list[EngineStats], elapsed: float) -> str:
-    """One line: the simulated clock, totals, and each establishment's acked/messages."""
-    clocks = [item.simulated_time for item in engines if item.simulated_time is not None]
-    clock = f"{max(clocks):%a %d %b %H:%M}" if clocks else "--"
+def progress_line(
+    engines: list[EngineStats], elapsed: float, simulated_now: dt.datetime | None = None
+) -> str:
+    """One line: the simulated clock, totals, and each establishment's acked/messages.
+
+    Without a paced clock (as fast as possible), the clock is that of the engine furthest
+    behind: the day is sent up to there."""
+    if simulated_now is None:
+        busy = [item for item in engines if item.done < item.messages] or engines
+        clocks = [item.simulated_time for item in busy if item.simulated_time is not None]
+        simulated_now = min(clocks) if clocks else None
+    clock = f"{simulated_now:%a %d %b %H:%M}" if simulated_now else "--"
     total = sum(item.messages for item in engines)
     parts = [
         f"[{elapsed:6.1f}s] simulated {clock}",
@@ -97,13 +105,14 @@ def summary(engines: list[EngineStats], elapsed: float) -> dict[str, Any]:
 
 def summary_text(report: dict[str, Any]) -> str:
     """The summary as a table per establishment, then per trigger and per ACK code."""
-    columns = ("messages", "acked", "sent", "resent", "rejected", "given_up", "timeouts")
-    header = f"{'establishment':<14}" + "".join(f"{name:>10}" for name in columns)
-    header += "  connection losses"
-    lines = [header]
+    columns = (
+        "messages", "acked", "sent", "resent", "rejected", "given_up", "timeouts",
+        "connection_losses",
+    )  # fmt: skip
+    titles = ("messages", "acked", "sent", "resent", "rejected", "given up", "time-outs", "lost")
+    lines = [f"{'establishment':<14}" + "".join(f"{title:>10}" for title in titles)]
     for code, figures in report["establishments"].items():
-        row = f"{code:<14}" + "".join(f"{figures[name]:>10}" for name in columns)
-        lines.append(row + f"  {figures['connection_losses']}")
+        lines.append(f"{code:<14}" + "".join(f"{figures[name]:>10}" for name in columns))
     totals = {
         name: sum(item[name] for item in report["establishments"].values()) for name in columns
     }

@@ -1,0 +1,76 @@
+"""The simulator's cost and pace: building and rendering a typical Monday of the eleven
+establishments, then sending it as fast as the gateway acknowledges (eleven connections, one
+message at a time each), through a gateway in this process into fresh topics of the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+from services.common.establishments import load_establishments
+from services.common.kafka import make_admin
+from services.common.serde import make_registry_client, register_schemas
+from services.common.settings import Settings
+from services.common.topics import TopicSpec, ensure_topics
+from services.gateway.bootstrap import GatewayConfig
+from services.gateway.handler import Topics
+from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
+from services.simulator.app import outbound, plan_day, send_day
+from services.simulator.engine import EngineSettings
+from services.simulator.scenario import DayConfig
+from services.simulator.stats import EngineStats
+from tests.gateway.support import running_gateway
+
+MONDAY = dt.date(2026, 3, 2)
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    started = time.perf_counter()
+    plan = plan_day(DayConfig(MONDAY, seed="bench"))
+    build_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    wire = outbound(plan)
+    render_seconds = time.perf_counter() - started
+    messages = sum(len(items) for items in wire.values())
+
+    prefix = f"bench-simulator-{uuid.uuid4().hex[:8]}"
+    specs = [
+        TopicSpec(f"{prefix}.{item.code}", STAY_EVENT_SCHEMA, 3, False, retention_ms=3_600_000)
+        for item in load_establishments()
+    ]
+    specs += [
+        TopicSpec(f"{prefix}-merges", PATIENT_MERGE_SCHEMA, 1, False, retention_ms=3_600_000),
+        TopicSpec(f"{prefix}-archive", RAW_MESSAGE_SCHEMA, 3, False, retention_ms=3_600_000),
+    ]
+    admin = make_admin(settings)
+    ensure_topics(admin, specs)
+    register_schemas(make_registry_client(settings), specs)
+    topics = Topics(
+        stays=f"{prefix}.{{establishment}}", merges=f"{prefix}-merges", archive=f"{prefix}-archive"
+    )
+    stats: list[EngineStats] = []
+    try:
+        config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
+        with running_gateway(settings, config) as gateway:
+            engines = EngineSettings("127.0.0.1", gateway.port, ack_timeout=30.0)
+            started = time.perf_counter()
+            asyncio.run(send_day(plan, engines, speed=None, stats=stats))
+            send_seconds = time.perf_counter() - started
+    finally:
+        admin.delete_topics([spec.name for spec in specs], operation_timeout=30)
+    acked = sum(item.acked for item in stats)
+    largest = max(stats, key=lambda item: item.messages)
+    return {
+        "messages": messages,
+        "build_day_per_s": round(messages / build_seconds),
+        "render_per_s": round(messages / render_seconds),
+        "acked": acked,
+        "sent": sum(item.sent for item in stats),
+        "acked_per_s_eleven_connections": round(acked / send_seconds),
+        "day_sent_seconds": round(send_seconds, 1),
+        "largest_establishment": largest.establishment,
+        "largest_establishment_messages": largest.messages,
+    }
