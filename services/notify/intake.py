@@ -1,25 +1,20 @@
-"""Intake: enriched stay events in, notices written to the ledger, offsets committed after.
+"""Intake: enriched stay events in, notices written to the ledger.
 
-A batch of records becomes one database transaction; the offsets are committed only once it is
-committed, so a crash anywhere replays the batch and the deterministic notification ids make the
-replay insert nothing twice (at-least-once input, exactly-once ledger).
+It runs inside ``services.common.consume.BatchConsumer``: a batch is one transaction and the
+offsets follow it, so a replayed batch meets the deterministic notification ids and inserts
+nothing twice (at-least-once input, exactly-once ledger).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Mapping
 from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Message, TopicPartition
-from confluent_kafka.serialization import SerializationError
 
-from services.common.deadletter import DeadLetters
 from services.common.outbox import Conn
-from services.common.serde import AvroSerde
 from services.notify import ledger
 from services.notify.config import NotifyConfig
 from services.notify.notices import Notice, NoticeKind, decide, movement_key
@@ -28,63 +23,28 @@ from services.notify.status import StatusRecorder
 
 
 class Intake:
+    """Decides the notices of each enriched event and writes them to the ledger."""
+
     def __init__(
         self,
         *,
         config: NotifyConfig,
         sender_address: str,
-        consumer: Consumer,
-        serde: AvroSerde,
         conn: Conn,
-        dead_letters: DeadLetters,
         establishment_names: Mapping[str, str],
         statuses: StatusRecorder,
         log: structlog.stdlib.BoundLogger,
     ) -> None:
-        self.statuses = statuses
         self.config = config
         self.sender_address = sender_address
-        self.consumer = consumer
-        self.serde = serde
         self.conn = conn
-        self.dead_letters = dead_letters
         self.establishment_names = establishment_names
+        self.statuses = statuses
         self.log = log
         self.recorded = 0
 
-    def run(self, stop: threading.Event, batch_size: int = 200) -> None:
-        self.consumer.subscribe([self.config.input_topic])
-        while not stop.is_set():
-            messages = self.consumer.consume(batch_size, timeout=0.5)
-            if messages:
-                self.process(messages)
-
-    def process(self, messages: list[Message]) -> None:
-        offsets: dict[tuple[str, int], int] = {}
-        with self.conn.transaction():
-            for message in messages:
-                if message.error() is not None:
-                    self.log.warning("consumer error", error=str(message.error()))
-                    continue
-                self._one(message)
-                offsets[(str(message.topic()), int(message.partition() or 0))] = (
-                    int(message.offset() or 0) + 1
-                )
-        if offsets:
-            self.consumer.commit(
-                offsets=[
-                    TopicPartition(topic, part, offset) for (topic, part), offset in offsets.items()
-                ],
-                asynchronous=False,
-            )
-
-    def _one(self, message: Message) -> None:
-        try:
-            enriched = self.serde.deserialize(str(message.topic()), message.value() or b"")
-        except SerializationError as error:
-            self.dead_letters.send_message(message, "undecodable enriched stay event", error)
-            self.log.error("record dead-lettered", topic=message.topic(), offset=message.offset())
-            return
+    def handle(self, _topic: str, enriched: dict[str, Any]) -> None:
+        """One enriched stay event, within the batch's transaction."""
         event = enriched["event"]
         key = movement_key(event)
         earlier = (

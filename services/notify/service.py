@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from services.common import outbox
+from services.common.consume import BatchConsumer
 from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
 from services.common.establishments import load_establishments
@@ -51,18 +52,24 @@ class NotifyService:
         producer = make_producer(self.settings, "notify")
         dead_letters = DeadLetters(producer, "notify", self.config.dead_letter_topic)
         names = {item.code: item.name for item in load_establishments()}
+        intake_conn = connect(self.settings)
         intake = Intake(
             config=self.config,
             sender_address=self.settings.smtp_from,
-            consumer=make_consumer(self.settings, "notify-intake", self.config.group_id),
-            serde=AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
-            conn=connect(self.settings),
-            dead_letters=dead_letters,
+            conn=intake_conn,
             establishment_names=names,
             statuses=statuses,
             log=self.log.bind(part="intake"),
         )
-        self._spawn("intake", intake.run)
+        consumer = BatchConsumer(
+            consumer=make_consumer(self.settings, "notify-intake", self.config.group_id),
+            topics={self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent")},
+            conn=intake_conn,
+            dead_letters=dead_letters,
+            handle=intake.handle,
+            log=self.log.bind(part="intake"),
+        )
+        self._spawn("intake", consumer.run)
         for index in range(self.config.senders):
             worker = DeliveryWorker(
                 config=self.config,
