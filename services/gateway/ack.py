@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from services.gateway.hl7 import Delimiters, Problem, Segment
+from services.gateway.hl7 import Delimiters, Problem, Segment, codec_for
 
 APPLICATION = "HARPICOOP"
 FACILITY = "GHT_SUD_LORRAINE"
@@ -90,7 +90,8 @@ def build_ack(
         "NE" if enhanced else "",
         "NE" if enhanced else "",
         "",
-        echoed(18),
+        # An unsupported character set is not echoed: the ACK is not written in it.
+        echoed(18) if codec_for(echoed(18)) else "",
     ]
     errors = [problem for problem in problems if problem.severity == "E"]
     summary = delimiters.escape_text(errors[0].text) if errors else ""

@@ -10,7 +10,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -112,18 +112,27 @@ def read_ack(payload: bytes) -> Ack:
     return Ack(msa.get(1), msa.get(2), errors, message)
 
 
+Records = list[tuple[str, dict[str, Any]]]
+
+
 def read_topic(
-    settings: Settings, topic: str, serde: AvroSerde, expected: int, timeout: float = 30.0
-) -> list[tuple[str, dict[str, Any]]]:
-    """Every record of ``topic`` as (key, decoded value), once ``expected`` have arrived."""
+    settings: Settings,
+    topic: str,
+    serde: AvroSerde,
+    expected: int | Callable[[Records], bool],
+    timeout: float = 30.0,
+) -> Records:
+    """The records of ``topic`` as (key, decoded value), once ``expected`` have arrived (a
+    count, or a test of what has arrived so far)."""
+    done = expected if callable(expected) else lambda records: len(records) >= expected
     consumer = make_consumer(settings, "gateway-tests", f"gateway-tests-{time.time_ns()}")
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         partitions = metadata.topics[topic].partitions
         consumer.assign([TopicPartition(topic, number, OFFSET_BEGINNING) for number in partitions])
-        records: list[tuple[str, dict[str, Any]]] = []
+        records: Records = []
         deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
+        while not done(records) and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.5):
                 if message.error() is None:
                     key = message.key()
