@@ -89,7 +89,7 @@ def render(message: AdtMessage, profile: Profile) -> str:
     segments.append(_pv1(message, facility, ts))
     if message.expected_admission_at is not None:
         segments.append(_segment("PV2", {8: ts(message.expected_admission_at)}))
-    for index, member in enumerate(message.care_team, start=2 if gp else 1):
+    for index, member in enumerate(message.visit.care_team, start=2 if gp else 1):
         segments.append(_rol(index, member))
     segments.append(
         _segment(
@@ -100,7 +100,7 @@ def render(message: AdtMessage, profile: Profile) -> str:
                 4: message.action,
                 5: "N",
                 6: message.original_trigger or "",
-                7: _unit(message.unit),
+                7: _unit(message.visit.unit),
                 9: "C" if message.action == "UPDATE" else "",
             },
         )
@@ -215,7 +215,7 @@ def _pid(message: AdtMessage, facility: str) -> str:
             7: f"{patient.birth_date:%Y%m%d}",
             8: patient.sex,
             11: f"{escape(address.street)}^^{escape(address.city)}^^{address.postal_code}^FRA^H",
-            18: f"{escape(message.billing_number)}^^^{escape(facility)}^AN",
+            18: f"{escape(message.visit.billing_number)}^^^{escape(facility)}^AN",
             32: patient.reliability,
         },
     )
@@ -225,13 +225,13 @@ def _pv1(message: AdtMessage, facility: str, ts: Callable[[dt.datetime | None], 
     discharge = message.discharge
     fields = {
         1: "1",
-        2: message.patient_class,
-        3: f"{escape(message.unit.code)}^^{escape(message.bed)}^{escape(facility)}",
-        4: message.admission_type,
-        7: _doctor(message.attending, facility),
-        14: ADMIT_SOURCE[message.admission_mode],
-        19: f"{escape(message.visit_number)}^^^{escape(facility)}^VN",
-        44: ts(message.admitted_at),
+        2: message.visit.patient_class,
+        3: f"{escape(message.visit.unit.code)}^^{escape(message.visit.bed)}^{escape(facility)}",
+        4: message.visit.admission_type,
+        7: _doctor(message.visit.attending, facility),
+        14: ADMIT_SOURCE[message.visit.admission_mode],
+        19: f"{escape(message.visit.visit_number)}^^^{escape(facility)}^VN",
+        44: ts(message.visit.admitted_at),
         45: ts(message.discharged_at),
     }
     if message.prior_unit is not None:

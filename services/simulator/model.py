@@ -90,6 +90,25 @@ class Discharge:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """The stay (PV1 and its practitioners) as it stands when a message is sent."""
+
+    visit_number: str
+    billing_number: str
+    patient_class: str
+    """PV1-2: I inpatient, E emergency, O outpatient, R sessions."""
+    admission_type: str
+    """PV1-4: R routine, U urgent, L labour."""
+    admission_mode: AdmissionMode
+    unit: Unit
+    bed: str
+    attending: Practitioner
+    admitted_at: dt.datetime | None
+    care_team: tuple[CareTeamMember, ...] = ()
+    """Practitioners of the stay besides the GP (RP, RT, SUBS); the GP is ``Patient.gp``."""
+
+
+@dataclass(frozen=True)
 class AdtMessage:
     """One ADT message of one establishment's engine, with the state of the stay it carries."""
 
@@ -105,17 +124,7 @@ class AdtMessage:
     sent_at: dt.datetime
     """MSH-7, when the engine sends it (aware); the simulator paces on it."""
     patient: Patient
-    visit_number: str
-    billing_number: str
-    patient_class: str
-    """PV1-2: I inpatient, E emergency, O outpatient, R sessions."""
-    admission_type: str
-    """PV1-4: R routine, U urgent, L labour."""
-    admission_mode: AdmissionMode
-    unit: Unit
-    bed: str
-    attending: Practitioner
-    admitted_at: dt.datetime | None
+    visit: Visit
     original_trigger: str | None = None
     """ZBE-6, for updates and cancels."""
     prior_unit: Unit | None = None
@@ -124,11 +133,9 @@ class AdtMessage:
     discharged_at: dt.datetime | None = None
     expected_admission_at: dt.datetime | None = None
     """PV2-8, on pre-admissions."""
-    care_team: tuple[CareTeamMember, ...] = ()
-    """Other practitioners of the stay (RP, RT, SUBS); the GP comes from ``patient.gp``."""
     ack_lost: bool = False
     """The engine behaves as if this message's ACK never arrived, and sends it again."""
 
     @property
     def stay_key(self) -> str:
-        return f"{self.establishment}:{self.visit_number}"
+        return f"{self.establishment}:{self.visit.visit_number}"

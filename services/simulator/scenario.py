@@ -20,6 +20,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.simulator.model import (
@@ -33,6 +34,7 @@ from services.simulator.model import (
     IdentityReliability,
     Patient,
     Practitioner,
+    Visit,
 )
 from services.simulator.names import FAMILY_NAMES, FEMALE_GIVEN_NAMES, MALE_GIVEN_NAMES
 from services.simulator.profiles import INPATIENT_KINDS, Profile, Unit
@@ -195,20 +197,17 @@ class _Stay:
     """A stay's current state while its story is written."""
 
     patient: Patient
-    visit_number: str
-    billing_number: str
-    patient_class: str
-    admission_type: str
-    admission_mode: AdmissionMode
-    unit: Unit
-    bed: str
-    attending: Practitioner
-    admitted_at: dt.datetime | None
-    care_team: tuple[CareTeamMember, ...]
+    visit: Visit
     now: dt.datetime
     """Time of the stay's last event in its story."""
     last_sent: dt.datetime
     closed: bool = False
+
+    def change(self, **changes: Any) -> Visit:
+        """Move the stay on (unit, bed, doctor...); the visit as it was, to undo a cancel."""
+        before = self.visit
+        self.visit = dataclasses.replace(self.visit, **changes)
+        return before
 
 
 @dataclass
@@ -348,10 +347,12 @@ class _EngineDay:
     def _scheduled_admission(self, unit: Unit, at: dt.datetime) -> None:
         patient = self._new_patient(unit)
         stay = self._open_stay(patient, unit, "I", "R", "SCHEDULED", at)
+        team = stay.visit.care_team
         if self.rng.random() < 0.25:
-            stay.care_team += (CareTeamMember("RP", self._directory_practitioner()),)
+            team += (CareTeamMember("RP", self._directory_practitioner()),)
         if self.rng.random() < 0.05:
-            stay.care_team += (CareTeamMember("RT", self._directory_practitioner()),)
+            team += (CareTeamMember("RT", self._directory_practitioner()),)
+        stay.change(care_team=team)
         if not self._insert(stay, "A01", at):
             return
         if unit.kind == "day_hospital":
@@ -415,9 +416,9 @@ class _EngineDay:
         if days > 0:
             plans: list[tuple[dt.datetime, str]] = []
             chances = (
-                ("transfer", TRANSFER_PER_DAY.get(stay.unit.kind, 0.0)),
+                ("transfer", TRANSFER_PER_DAY.get(stay.visit.unit.kind, 0.0)),
                 ("doctor", DOCTOR_CHANGE_PER_DAY),
-                ("leave", LEAVE_PER_DAY.get(stay.unit.kind, 0.0)),
+                ("leave", LEAVE_PER_DAY.get(stay.visit.unit.kind, 0.0)),
             )
             for kind, per_day in chances:
                 if self.rng.random() < min(0.9, per_day * max(days, 0.3)):
@@ -440,18 +441,18 @@ class _EngineDay:
     # -- movements --------------------------------------------------------------------------
 
     def _transfer(self, stay: _Stay, at: dt.datetime) -> None:
-        kinds = TRANSFER_TARGETS.get(stay.unit.kind, ("medicine",))
-        choices = [unit for unit in self.profile.units_of(*kinds) if unit != stay.unit]
+        kinds = TRANSFER_TARGETS.get(stay.visit.unit.kind, ("medicine",))
+        choices = [unit for unit in self.profile.units_of(*kinds) if unit != stay.visit.unit]
         if choices:
             self._move(stay, "A02", at, self.rng.choice(choices))
 
     def _doctor_change(self, stay: _Stay, at: dt.datetime) -> None:
-        others = [doctor for doctor in self.doctors[stay.unit.code] if doctor != stay.attending]
-        previous = stay.attending
-        stay.attending = self.rng.choice(others)
+        unit = stay.visit.unit
+        others = [doctor for doctor in self.doctors[unit.code] if doctor != stay.visit.attending]
+        before = stay.change(attending=self.rng.choice(others))
         message = self._emit(stay, "A54", at)
         if self._maybe_cancel(stay, message):
-            stay.attending = previous
+            stay.visit = before
         else:
             self._maybe_correct(stay, message)
 
@@ -481,16 +482,15 @@ class _EngineDay:
         *,
         patient_class: str | None = None,
     ) -> None:
-        prior_unit, prior_class, prior_bed = stay.unit, stay.patient_class, stay.bed
-        prior_attending = stay.attending
-        stay.unit = unit
-        stay.bed = self._bed(unit)
-        stay.attending = self.rng.choice(self.doctors[unit.code])
-        stay.patient_class = patient_class or stay.patient_class
-        message = self._emit(stay, trigger, at, prior_unit=prior_unit)
+        before = stay.change(
+            unit=unit,
+            bed=self._bed(unit),
+            attending=self.rng.choice(self.doctors[unit.code]),
+            patient_class=patient_class or stay.visit.patient_class,
+        )
+        message = self._emit(stay, trigger, at, prior_unit=before.unit)
         if self._maybe_cancel(stay, message):
-            stay.unit, stay.patient_class, stay.bed = prior_unit, prior_class, prior_bed
-            stay.attending = prior_attending
+            stay.visit = before
         else:
             self._maybe_correct(stay, message)
 
@@ -505,7 +505,7 @@ class _EngineDay:
     ) -> None:
         destination: str | None = None
         if transfer:
-            destination = self._transfer_destination(emergency=stay.patient_class == "E")
+            destination = self._transfer_destination(emergency=stay.visit.patient_class == "E")
         disposition = "9" if death else "7" if destination else "8"
         covid = self._covid_status() if with_covid else None
         discharge = Discharge(disposition, destination, covid)
@@ -520,7 +520,7 @@ class _EngineDay:
         if destination:
             arrives_at = stay.now + dt.timedelta(minutes=self.rng.uniform(30, 120))
             self.transfers_out.append(
-                _Transfer(stay.patient, destination, arrives_at, stay.patient_class == "E")
+                _Transfer(stay.patient, destination, arrives_at, stay.visit.patient_class == "E")
             )
 
     def _insert(
@@ -570,7 +570,7 @@ class _EngineDay:
             return
         corrected_at = message.occurred_at - dt.timedelta(minutes=self.rng.randint(5, 40))
         if message.trigger in ("A01", "A04"):
-            stay.admitted_at = corrected_at
+            stay.change(admitted_at=corrected_at)
         self._emit(
             stay,
             "Z99",
@@ -625,21 +625,12 @@ class _EngineDay:
             occurred_at=occurred_at.replace(microsecond=0),
             sent_at=sent_at,
             patient=stay.patient,
-            visit_number=stay.visit_number,
-            billing_number=stay.billing_number,
-            patient_class=stay.patient_class,
-            admission_type=stay.admission_type,
-            admission_mode=stay.admission_mode,
-            unit=stay.unit,
-            bed=stay.bed,
-            attending=stay.attending,
-            admitted_at=stay.admitted_at,
+            visit=stay.visit,
             original_trigger=original_trigger,
             prior_unit=prior_unit,
             discharge=discharge,
             discharged_at=discharged_at.replace(microsecond=0) if discharged_at else None,
             expected_admission_at=expected_admission_at,
-            care_team=stay.care_team,
             ack_lost=self.rng.random() < self.config.ack_lost_share,
         )
         self.drafts.append(_Draft(message, len(self.drafts)))
@@ -664,16 +655,18 @@ class _EngineDay:
             care_team = (CareTeamMember("SUBS", self._directory_practitioner()),)
         return _Stay(
             patient=patient,
-            visit_number=visit,
-            billing_number=f"9{visit}",
-            patient_class=patient_class,
-            admission_type=admission_type,
-            admission_mode=mode,
-            unit=unit,
-            bed=self._bed(unit),
-            attending=self.rng.choice(self.doctors[unit.code]),
-            admitted_at=admitted_at.replace(microsecond=0) if admitted_at else None,
-            care_team=care_team,
+            visit=Visit(
+                visit_number=visit,
+                billing_number=f"9{visit}",
+                patient_class=patient_class,
+                admission_type=admission_type,
+                admission_mode=mode,
+                unit=unit,
+                bed=self._bed(unit),
+                attending=self.rng.choice(self.doctors[unit.code]),
+                admitted_at=admitted_at.replace(microsecond=0) if admitted_at else None,
+                care_team=care_team,
+            ),
             now=start,
             last_sent=start,
         )

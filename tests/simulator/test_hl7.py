@@ -50,13 +50,13 @@ def test_every_message_of_the_day_is_accepted_by_the_gateway_as_sent(
         assert event["original_trigger"] == item.original_trigger
         assert event["movement"]["movement_id"] == item.movement_id
         assert event["movement"]["occurred_at"] == item.occurred_at
-        assert event["movement"]["unit"] == item.unit.code
+        assert event["movement"]["unit"] == item.visit.unit.code
         assert event["patient"]["ipp"] == item.patient.ipp
         assert event["patient"]["family_name"] == item.patient.family_name
         assert event["patient"]["ins"] == (
             item.patient.ins if item.patient.reliability == "VALI" else None
         )
-        assert event["stay"]["admission_mode"] == item.admission_mode
+        assert event["stay"]["admission_mode"] == item.visit.admission_mode
         gp = [member["rpps"] for member in event["care_team"] if member["role"] == "ODRP"]
         assert gp == ([item.patient.gp.id] if item.patient.gp else [])
         covid = item.discharge.covid_status if item.discharge else None

@@ -69,7 +69,7 @@ def test_cancellations_and_corrections_refer_to_a_movement_sent_earlier(monday: 
             original = inserted[item.movement_id]
             acted_upon += 1
             assert item.original_trigger == original.trigger
-            assert item.visit_number == original.visit_number
+            assert item.visit.visit_number == original.visit.visit_number
             assert original.sent_at < item.sent_at
             if item.action == "CANCEL":
                 assert item.trigger == CANCEL_TRIGGER[original.trigger]
@@ -124,7 +124,7 @@ def test_most_patients_have_a_gp_from_the_directory_some_none_a_few_unknown(
     assert 0.78 < kinds["directory"] / total < 0.92
     assert 0.05 < kinds["none"] / total < 0.18
     assert 0.01 < kinds["unknown"] / total < 0.08
-    roles = Counter(member.role for item in everyone for member in item.care_team)
+    roles = Counter(member.role for item in everyone for member in item.visit.care_team)
     assert roles["RP"] > 0 and roles["RT"] > 0 and roles["SUBS"] > 0
 
 
@@ -148,7 +148,7 @@ def test_monday_is_busier_than_tuesday_and_bursts_in_the_morning(
         return sum(
             1
             for item in day.all_messages()
-            if item.trigger == "A01" and item.admission_mode == "SCHEDULED"
+            if item.trigger == "A01" and item.visit.admission_mode == "SCHEDULED"
         )
 
     assert len(monday.all_messages()) > 1.1 * len(tuesday.all_messages())
@@ -163,8 +163,8 @@ def test_admissions_scheduled_in_the_morning_emergencies_all_day(monday: Day) ->
             for item in monday.all_messages()
             if item.trigger in ("A01", "A04")
             and item.action == "INSERT"
-            and item.admission_mode == mode
-            and item.patient_class != "O"
+            and item.visit.admission_mode == mode
+            and item.visit.patient_class != "O"
         )
 
     scheduled, emergency = hours("SCHEDULED"), hours("EMERGENCY")

@@ -127,7 +127,8 @@ def test_a_refused_message_is_sent_again_under_the_same_id_then_given_up(
 ) -> None:
     plan, profile, _ = one_establishment("toul", "refused")
     # No visit number: the gateway answers AE (a required field is missing).
-    broken = dataclasses.replace(plan.day.messages["toul"][0], visit_number="")
+    sound = plan.day.messages["toul"][0]
+    broken = dataclasses.replace(sound, visit=dataclasses.replace(sound.visit, visit_number=""))
     message = Outbound(
         broken.control_id, broken.trigger, broken.sent_at, message_bytes(broken, profile)
     )
