@@ -10,19 +10,16 @@ import time
 import uuid
 from typing import Any
 
-from services.common.establishments import load_establishments
 from services.common.kafka import make_admin
-from services.common.serde import make_registry_client, register_schemas
+from services.common.serde import make_registry_client
 from services.common.settings import Settings
-from services.common.topics import TopicSpec, ensure_topics
 from services.gateway.bootstrap import GatewayConfig
-from services.gateway.handler import Topics
-from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
 from services.simulator.app import outbound, plan_day, send_day
 from services.simulator.engine import EngineSettings
 from services.simulator.scenario import DayConfig
 from services.simulator.stats import EngineStats
 from tests.gateway.support import running_gateway
+from tests.simulator.support import create_simulator_topics
 
 MONDAY = dt.date(2026, 3, 2)
 
@@ -36,20 +33,9 @@ def run(settings: Settings) -> dict[str, Any]:
     render_seconds = time.perf_counter() - started
     messages = sum(len(items) for items in wire.values())
 
-    prefix = f"bench-simulator-{uuid.uuid4().hex[:8]}"
-    specs = [
-        TopicSpec(f"{prefix}.{item.code}", STAY_EVENT_SCHEMA, 3, False, retention_ms=3_600_000)
-        for item in load_establishments()
-    ]
-    specs += [
-        TopicSpec(f"{prefix}-merges", PATIENT_MERGE_SCHEMA, 1, False, retention_ms=3_600_000),
-        TopicSpec(f"{prefix}-archive", RAW_MESSAGE_SCHEMA, 3, False, retention_ms=3_600_000),
-    ]
     admin = make_admin(settings)
-    ensure_topics(admin, specs)
-    register_schemas(make_registry_client(settings), specs)
-    topics = Topics(
-        stays=f"{prefix}.{{establishment}}", merges=f"{prefix}-merges", archive=f"{prefix}-archive"
+    topics, names = create_simulator_topics(
+        admin, make_registry_client(settings), f"bench-simulator-{uuid.uuid4().hex[:8]}", 3
     )
     stats: list[EngineStats] = []
     try:
@@ -60,7 +46,7 @@ def run(settings: Settings) -> dict[str, Any]:
             asyncio.run(send_day(plan, engines, speed=None, stats=stats))
             send_seconds = time.perf_counter() - started
     finally:
-        admin.delete_topics([spec.name for spec in specs], operation_timeout=30)
+        admin.delete_topics(names, operation_timeout=30)
     acked = sum(item.acked for item in stats)
     largest = max(stats, key=lambda item: item.messages)
     return {

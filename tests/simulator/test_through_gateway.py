@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from services.common.serde import AvroSerde, register_schemas
+from services.common.establishments import load_establishments
+from services.common.serde import AvroSerde
 from services.common.settings import Settings
-from services.common.topics import TopicSpec, ensure_topics
 from services.gateway.bootstrap import Gateway, GatewayConfig
 from services.gateway.handler import Topics
-from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
+from services.gateway.intake import RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
 from services.simulator.app import Plan, outbound, plan_day, send_day
 from services.simulator.engine import Engine, EngineSettings, Outbound, Pacer
 from services.simulator.hl7 import message_bytes
@@ -29,19 +29,16 @@ from services.simulator.stats import EngineStats
 from tests.conftest import unique
 from tests.gateway.support import read_topic, running_gateway
 from tests.simulator.conftest import MONDAY
+from tests.simulator.support import create_simulator_topics
 
 pytestmark = pytest.mark.integration
 
-CODES = (
-    "chrunancy", "cpn", "luneville", "toul", "pam", "sndp",
-    "commercy", "dieuze", "ravenel", "3hsante", "icl",
-)  # fmt: skip
+CODES = {item.code for item in load_establishments()}
 
 
 @dataclasses.dataclass(frozen=True)
 class SimulatorTopics:
     topics: Topics
-    prefix: str
 
     def stays(self, code: str) -> str:
         return self.topics.stays.format(establishment=code)
@@ -51,24 +48,11 @@ class SimulatorTopics:
 def simulator_topics(
     admin: AdminClient, registry: SchemaRegistryClient
 ) -> Iterator[SimulatorTopics]:
-    """Eleven fresh raw topics, one per establishment as in production, plus the gateway's
-    archive and merges topics; shared by this module's tests, which send distinct message ids."""
-    prefix = unique("test-sim")
-    specs = [
-        TopicSpec(f"{prefix}.{code}", STAY_EVENT_SCHEMA, 1, False, retention_ms=3_600_000)
-        for code in CODES
-    ]
-    specs += [
-        TopicSpec(f"{prefix}-merges", PATIENT_MERGE_SCHEMA, 1, False, retention_ms=3_600_000),
-        TopicSpec(f"{prefix}-archive", RAW_MESSAGE_SCHEMA, 1, False, retention_ms=3_600_000),
-    ]
-    ensure_topics(admin, specs)
-    register_schemas(registry, specs)
-    topics = Topics(
-        stays=f"{prefix}.{{establishment}}", merges=f"{prefix}-merges", archive=f"{prefix}-archive"
-    )
-    yield SimulatorTopics(topics, prefix)
-    for future in admin.delete_topics([spec.name for spec in specs], operation_timeout=10).values():
+    """Eleven fresh raw topics and the gateway's own, shared by this module's tests, which
+    send distinct message ids."""
+    topics, names = create_simulator_topics(admin, registry, unique("test-sim"))
+    yield SimulatorTopics(topics)
+    for future in admin.delete_topics(names, operation_timeout=10).values():
         future.result()
 
 
@@ -93,7 +77,7 @@ def test_a_simulated_day_reaches_every_establishment_topic(
 ) -> None:
     config = DayConfig(MONDAY, seed="through-gateway", rate=0.04, ack_lost_share=0.1)
     plan = plan_day(config)
-    assert set(plan.day.messages) == set(CODES)
+    assert set(plan.day.messages) == CODES and len(CODES) == 11
     stats: list[EngineStats] = []
 
     asyncio.run(send_day(plan, engine_settings(gateway.port), speed=None, stats=stats))
