@@ -133,10 +133,17 @@ def parser() -> argparse.ArgumentParser:
         help="seconds an engine waits for an ACK before sending again",
     )
     engine.add_argument(
-        "--max-attempts",
+        "--max-refusals",
         type=int,
         default=5,
-        help="sends of one message before an engine gives up on it",
+        help="AE answers to one message before its engine gives up on it (default 5)",
+    )
+    engine.add_argument(
+        "--patience",
+        type=_positive,
+        default=300.0,
+        help="seconds an engine keeps resending one message through time-outs and lost "
+        "connections before giving up on it (default 300)",
     )
     output = cli.add_argument_group("output")
     output.add_argument(
@@ -247,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The gateway listens on MLLP_HOST; "every interface" is reached through the loopback.
     host = "127.0.0.1" if settings.mllp_host in ("0.0.0.0", "") else settings.mllp_host
     engine_settings = EngineSettings(
-        host, settings.mllp_port, ack_timeout=args.ack_timeout, max_attempts=args.max_attempts
+        host,
+        settings.mllp_port,
+        ack_timeout=args.ack_timeout,
+        max_refusals=args.max_refusals,
+        patience=args.patience,
     )
     stats: list[EngineStats] = []
     started = time.monotonic()

@@ -45,14 +45,16 @@ class EngineSettings:
     port: int
     ack_timeout: float = 10.0
     """Seconds to wait for an ACK before sending again."""
-    max_attempts: int = 5
-    """Sends of one message (the first included) before the engine gives up on it."""
+    max_refusals: int = 5
+    """AE (or CE) answers to one message after which the engine gives up on it."""
+    patience: float = 300.0
+    """Seconds the engine keeps trying one message through time-outs and lost connections (an
+    outage of the gateway or of what is behind it) before it gives up; if it could not even
+    connect all that time, the engine stops."""
     retry_pause: float = 0.5
     """First pause before a resend or a reconnection; doubled each time, up to ``max_pause``."""
     max_pause: float = 10.0
     connect_timeout: float = 5.0
-    give_up_connecting_after: float = 120.0
-    """Seconds without managing to connect after which the engine stops."""
 
 
 class Pacer:
@@ -117,7 +119,9 @@ class Engine:
     async def _deliver(self, message: Outbound) -> None:
         ack_to_lose = message.ack_lost
         sends = 0
+        refusals = 0
         failures = 0
+        first_try = time.monotonic()
         while True:
             if sends:
                 self.stats.resent += 1
@@ -138,12 +142,14 @@ class Engine:
                         reason=ack.text,
                     )  # fmt: skip
                     return
+                refusals += 1
                 self._log.warning(
-                    "message refused, sending again", control_id=message.control_id,
-                    code=ack.code, reason=ack.text, sends=sends,
+                    "message refused", control_id=message.control_id, code=ack.code,
+                    reason=ack.text, sends=sends,
                 )  # fmt: skip
             failures += 1
-            if failures >= self.settings.max_attempts:
+            out_of_patience = time.monotonic() - first_try > self.settings.patience
+            if refusals >= self.settings.max_refusals or out_of_patience:
                 self.stats.given_up += 1
                 self._log.error("message given up", control_id=message.control_id, sends=sends)
                 return
@@ -195,7 +201,7 @@ class Engine:
                 failures += 1
                 now = time.monotonic()
                 first_failure = first_failure or now
-                if now - first_failure > self.settings.give_up_connecting_after:
+                if now - first_failure > self.settings.patience:
                     raise CannotConnect(str(error)) from error
                 if failures == 1:
                     self._log.warning("cannot connect, retrying", error=str(error))

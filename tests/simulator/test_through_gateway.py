@@ -121,7 +121,7 @@ def test_a_refused_message_is_sent_again_under_the_same_id_then_given_up(
     topics = dataclasses.replace(simulator_topics.topics, archive=archive)
 
     with running_gateway(stack, GatewayConfig(host="127.0.0.1", port=0, topics=topics)) as gateway:
-        settings = dataclasses.replace(engine_settings(gateway.port), max_attempts=3)
+        settings = dataclasses.replace(engine_settings(gateway.port), max_refusals=3)
         asyncio.run(Engine("toul", [message], settings, Pacer(broken.sent_at, None), stats).run())
 
     assert stats.ack_codes == Counter({"AE": 3})
