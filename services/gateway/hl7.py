@@ -219,10 +219,16 @@ class Repetition:
             self._components = self.raw.split(self._dialect.delimiters.component)
         if component > len(self._components):
             return ""
-        parts = self._components[component - 1].split(self._dialect.delimiters.subcomponent)
-        if subcomponent > len(parts):
+        text = self._components[component - 1]
+        delimiters = self._dialect.delimiters
+        if delimiters.subcomponent in text:
+            parts = text.split(delimiters.subcomponent)
+            if subcomponent > len(parts):
+                return ""
+            text = parts[subcomponent - 1]
+        elif subcomponent > 1:
             return ""
-        return unescape(parts[subcomponent - 1], self._dialect).strip()
+        return unescape(text, self._dialect).strip() if delimiters.escape in text else text.strip()
 
     def __bool__(self) -> bool:
         return bool(self.raw.strip())
@@ -231,12 +237,13 @@ class Repetition:
 class Segment:
     """One segment. ``raw(n)`` is field n as numbered by HL7 (for MSH, MSH-1 is the separator)."""
 
-    __slots__ = ("_dialect", "_fields", "name", "sequence")
+    __slots__ = ("_dialect", "_fields", "_split", "name", "sequence")
 
     def __init__(self, name: str, fields: list[str], dialect: Dialect, sequence: int) -> None:
         self.name = name
         self._fields = fields
         self._dialect = dialect
+        self._split: dict[int, list[Repetition]] = {}
         self.sequence = sequence
         """1 for the first segment of this name in the message, 2 for the second..."""
 
@@ -248,14 +255,13 @@ class Segment:
         return self._fields[field] if 0 < field < len(self._fields) else ""
 
     def repetitions(self, field: int) -> list[Repetition]:
-        raw = self.raw(field)
-        if not raw:
-            return []
-        return [
-            Repetition(part, self._dialect)
-            for part in raw.split(self._dialect.delimiters.repetition)
-            if part
-        ]
+        split = self._split.get(field)
+        if split is None:
+            raw = self.raw(field)
+            separator = self._dialect.delimiters.repetition
+            split = [Repetition(part, self._dialect) for part in raw.split(separator) if part]
+            self._split[field] = split
+        return split
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1) -> str:
         """First repetition's unescaped component; empty when absent."""

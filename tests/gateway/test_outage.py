@@ -16,11 +16,11 @@ from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig
 from services.gateway.intake import STAY_EVENT_SCHEMA
 from services.stack.components import Kafka
-from tests.gateway.conftest import create_gateway_topics
 from tests.gateway.messages import movement
 from tests.gateway.support import (
     ConnectionClosed,
     MllpClient,
+    create_gateway_topics,
     read_ack,
     read_topic,
     running_gateway,

@@ -1,0 +1,161 @@
+"""The gateway end to end: PAM FR messages per second acknowledged (AA after Kafka confirmed the
+StayEvent and the archive entry), over one engine connection and over eleven at once (one per
+establishment). Engines behave as real ones: each waits for its ACK before the next message.
+
+The gateway runs in its own process, as in production, writing to fresh topics; the engines are
+threads of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from services.common.establishments import load_establishments
+from services.common.kafka import make_admin, make_consumer
+from services.common.logging import configure_logging
+from services.common.serde import make_registry_client
+from services.common.settings import Settings
+from services.gateway.bootstrap import GatewayConfig, build_gateway
+from services.gateway.mllp import frame
+from tests.gateway.messages import movement
+from tests.gateway.support import create_gateway_topics
+
+WARM_UP = 50
+ONE_CONNECTION = 1500
+PER_ESTABLISHMENT = 300
+CHARSETS = ["8859/1", "UNICODE UTF-8"]
+# A stay's life: admission, transfer, a correction, discharge with the Covid-19 status.
+TRIGGERS = [("A01", ""), ("A02", ""), ("Z99", "A02"), ("A03", "")]
+
+
+def _serve(settings: Settings, config: GatewayConfig, ready: Queue[Any], stop: Event) -> None:
+    """The gateway process: logs as in production, but to nowhere."""
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+    configure_logging("gateway")
+
+    async def main() -> None:
+        gateway = build_gateway(settings, config)
+        await gateway.start()
+        ready.put(gateway.port)
+        await asyncio.to_thread(stop.wait)
+        await gateway.stop()
+        ready.put(dict(gateway.counters))
+
+    asyncio.run(main())
+
+
+def _messages(facility: str, count: int, prefix: str) -> list[bytes]:
+    messages = []
+    for index in range(count):
+        trigger, original = TRIGGERS[index % len(TRIGGERS)]
+        messages.append(
+            frame(
+                movement(
+                    trigger,
+                    original_trigger=original,
+                    facility=facility,
+                    control_id=f"{prefix}{index:06}",
+                    visit=f"{prefix}V{index // len(TRIGGERS):05}",
+                    movement_id=f"{prefix}M{index:06}",
+                    charset=CHARSETS[index % len(CHARSETS)],
+                    covid=("94500-6", "260415000") if trigger == "A03" else None,
+                )
+            )
+        )
+    return messages
+
+
+def _engine(port: int, messages: list[bytes]) -> list[float]:
+    """Send each message and wait for its ACK; the round trips in seconds."""
+    latencies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        for message in messages:
+            started = time.perf_counter()
+            sock.sendall(message)
+            reply = b""
+            while not reply.endswith(b"\x1c\r"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise RuntimeError("the gateway closed the connection")
+                reply += chunk
+            latencies.append(time.perf_counter() - started)
+            if b"\rMSA|AA|" not in reply:
+                raise RuntimeError(f"not accepted: {reply[:300]!r}")
+    return latencies
+
+
+def _figures(name: str, latencies: list[float], seconds: float) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {
+        f"{name}_messages": len(latencies),
+        f"{name}_acked_per_s": round(len(latencies) / seconds),
+        f"{name}_p50_ms": round(statistics.median(ordered) * 1000, 2),
+        f"{name}_p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 2),
+    }
+
+
+def _records(settings: Settings, topic: str) -> int:
+    consumer = make_consumer(settings, "bench-gateway", f"bench-gateway-{time.time_ns()}")
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for number in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    admin = make_admin(settings)
+    topics, names = create_gateway_topics(admin, make_registry_client(settings))
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
+    context = multiprocessing.get_context("spawn")
+    ready: Queue[Any] = context.Queue()
+    stop = context.Event()
+    process = context.Process(target=_serve, args=(settings, config, ready, stop), daemon=True)
+    process.start()
+    try:
+        port = int(ready.get(timeout=60))
+        facilities = [item.sending_facility for item in load_establishments()]
+        _engine(port, _messages(facilities[0], WARM_UP, "W"))
+
+        one = _messages(facilities[0], ONE_CONNECTION, "O")
+        started = time.perf_counter()
+        single = _engine(port, one)
+        figures = _figures("one_connection", single, time.perf_counter() - started)
+
+        batches = [_messages(facility, PER_ESTABLISHMENT, "E") for facility in facilities]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(batches)) as pool:
+            results = list(pool.map(lambda batch: _engine(port, batch), batches))
+        eleven = [latency for result in results for latency in result]
+        figures |= _figures("eleven_connections", eleven, time.perf_counter() - started)
+
+        stop.set()
+        counters = ready.get(timeout=60)
+        sent = WARM_UP + ONE_CONNECTION + PER_ESTABLISHMENT * len(facilities)
+        figures["stay_events_written"] = _records(settings, topics.stays)
+        figures["archive_entries_written"] = _records(settings, topics.archive)
+        figures["messages_sent"] = sent
+        figures["gateway_messages_counted"] = counters.get("messages", 0)
+        return figures
+    finally:
+        stop.set()
+        process.join(30)
+        if process.is_alive():
+            process.terminate()
+        admin.delete_topics(names)
