@@ -118,7 +118,8 @@ class MessageHandler:
         log.info(
             "message",
             peer=peer,
-            establishment=intake.archive_key,
+            establishment=intake.establishment.code if intake.establishment else None,
+            sending_facility=intake.sending_facility,
             control_id=intake.control_id,
             trigger=intake.trigger or None,
             event_id=intake.publication.event_id if intake.publication else None,

@@ -111,10 +111,19 @@ class MllpServer:
     ) -> str:
         decoder = MllpDecoder(self._limits.max_frame_bytes)
         limits = self._limits
+        loop = asyncio.get_running_loop()
+        frame_started: float | None = None
         while True:
-            timeout = limits.frame_timeout if decoder.in_frame else limits.idle_timeout
+            # A frame's time limit runs from its start, so a sender dribbling bytes cannot
+            # hold the connection; between frames, the idle limit applies.
+            if decoder.in_frame:
+                frame_started = frame_started or loop.time()
+                timeout = frame_started + limits.frame_timeout - loop.time()
+            else:
+                frame_started = None
+                timeout = limits.idle_timeout
             try:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+                data = await asyncio.wait_for(reader.read(READ_SIZE), max(timeout, 0))
             except TimeoutError:
                 self._counters["connections_timed_out"] += 1
                 return "frame incomplete too long" if decoder.in_frame else "idle"
@@ -123,7 +132,10 @@ class MllpServer:
             if not data:
                 return "closed by peer"
             skipped = decoder.skipped_bytes
-            for received in decoder.feed(data):
+            frames = decoder.feed(data)
+            if frames:
+                frame_started = None  # a frame begun in this read starts its clock now
+            for received in frames:
                 try:
                     ack = await self._handler.handle(received, peer)
                 except Unconfirmed:

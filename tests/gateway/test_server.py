@@ -70,6 +70,21 @@ def test_a_frame_that_never_ends_is_cut_off_without_an_answer(gateway: Gateway) 
         assert engine.closed_by_peer()
 
 
+def test_a_frame_dribbled_byte_by_byte_is_cut_off_too(gateway: Gateway) -> None:
+    data = frame(movement(control_id="DRIP"))
+    hung_up = False
+    with MllpClient(gateway.port, timeout=10) as engine:
+        engine.send_raw(data[:50])
+        for byte in data[50:80]:  # one byte every 0.2 s: each read is quick, the frame is not
+            time.sleep(0.2)
+            try:
+                engine.send_raw(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                hung_up = True
+                break
+    assert hung_up
+
+
 def test_a_quiet_connection_is_closed_and_a_new_one_is_served(gateway: Gateway) -> None:
     with MllpClient(gateway.port, timeout=10) as quiet:
         assert read_ack(quiet.send(movement(control_id="QUIET1"))).code == "AA"
