@@ -2,8 +2,8 @@
 stays, as plain data (``AdtMessage``), in each engine's send order.
 
 Deterministic: the same configuration, profiles and practitioners give the same messages, byte
-for byte once rendered. Each establishment draws from its own random stream, seeded with the
-seed and its code.
+for byte once rendered. Each establishment draws from its own random stream for each date, seeded
+with the seed, its code and the date.
 
 The day follows how French hospitals work: scheduled admissions in the morning, emergency
 arrivals all day with an evening peak, discharges around midday, pre-admissions during office
@@ -91,7 +91,7 @@ TRANSFER_TARGETS = {
 # in a hurry at the ward, discharges are sometimes recorded before the patient actually leaves.
 CANCEL_CHANCE = {
     "A01": 0.02, "A04": 0.02, "A02": 0.08, "A03": 0.04, "A05": 0.08,
-    "A21": 0.08, "A22": 0.1, "A54": 0.1,
+    "A21": 0.12, "A22": 0.15, "A54": 0.1,
 }  # fmt: skip
 CORRECTION_CHANCE = 0.03
 LATE_ENTRY_CHANCE = 0.04
@@ -163,20 +163,34 @@ class Day:
 def build_day(
     config: DayConfig, profiles: Sequence[Profile], practitioners: Sequence[Practitioner]
 ) -> Day:
-    """The day of every establishment; ``practitioners`` are the directory's GPs to draw from."""
+    """The day of every establishment; ``practitioners`` are the directory's GPs to draw from.
+
+    A window running past midnight holds the activity of each date it covers."""
     directory = sorted(practitioners, key=lambda item: item.id)
-    engines = [_EngineDay(config, profile, profiles, directory) for profile in profiles]
-    for engine in engines:
-        engine.generate()
-    # Patients transferred between establishments arrive at their destination: a second pass,
-    # once every establishment has decided whom it sends away.
-    by_facility = {engine.profile.establishment.sending_facility: engine for engine in engines}
-    for engine in engines:
-        for transfer in engine.transfers_out:
-            by_facility[transfer.destination].incoming.append(transfer)
-    for engine in engines:
-        engine.admit_incoming()
-    return Day(config, {engine.code: engine.finish() for engine in engines})
+    messages: dict[str, list[AdtMessage]] = {item.establishment.code: [] for item in profiles}
+    date = config.window_start.date()
+    last = (config.window_end - dt.timedelta(microseconds=1)).date()
+    while date <= last:
+        engines = [_EngineDay(config, date, profile, profiles, directory) for profile in profiles]
+        for engine in engines:
+            engine.generate()
+        # Patients transferred between establishments arrive at their destination: a second
+        # pass, once every establishment has decided whom it sends away.
+        by_facility = {engine.profile.establishment.sending_facility: engine for engine in engines}
+        for engine in engines:
+            for transfer in engine.transfers_out:
+                by_facility[transfer.destination].incoming.append(transfer)
+        for engine in engines:
+            engine.admit_incoming()
+            messages[engine.code].extend(engine.finish())
+        date += dt.timedelta(days=1)
+    return Day(
+        config,
+        {
+            code: tuple(sorted(items, key=lambda item: item.sent_at))
+            for code, items in messages.items()
+        },
+    )
 
 
 def run_tag(seed: int | str) -> str:
@@ -218,7 +232,10 @@ class _Draft:
 
 @dataclass
 class _EngineDay:
+    """One establishment's activity of one date, as much of it as falls in the window."""
+
     config: DayConfig
+    date: dt.date
     profile: Profile
     all_profiles: Sequence[Profile]
     directory: Sequence[Practitioner]
@@ -227,17 +244,17 @@ class _EngineDay:
 
     def __post_init__(self) -> None:
         self.code = self.profile.establishment.code
-        self.rng = random.Random(f"{self.config.seed}:{self.code}")
+        self.rng = random.Random(f"{self.config.seed}:{self.code}:{self.date}")
         self.drafts: list[_Draft] = []
         self.tag = run_tag(self.config.seed)
-        self.day_code = f"{self.config.date:%y%j}"
+        self.day_code = f"{self.date:%y%j}"
         self.visits = 0
         self.movements = 0
         self.ipps: set[str] = set()
         self.window_start = self.config.window_start
         self.window_end = self.config.window_end
-        self.midnight = dt.datetime.combine(self.config.date, dt.time(0), tzinfo=PARIS)
-        self.weekday = self.config.date.weekday()
+        self.midnight = dt.datetime.combine(self.date, dt.time(0), tzinfo=PARIS)
+        self.weekday = self.date.weekday()
         self.doctors = {
             unit.code: tuple(self._hospital_doctor(unit, index) for index in range(3))
             for unit in self.profile.units
@@ -319,7 +336,7 @@ class _EngineDay:
                 sent_movements.add((message.movement_id, message.trigger))
             elif (message.movement_id, message.original_trigger or "") not in sent_movements:
                 continue
-            control_id = f"{self.config.date:%Y%m%d}{self.tag}{len(result) + 1:06d}"
+            control_id = f"{self.date:%Y%m%d}{self.tag}{len(result) + 1:06d}"
             result.append(dataclasses.replace(message, control_id=control_id))
         return tuple(result)
 
@@ -357,7 +374,7 @@ class _EngineDay:
             return
         if unit.kind == "day_hospital":
             goes_home = max(at, self.midnight) + dt.timedelta(hours=self.rng.uniform(4, 8))
-            if self.rng.random() < 0.05:
+            if self.rng.random() < 0.12:
                 # Seen and sent home from the day unit: the stay becomes an outpatient visit.
                 self._move(stay, "A07", at + dt.timedelta(minutes=90), unit, patient_class="O")
             self._discharge(stay, goes_home)
@@ -386,7 +403,7 @@ class _EngineDay:
         stay = self._open_stay(patient, unit, "I", "R", "SCHEDULED", None)
         stay.now = at
         expected = dt.datetime.combine(
-            self.config.date + dt.timedelta(days=self.rng.randint(1, 21)),
+            self.date + dt.timedelta(days=self.rng.randint(1, 21)),
             dt.time(self.rng.choice((7, 8, 9, 10, 14))),
             tzinfo=PARIS,
         )
@@ -675,7 +692,7 @@ class _EngineDay:
         rng = self.rng
         age = self._age(unit)
         sex: str = "F" if unit.kind == "maternity" or rng.random() < 0.52 else "M"
-        birth_date = self.config.date - dt.timedelta(days=round(age * 365.25) + rng.randint(0, 364))
+        birth_date = self.date - dt.timedelta(days=round(age * 365.25) + rng.randint(0, 364))
         given = rng.choice(FEMALE_GIVEN_NAMES if sex == "F" else MALE_GIVEN_NAMES)
         family = rng.choice(FAMILY_NAMES)
         birth_name = None

@@ -190,6 +190,23 @@ def test_a_window_of_the_day_holds_only_its_messages_and_no_orphan_cancellation(
                 assert item.movement_id in movements
 
 
+def test_a_window_past_midnight_holds_the_next_days_activity_too(
+    profiles: list[Profile], gps: list[Practitioner]
+) -> None:
+    config = DayConfig(MONDAY, start=dt.time(20), duration=dt.timedelta(hours=14))
+    day = build_day(config, profiles, gps)
+    tuesday_morning = [
+        item
+        for item in day.all_messages()
+        if item.sent_at.date() > MONDAY and 7 <= item.sent_at.hour < 10 and item.trigger == "A01"
+    ]
+    assert len(tuesday_morning) > 20
+    for messages in day.messages.values():
+        assert [item.sent_at for item in messages] == sorted(item.sent_at for item in messages)
+        assert len({item.control_id for item in messages}) == len(messages)
+        assert all(config.window_start <= item.sent_at < config.window_end for item in messages)
+
+
 def test_a_small_rate_still_gives_every_establishment_something_to_send(
     profiles: list[Profile], gps: list[Practitioner], monday: Day
 ) -> None:
