@@ -252,6 +252,13 @@ def covid_status(message: Message, establishment: str, mapping: CovidMapping) ->
     return status
 
 
+def expected_action(trigger: str) -> str:
+    """The ZBE-4 a trigger goes with: cancels CANCEL, Z99 UPDATE, the others INSERT."""
+    if trigger in CANCEL_TRIGGERS:
+        return "CANCEL"
+    return "UPDATE" if trigger == CORRECTION_TRIGGER else "INSERT"
+
+
 def _action(zbe: Segment, trigger: str, reader: Reader) -> str:
     action = reader.required(zbe, 4, "action").upper()
     if action not in ACTIONS:
@@ -260,13 +267,7 @@ def _action(zbe: Segment, trigger: str, reader: Reader) -> str:
             f"ZBE-4 action {action!r} is not INSERT, UPDATE or CANCEL",
             zbe.location(4),
         )
-    expected = (
-        "CANCEL"
-        if trigger in CANCEL_TRIGGERS
-        else "UPDATE"
-        if trigger == CORRECTION_TRIGGER
-        else "INSERT"
-    )
+    expected = expected_action(trigger)
     if action != expected:
         raise MessageError(
             ErrorCode.TABLE_VALUE_NOT_FOUND,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.gateway.hl7 import codec_for
-from services.gateway.pam import CANCEL_TRIGGERS, CORRECTION_TRIGGER
+from services.gateway.pam import expected_action
 
 SENT_AT = "20260302081530+0100"
 MOVED_AT = "20260302081000"
@@ -127,12 +127,6 @@ def _obx(loinc: str, result: str) -> str:
     )
 
 
-def action_for(trigger: str) -> str:
-    if trigger in CANCEL_TRIGGERS:
-        return "CANCEL"
-    return "UPDATE" if trigger == CORRECTION_TRIGGER else "INSERT"
-
-
 def movement(
     trigger: str = "A01",
     *,
@@ -208,7 +202,7 @@ def movement(
                 f"{movement_id}^SIH_GAM",
                 moved_at,
                 "",
-                action or action_for(trigger),
+                action or expected_action(trigger),
                 "N",
                 original_trigger,
                 unit,
