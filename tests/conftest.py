@@ -27,6 +27,7 @@ from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from services.stack.components import Kafka
 from services.stack.layout import StackLayout
+from tests.support import MailServer, ServiceProcess, free_port, stack_env
 
 
 def _docker_engine_available() -> bool:
@@ -181,3 +182,86 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def mail_server(tmp_path: Path) -> Iterator[MailServer]:
+    """A real SMTP server of the test's own (so it can be taken down), keeping .eml files."""
+    server = MailServer(tmp_path / "mail", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def certificates(tmp_path: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and a client certificate, as PEM files."""
+    import trustme
+
+    authority = trustme.CA()
+    server = authority.issue_cert("localhost")
+    client = authority.issue_cert("harpicoop@ght-sud-lorraine.mssante.fr")
+    names = ("ca", "server", "server_key", "client", "client_key")
+    paths = {name: tmp_path / f"{name}.pem" for name in names}
+    authority.cert_pem.write_to_path(str(paths["ca"]))
+    server.cert_chain_pems[0].write_to_path(str(paths["server"]))
+    server.private_key_pem.write_to_path(str(paths["server_key"]))
+    client.cert_chain_pems[0].write_to_path(str(paths["client"]))
+    client.private_key_pem.write_to_path(str(paths["client_key"]))
+    return paths
+
+
+@pytest.fixture
+def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Services started as real processes; stopped after the test, their logs shown on failure."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, env: dict[str, str], topics: dict[str, str]) -> ServiceProcess:
+        service = ServiceProcess(name, env, tmp_path / f"{name}-{len(started)}.log", topics)
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+        print(f"--- {service.name} ---\n{service.output()[-20_000:]}")
+
+
+@pytest.fixture
+def notify_factory(
+    stack: Settings,
+    topic_factory: Callable[..., str],
+    group_factory: Callable[[], str],
+    empty_database: str,
+    service_factory: Callable[..., ServiceProcess],
+) -> Callable[..., ServiceProcess]:
+    """Notify on fresh topics and a fresh database, sending to the given SMTP server."""
+
+    def create(mail: MailServer, **extra_env: str) -> ServiceProcess:
+        topics = {
+            "input": topic_factory("harpicoop.EnrichedStayEvent"),
+            "followups": extra_env.pop("followups_topic", None)
+            or topic_factory("harpicoop.CovidFollowup"),
+            "status": topic_factory("harpicoop.NotificationStatus"),
+            "dead_letter": topic_factory(),
+        }
+        env = stack_env(
+            stack,
+            DATABASE_URL=empty_database,
+            SMTP_HOST="localhost",
+            SMTP_PORT=str(mail.port),
+            SMTP_SECURITY=mail.security,
+            NOTIFY_INPUT_TOPIC=topics["input"],
+            NOTIFY_FOLLOWUPS_TOPIC=topics["followups"],
+            NOTIFY_STATUS_TOPIC=topics["status"],
+            NOTIFY_DEADLETTER_TOPIC=topics["dead_letter"],
+            NOTIFY_GROUP_ID=group_factory(),
+            NOTIFY_RETRY_INITIAL_SECONDS="0.5",
+            NOTIFY_RETRY_MAX_SECONDS="2",
+            NOTIFY_POLL_INTERVAL_SECONDS="0.1",
+            **extra_env,
+        )
+        return service_factory("notify", env, topics)
+
+    return create

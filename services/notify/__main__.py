@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-
 from services.common.logging import configure_logging
 from services.common.settings import Settings
 from services.notify.config import NotifyConfig
@@ -14,11 +11,9 @@ from services.notify.service import NotifyService
 def main() -> None:
     log = configure_logging("notify")
     service = NotifyService(Settings.from_env(), NotifyConfig.from_env(), log)
-    signal.signal(signal.SIGTERM, lambda *_: service.shutdown())
-    signal.signal(signal.SIGINT, lambda *_: service.shutdown())
+    service.threads.stop_on_signals()
     service.start()
-    service.wait()
-    sys.exit(0)
+    service.threads.wait()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class NotifyConfig:
     input_topic: str = "stays.enriched"
+    followups_topic: str = "covid.followups"
     status_topic: str = "notifications.status"
     dead_letter_topic: str = "deadletter.notify"
     group_id: str = "notify"
@@ -36,6 +37,7 @@ class NotifyConfig:
         domains = env.get("NOTIFY_EXTRA_SECURE_DOMAINS", "")
         return cls(
             input_topic=env.get("NOTIFY_INPUT_TOPIC") or default.input_topic,
+            followups_topic=env.get("NOTIFY_FOLLOWUPS_TOPIC") or default.followups_topic,
             status_topic=env.get("NOTIFY_STATUS_TOPIC") or default.status_topic,
             dead_letter_topic=env.get("NOTIFY_DEADLETTER_TOPIC") or default.dead_letter_topic,
             group_id=env.get("NOTIFY_GROUP_ID") or default.group_id,

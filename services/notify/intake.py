@@ -17,8 +17,21 @@ import structlog
 from services.common.outbox import Conn
 from services.notify import ledger
 from services.notify.config import NotifyConfig
-from services.notify.notices import Notice, NoticeKind, decide, movement_key
-from services.notify.render import MESSAGE_ID_DOMAIN, build_message, notice_context, render
+from services.notify.notices import (
+    Notice,
+    NoticeKind,
+    decide,
+    decide_followup,
+    followup_event_id,
+    movement_key,
+)
+from services.notify.render import (
+    MESSAGE_ID_DOMAIN,
+    build_message,
+    followup_context,
+    notice_context,
+    render,
+)
 from services.notify.status import StatusRecorder
 
 
@@ -43,8 +56,14 @@ class Intake:
         self.log = log
         self.recorded = 0
 
-    def handle(self, _topic: str, enriched: dict[str, Any]) -> None:
-        """One enriched stay event, within the batch's transaction."""
+    def handle(self, topic: str, value: dict[str, Any]) -> None:
+        """One record, within the batch's transaction."""
+        if topic == self.config.followups_topic:
+            self._followup(value)
+        else:
+            self._stay_event(value)
+
+    def _stay_event(self, enriched: dict[str, Any]) -> None:
         event = enriched["event"]
         key = movement_key(event)
         earlier = (
@@ -64,28 +83,46 @@ class Intake:
                 ledger.withdraw_waiting(
                     self.conn, self.statuses, key, notice.recipient["rpps"], reason
                 )
-            body, message_id = self._message(notice, event)
-            if ledger.record(self.conn, self.statuses, notice, event, key, body, message_id):
-                self.recorded += 1
-                self.log.info(
-                    "notice recorded",
-                    notification_id=notice.notification_id,
-                    event_id=event["event_id"],
-                    kind=notice.kind.value,
-                    rpps=notice.recipient["rpps"],
-                    skipped=notice.skip_reason,
-                )
+            context = notice_context(
+                notice.kind, event, notice.recipient, self._establishment(event["establishment"])
+            )
+            self._record(notice, event, key, context)
 
-    def _message(self, notice: Notice, event: Mapping[str, Any]) -> tuple[bytes, str]:
+    def _followup(self, followup: dict[str, Any]) -> None:
+        for notice in decide_followup(followup, self.config.extra_secure_domains):
+            ledger_event = {
+                "event_id": followup_event_id(followup["case_id"], followup["reminders_sent"]),
+                "stay_key": followup["stay_key"],
+                "establishment": followup["establishment"],
+            }
+            context = followup_context(
+                notice.kind,
+                followup,
+                notice.recipient,
+                self._establishment(followup["establishment"]),
+            )
+            self._record(notice, ledger_event, f"covid:{followup['case_id']}", context)
+
+    def _establishment(self, code: str) -> str:
+        return self.establishment_names.get(code, code)
+
+    def _record(
+        self, notice: Notice, event: Mapping[str, Any], key: str, context: Mapping[str, Any]
+    ) -> None:
         message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
-        if notice.skip_reason:
-            return b"", message_id
-        context = notice_context(
-            notice.kind,
-            event,
-            notice.recipient,
-            self.establishment_names.get(event["establishment"], event["establishment"]),
-        )
+        body = b"" if notice.skip_reason else self._message(notice, context)
+        if ledger.record(self.conn, self.statuses, notice, event, key, body, message_id):
+            self.recorded += 1
+            self.log.info(
+                "notice recorded",
+                notification_id=notice.notification_id,
+                event_id=event["event_id"],
+                kind=notice.kind.value,
+                rpps=notice.recipient["rpps"],
+                skipped=notice.skip_reason,
+            )
+
+    def _message(self, notice: Notice, context: Mapping[str, Any]) -> bytes:
         email = build_message(
             render(context),
             sender=self.sender_address,
@@ -94,4 +131,4 @@ class Intake:
             created_at=dt.datetime.now(dt.UTC),
         )
         # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
-        return email.as_bytes(policy=SMTP_POLICY), message_id
+        return email.as_bytes(policy=SMTP_POLICY)

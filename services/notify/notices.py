@@ -143,3 +143,25 @@ def decide(
             )
         )
     return notices
+
+
+def followup_event_id(case_id: str, reminders_sent: int) -> str:
+    """The id a follow-up state stands under in the ledger: one notice per case and reminder."""
+    return f"covid:{case_id}:{reminders_sent}"
+
+
+def decide_followup(followup: Mapping[str, Any], extra_domains: Iterable[str] = ()) -> list[Notice]:
+    """A newly opened case tells the GP; each reminder reminds them; closing says nothing."""
+    gp = followup.get("gp")
+    if gp is None or followup["state"] == "CLOSED":
+        return []
+    kind = NoticeKind.COVID_FOLLOWUP if followup["state"] == "OPEN" else NoticeKind.COVID_REMINDER
+    event_id = followup_event_id(followup["case_id"], followup["reminders_sent"])
+    return [
+        Notice(
+            notification_id(event_id, gp["rpps"], kind),
+            kind,
+            gp,
+            skip_reason=_skip_reason(gp, list(extra_domains)),
+        )
+    ]

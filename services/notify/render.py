@@ -102,6 +102,38 @@ def notice_context(
     }
 
 
+def followup_context(
+    kind: NoticeKind,
+    followup: Mapping[str, Any],
+    recipient: Mapping[str, Any],
+    establishment_name: str,
+) -> dict[str, Any]:
+    """The context of a Covid-19 follow-up notice, from a ``CovidFollowup`` state."""
+    patient = followup["patient"]
+    return {
+        "kind": kind.value,
+        "event_kind": "DISCHARGE",
+        "event_wording": EVENT_WORDING["DISCHARGE"],
+        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
+        "recipient_role": recipient["role"],
+        "patient_title": _patient_title(patient),
+        "patient_family_name": patient["family_name"].upper(),
+        "patient_given_name": patient.get("given_name") or "",
+        "patient_birth_name": (patient.get("birth_name") or "").upper(),
+        "patient_birth_date": _date(patient.get("birth_date")),
+        "patient_ins": patient.get("ins"),
+        "establishment": establishment_name,
+        "unit": None,
+        "when": _local(followup["opened_at"]),
+        "emergency": False,
+        "scheduled": False,
+        "discharge_disposition": None,
+        "discharge_destination": None,
+        "covid_status": COVID_WORDING.get(followup["covid_status"], "non renseigné"),
+        "event_id": followup["discharge_event_id"],
+    }
+
+
 def subject(context: Mapping[str, Any]) -> str:
     where = context["establishment"]
     kind = context["kind"]
@@ -120,6 +152,10 @@ def subject(context: Mapping[str, Any]) -> str:
         return f"Rectification d'une information sur votre patient(e) — {where}"
     if kind == "RETRACTION":
         return f"Annulation d'une information sur votre patient(e) — {where}"
+    if kind == "COVID_FOLLOWUP":
+        return f"Suivi Covid-19 de votre patient(e) après sa sortie — {where}"
+    if kind == "COVID_REMINDER":
+        return f"Rappel : suivi Covid-19 de votre patient(e) — {where}"
     return f"Information sur votre patient(e) — {where}"
 
 

@@ -8,7 +8,7 @@ hand-offs. Each has its own database connection.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -19,6 +19,7 @@ from services.common.deadletter import DeadLetters
 from services.common.establishments import load_establishments
 from services.common.kafka import make_consumer, make_producer
 from services.common.paths import PROJECT_ROOT
+from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.notify import ledger
@@ -36,9 +37,10 @@ class NotifyService:
     settings: Settings
     config: NotifyConfig
     log: structlog.stdlib.BoundLogger
-    stop: threading.Event = field(default_factory=threading.Event)
     statuses: StatusRecorder | None = None
-    threads: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.threads = ServiceThreads("notify", self.log)
 
     def start(self) -> None:
         with connect(self.settings) as conn:
@@ -63,13 +65,16 @@ class NotifyService:
         )
         consumer = BatchConsumer(
             consumer=make_consumer(self.settings, "notify-intake", self.config.group_id),
-            topics={self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent")},
+            topics={
+                self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
+                self.config.followups_topic: AvroSerde(registry, "harpicoop.CovidFollowup"),
+            },
             conn=intake_conn,
             dead_letters=dead_letters,
             handle=intake.handle,
             log=self.log.bind(part="intake"),
         )
-        self._spawn("intake", consumer.run)
+        self.threads.spawn("intake", consumer.run)
         for index in range(self.config.senders):
             worker = DeliveryWorker(
                 config=self.config,
@@ -84,15 +89,15 @@ class NotifyService:
                 statuses=statuses,
                 log=self.log.bind(part=f"sender-{index}"),
             )
-            self._spawn(f"sender-{index}", worker.run)
+            self.threads.spawn(f"sender-{index}", worker.run)
         relay = outbox.OutboxRelay(
             connect(self.settings),
             make_producer(self.settings, "notify-status"),
             OUTBOX_OWNER,
             self.log.bind(part="status"),
         )
-        self._spawn("status", relay.run)
-        self._spawn("sweeper", self._sweep)
+        self.threads.spawn("status", relay.run)
+        self.threads.spawn("sweeper", self._sweep)
         self.log.info(
             "notify started", input_topic=self.config.input_topic, senders=self.config.senders
         )
@@ -106,24 +111,3 @@ class NotifyService:
                 if expired:
                     self.log.error("interrupted deliveries marked uncertain", count=expired)
                 stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))
-
-    def _spawn(self, name: str, target: object) -> None:
-        def guarded() -> None:
-            try:
-                target(self.stop)  # type: ignore[operator]
-            except Exception:
-                # A dead part must not leave a half-working service: stop everything, loudly.
-                self.log.exception("notify part failed; stopping", part=name)
-                self.stop.set()
-
-        thread = threading.Thread(target=guarded, name=f"notify-{name}", daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def wait(self) -> None:
-        self.stop.wait()
-        for thread in self.threads:
-            thread.join(timeout=30)
-
-    def shutdown(self) -> None:
-        self.stop.set()

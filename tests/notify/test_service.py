@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Producer
 from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
 from tests.notify.builders import enriched, recipient
-from tests.notify.conftest import MailServer, NotifyUnderTest, eventually, tls_mail_server
+from tests.support import MailServer, ServiceProcess, eventually, tls_mail_server
 
 pytestmark = pytest.mark.integration
 
@@ -57,21 +57,21 @@ class Statuses:
 @pytest.fixture
 def statuses_of(
     consumer_factory: Callable[..., Consumer], serde_factory: Callable[[str], AvroSerde]
-) -> Callable[[NotifyUnderTest], Statuses]:
+) -> Callable[[ServiceProcess], Statuses]:
     return lambda service: Statuses(
-        consumer_factory(service.status_topic), serde_factory("harpicoop.NotificationStatus")
+        consumer_factory(service.topics["status"]), serde_factory("harpicoop.NotificationStatus")
     )
 
 
 def test_one_admission_gives_exactly_one_email_with_the_right_words(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
-    statuses_of: Callable[[NotifyUnderTest], Statuses],
+    statuses_of: Callable[[ServiceProcess], Statuses],
 ) -> None:
     to = address()
     service = notify_factory(mail_server)
-    publish(service.input_topic, enriched("V100", [recipient("10101010101", to)]))
+    publish(service.topics["input"], enriched("V100", [recipient("10101010101", to)]))
 
     [email] = eventually(lambda: mail_server.to(to), what="the admission email")
     assert email["Subject"] == "Hospitalisation en urgence de votre patient(e) — CHRU de Nancy"
@@ -92,13 +92,13 @@ def test_one_admission_gives_exactly_one_email_with_the_right_words(
 
 def test_a_discharge_carries_the_covid_status_and_the_destination(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
 ) -> None:
     to = address()
     service = notify_factory(mail_server)
     publish(
-        service.input_topic,
+        service.topics["input"],
         enriched("V101", [recipient("10101010102", to)], kind="DISCHARGE", covid_status="POSITIVE"),
     )
     [email] = eventually(lambda: mail_server.to(to), what="the discharge email")
@@ -110,16 +110,16 @@ def test_a_discharge_carries_the_covid_status_and_the_destination(
 
 def test_duplicate_deliveries_and_a_crash_mid_batch_still_give_one_email_each(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
-    statuses_of: Callable[[NotifyUnderTest], Statuses],
+    statuses_of: Callable[[ServiceProcess], Statuses],
 ) -> None:
     addresses = [address() for _ in range(40)]
     service = notify_factory(mail_server, NOTIFY_SENDING_LEASE_SECONDS="2")
     for index, to in enumerate(addresses):
         event = enriched(f"V2{index:02}", [recipient(f"1010101{index:04}", to)])
-        publish(service.input_topic, event)
-        publish(service.input_topic, event)  # a duplicate delivery from upstream
+        publish(service.topics["input"], event)
+        publish(service.topics["input"], event)  # a duplicate delivery from upstream
 
     eventually(lambda: len(mail_server.messages()) >= 10, what="the first emails")
     service.kill()
@@ -146,16 +146,16 @@ def test_duplicate_deliveries_and_a_crash_mid_batch_still_give_one_email_each(
 
 def test_a_cancelled_admission_is_retracted(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
 ) -> None:
     to = address()
     service = notify_factory(mail_server)
     gp = recipient("10101010103", to)
-    publish(service.input_topic, enriched("V300", [gp], movement_id="MVT300"))
+    publish(service.topics["input"], enriched("V300", [gp], movement_id="MVT300"))
     eventually(lambda: mail_server.to(to), what="the admission email")
 
-    publish(service.input_topic, enriched("V300", [gp], movement_id="MVT300", action="CANCEL"))
+    publish(service.topics["input"], enriched("V300", [gp], movement_id="MVT300", action="CANCEL"))
     emails = eventually(
         lambda: len(mail_server.to(to)) == 2 and mail_server.to(to), what="the retraction"
     )
@@ -169,16 +169,17 @@ def test_a_cancelled_admission_is_retracted(
 
 def test_while_the_smtp_server_is_down_nothing_is_lost(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
-    statuses_of: Callable[[NotifyUnderTest], Statuses],
+    statuses_of: Callable[[ServiceProcess], Statuses],
 ) -> None:
     mail_server.stop()
     addresses = [address() for _ in range(5)]
     service = notify_factory(mail_server)
     for index, to in enumerate(addresses):
         publish(
-            service.input_topic, enriched(f"V4{index:02}", [recipient(f"1020202{index:04}", to)])
+            service.topics["input"],
+            enriched(f"V4{index:02}", [recipient(f"1020202{index:04}", to)]),
         )
     status = statuses_of(service)
     eventually(
@@ -197,20 +198,20 @@ def test_while_the_smtp_server_is_down_nothing_is_lost(
 
 def test_a_refused_address_fails_and_is_dead_lettered(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
-    statuses_of: Callable[[NotifyUnderTest], Statuses],
+    statuses_of: Callable[[ServiceProcess], Statuses],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
     to = address()
     mail_server.refuse(to)
     service = notify_factory(mail_server)
-    publish(service.input_topic, enriched("V500", [recipient("10101010105", to)]))
+    publish(service.topics["input"], enriched("V500", [recipient("10101010105", to)]))
 
     status = statuses_of(service)
     [failed] = eventually(lambda: status.with_status("FAILED"), what="the FAILED status")
     assert failed["smtp_code"] == 550 and "unknown mailbox" in failed["detail"]
-    dead = consumer_factory(service.dead_letter_topic)
+    dead = consumer_factory(service.topics["dead_letter"])
     record = eventually(
         lambda: next((m for m in dead.consume(10, timeout=0.5) if m.error() is None), None),
         what="the dead letter",
@@ -223,14 +224,14 @@ def test_a_refused_address_fails_and_is_dead_lettered(
 
 def test_opted_out_and_insecure_addresses_are_never_contacted(
     mail_server: MailServer,
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
-    statuses_of: Callable[[NotifyUnderTest], Statuses],
+    statuses_of: Callable[[ServiceProcess], Statuses],
 ) -> None:
     opted_out, insecure, fine = address(), "dr.house@gmail.com", address()
     service = notify_factory(mail_server)
     publish(
-        service.input_topic,
+        service.topics["input"],
         enriched(
             "V600",
             [
@@ -259,7 +260,7 @@ def test_tls_with_a_client_certificate(
     security: str,
     tmp_path: Path,
     certificates: dict[str, Path],
-    notify_factory: Callable[..., NotifyUnderTest],
+    notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
 ) -> None:
     server = tls_mail_server(tmp_path, security, certificates)
@@ -271,7 +272,7 @@ def test_tls_with_a_client_certificate(
             SMTP_CLIENT_CERT=str(certificates["client"]),
             SMTP_CLIENT_KEY=str(certificates["client_key"]),
         )
-        publish(service.input_topic, enriched("V700", [recipient("10101010109", to)]))
+        publish(service.topics["input"], enriched("V700", [recipient("10101010109", to)]))
         eventually(lambda: server.to(to), what=f"the email over {security}")
     finally:
         server.stop()

@@ -1,0 +1,1 @@
+"""Covid follow-up: a case per Covid-positive or suspected discharge, reminders, closure."""

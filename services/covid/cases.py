@@ -1,0 +1,171 @@
+"""Follow-up cases in PostgreSQL; every state change is published on ``covid.followups``.
+
+The change and its record commit together (the common outbox), and timers are columns
+(``remind_at``, ``complete_at``) rather than in-memory schedules: they survive restarts, and
+several replicas share them through ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from services.common.outbox import Conn, enqueue
+from services.common.serde import AvroSerde
+from services.covid.rules import case_id, identity_key
+
+OUTBOX_OWNER = "covid"
+
+
+class FollowupPublisher:
+    """Turns case rows into CovidFollowup records in the outbox."""
+
+    def __init__(self, serde: AvroSerde, topic: str) -> None:
+        self.serde = serde
+        self.topic = topic
+
+    def publish(self, conn: Conn, row: Mapping[str, Any]) -> None:
+        value = {
+            "case_id": str(row["case_id"]),
+            "stay_key": row["stay_key"],
+            "establishment": row["establishment"],
+            "discharge_event_id": row["discharge_event_id"],
+            "patient": _patient_from_json(row["patient"]),
+            "covid_status": row["covid_status"],
+            "state": row["state"],
+            "gp": row["gp"],
+            "opened_at": row["opened_at"],
+            "remind_at": row["remind_at"],
+            "reminders_sent": row["reminders_sent"],
+            "closed_at": row["closed_at"],
+            "close_reason": row["close_reason"],
+            "updated_at": row["updated_at"],
+        }
+        enqueue(
+            conn,
+            OUTBOX_OWNER,
+            self.topic,
+            value["case_id"],
+            self.serde.serialize(self.topic, value),
+        )
+
+
+def _patient_to_json(patient: Mapping[str, Any]) -> str:
+    birth = patient.get("birth_date")
+    return json.dumps({**patient, "birth_date": birth.isoformat() if birth else None})
+
+
+def _patient_from_json(stored: Mapping[str, Any]) -> dict[str, Any]:
+    birth = stored.get("birth_date")
+    return {**stored, "birth_date": dt.date.fromisoformat(birth) if birth else None}
+
+
+def _changed(conn: Conn, publisher: FollowupPublisher, sql: str, params: tuple[Any, ...]) -> int:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(f"{sql} RETURNING *", params).fetchall()  # type: ignore[arg-type]
+    for row in rows:
+        publisher.publish(conn, row)
+    return len(rows)
+
+
+def open_case(
+    conn: Conn,
+    publisher: FollowupPublisher,
+    event: Mapping[str, Any],
+    gp: Mapping[str, Any] | None,
+    reminder_delay: dt.timedelta,
+) -> int:
+    """Open the case of a discharge (a replay changes nothing; a correction updates the status)."""
+    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    discharged_at = event["movement"]["occurred_at"]
+    patient = event["patient"]
+    return _changed(
+        conn,
+        publisher,
+        "INSERT INTO covid_case (case_id, stay_key, establishment, discharge_event_id, "
+        "movement_key, ins, identity_key, patient, gp, covid_status, state, opened_at, "
+        "discharged_at, remind_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'OPEN', now(), "
+        "%s, %s) ON CONFLICT (case_id) DO UPDATE SET covid_status = EXCLUDED.covid_status, "
+        "updated_at = now() WHERE covid_case.state <> 'CLOSED' "
+        "AND covid_case.covid_status <> EXCLUDED.covid_status",
+        (
+            case_id(movement),
+            event["stay_key"],
+            event["establishment"],
+            event["event_id"],
+            movement,
+            patient.get("ins"),
+            identity_key(patient),
+            _patient_to_json(patient),
+            json.dumps(dict(gp)) if gp else None,
+            event["covid_status"],
+            discharged_at,
+            discharged_at + reminder_delay,
+        ),
+    )
+
+
+def close_for_patient(
+    conn: Conn,
+    publisher: FollowupPublisher,
+    event: Mapping[str, Any],
+    reason: str,
+    *,
+    strictly_after: bool,
+) -> int:
+    """Close the patient's open cases opened by a discharge before this event."""
+    patient = event["patient"]
+    comparison = ">" if strictly_after else ">="
+    return _changed(
+        conn,
+        publisher,
+        "UPDATE covid_case SET state = 'CLOSED', closed_at = now(), close_reason = %s, "
+        "remind_at = NULL, complete_at = NULL, updated_at = now() "
+        "WHERE state <> 'CLOSED' AND (identity_key = %s OR (ins IS NOT NULL AND ins = %s)) "
+        f"AND %s {comparison} discharged_at",
+        (reason, identity_key(patient), patient.get("ins"), event["movement"]["occurred_at"]),
+    )
+
+
+def close_cancelled(conn: Conn, publisher: FollowupPublisher, event: Mapping[str, Any]) -> int:
+    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    return _changed(
+        conn,
+        publisher,
+        "UPDATE covid_case SET state = 'CLOSED', closed_at = now(), "
+        "close_reason = 'DISCHARGE_CANCELLED', remind_at = NULL, complete_at = NULL, "
+        "updated_at = now() WHERE movement_key = %s AND state <> 'CLOSED'",
+        (movement,),
+    )
+
+
+def remind_due(conn: Conn, publisher: FollowupPublisher, complete_after: dt.timedelta) -> int:
+    """Open cases whose reminder date has come are reminded (once)."""
+    with conn.transaction():
+        return _changed(
+            conn,
+            publisher,
+            "UPDATE covid_case SET state = 'REMINDED', reminders_sent = reminders_sent + 1, "
+            "remind_at = NULL, complete_at = now() + %s, updated_at = now() "
+            "WHERE case_id IN (SELECT case_id FROM covid_case WHERE state = 'OPEN' "
+            "AND remind_at <= now() ORDER BY remind_at LIMIT 200 FOR UPDATE SKIP LOCKED)",
+            (complete_after,),
+        )
+
+
+def complete_due(conn: Conn, publisher: FollowupPublisher) -> int:
+    """Reminded cases left untouched long enough are closed as complete."""
+    with conn.transaction():
+        return _changed(
+            conn,
+            publisher,
+            "UPDATE covid_case SET state = 'CLOSED', closed_at = now(), "
+            "close_reason = 'FOLLOWUP_COMPLETE', complete_at = NULL, updated_at = now() "
+            "WHERE case_id IN (SELECT case_id FROM covid_case WHERE state = 'REMINDED' "
+            "AND complete_at <= now() LIMIT 200 FOR UPDATE SKIP LOCKED)",
+            (),
+        )

@@ -1,0 +1,66 @@
+"""The follow-up rules, free of Kafka and SQL.
+
+- A discharge (inserted or corrected) with Covid-19 status POSITIVE or SUSPECTED opens a case.
+- A later admission of the same patient in any establishment of the GHT closes their open cases
+  (READMISSION); so does a later event carrying a NEGATIVE status (NEGATIVE_RESULT).
+- The cancellation of the discharge closes the case it opened (DISCHARGE_CANCELLED).
+- An open case is reminded to the GP once after the reminder delay, and completes some time later.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+_CASE_NAMESPACE = uuid.UUID("1b8e0a52-2f7e-4c55-9d2e-7a6f0c3e9b41")
+
+FOLLOWED_STATUSES = frozenset({"POSITIVE", "SUSPECTED"})
+READMISSION_KINDS = frozenset({"ADMISSION", "CHANGE_TO_INPATIENT"})
+
+
+class Effect(enum.Enum):
+    OPEN = "open"
+    CLOSE_READMISSION = "READMISSION"
+    CLOSE_NEGATIVE = "NEGATIVE_RESULT"
+    CLOSE_CANCELLED = "DISCHARGE_CANCELLED"
+
+
+def case_id(discharge_event_id: str) -> str:
+    return str(uuid.uuid5(_CASE_NAMESPACE, discharge_event_id))
+
+
+def _normalised(text: str | None) -> str:
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    letters = "".join(char for char in decomposed if char.isalnum())
+    return letters.upper()
+
+
+def identity_key(patient: Mapping[str, Any]) -> str:
+    """Who the patient is across establishments when no qualified INS is known."""
+    birth = patient.get("birth_date")
+    return "|".join(
+        [
+            _normalised(patient.get("birth_name") or patient["family_name"]),
+            _normalised(patient.get("given_name")),
+            birth.isoformat() if birth else "",
+            (patient.get("sex") or "").upper(),
+        ]
+    )
+
+
+def effects(event: Mapping[str, Any]) -> list[Effect]:
+    """What a stay event does to follow-up cases."""
+    found = []
+    if event["kind"] == "DISCHARGE":
+        if event["action"] == "CANCEL":
+            found.append(Effect.CLOSE_CANCELLED)
+        elif event["covid_status"] in FOLLOWED_STATUSES:
+            found.append(Effect.OPEN)
+    if event["kind"] in READMISSION_KINDS and event["action"] == "INSERT":
+        found.append(Effect.CLOSE_READMISSION)
+    if event["covid_status"] == "NEGATIVE" and event["action"] != "CANCEL":
+        found.append(Effect.CLOSE_NEGATIVE)
+    return found

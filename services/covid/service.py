@@ -1,0 +1,127 @@
+"""Builds the covid follow-up service from its settings and runs it.
+
+Threads: intake (stay events → cases, through ``BatchConsumer``), the timer (reminders and
+completions, from the database, so a restart loses none), and the outbox relay (case states →
+``covid.followups``, which notify reads to write to the GP).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from services.common import outbox
+from services.common.consume import BatchConsumer
+from services.common.db import apply_migrations, connect
+from services.common.deadletter import DeadLetters
+from services.common.kafka import make_consumer, make_producer
+from services.common.outbox import Conn
+from services.common.paths import PROJECT_ROOT
+from services.common.runner import ServiceThreads
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.covid import cases
+from services.covid.config import CovidConfig
+from services.covid.rules import Effect, effects
+
+MIGRATIONS = PROJECT_ROOT / "services" / "covid" / "migrations"
+
+
+class CaseKeeper:
+    """Applies the rules to each stay event, within the batch's transaction."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        publisher: cases.FollowupPublisher,
+        config: CovidConfig,
+        log: structlog.stdlib.BoundLogger,
+    ) -> None:
+        self.conn = conn
+        self.publisher = publisher
+        self.config = config
+        self.log = log
+
+    def handle(self, _topic: str, value: dict[str, Any]) -> None:
+        event = value["event"]
+        gp = next((r for r in value.get("recipients", []) if r["role"] == "ODRP"), None)
+        for effect in effects(event):
+            if effect is Effect.OPEN:
+                changed = cases.open_case(
+                    self.conn, self.publisher, event, gp, self.config.reminder_delay
+                )
+            elif effect is Effect.CLOSE_CANCELLED:
+                changed = cases.close_cancelled(self.conn, self.publisher, event)
+            else:
+                changed = cases.close_for_patient(
+                    self.conn,
+                    self.publisher,
+                    event,
+                    effect.value,
+                    strictly_after=effect is Effect.CLOSE_READMISSION,
+                )
+            if changed:
+                self.log.info(
+                    "follow-up cases changed",
+                    event_id=event["event_id"],
+                    effect=effect.name,
+                    cases=changed,
+                )
+
+
+@dataclass
+class CovidService:
+    settings: Settings
+    config: CovidConfig
+    log: structlog.stdlib.BoundLogger
+
+    def __post_init__(self) -> None:
+        self.threads = ServiceThreads("covid", self.log)
+
+    def start(self) -> None:
+        with connect(self.settings) as conn:
+            outbox.migrate(conn)
+            apply_migrations(conn, "covid", MIGRATIONS)
+        registry = make_registry_client(self.settings)
+        publisher = cases.FollowupPublisher(
+            AvroSerde(registry, "harpicoop.CovidFollowup"), self.config.followups_topic
+        )
+        intake_conn = connect(self.settings)
+        keeper = CaseKeeper(intake_conn, publisher, self.config, self.log.bind(part="intake"))
+        consumer = BatchConsumer(
+            consumer=make_consumer(self.settings, "covid-intake", self.config.group_id),
+            topics={
+                self.config.enriched_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
+                self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
+            },
+            conn=intake_conn,
+            dead_letters=DeadLetters(
+                make_producer(self.settings, "covid-dlq"), "covid", self.config.dead_letter_topic
+            ),
+            handle=keeper.handle,
+            log=self.log.bind(part="intake"),
+        )
+        self.threads.spawn("intake", consumer.run)
+        self.threads.spawn("timer", lambda stop: self._timers(stop, publisher))
+        relay = outbox.OutboxRelay(
+            connect(self.settings),
+            make_producer(self.settings, "covid-followups"),
+            cases.OUTBOX_OWNER,
+            self.log.bind(part="relay"),
+        )
+        self.threads.spawn("relay", relay.run)
+        self.log.info(
+            "covid started", inputs=[self.config.enriched_topic, self.config.unroutable_topic]
+        )
+
+    def _timers(self, stop: threading.Event, publisher: cases.FollowupPublisher) -> None:
+        with connect(self.settings, autocommit=True) as conn:
+            while not stop.is_set():
+                reminded = cases.remind_due(conn, publisher, self.config.complete_after)
+                completed = cases.complete_due(conn, publisher)
+                if reminded or completed:
+                    self.log.info("follow-up timers fired", reminded=reminded, completed=completed)
+                stop.wait(self.config.timer_interval)

@@ -1,0 +1,69 @@
+"""When a follow-up case opens and closes, and how a patient is recognised across establishments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from services.covid.rules import Effect, effects, identity_key
+from tests.notify.builders import enriched
+
+
+@pytest.mark.parametrize(
+    ("kind", "action", "status", "expected"),
+    [
+        ("DISCHARGE", "INSERT", "POSITIVE", [Effect.OPEN]),
+        ("DISCHARGE", "INSERT", "SUSPECTED", [Effect.OPEN]),
+        ("DISCHARGE", "UPDATE", "POSITIVE", [Effect.OPEN]),
+        ("DISCHARGE", "INSERT", "NOT_TESTED", []),
+        ("DISCHARGE", "INSERT", "NEGATIVE", [Effect.CLOSE_NEGATIVE]),
+        ("DISCHARGE", "CANCEL", "POSITIVE", [Effect.CLOSE_CANCELLED]),
+        ("ADMISSION", "INSERT", "UNKNOWN", [Effect.CLOSE_READMISSION]),
+        ("CHANGE_TO_INPATIENT", "INSERT", "UNKNOWN", [Effect.CLOSE_READMISSION]),
+        ("ADMISSION", "CANCEL", "UNKNOWN", []),
+        ("TRANSFER", "INSERT", "NEGATIVE", [Effect.CLOSE_NEGATIVE]),
+        ("REGISTRATION", "INSERT", "UNKNOWN", []),
+    ],
+)
+def test_effects_of_stay_events(
+    kind: str, action: str, status: str, expected: list[Effect]
+) -> None:
+    event = enriched("V1", [], kind=kind, action=action, covid_status=status)["event"]
+    assert effects(event) == expected
+
+
+def test_the_same_person_is_recognised_despite_accents_case_and_spacing() -> None:
+    a = {
+        "family_name": "Lefèvre",
+        "given_name": "Hélène",
+        "birth_date": dt.date(1948, 7, 14),
+        "sex": "F",
+    }
+    b = {
+        "family_name": "LEFEVRE",
+        "given_name": "helene",
+        "birth_date": dt.date(1948, 7, 14),
+        "sex": "f",
+    }
+    c = {**a, "birth_date": dt.date(1948, 7, 15)}
+    assert identity_key(a) == identity_key(b)
+    assert identity_key(a) != identity_key(c)
+
+
+def test_the_birth_name_identifies_a_patient_whose_used_name_changed() -> None:
+    a = {
+        "family_name": "Durand",
+        "birth_name": "Lefèvre",
+        "given_name": "Hélène",
+        "birth_date": None,
+        "sex": "F",
+    }
+    b = {
+        "family_name": "Lefèvre",
+        "birth_name": None,
+        "given_name": "Hélène",
+        "birth_date": None,
+        "sex": "F",
+    }
+    assert identity_key(a) == identity_key(b)

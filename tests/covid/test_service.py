@@ -1,0 +1,211 @@
+"""The Covid-19 follow-up lifecycle against the real stack, and the GP's emails through notify."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from services.common.serde import AvroSerde
+from services.common.settings import Settings
+from tests.notify.builders import enriched, recipient
+from tests.support import MailServer, ServiceProcess, eventually, stack_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def covid_factory(
+    stack: Settings,
+    topic_factory: Callable[..., str],
+    group_factory: Callable[[], str],
+    empty_database: str,
+    service_factory: Callable[..., ServiceProcess],
+) -> Callable[..., ServiceProcess]:
+    def create(**extra_env: str) -> ServiceProcess:
+        topics = {
+            "enriched": topic_factory("harpicoop.EnrichedStayEvent"),
+            "unroutable": topic_factory("harpicoop.UnroutableStayEvent"),
+            "followups": topic_factory("harpicoop.CovidFollowup", compacted=True),
+            "dead_letter": topic_factory(),
+        }
+        env = stack_env(
+            stack,
+            DATABASE_URL=empty_database,
+            COVID_ENRICHED_TOPIC=topics["enriched"],
+            COVID_UNROUTABLE_TOPIC=topics["unroutable"],
+            COVID_FOLLOWUPS_TOPIC=topics["followups"],
+            COVID_DEADLETTER_TOPIC=topics["dead_letter"],
+            COVID_GROUP_ID=group_factory(),
+            COVID_TIMER_INTERVAL_SECONDS="0.2",
+            **extra_env,
+        )
+        return service_factory("covid", env, topics)
+
+    return create
+
+
+class Followups:
+    def __init__(self, consumer: Consumer, serde: AvroSerde) -> None:
+        self.consumer, self.serde, self.seen = consumer, serde, list[dict[str, Any]]()
+
+    def read(self) -> list[dict[str, Any]]:
+        for message in self.consumer.consume(100, timeout=0.5):
+            if message.error() is None and message.value() is not None:
+                self.seen.append(
+                    self.serde.deserialize(str(message.topic()), message.value() or b"")
+                )
+        return self.seen
+
+    def states(self) -> list[tuple[str, str | None, int]]:
+        return [
+            (item["state"], item["close_reason"], item["reminders_sent"]) for item in self.read()
+        ]
+
+
+@pytest.fixture
+def followups_of(
+    consumer_factory: Callable[..., Consumer], serde_factory: Callable[[str], AvroSerde]
+) -> Callable[[ServiceProcess], Followups]:
+    return lambda service: Followups(
+        consumer_factory(service.topics["followups"]), serde_factory("harpicoop.CovidFollowup")
+    )
+
+
+@pytest.fixture
+def publish(
+    producer_factory: Callable[..., Producer], serde_factory: Callable[[str], AvroSerde]
+) -> Callable[[str, dict[str, Any]], None]:
+    producer = producer_factory()
+
+    def send(topic: str, value: dict[str, Any]) -> None:
+        schema = (
+            "harpicoop.UnroutableStayEvent" if "reason" in value else "harpicoop.EnrichedStayEvent"
+        )
+        producer.produce(
+            topic,
+            key=value["event"]["stay_key"],
+            value=serde_factory(schema).serialize(topic, value),
+        )
+        assert producer.flush(10) == 0
+
+    return send
+
+
+def discharge(
+    visit: str, status: str, gp: dict[str, Any], at: dt.datetime, **kwargs: Any
+) -> dict[str, Any]:
+    value = enriched(
+        visit, [gp], kind="DISCHARGE", covid_status=status, movement_id=f"MVT-{visit}", **kwargs
+    )
+    value["event"]["movement"]["occurred_at"] = at
+    return value
+
+
+def readmission(visit: str, at: dt.datetime, establishment: str) -> dict[str, Any]:
+    value = enriched(visit, [], kind="ADMISSION", movement_id=f"MVT-{visit}")
+    event = value["event"]
+    event["establishment"], event["stay_key"] = establishment, f"{establishment}:{visit}"
+    event["event_id"] = f"{establishment}:{event['message_control_id']}"
+    event["patient"]["ipp"] = "IPP-ELSEWHERE"  # another establishment, another IPP
+    event["patient"]["family_name"] = "LEFEVRE"  # typed without the accent there
+    event["movement"]["occurred_at"] = at
+    return {
+        "event": event,
+        "reason": "NO_GP",
+        "gp_rpps": None,
+        "detail": "no GP",
+        "detected_at": at,
+    }
+
+
+GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+
+
+def test_a_positive_discharge_opens_a_case_that_a_readmission_elsewhere_closes(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], discharge("V1", "POSITIVE", GP, now))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+    opened = followups.seen[0]
+    assert opened["gp"]["rpps"] == GP["rpps"] and opened["covid_status"] == "POSITIVE"
+
+    # Readmitted at another establishment, known there under another IPP: an unroutable event.
+    publish(
+        service.topics["unroutable"], readmission("W9", now + dt.timedelta(days=2), "luneville")
+    )
+    eventually(
+        lambda: followups.states()[-1] == ("CLOSED", "READMISSION", 0), what="closed by readmission"
+    )
+
+
+def test_a_later_negative_result_or_a_cancelled_discharge_closes_the_case(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], discharge("V2", "SUSPECTED", GP, now))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+    negative = enriched("V3", [GP], kind="TRANSFER", covid_status="NEGATIVE", movement_id="MVT-V3")
+    negative["event"]["movement"]["occurred_at"] = now + dt.timedelta(hours=5)
+    publish(service.topics["enriched"], negative)
+    eventually(
+        lambda: followups.states()[-1] == ("CLOSED", "NEGATIVE_RESULT", 0),
+        what="closed by the negative result",
+    )
+
+    other = recipient("10101010102", "paul.roux@medecin.mssante.fr")
+    publish(service.topics["enriched"], discharge("V4", "POSITIVE", other, now))
+    eventually(lambda: followups.states()[-1] == ("OPEN", None, 0), what="a second case")
+    publish(service.topics["enriched"], discharge("V4", "POSITIVE", other, now, action="CANCEL"))
+    eventually(
+        lambda: followups.states()[-1] == ("CLOSED", "DISCHARGE_CANCELLED", 0),
+        what="closed by the cancellation",
+    )
+
+
+def test_a_reminder_pending_across_a_restart_fires_once_and_the_gp_gets_both_emails(
+    covid_factory: Callable[..., ServiceProcess],
+    notify_factory: Callable[..., ServiceProcess],
+    mail_server: MailServer,
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory(COVID_REMINDER_DELAY_SECONDS="6", COVID_COMPLETE_AFTER_SECONDS="2")
+    address = f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
+    gp = recipient("10101010103", address)
+    notify_factory(mail_server, followups_topic=service.topics["followups"])
+    publish(service.topics["enriched"], discharge("V5", "POSITIVE", gp, dt.datetime.now(dt.UTC)))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+
+    service.kill()  # the reminder is pending in the database, not in the process
+    eventually(lambda: mail_server.to(address), what="the follow-up email")
+    service.start()
+
+    eventually(
+        lambda: (
+            followups.states()[-2:] == [("REMINDED", None, 1), ("CLOSED", "FOLLOWUP_COMPLETE", 1)]
+        ),
+        what="reminded once, then complete",
+    )
+    assert [state for state, _, _ in followups.states()].count("REMINDED") == 1
+    emails = eventually(
+        lambda: len(mail_server.to(address)) == 2 and mail_server.to(address),
+        what="the reminder email",
+    )
+    assert emails[0]["Subject"].startswith("Suivi Covid-19 de votre patient(e)")
+    assert emails[1]["Subject"].startswith("Rappel : suivi Covid-19")
+    assert "statut Covid-19 positif" in emails[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
