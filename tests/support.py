@@ -90,6 +90,8 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
         "DATABASE_URL": settings.database_url,
+        # A free port each: several services and tests run side by side.
+        "METRICS_PORT": "0",
         **extra,
     }
 
@@ -129,6 +131,15 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+
+    def observability_port(self) -> int | None:
+        """The port the process serves /metrics and /health on, from its log."""
+        import json
+
+        for line in self.output().splitlines():
+            if '"observability endpoint"' in line:
+                return int(json.loads(line)["port"])
+        return None
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""

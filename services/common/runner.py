@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import structlog
+
+from services.common.observability import HealthCheck, ObservabilityServer, metrics_port
 
 
 class ServiceThreads:
@@ -32,6 +34,20 @@ class ServiceThreads:
         thread = threading.Thread(target=guarded, name=f"{self.name}-{part}", daemon=True)
         thread.start()
         self.threads.append(thread)
+
+    def alive(self) -> bool:
+        """Every part still running: what the health endpoint reports."""
+        return not self.stop.is_set() and all(thread.is_alive() for thread in self.threads)
+
+    def serve_observability(
+        self, checks: Mapping[str, HealthCheck] | None = None
+    ) -> ObservabilityServer:
+        """``/metrics`` and ``/health`` on the service's ``METRICS_PORT``."""
+        server = ObservabilityServer(
+            self.name, metrics_port(self.name), {"threads": self.alive, **(checks or {})}
+        )
+        self.log.info("observability endpoint", port=server.port)
+        return server.start()
 
     def stop_on_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())

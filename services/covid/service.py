@@ -18,6 +18,7 @@ from services.common.consume import BatchConsumer
 from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
 from services.common.kafka import make_consumer, make_producer
+from services.common.observability import lag_from_statistics
 from services.common.outbox import Conn
 from services.common.paths import PROJECT_ROOT
 from services.common.runner import ServiceThreads
@@ -92,7 +93,13 @@ class CovidService:
         intake_conn = connect(self.settings)
         keeper = CaseKeeper(intake_conn, publisher, self.config, self.log.bind(part="intake"))
         consumer = BatchConsumer(
-            consumer=make_consumer(self.settings, "covid-intake", self.config.group_id),
+            consumer=make_consumer(
+                self.settings,
+                "covid-intake",
+                self.config.group_id,
+                stats_cb=lag_from_statistics("covid"),
+                **{"statistics.interval.ms": 5000},
+            ),
             topics={
                 self.config.enriched_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
                 self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),

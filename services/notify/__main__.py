@@ -13,6 +13,7 @@ def main() -> None:
     service = NotifyService(Settings.from_env(), NotifyConfig.from_env(), log)
     service.threads.stop_on_signals()
     service.start()
+    service.threads.serve_observability()
     service.threads.wait()
 
 

@@ -14,6 +14,7 @@ import threading
 import structlog
 
 from services.common.deadletter import DeadLetters
+from services.common.observability import LATENCY, PROCESSED
 from services.common.outbox import Conn
 from services.notify import ledger
 from services.notify.config import NotifyConfig
@@ -60,13 +61,16 @@ class DeliveryWorker:
         delivery = self.smtp.send(notice.message, self.sender_address, notice.recipient_address)
         outcome = delivery.outcome
         if outcome is Outcome.SENT:
-            ledger.finish(
+            latency = ledger.finish(
                 self.conn,
                 self.statuses,
                 notice.notification_id,
                 "sent",
                 smtp_code=delivery.smtp_code,
             )
+            PROCESSED.labels("notify", "sent").inc()
+            if latency is not None:
+                LATENCY.labels("notify", "smtp_accepted").observe(latency.total_seconds())
             log.info("notice sent", smtp_code=delivery.smtp_code)
             return
         age = dt.datetime.now(dt.UTC) - notice.created_at
@@ -107,4 +111,5 @@ class DeliveryWorker:
             smtp_code=delivery.smtp_code,
             detail=detail,
         )
+        PROCESSED.labels("notify", state).inc()
         log.error("notice not delivered", state=state, smtp_code=delivery.smtp_code)

@@ -94,6 +94,7 @@ class Intake:
                 "event_id": followup_event_id(followup["case_id"], followup["reminders_sent"]),
                 "stay_key": followup["stay_key"],
                 "establishment": followup["establishment"],
+                "received_at": followup["updated_at"],
             }
             context = followup_context(
                 notice.kind,

@@ -86,7 +86,7 @@ def record(
             statuses,
             "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
             "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
-            "detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "detail, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (notification_id) DO NOTHING",
             (
                 notice.notification_id,
@@ -101,6 +101,7 @@ def record(
                 message,
                 "skipped" if notice.skip_reason else "pending",
                 notice.skip_reason,
+                event.get("received_at"),
             ),
         )
     )
@@ -130,17 +131,27 @@ def finish(
     smtp_code: int | None = None,
     detail: str | None = None,
     retry_at: dt.datetime | None = None,
-) -> None:
-    """Record the outcome of an attempt (sent, retrying, failed or uncertain)."""
+) -> dt.timedelta | None:
+    """Record the outcome of an attempt (sent, retrying, failed or uncertain).
+
+    Returns, for a sent notice, the time from the platform's receipt of its event to now.
+    """
     with conn.transaction():
         _changed(
             conn,
             statuses,
             "UPDATE notification SET state = %s, smtp_code = %s, detail = %s, "
-            "next_attempt_at = coalesce(%s, next_attempt_at), updated_at = now() "
-            "WHERE notification_id = %s",
-            (state, smtp_code, detail, retry_at, notification_id),
+            "next_attempt_at = coalesce(%s, next_attempt_at), updated_at = now(), "
+            "sent_at = CASE WHEN %s = 'sent' THEN now() END WHERE notification_id = %s",
+            (state, smtp_code, detail, retry_at, state, notification_id),
         )
+        if state != "sent":
+            return None
+        row = conn.execute(
+            "SELECT sent_at - received_at FROM notification WHERE notification_id = %s",
+            (notification_id,),
+        ).fetchone()
+    return row[0] if row else None
 
 
 def expire_stale_claims(conn: Conn, statuses: StatusRecorder, lease: dt.timedelta) -> int:

@@ -18,6 +18,7 @@ from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
 from services.common.establishments import load_establishments
 from services.common.kafka import make_consumer, make_producer
+from services.common.observability import lag_from_statistics
 from services.common.paths import PROJECT_ROOT
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
@@ -64,7 +65,13 @@ class NotifyService:
             log=self.log.bind(part="intake"),
         )
         consumer = BatchConsumer(
-            consumer=make_consumer(self.settings, "notify-intake", self.config.group_id),
+            consumer=make_consumer(
+                self.settings,
+                "notify-intake",
+                self.config.group_id,
+                stats_cb=lag_from_statistics("notify"),
+                **{"statistics.interval.ms": 5000},
+            ),
             topics={
                 self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
                 self.config.followups_topic: AvroSerde(registry, "harpicoop.CovidFollowup"),

@@ -276,3 +276,22 @@ def test_tls_with_a_client_certificate(
         eventually(lambda: server.to(to), what=f"the email over {security}")
     finally:
         server.stop()
+
+
+def test_the_service_reports_its_health_and_counts_what_it_sent(
+    mail_server: MailServer,
+    notify_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+) -> None:
+    import httpx
+
+    to = address()
+    service = notify_factory(mail_server)
+    publish(service.topics["input"], enriched("V800", [recipient("10101010110", to)]))
+    eventually(lambda: mail_server.to(to), what="the email")
+    port = eventually(service.observability_port, what="the observability endpoint")
+    health = httpx.get(f"http://localhost:{port}/health").json()
+    assert health["healthy"] is True
+    metrics = httpx.get(f"http://localhost:{port}/metrics").text
+    assert 'harpicoop_records_processed_total{outcome="sent",service="notify"} 1.0' in metrics
+    assert 'harpicoop_latency_seconds_count{service="notify",stage="smtp_accepted"} 1.0' in metrics
