@@ -75,6 +75,9 @@ def drop_patient_fields(
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
     """JSON lines on stderr, one object per event, bound to the service's name."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    # One plain-text line per HTTP request to the registry is noise, not news.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -93,5 +96,9 @@ def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.Bou
 
 
 def get_logger(**bindings: Any) -> structlog.stdlib.BoundLogger:
-    """A logger with the given ids bound (for instance ``event_id``)."""
-    return structlog.get_logger().bind(**bindings)  # type: ignore[no-any-return]
+    """A logger with the given ids bound (for instance ``event_id``).
+
+    It stays lazy: made at import time, it still logs through the configuration that
+    ``configure_logging`` sets up later.
+    """
+    return structlog.get_logger(**bindings)  # type: ignore[no-any-return]

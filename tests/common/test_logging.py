@@ -40,3 +40,15 @@ def test_a_service_logs_one_json_object_per_line_without_patient_data(
     assert record["level"] == "info"
     assert "Lévêque" not in line and "Zoé" not in line
     assert record["redacted_fields"] == ["family_name", "given_name"]
+
+
+def test_a_logger_made_before_configuration_logs_json_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from services.common.logging import get_logger
+
+    early = get_logger(component="mllp")
+    configure_logging("gateway")
+    early.info("listening", port=2575)
+    record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert record["component"] == "mllp" and record["port"] == 2575
