@@ -9,7 +9,7 @@ offset: a poison record is never lost and never blocks the stream.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -53,13 +53,26 @@ def error_headers(
     ]
 
 
-def read_error_headers(headers: Sequence[tuple[str, str | bytes | None]] | None) -> dict[str, str]:
+def header_list(
+    headers: Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None,
+) -> Headers:
+    """Headers as a list of pairs, whichever of the client's two shapes they came in."""
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
+def read_error_headers(
+    headers: Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]] | None,
+) -> dict[str, str]:
     """The error headers of a dead-letter record, without their prefix."""
     return {
         name.removeprefix(HEADER_PREFIX): (
             value.decode("utf-8", "replace") if isinstance(value, bytes) else value or ""
         )
-        for name, value in headers or []
+        for name, value in header_list(headers)
         if name.startswith(HEADER_PREFIX)
     }
 
@@ -121,7 +134,6 @@ class DeadLetters:
         self, message: Message, reason: str, error: BaseException | None = None
     ) -> None:
         """Dead-letter a consumed record as it was, naming its topic, partition and offset."""
-        headers = message.headers()
         self.send(
             key=message.key(),
             value=message.value(),
@@ -130,5 +142,5 @@ class DeadLetters:
             source_topic=message.topic(),
             partition=message.partition(),
             offset=message.offset(),
-            headers=list(headers.items()) if isinstance(headers, dict) else headers,
+            headers=header_list(message.headers()),
         )

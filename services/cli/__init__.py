@@ -1,0 +1,1 @@
+"""``harpicoop``: the operator's command line (status, tail, replays, imports)."""

@@ -1,0 +1,235 @@
+"""``harpicoop`` (or ``python -m services.cli``): run and repair the platform.
+
+    harpicoop status                         the stack, each service's health, consumer lag
+    harpicoop tail TOPIC [-n N] [--follow]   records of a topic, decoded from Avro
+    harpicoop replay-dead-letters TOPIC      put dead-lettered records back where they came from
+    harpicoop reenrich                       run unroutable events through enrichment again
+    harpicoop import --personnes F --mssante F   load a day's directory extracts
+
+``tail`` hides patient-identifying fields unless ``--show-patient`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from confluent_kafka import Message
+
+from services.cli.lag import consumer_lag
+from services.common.deadletter import HEADER_PREFIX, read_error_headers
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.logging import drop_patient_fields
+from services.common.observability import DEFAULT_PORTS
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.common.topics import topic_spec
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(type(value).__name__)
+
+
+def status(settings: Settings) -> int:
+    from services.stack.__main__ import status as stack_status
+    from services.stack.layout import StackLayout
+
+    _say("Stack:")
+    problems = stack_status(StackLayout.default())
+    _say("Services:")
+    for service, port in DEFAULT_PORTS.items():
+        try:
+            health = httpx.get(f"http://localhost:{port}/health", timeout=2).json()
+            state = "healthy" if health["healthy"] else f"UNHEALTHY {health['checks']}"
+        except httpx.HTTPError:
+            state = "not running"
+        _say(f"  {service:10} :{port}  {state}")
+    _say("Consumer lag (records still to read):")
+    for group in consumer_lag(settings, make_admin(settings)):
+        if not group.partitions:
+            continue  # a group that never committed (a one-off reader) has no lag to show
+        _say(f"  {group.group:40} {group.lag:>8,} over {group.partitions} partitions")
+    return problems
+
+
+def _until_end(consumer: Any, follow: bool, idle_polls: int = 3) -> Any:
+    """Messages until the topic has been read to its end (or forever with ``follow``)."""
+    idle = 0
+    while follow or idle < idle_polls:
+        message = consumer.poll(1.0)
+        if message is None:
+            idle += 1
+            continue
+        idle = 0
+        if message.error() is None:
+            yield message
+
+
+def tail(
+    settings: Settings,
+    topic: str,
+    count: int,
+    follow: bool,
+    show_patient: bool,
+    schema: str | None = None,
+) -> int:
+    schema = schema or topic_spec(topic).value_schema
+    serde = AvroSerde(make_registry_client(settings), schema) if schema else None
+    consumer = make_consumer(
+        settings, "harpicoop-cli-tail", f"harpicoop-tail-{uuid.uuid4().hex[:8]}"
+    )
+    consumer.subscribe([topic])
+    shown: list[str] = []
+    try:
+        for message in _until_end(consumer, follow):
+            line = _describe(message, serde, show_patient)
+            if follow:
+                _say(line)
+            else:
+                shown = [*shown[-(count - 1) :], line] if count > 1 else [line]
+    finally:
+        consumer.close()
+    for line in shown:
+        _say(line)
+    return 0
+
+
+def _describe(message: Message, serde: AvroSerde | None, show_patient: bool) -> str:
+    value: Any
+    raw = message.value()
+    if raw is None:
+        value = None
+    elif serde is None:
+        value = {"bytes": len(raw), "errors": read_error_headers(message.headers())}
+    else:
+        value = serde.deserialize(str(message.topic()), raw)
+        if not show_patient:
+            value = dict(drop_patient_fields(None, "", {"value": value}))["value"]
+    record = {
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "key": (message.key() or b"").decode("utf-8", "replace"),
+        "value": value,
+    }
+    return json.dumps(record, default=_jsonable, ensure_ascii=False)
+
+
+def replay_dead_letters(settings: Settings, topic: str, target: str | None, dry_run: bool) -> int:
+    """Each dead letter once (the replay's own consumer group remembers), back to its source."""
+    consumer = make_consumer(settings, "harpicoop-cli-replay", f"harpicoop-replay.{topic}")
+    consumer.subscribe([topic])
+    producer = make_producer(settings, "harpicoop-cli-replay")
+    replayed = skipped = 0
+    try:
+        for message in _until_end(consumer, follow=False):
+            errors = read_error_headers(message.headers())
+            destination = target or errors.get("topic")
+            if not destination:
+                skipped += 1
+                _say(f"  offset {message.offset()}: no source topic in its headers; use --to")
+                continue
+            headers = [
+                (k, v) for k, v in message.headers() or [] if not k.startswith(HEADER_PREFIX)
+            ]
+            if not dry_run:
+                producer.produce(
+                    destination, key=message.key(), value=message.value(), headers=headers
+                )
+                producer.poll(0)
+            replayed += 1
+        if not dry_run:
+            if producer.flush(30):
+                _say("error: Kafka did not confirm every replayed record; run again")
+                return 1
+            if replayed or skipped:
+                consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    verb = "would replay" if dry_run else "replayed"
+    _say(f"{verb} {replayed} record(s) from {topic}; {skipped} without a source")
+    return 0 if not skipped else 1
+
+
+def reenrich(settings: Settings, source: str, target: str) -> int:
+    """Unroutable events go back to enrichment's input: a directory update may route them now."""
+    registry = make_registry_client(settings)
+    unroutable = AvroSerde(registry, "harpicoop.UnroutableStayEvent")
+    events = AvroSerde(registry, "harpicoop.StayEvent")
+    consumer = make_consumer(settings, "harpicoop-cli-reenrich", "harpicoop-reenrich")
+    consumer.subscribe([source])
+    producer = make_producer(settings, "harpicoop-cli-reenrich")
+    reasons: dict[str, int] = {}
+    try:
+        for message in _until_end(consumer, follow=False):
+            record = unroutable.deserialize(source, message.value() or b"")
+            reasons[record["reason"]] = reasons.get(record["reason"], 0) + 1
+            producer.produce(
+                target, key=message.key(), value=events.serialize(target, record["event"])
+            )
+            producer.poll(0)
+        if producer.flush(30):
+            _say("error: Kafka did not confirm every record; nothing marked done, run again")
+            return 1
+        if reasons:
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    total = sum(reasons.values())
+    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items())) or "none"
+    _say(f"sent {total} unroutable event(s) back to {target} ({detail})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harpicoop", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("status", help="the stack, the services' health, consumer lag")
+    tail_cmd = commands.add_parser("tail", help="records of a topic, decoded")
+    tail_cmd.add_argument("topic")
+    tail_cmd.add_argument("-n", type=int, default=10, help="how many of the last records")
+    tail_cmd.add_argument("--follow", action="store_true", help="keep printing new records")
+    tail_cmd.add_argument("--show-patient", action="store_true", help="do not hide patient data")
+    tail_cmd.add_argument("--schema", help="value schema of an undeclared topic (harpicoop.X)")
+    replay = commands.add_parser("replay-dead-letters", help="back to where they came from")
+    replay.add_argument("topic", help="a dead-letter topic, e.g. deadletter.enrich")
+    replay.add_argument("--to", help="send them here rather than to their source topic")
+    replay.add_argument("--dry-run", action="store_true")
+    again = commands.add_parser("reenrich", help="run unroutable events through enrichment again")
+    again.add_argument("--from", dest="source", default="stays.unroutable")
+    again.add_argument("--to", dest="target", default="stays.unique")
+    commands.add_parser("import", help="load directory extracts", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    settings = Settings.from_env()
+    try:
+        if args.command == "status":
+            return status(settings)
+        if args.command == "tail":
+            return tail(settings, args.topic, args.n, args.follow, args.show_patient, args.schema)
+        if args.command == "replay-dead-letters":
+            return replay_dead_letters(settings, args.topic, args.to, args.dry_run)
+        if args.command == "reenrich":
+            return reenrich(settings, args.source, args.target)
+        from services.directory.__main__ import main as directory_main
+
+        return directory_main(["import", *rest], settings)
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
