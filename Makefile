@@ -52,8 +52,10 @@ typecheck: venv
 
 check: lint typecheck
 
-run: up
-	$(PYTHON) -m services.stack status
+# SPEED: simulated seconds per second (default 360, a day in four minutes) or "fast".
+SPEED ?= 360
+run: venv
+	$(VENV)/bin/harpicoop run $(if $(filter fast,$(SPEED)),--fast,--speed $(SPEED))
 
 bench: up
 	$(PYTHON) -m tests.bench

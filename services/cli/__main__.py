@@ -5,6 +5,7 @@
     harpicoop replay-dead-letters TOPIC      put dead-lettered records back where they came from
     harpicoop reenrich                       run unroutable events through enrichment again
     harpicoop import --personnes F --mssante F   load a day's directory extracts
+    harpicoop run [--speed N | --fast]       the whole platform fed a simulated day
 
 ``tail`` hides patient-identifying fields unless ``--show-patient`` is given.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -212,6 +214,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     again.add_argument("--from", dest="source", default="stays.unroutable")
     again.add_argument("--to", dest="target", default="stays.unique")
     commands.add_parser("import", help="load directory extracts", add_help=False)
+    run_cmd = commands.add_parser("run", help="the whole platform fed a simulated day (make run)")
+    pace = run_cmd.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--speed",
+        type=float,
+        default=float(os.environ.get("HARPICOOP_SPEED", "360")),
+        help="simulated seconds per second (default 360: a day in 4 minutes)",
+    )
+    pace.add_argument("--fast", action="store_true", help="as fast as the gateway acknowledges")
+    run_cmd.add_argument("--date", help="simulated date, YYYY-MM-DD (default today)")
+    run_cmd.add_argument("--seed", default="1")
+    run_cmd.add_argument(
+        "--keep-running",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stdin.isatty(),
+        help="after the summary, keep the services up for the dashboard until Ctrl-C "
+        "(default when run from a terminal)",
+    )
     args, rest = parser.parse_known_args(argv)
     settings = Settings.from_env()
     try:
@@ -223,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return replay_dead_letters(settings, args.topic, args.to, args.dry_run)
         if args.command == "reenrich":
             return reenrich(settings, args.source, args.target)
+        if args.command == "run":
+            from services.cli.run import run
+
+            speed = ["--fast"] if args.fast else ["--speed", str(args.speed)]
+            day = ["--seed", args.seed] + (["--date", args.date] if args.date else [])
+            return run(settings, [*speed, *day], args.keep_running)
         from services.directory.__main__ import main as directory_main
 
         return directory_main(["import", *rest], settings)

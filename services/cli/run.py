@@ -1,0 +1,320 @@
+"""``make run`` (``harpicoop run``): the whole platform on this machine, fed a simulated day.
+
+It starts the stack, loads the directory sample, starts every service as its own process
+(``python -m services.<name>``, as production runs them), replays a day of the eleven
+establishments through the gateway at a settable speed-up, shows the pipeline's progress, waits
+for it to drain, and prints a summary computed from what the run itself produced: the topics
+since the run began, the notification ledger, the follow-up cases and the emails on disk.
+Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, TopicPartition
+
+from services.cli.lag import consumer_lag
+from services.cli.topics_since import records_since
+from services.common.db import connect
+from services.common.establishments import load_establishments
+from services.common.kafka import consumer_config, make_admin
+from services.common.observability import DEFAULT_PORTS
+from services.common.paths import PROJECT_ROOT
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.common.topics import RAW_TOPIC_PREFIX
+from services.stack.layout import StackLayout
+
+SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
+# The consumer groups whose lag says whether the pipeline has caught up.
+PIPELINE_GROUPS = ("dedup", "enrich", "analytics", "analytics-sql", "notify", "covid")
+DASHBOARD_URL = "http://localhost:8088"
+
+
+class RunError(RuntimeError):
+    """The run cannot go on; the message says what to look at."""
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Processes:
+    """The services this run started, each logging to the stack's logs folder."""
+
+    layout: StackLayout
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        log = self.layout.log(name)
+        with open(log, "ab") as out:
+            self.running[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                cwd=PROJECT_ROOT,
+                env={**os.environ, **(extra_env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                raise RunError(
+                    f"{name} stopped (exit {process.returncode}); read {self.layout.log(name)}"
+                )
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for name, process in self.running.items():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _say(f"  {name} did not stop in time; killing it")
+                process.kill()
+        self.running.clear()
+
+
+def wait_until_healthy(processes: Processes, names: tuple[str, ...], timeout: float = 120) -> None:
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        processes.check_alive()
+        for name in sorted(pending):
+            try:
+                answer = httpx.get(f"http://localhost:{DEFAULT_PORTS[name]}/health", timeout=1)
+                if answer.status_code == 200:
+                    pending.discard(name)
+                    _say(f"  {name:10} healthy")
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.5)
+    if pending:
+        raise RunError(
+            f"not healthy after {timeout:.0f} s: {', '.join(sorted(pending))}; read "
+            + ", ".join(str(processes.layout.log(name)) for name in sorted(pending))
+        )
+
+
+class Counter:
+    """Records written to topics since the run began, from the partitions' end offsets."""
+
+    def __init__(self, settings: Settings, topics: list[str]) -> None:
+        self.consumer = Consumer(consumer_config(settings, "harpicoop-run", "harpicoop-run"))
+        metadata = self.consumer.list_topics(timeout=10)
+        self.partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in metadata.topics
+            for partition in metadata.topics[topic].partitions
+        ]
+        self.start = {(p.topic, p.partition): self._end(p) for p in self.partitions}
+
+    def _end(self, partition: TopicPartition) -> int:
+        return int(self.consumer.get_watermark_offsets(partition, timeout=10)[1])
+
+    def since_start(self, prefix: str) -> int:
+        return sum(
+            self._end(p) - self.start[(p.topic, p.partition)]
+            for p in self.partitions
+            if p.topic.startswith(prefix)
+        )
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def emails_since(maildir: Path, started: float) -> int:
+    return sum(1 for path in maildir.glob("*.eml") if path.stat().st_mtime >= started)
+
+
+def pending_notices(settings: Settings) -> int:
+    with connect(settings) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM notification WHERE state IN ('pending', 'retrying', 'sending')"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for_drain(settings: Settings, progress: Callable[[], None], timeout: float = 300) -> bool:
+    """True once every pipeline group has caught up and no notice waits, three times running."""
+    admin = make_admin(settings)
+    calm = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lag = sum(group.lag for group in consumer_lag(settings, admin, list(PIPELINE_GROUPS)))
+        calm = calm + 1 if lag == 0 and pending_notices(settings) == 0 else 0
+        if calm >= 3:
+            return True
+        progress()
+        time.sleep(2)
+    return False
+
+
+def summary(settings: Settings, since: dt.datetime, started: float, maildir: Path) -> list[str]:
+    since_ms = int(since.timestamp() * 1000)
+    registry = make_registry_client(settings)
+    names = {item.code: item.name for item in load_establishments()}
+    archive = AvroSerde(registry, "harpicoop.RawMessage")
+    received: collections.Counter[str] = collections.Counter()
+    outcomes: collections.Counter[str] = collections.Counter()
+    for message in records_since(settings, ["hl7.archive"], since_ms):
+        record = archive.deserialize("hl7.archive", message.value() or b"")
+        received[record.get("establishment") or "?"] += 1
+        outcomes[record["outcome"]] += 1
+    raw_topics = [f"{RAW_TOPIC_PREFIX}{code}" for code in names]
+    raw = sum(1 for _ in records_since(settings, raw_topics, since_ms))
+    unique = sum(1 for _ in records_since(settings, ["stays.unique"], since_ms))
+    enriched = sum(1 for _ in records_since(settings, ["stays.enriched"], since_ms))
+    unroutable_serde = AvroSerde(registry, "harpicoop.UnroutableStayEvent")
+    reasons: collections.Counter[str] = collections.Counter()
+    for message in records_since(settings, ["stays.unroutable"], since_ms):
+        reasons[
+            unroutable_serde.deserialize("stays.unroutable", message.value() or b"")["reason"]
+        ] += 1
+    with connect(settings) as conn:
+        states = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM notification WHERE created_at >= %s GROUP BY state",
+                (since,),
+            ).fetchall()
+        )
+        latency = "extract(epoch FROM sent_at - received_at)"
+        percentiles = conn.execute(
+            f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {latency}), "
+            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notification "
+            "WHERE state = 'sent' AND created_at >= %s AND received_at IS NOT NULL",
+            (since,),
+        ).fetchone()
+        p50, p99 = percentiles if percentiles else (None, None)
+        covid = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') FROM covid_case "
+            "WHERE opened_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
+    on_disk = emails_since(maildir, started)
+    lines = ["", "Summary of this run", "", "HL7 messages received per establishment:"]
+    for code, name in names.items():
+        lines.append(f"  {name:45} {received.get(code, 0):>7,}")
+    lines += [
+        f"  {'total':45} {sum(received.values()):>7,}  ("
+        + ", ".join(f"{count:,} {outcome.lower()}" for outcome, count in sorted(outcomes.items()))
+        + ")",
+        "",
+        f"Stay events: {raw:,} written by the gateway, {raw - unique:,} duplicates dropped, "
+        f"{unique:,} unique",
+        f"  {enriched:,} enriched with their recipients, {sum(reasons.values()):,} unroutable"
+        + (": " + ", ".join(f"{n:,} {r}" for r, n in sorted(reasons.items())) if reasons else ""),
+        "",
+        f"Emails: {states.get('sent', 0):,} sent, "
+        f"{states.get('failed', 0) + states.get('uncertain', 0):,} failed, "
+        f"{states.get('skipped', 0):,} not sent on purpose (opt-out, cancelled before sending); "
+        f"{on_disk:,} .eml files on disk",
+        "  latency from MLLP receipt to SMTP acceptance: "
+        + (
+            f"p50 {float(p50) * 1000:,.0f} ms, p99 {float(p99) * 1000:,.0f} ms"
+            if p50 is not None and p99 is not None
+            else "n/a"
+        ),
+        f"Covid-19 follow-ups opened: {covid[0]:,} ({covid[1]:,} positive, "
+        f"{covid[0] - covid[1]:,} suspected)",
+        "",
+        f"Read the emails in {maildir} (one .eml file each, any mail client opens them).",
+        f"Dashboard: {DASHBOARD_URL}",
+    ]
+    return lines
+
+
+def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> int:
+    from services.stack.__main__ import up
+
+    layout = StackLayout.default()
+    up(layout)
+    since = dt.datetime.now(dt.UTC)
+    started = time.time()
+    processes = Processes(layout)
+    interrupted = False
+
+    def on_interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_interrupt)
+    try:
+        _say("Loading the directory sample...")
+        subprocess.run(
+            [sys.executable, "-m", "services.directory", "import", "--sample"],
+            cwd=PROJECT_ROOT,
+            check=True,
+        )
+        _say("Starting the services (logs in .stack/logs/)...")
+        for name in SERVICES:
+            processes.start(name)
+        wait_until_healthy(processes, SERVICES)
+        counter = Counter(
+            settings,
+            ["hl7.archive", "stays.unique", "stays.enriched", "stays.unroutable", "covid.followups"]
+            + [f"{RAW_TOPIC_PREFIX}{item.code}" for item in load_establishments()],
+        )
+
+        def progress() -> None:
+            processes.check_alive()
+            _say(
+                f"  pipeline: {counter.since_start('hl7.archive'):,} received, "
+                f"{counter.since_start(RAW_TOPIC_PREFIX):,} stay events, "
+                f"{counter.since_start('stays.unique'):,} unique, "
+                f"{counter.since_start('stays.enriched'):,} enriched, "
+                f"{counter.since_start('stays.unroutable'):,} unroutable, "
+                f"{emails_since(layout.mail, started):,} emails"
+            )
+
+        _say(
+            f"Replaying a day of the GHT (python -m services.simulator {' '.join(simulator_args)})"
+        )
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "services.simulator", *simulator_args], cwd=PROJECT_ROOT
+        )
+        while simulator.poll() is None:
+            time.sleep(5)
+            progress()
+        if simulator.returncode != 0:
+            raise RunError(f"the simulator stopped with exit {simulator.returncode}")
+        _say("The day is sent; waiting for the pipeline to catch up...")
+        if not wait_for_drain(settings, progress):
+            _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
+        for line in summary(settings, since, started, layout.mail):
+            _say(line)
+        counter.close()
+        if keep_running:
+            _say("\nThe services keep running for the dashboard. Press Ctrl-C to stop everything.")
+            while True:
+                time.sleep(2)
+                processes.check_alive()
+    except KeyboardInterrupt:
+        interrupted = True
+        _say("\nStopping...")
+    except (RunError, subprocess.CalledProcessError) as error:
+        _say(f"error: {error}")
+        return 1
+    finally:
+        processes.stop_all()
+        if interrupted or not keep_running:
+            from services.stack.__main__ import down
+
+            down(layout)
+    return 0
