@@ -37,6 +37,11 @@ PROCESSED = Counter(
 FAILED = Counter(
     "harpicoop_failures_total", "Failures, by reason (one word, no data).", ["service", "reason"]
 )
+RECEIVED = Counter(
+    "harpicoop_messages_received_total",
+    "Messages received from establishments, by establishment code and outcome.",
+    ["service", "establishment", "outcome"],
+)
 LAG = Gauge(
     "harpicoop_consumer_lag",
     "Records not yet consumed, per input partition.",

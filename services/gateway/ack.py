@@ -52,6 +52,17 @@ def code_to_send(context: AckContext | None, code: str) -> str | None:
     return commit if wanted else None
 
 
+def _declared_charset(sent: str, codec: str) -> str:
+    """MSH-18 of the ACK: the message's own when the ACK is written in it, else the truth.
+
+    A message whose bytes did not decode in its declared character set is answered in 8859/1
+    (which reads any byte); declaring the sender's set then would make the ACK unreadable.
+    """
+    if codec_for(sent) == codec:
+        return sent
+    return {"iso8859-1": "8859/1", "utf-8": "UNICODE UTF-8"}.get(codec, "")
+
+
 def build_ack(
     context: AckContext | None,
     code: str,
@@ -90,8 +101,7 @@ def build_ack(
         "NE" if enhanced else "",
         "NE" if enhanced else "",
         "",
-        # An unsupported character set is not echoed: the ACK is not written in it.
-        echoed(18) if codec_for(echoed(18)) else "",
+        _declared_charset(echoed(18), codec),
     ]
     errors = [problem for problem in problems if problem.severity == "E"]
     summary = delimiters.escape_text(errors[0].text) if errors else ""

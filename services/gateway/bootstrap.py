@@ -13,6 +13,7 @@ import structlog
 
 from services.common.establishments import establishments_by_facility
 from services.common.kafka import make_producer
+from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
 from services.common.settings import Settings
 from services.gateway.covid import load_covid_mapping
@@ -103,5 +104,12 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     await gateway.start()
+    observability = ObservabilityServer(
+        "gateway",
+        metrics_port("gateway"),
+        {"listening": lambda: gateway.port > 0 and not stopping.is_set()},
+    ).start()
+    log.info("observability endpoint", port=observability.port)
     await stopping.wait()
     await gateway.stop()
+    observability.stop()

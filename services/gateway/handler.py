@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from services.common.observability import PROCESSED, RECEIVED
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.hl7 import ErrorCode, Problem
 from services.gateway.intake import (
@@ -171,6 +172,10 @@ class MessageHandler:
         return intake, ack_code
 
     def _count(self, intake: Intake) -> None:
+        outcome = intake.outcome.value.lower()
+        code = intake.establishment.code if intake.establishment else "unknown"
+        RECEIVED.labels("gateway", code, outcome).inc()
+        PROCESSED.labels("gateway", outcome).inc()
         self._counters["messages"] += 1
         self._counters[f"outcome_{intake.outcome.value.lower()}"] += 1
         if intake.outcome is Outcome.IGNORED:

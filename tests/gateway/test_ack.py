@@ -116,3 +116,16 @@ def test_an_enhanced_mode_ack_asks_for_no_ack_in_return() -> None:
     )
     assert ack.code == "CA"
     assert (ack.message.header.get(15), ack.message.header.get(16)) == ("NE", "NE")
+
+
+def test_a_message_whose_bytes_break_its_declared_charset_gets_a_readable_ack() -> None:
+    from services.gateway.intake import take_in
+    from tests.gateway.test_intake import RECEIVED, RULES
+
+    # A stray 8859/1 byte in the encoding characters of a message that declares UTF-8: the ACK
+    # is written in 8859/1 and must say so, or the engine could not read it.
+    raw = movement(charset="UNICODE UTF-8").replace(b"MSH|^~", b"MSH|\x80^~", 1)
+    intake = take_in(raw, RULES, RECEIVED)
+    ack = read_ack(build_ack(intake.context, intake.code, intake.problems, control_id="X", now=NOW))
+    assert ack.code == "AE"
+    assert ack.message.header.get(18) == "8859/1"
