@@ -54,6 +54,9 @@ REQUIRED = {
     "stack": frozenset(),
 }
 """The platform variables each service cannot do without; any other service needs STREAMS."""
+SCRIPTS = {"contract": STREAMS | DATABASE}
+"""The same for the workloads running ``python -c`` (topics, schemas and migrations); others
+(waiting for a port, say) need none."""
 
 FIXED_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS",
@@ -233,6 +236,8 @@ def deployable_services() -> set[str]:
 
 @dataclass(frozen=True)
 class Container:
+    workload: str
+    """The workload's (Kubernetes) or the service's (Compose) name."""
     where: str
     service: str | None
     """``<name>`` of the ``python -m services.<name>...`` it runs; None for ``python -c``."""
@@ -292,6 +297,7 @@ def kubernetes_containers() -> tuple[Container, ...]:
                 env[variable["name"]] = str(variable.get("value", ""))
             containers.append(
                 Container(
+                    workload=workload["metadata"]["name"],
                     where=f"{workload['kind']} {workload['metadata']['name']}",
                     service=_service_of(spec.get("command", []) + spec.get("args", [])),
                     env=env,
@@ -325,6 +331,7 @@ def compose_containers() -> tuple[Container, ...]:
             environment = dict(item.split("=", 1) for item in environment)
         containers.append(
             Container(
+                workload=name,
                 where=f"compose service {name}",
                 service=_service_of(
                     _argv(service.get("entrypoint")) + _argv(service.get("command"))
@@ -499,8 +506,8 @@ def test_overlays_only_set_variables_the_code_reads() -> None:
 def test_every_service_gets_the_platform_variables_it_needs() -> None:
     missing = []
     for container in all_containers():
-        if container.service is None:  # the contract job: topics, schemas, migrations
-            needed: frozenset[str] = STREAMS | DATABASE
+        if container.service is None:
+            needed = SCRIPTS.get(container.workload, frozenset())
         else:
             needed = REQUIRED.get(container.service, STREAMS)
         lacking = needed - set(container.env)
