@@ -1,7 +1,8 @@
 """The deployment files, read as a cluster or Docker Compose would read them, checked against the
 code: the topics against deploy/topics.toml, the services against the packages that have a
 ``__main__``, the environment variables against those the code reads, the versions against
-deploy/versions.mk. Pure and fast: nothing is started, no Docker engine or cluster is needed.
+deploy/versions.mk. Pure and fast: nothing is started, no Docker engine or cluster is needed
+(where kubectl is installed, its built-in kustomize renders the two kustomizations, offline).
 """
 
 from __future__ import annotations
