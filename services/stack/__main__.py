@@ -1,4 +1,6 @@
-"""``python -m services.stack up|down|status``: the local stack, as ``make up`` and ``make down``.
+"""``python -m services.stack up|down|status|contract``: the local stack, as ``make up`` and
+``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
+environment names (the Kubernetes and compose deployments run it).
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
@@ -93,7 +95,7 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "contract"])
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -101,6 +103,8 @@ def main() -> None:
             up(layout)
         elif args.command == "down":
             down(layout)
+        elif args.command == "contract":
+            deploy_contract(Settings.from_env())
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:
