@@ -1,0 +1,138 @@
+"""Reads the day's figures from PostgreSQL: the analytics counts and views, notify's ledger and
+covid's cases, in one read-only snapshot so that the figures on the page agree with each other.
+
+No query selects a column that holds patient data (``covid_case.patient``, ``ins``,
+``identity_key``; ``notification.message``, the recipient's address): only counts, states and
+times leave the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from services.dashboard.overview import DayRows, Latency, day_bounds, default_day
+
+LATEST_ACTIVITY = """
+    SELECT max(window_start) AS latest FROM analytics_counts
+    WHERE metric = 'stay_events' AND granularity = 'HOUR' AND window_start < %(before)s
+"""
+
+HOURLY_STAYS = """
+    SELECT establishment,
+           extract(hour FROM window_start AT TIME ZONE 'Europe/Paris')::int AS hour,
+           sum(count)::bigint AS stay_events
+    FROM analytics_counts
+    WHERE metric = 'stay_events' AND granularity = 'HOUR'
+      AND window_start >= %(start)s AND window_start < %(end)s
+    GROUP BY 1, 2
+"""
+
+DAILY_STAYS = "SELECT * FROM daily_stays WHERE day = %(day)s"
+
+# 'sending' is with the SMTP server right now; 'uncertain' went out or not before a crash and is
+# never resent: an operator looks at those in the ledger, they are not 'waiting'.
+EMAILS = """
+    SELECT establishment,
+           count(*) FILTER (WHERE state = 'sent') AS sent,
+           count(*) FILTER (WHERE state = 'failed') AS failed,
+           count(*) FILTER (WHERE state IN ('pending', 'retrying', 'sending')) AS waiting
+    FROM notification
+    WHERE created_at >= %(start)s AND created_at < %(end)s
+    GROUP BY establishment
+"""
+
+LATENCY = """
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS p50,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY seconds) AS p99,
+           count(*) AS count
+    FROM (
+        SELECT extract(epoch FROM sent_at - received_at)::float8 AS seconds
+        FROM notification
+        WHERE state = 'sent' AND sent_at IS NOT NULL AND received_at IS NOT NULL
+          AND created_at >= %(start)s AND created_at < %(end)s
+    ) AS delivered
+"""
+
+COVID_CASES = """
+    SELECT establishment,
+           count(*) FILTER (WHERE state <> 'CLOSED') AS open,
+           count(*) FILTER (WHERE state = 'REMINDED') AS reminded,
+           count(*) FILTER (WHERE opened_at >= %(start)s AND opened_at < %(end)s) AS opened_on_day
+    FROM covid_case
+    WHERE state <> 'CLOSED' OR (opened_at >= %(start)s AND opened_at < %(end)s)
+    GROUP BY establishment
+"""
+
+COVID_DISCHARGES = "SELECT * FROM daily_covid_discharges WHERE day = %(day)s"
+
+
+class DashboardStore:
+    """One connection, reopened after a failure; one snapshot at a time."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def read_day(self, day: dt.date | None, today: dt.date) -> DayRows:
+        """The figures of ``day``, or of the default day (see ``default_day``) when it is None."""
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                async with conn.transaction():
+                    return await self._read(conn, day, today)
+            except psycopg.OperationalError:
+                await self.close()
+                raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.database_url, row_factory=dict_row, connect_timeout=5
+            )
+            # One consistent snapshot per page refresh, and never a write.
+            await self._conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+            await self._conn.set_read_only(True)
+        return self._conn
+
+    async def _read(
+        self, conn: psycopg.AsyncConnection[dict[str, Any]], day: dt.date | None, today: dt.date
+    ) -> DayRows:
+        if day is None:
+            _, end_of_today = day_bounds(today)
+            cursor = await conn.execute(LATEST_ACTIVITY, {"before": end_of_today})
+            latest = await cursor.fetchone()
+            day = default_day(today, latest["latest"] if latest else None)
+        start, end = day_bounds(day)
+        window = {"day": day, "start": start, "end": end}
+
+        async def rows(query: str) -> list[dict[str, Any]]:
+            cursor = await conn.execute(query, window)
+            return await cursor.fetchall()
+
+        latency = (await rows(LATENCY))[0]
+        return DayRows(
+            day=day,
+            hourly=await rows(HOURLY_STAYS),
+            stays=await rows(DAILY_STAYS),
+            emails=await rows(EMAILS),
+            latency=Latency(latency["p50"], latency["p99"], int(latency["count"])),
+            covid_cases=await rows(COVID_CASES),
+            covid_discharges=await rows(COVID_DISCHARGES),
+        )
+
+    def reachable(self) -> bool:
+        """For the health endpoint, from its own thread: can a connection be made at all."""
+        with psycopg.connect(self.database_url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
