@@ -1,0 +1,1 @@
+"""Counts of stay events, notices and Covid-19 discharges per establishment and time window."""

@@ -1,0 +1,252 @@
+"""What analytics counts (pure logic, no Kafka): the observations each input record yields, the
+windows they fall in, the records published for analysts, and which events come too late.
+
+An observation is one thing to count once: a stay event under its dimensions, a notice that
+reached a final status, a discharge with its Covid-19 status. Its ``identity`` says what "once"
+means, and the count of a window is the number of distinct identities seen in it, so a record
+read twice (at-least-once delivery, a replay after a crash) never counts twice; see ``IdSet``.
+
+Counts are of series: a metric, an establishment and the values of its dimensions, which are
+the fields of ``harpicoop.AnalyticsCount`` named alike. No patient data enters an observation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+UTC = dt.UTC
+
+STAY_EVENTS = "stay_events"
+"""Every deduplicated stay event, whether a GP could be told of it or not."""
+UNROUTABLE_STAY_EVENTS = "unroutable_stay_events"
+"""The stay events no GP could receive (``stays.unroutable``): a part of ``stay_events``."""
+COVID_DISCHARGES = "covid_discharges"
+"""Discharges (as first sent: action INSERT) by Covid-19 status."""
+NOTIFICATIONS = "notifications"
+"""Notices by final delivery status: SENT, FAILED or SKIPPED, each notice once per status."""
+
+FINAL_DELIVERY_STATUSES = frozenset({"SENT", "FAILED", "SKIPPED"})
+
+DIMENSIONS = ("event_kind", "action", "admission_mode", "delivery_status", "covid_status")
+"""The dimension fields of ``AnalyticsCount``, in its order; a series sets some of them."""
+
+
+class Granularity(StrEnum):
+    HOUR = "HOUR"
+    DAY = "DAY"
+
+    @property
+    def seconds(self) -> int:
+        return 3600 if self is Granularity.HOUR else 86_400
+
+
+def epoch_ms(moment: dt.datetime | int) -> int:
+    """Avro timestamp-millis as the decoder gives it (an aware datetime), in milliseconds."""
+    if isinstance(moment, int):
+        return moment
+    return round(moment.timestamp() * 1000)
+
+
+def iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Observation:
+    metric: str
+    establishment: str
+    dimensions: tuple[tuple[str, str], ...]
+    """(AnalyticsCount field, value) pairs, in the order of ``DIMENSIONS``."""
+    identity: str
+    """Two observations of one series with the same identity count once."""
+    at_ms: int
+    """Event time: when the movement happened, or when the notice reached its status."""
+
+    @property
+    def series(self) -> str:
+        """The key of the series: metric, establishment and dimensions."""
+        return "|".join([self.metric, self.establishment, *_dimension_parts(self.dimensions)])
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            [self.metric, self.establishment, self.dimensions, self.identity, self.at_ms],
+            separators=(",", ":"),
+        ).encode("utf-8")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Observation:
+        metric, establishment, dimensions, identity, at_ms = json.loads(data)
+        return cls(
+            metric,
+            establishment,
+            tuple((str(name), str(value)) for name, value in dimensions),
+            identity,
+            int(at_ms),
+        )
+
+
+def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observation]:
+    """What one deduplicated stay event counts in; ``routed`` is False for ``stays.unroutable``."""
+    at_ms = epoch_ms(event["movement"]["occurred_at"])
+    establishment = event["establishment"]
+    event_id = event["event_id"]
+    dimensions = (
+        ("event_kind", str(event["kind"])),
+        ("action", str(event["action"])),
+        ("admission_mode", str(event["stay"]["admission_mode"])),
+    )
+    # The same event id in both stay topics (enriched again after a directory update) is
+    # one stay event: the identity is the event id whatever the topic.
+    found = [Observation(STAY_EVENTS, establishment, dimensions, event_id, at_ms)]
+    if not routed:
+        unroutable = Observation(UNROUTABLE_STAY_EVENTS, establishment, dimensions, event_id, at_ms)
+        found.append(unroutable)
+    if event["kind"] == "DISCHARGE" and event["action"] == "INSERT":
+        covid = (("covid_status", str(event["covid_status"])),)
+        found.append(Observation(COVID_DISCHARGES, establishment, covid, event_id, at_ms))
+    return found
+
+
+def status_observations(status: Mapping[str, Any]) -> list[Observation]:
+    """A final delivery status counts once per notice and status; RETRYING is not an outcome."""
+    if status["status"] not in FINAL_DELIVERY_STATUSES:
+        return []
+    return [
+        Observation(
+            NOTIFICATIONS,
+            status["establishment"],
+            (("delivery_status", str(status["status"])),),
+            f"{status['notification_id']}|{status['status']}",
+            epoch_ms(status["at"]),
+        )
+    ]
+
+
+def window_start_ms(at_ms: int, granularity: Granularity) -> int:
+    """Windows are aligned on UTC (a DAY runs from midnight UTC); faust's tumbling windows agree."""
+    size = granularity.seconds * 1000
+    return at_ms - at_ms % size
+
+
+def count_record(
+    observation: Observation,
+    granularity: Granularity,
+    window_start: int,
+    count: int,
+    updated_at_ms: int,
+) -> dict[str, Any]:
+    """The ``harpicoop.AnalyticsCount`` value of one series in one window."""
+    dimensions = dict(observation.dimensions)
+    return {
+        "metric": observation.metric,
+        "granularity": granularity.value,
+        "window_start": dt.datetime.fromtimestamp(window_start / 1000, UTC),
+        "window_end": dt.datetime.fromtimestamp(
+            (window_start + granularity.seconds * 1000) / 1000, UTC
+        ),
+        "establishment": observation.establishment,
+        **{name: dimensions.get(name) for name in DIMENSIONS},
+        "count": count,
+        "updated_at": dt.datetime.fromtimestamp(updated_at_ms / 1000, UTC),
+    }
+
+
+def count_key(record: Mapping[str, Any]) -> str:
+    """The key of a published count (an ``AnalyticsCount`` value): metric, granularity, window
+    start, establishment and the dimensions the series sets."""
+    dimensions = [(name, record[name]) for name in DIMENSIONS if record.get(name) is not None]
+    return "|".join(
+        [
+            record["metric"],
+            str(record["granularity"]),
+            iso(epoch_ms(record["window_start"])),
+            record["establishment"],
+            *_dimension_parts(dimensions),
+        ]
+    )
+
+
+def _dimension_parts(dimensions: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"{name}={value}" for name, value in dimensions]
+
+
+class IdSet:
+    """The distinct identities of a series in a window, as table bytes: 8-byte BLAKE2b digests.
+
+    Digests keep the tables small and free of any id; at the volumes of a hospital group (tens
+    of thousands of identities per window at most) a collision is out of reach (p < 1e-10).
+    """
+
+    DIGEST_SIZE = 8
+
+    @classmethod
+    def digest(cls, identity: str) -> bytes:
+        return hashlib.blake2b(identity.encode("utf-8"), digest_size=cls.DIGEST_SIZE).digest()
+
+    @classmethod
+    def add(cls, ids: bytes, identity: str) -> bytes:
+        digest = cls.digest(identity)
+        size = cls.DIGEST_SIZE
+        if any(ids[index : index + size] == digest for index in range(0, len(ids), size)):
+            return ids
+        return ids + digest
+
+    @classmethod
+    def count(cls, ids: bytes) -> int:
+        return len(ids) // cls.DIGEST_SIZE
+
+
+class Lateness(StrEnum):
+    ON_TIME = "on_time"
+    BEYOND_GRACE = "beyond_grace"
+    """More than the grace period behind the latest event time of its input partition."""
+    BEYOND_RETENTION = "beyond_retention"
+    """So old that its windows may already have left the tables: counting it would restart
+    a window from nothing and publish a smaller count over the true one."""
+
+
+Source = tuple[str, int]
+"""An input topic and partition: each has its own event time."""
+
+
+@dataclass
+class EventClock:
+    """Event time per input partition, and the rule for late events.
+
+    An event counts when it is no more than ``grace`` behind the latest event time seen on its
+    partition, and when its windows are surely still in the tables: faust expires windows by the
+    wall clock, ``expires`` after they end, so an event must be younger than ``expires`` less a
+    day (the longest window). The latest event times are kept in memory: after a restart they
+    are learnt again from the records read, which can only let a late event count, never make a
+    counted one count twice.
+    """
+
+    grace: dt.timedelta
+    expires: dt.timedelta
+    clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+    """How far ahead of this machine's clock a sender's clock may run and still move time on."""
+    latest_ms: dict[Source, int] = field(default_factory=dict)
+
+    def judge(self, source: Source, at_ms: int, now_ms: int) -> Lateness:
+        latest = self.latest_ms.get(source)
+        retention = self.expires - dt.timedelta(days=1)
+        if at_ms < now_ms - _ms(retention):
+            verdict = Lateness.BEYOND_RETENTION
+        elif latest is not None and at_ms < latest - _ms(self.grace):
+            verdict = Lateness.BEYOND_GRACE
+        else:
+            verdict = Lateness.ON_TIME
+        # A sender whose clock runs fast must not make everything after it look late.
+        bounded = min(at_ms, now_ms + _ms(self.clock_skew))
+        self.latest_ms[source] = bounded if latest is None else max(latest, bounded)
+        return verdict
+
+
+def _ms(delta: dt.timedelta) -> int:
+    return round(delta.total_seconds() * 1000)

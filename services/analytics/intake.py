@@ -1,0 +1,104 @@
+"""Input records to observations: decoding by topic, waiting out an unreachable registry, and the
+dead-letter form of a record that cannot be read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx2
+import structlog
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from services.analytics.counting import Observation, status_observations, stay_observations
+from services.common.deadletter import error_headers
+from services.common.serde import AvroSerde
+
+Observe = Callable[[dict[str, Any]], list[Observation]]
+
+
+class Undecodable(Exception):
+    """The record itself cannot be read: it goes to the dead-letter topic."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def readers(
+    serde: Callable[[str], AvroSerde], enriched: str, unroutable: str, statuses: str
+) -> dict[str, tuple[AvroSerde, Observe]]:
+    """How each input topic is decoded and observed."""
+    return {
+        enriched: (
+            serde("harpicoop.EnrichedStayEvent"),
+            lambda value: stay_observations(value["event"], routed=True),
+        ),
+        unroutable: (
+            serde("harpicoop.UnroutableStayEvent"),
+            lambda value: stay_observations(value["event"], routed=False),
+        ),
+        statuses: (serde("harpicoop.NotificationStatus"), status_observations),
+    }
+
+
+class RecordReader:
+    def __init__(
+        self, readers: Mapping[str, tuple[AvroSerde, Observe]], log: structlog.stdlib.BoundLogger
+    ) -> None:
+        self.readers = dict(readers)
+        self.log = log
+        self.max_pause = 30.0
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self.readers)
+
+    async def observations(self, topic: str, value: bytes | None) -> list[Observation]:
+        """What the record counts in; raises ``Undecodable`` when the record is at fault."""
+        serde, observe = self.readers[topic]
+        pause = 0.5
+        while True:
+            try:
+                if value is None:
+                    raise ValueError("the record has no value")
+                return observe(serde.deserialize(topic, value))
+            except Exception as error:
+                if record_at_fault(error):
+                    raise Undecodable(error) from error
+                # Not the record's fault: nothing is committed past it until it is read.
+                self.log.warning(
+                    "analytics.registry_unavailable", error=type(error).__name__, retry_in=pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(self.max_pause, pause * 2)
+
+
+def record_at_fault(error: BaseException) -> bool:
+    """True when the record itself cannot be read (not Avro, an unknown schema id, a value that
+    does not hold what its schema promises); False when the registry is unreachable or failing,
+    which waiting cures."""
+    if isinstance(error, SchemaRegistryError):
+        return error.http_status_code == 404
+    # The registry client speaks HTTP through httpx2 (not httpx).
+    return not isinstance(error, httpx2.HTTPError | OSError | TimeoutError)
+
+
+def dead_letter_headers(
+    headers: Any, error: BaseException, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    """The record's own headers, then where it came from and why it could not be read."""
+    items = headers.items() if isinstance(headers, dict) else headers or ()
+    reasons = error_headers(
+        service="analytics",
+        reason="undecodable value",
+        error=error,
+        source_topic=topic,
+        partition=partition,
+        offset=offset,
+    )
+    return [
+        (name, value.encode("utf-8") if isinstance(value, str) else value or b"")
+        for name, value in [*items, *reasons]
+    ]

@@ -1,0 +1,98 @@
+"""faust apps with the platform's choices in one place, for the services built on faust tables.
+
+Every app is at-least-once (faust's exactly-once is not used: each service makes its effects
+idempotent instead), keeps its tables in RocksDB with changelog topics, moves bytes (values are
+Confluent-framed Avro, decoded by the service with ``AvroSerde``), and produces with ``acks=all``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+from typing import Any
+
+import faust
+from confluent_kafka.admin import AdminClient
+
+from services.common.settings import KafkaSecurity, Settings
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")]
+
+
+def broker_credentials(security: KafkaSecurity) -> Any:
+    """faust's form of the platform's Kafka security settings (None for PLAINTEXT)."""
+    protocol = security.protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=security.ssl_ca_location)
+    if security.ssl_certificate_location:
+        context.load_cert_chain(security.ssl_certificate_location, security.ssl_key_location)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=security.sasl_username,
+        password=security.sasl_password,
+        mechanism=security.sasl_mechanism or "PLAIN",
+        ssl_context=context if protocol == "SASL_SSL" else None,
+    )
+
+
+def replication_factor(admin: AdminClient, timeout: float = 30.0) -> int:
+    """For the topics faust creates (changelogs, repartitions): 3, or fewer brokers."""
+    brokers = len(admin.list_topics(timeout=timeout).brokers)
+    return min(3, max(1, brokers))
+
+
+def make_faust_app(
+    settings: Settings,
+    app_id: str,
+    *,
+    data_dir: Path,
+    partitions: int,
+    replication: int,
+    commit_interval: float = 1.0,
+    session_timeout: float = 60.0,
+    web_port: int | None = None,
+) -> faust.App:
+    """An app named ``app_id`` (its consumer group and the prefix of its internal topics), with
+    its tables under ``data_dir/app_id``."""
+    # faust creates the last folder only.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=broker_urls(settings),
+        broker_credentials=broker_credentials(settings.kafka_security),
+        store="rocksdb://",
+        datadir=str(data_dir / app_id),
+        processing_guarantee="at_least_once",
+        broker_commit_interval=commit_interval,
+        # How long a worker that died unannounced holds its partitions before others take them.
+        broker_session_timeout=session_timeout,
+        broker_heartbeat_interval=min(3.0, session_timeout / 3),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_partitions=partitions,
+        topic_replication_factor=replication,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=web_port is not None,
+        web_port=web_port or 6066,
+        autodiscover=False,
+    )
+
+
+def quiet_client_logging() -> None:
+    """The clients' own chatter stays out of the service's JSON log unless something goes wrong
+    (httpx2 is the schema registry client's HTTP library)."""
+    for name in ("faust", "mode", "aiokafka", "kafka", "httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_worker(app: faust.App) -> None:
+    """Run the app in this process until it is stopped (SIGTERM, SIGINT), as production does."""
+    quiet_client_logging()
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
+    worker.execute_from_commandline()
