@@ -141,19 +141,20 @@ class Published:
         self.consumer = consumer
         self.serde = serde
         self.latest: dict[bytes, Message] = {}
+        self.decoded: dict[bytes, tuple[str, dict[str, Any]]] = {}
         self.records = 0
 
     def read(self) -> Published:
         for message in self.consumer.consume(1000, timeout=0.5):
             if message.error() is None:
-                self.latest[message.key() or b""] = message
+                key, topic = message.key() or b"", str(message.topic())
+                self.latest[key] = message
+                self.decoded[key] = (topic, self.serde.deserialize(topic, message.value() or b""))
                 self.records += 1
         return self
 
     def values(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        for message in self.latest.values():
-            topic = str(message.topic())
-            yield topic, self.serde.deserialize(topic, message.value() or b"")
+        return self.decoded.values()
 
     def counts(self) -> dict[Row, int]:
         return {row_of(value): value["count"] for _topic, value in self.values()}
