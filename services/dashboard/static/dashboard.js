@@ -48,18 +48,24 @@ const HEAT = ["#EFF3FF", "#C6DBEF", "#9ECAE1", "#6BAED6", "#2171B5", "#08519C"];
 const LAG_NORMAL = "#0072B2";
 const LAG_OVER = "#B3261E";
 
-const state = { chosenDay: null, shownDay: null, timer: null, refreshSeconds: 5, serial: 0 };
+const state = {
+  chosenDay: null, shownDay: null, timer: null, refreshSeconds: 5, serial: 0, figures: null,
+};
 
 function count(value) {
   return NUMBER.format(value);
 }
 
+// French typography: a narrow no-break space between a number and its unit.
+const UNIT_SPACE = "\u202f";
+
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "—";
-  if (seconds < 1) return `${NUMBER.format(Math.round(seconds * 1000))} ms`;
-  if (seconds < 60) return `${DECIMAL.format(seconds)} s`;
+  if (seconds < 1) return `${NUMBER.format(Math.round(seconds * 1000))}${UNIT_SPACE}ms`;
+  if (seconds < 60) return `${DECIMAL.format(seconds)}${UNIT_SPACE}s`;
   const minutes = Math.floor(seconds / 60);
-  return `${NUMBER.format(minutes)} min ${String(Math.round(seconds % 60)).padStart(2, "0")} s`;
+  const rest = String(Math.round(seconds % 60)).padStart(2, "0");
+  return `${NUMBER.format(minutes)}${UNIT_SPACE}min${UNIT_SPACE}${rest}${UNIT_SPACE}s`;
 }
 
 function clock(iso) {
@@ -159,9 +165,25 @@ function drawHeatmap(data, names) {
 
 // --- horizontal stacked bars, one per row; used for stays, emails, Covid statuses and lag ---
 
+// A label cut to fit ``room`` pixels at 13 px, measured in the page's own font; the whole
+// label stays in the element's tooltip.
+const MEASURE = document.createElement("canvas").getContext("2d");
+
+function fitted(text, room) {
+  MEASURE.font = `13px ${getComputedStyle(document.body).fontFamily}`;
+  if (MEASURE.measureText(text).width <= room) return text;
+  let kept = text;
+  while (kept.length > 1 && MEASURE.measureText(`${kept}…`).width > room) kept = kept.slice(0, -1);
+  return `${kept.trimEnd()}…`;
+}
+
 function drawBars(containerId, rows, parts, options = {}) {
-  const label = options.labelWidth || 300, row = 26, right = options.rightWidth || 90;
-  const width = options.width || 1100;
+  // Drawn at the container's own width, so that the text is 13 px on any screen.
+  const container = document.getElementById(containerId);
+  const width = Math.max(container.clientWidth, 320);
+  const right = Math.min(options.rightWidth || 90, width * 0.25);
+  const label = Math.min(options.labelWidth || 300, width * 0.4);
+  const row = 26;
   const height = rows.length * row + 8;
   const room = width - label - right;
   const largest = Math.max(1, options.scaleMax || 0,
@@ -176,7 +198,8 @@ function drawBars(containerId, rows, parts, options = {}) {
   rows.forEach((line, index) => {
     const y = index * row + 4;
     const group = svg("g", line.attributes || {});
-    group.append(svg("text", { x: label - 10, y: y + row / 2 + 3, "text-anchor": "end", "font-size": 13 }, line.label));
+    group.append(svg("text", { x: label - 10, y: y + row / 2 + 3, "text-anchor": "end", "font-size": 13 },
+      fitted(line.label, label - 10), tooltip(line.label)));
     let x = label, total = 0;
     for (const part of parts) {
       const value = line.values[part.key] || 0;
@@ -193,7 +216,7 @@ function drawBars(containerId, rows, parts, options = {}) {
     }, line.note || count(total)));
     figure.append(group);
   });
-  document.getElementById(containerId).replaceChildren(figure);
+  container.replaceChildren(figure);
 }
 
 function drawLegend(containerId, parts) {
@@ -221,6 +244,7 @@ function fillTable(tableId, lines, columns, names, totals, alertColumns = []) {
 // --- the page ---
 
 function render(data) {
+  state.figures = data;
   const names = Object.fromEntries(data.establishments.map((item) => [item.code, item.name]));
   const stays = data.stays.total, emails = data.emails.total, covid = data.covid.total;
   state.shownDay = data.day;
@@ -246,7 +270,8 @@ function render(data) {
   setText("kpi-emails-failed", count(emails.failed));
   document.getElementById("kpi-emails-failed").parentElement.classList.toggle("nonzero", emails.failed > 0);
   const latency = data.emails.latency_seconds;
-  setText("kpi-latency", latency.count ? `${duration(latency.p50)} / ${duration(latency.p99)}` : "—");
+  setText("kpi-latency", latency.count ? duration(latency.p50) : "—");
+  setText("kpi-latency-p99", latency.count ? `99${UNIT_SPACE}% en moins de ${duration(latency.p99)}` : "");
   setText("kpi-covid-open", count(covid.open));
 
   drawHeatmap(data, names);
@@ -263,7 +288,7 @@ function render(data) {
   drawBars("email-bars", data.emails.by_establishment.map((line) => ({
     label: names[line.establishment], values: line,
   })), EMAIL_PARTS, {
-    width: 760, labelWidth: 300, rightWidth: 70,
+    labelWidth: 290, rightWidth: 50,
     summary: `Courriels : ${count(emails.sent)} envoyés, ${count(emails.failed)} en échec, ${count(emails.waiting)} en attente.`,
   });
   fillTable("email-table", data.emails.by_establishment, ["sent", "failed", "waiting"], names, emails, ["failed"]);
@@ -272,7 +297,7 @@ function render(data) {
     label: status.label,
     values: { [status.key]: covid[status.key] },
   })), COVID_STATUSES, {
-    width: 760, labelWidth: 200, rightWidth: 70,
+    labelWidth: 150, rightWidth: 50,
     summary: `Statut Covid-19 des sorties du jour : ${COVID_STATUSES.map((s) => `${s.label.toLowerCase()} ${count(covid[s.key])}`).join(", ")}.`,
   });
   fillTable("covid-table", data.covid.by_establishment,
@@ -351,5 +376,10 @@ document.addEventListener("DOMContentLoaded", () => {
     if (state.shownDay) choose(shiftDay(state.shownDay, 1));
   });
   document.getElementById("latest-day").addEventListener("click", () => choose(null));
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => state.figures && render(state.figures), 150);
+  });
   refresh();
 });
