@@ -20,18 +20,6 @@ from services.common.establishments import Establishment
 PARIS = ZoneInfo("Europe/Paris")
 HOURS_PER_DAY = 24
 
-# Columns of the ``daily_stays`` view shown per establishment.
-STAY_COLUMNS = (
-    "stay_events",
-    "admissions",
-    "scheduled_admissions",
-    "emergency_admissions",
-    "transfers",
-    "discharges",
-    "corrections",
-    "cancellations",
-    "unroutable",
-)
 # The parts of one establishment's bar: disjoint kinds of stay events, ``other`` being the rest
 # (pre-admissions, registrations, leaves, admissions of unknown mode...), so that the bar's
 # length is every stay event of the day.
@@ -43,6 +31,9 @@ STAY_PARTS = (
     "corrections",
     "cancellations",
 )
+# Columns of the ``daily_stays`` view shown per establishment; unroutable events are a part of
+# the others (no GP could be told), not a kind of their own.
+STAY_COLUMNS = ("stay_events", "admissions", *STAY_PARTS, "unroutable")
 EMAIL_COLUMNS = ("sent", "failed", "waiting")
 COVID_CASE_COLUMNS = ("open", "reminded", "opened_on_day")
 # Columns of the ``daily_covid_discharges`` view: discharges by Covid-19 status at discharge.

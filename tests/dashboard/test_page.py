@@ -157,5 +157,6 @@ def test_the_numbers_appear_and_follow_what_the_services_write(
 
     updated = full_page_screenshot(browser, tmp_path / "dashboard-updated.png")
     print(f"screenshots: {first} and {updated}")
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    console = browser.get_log("browser")  # type: ignore[no-untyped-call]  # untyped in selenium
+    errors = [entry for entry in console if entry["level"] == "SEVERE"]
     assert errors == [], "the page logged errors (blocked resources, script errors)"
