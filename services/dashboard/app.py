@@ -42,12 +42,20 @@ def run(settings: Settings, config: DashboardConfig, log: structlog.stdlib.Bound
         "dashboard", metrics_port("dashboard"), {"database": store.reachable}
     ).start()
     log.info("observability endpoint", port=observability.port)
-    log.info("dashboard listening", url=config.url)
     try:
         # aiohttp turns SIGINT and SIGTERM into a clean stop; one line per request is noise.
         web.run_app(
-            app, host=config.host, port=config.port, access_log=None, print=None, shutdown_timeout=5
+            app,
+            host=config.host,
+            port=config.port,
+            access_log=None,
+            # Said once the socket is bound: from then on the URL answers.
+            print=lambda _banner: log.info("dashboard listening", url=config.url),
+            shutdown_timeout=5,
         )
+    except OSError as error:  # most often: the port is taken, by another dashboard perhaps
+        log.error("cannot listen", host=config.host, port=config.port, error=str(error))
+        raise SystemExit(1) from None
     finally:
         observability.stop()
         log.info("dashboard stopped")
