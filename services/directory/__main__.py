@@ -30,7 +30,6 @@ from services.directory.service import (
     FileReport,
     ImportSummary,
     import_extracts,
-    publish_pending,
     set_preferences,
 )
 from services.directory.store import DirectoryError
@@ -79,24 +78,20 @@ def summary_lines(summary: ImportSummary) -> list[str]:
 
 
 def _publish(directory: Directory) -> int:
-    pending = directory.store.pending_count()
+    publisher = directory.publisher
+    pending = publisher.pending()
     if not pending:
         return 0
-    _say(f"Publishing {pending:,} changes to {directory.publisher.topic}...")
+    _say(f"Publishing {pending:,} records to {publisher.topic}...")
     try:
-        sent = publish_pending(
-            directory.store,
-            directory.publisher,
-            progress=lambda sent: _say(f"  {sent:,} published") if sent % 50_000 == 0 else None,
-        )
+        sent = publisher.publish_queued(progress=lambda sent: _say(f"  {sent:,} published"))
     except PublishError as error:
-        left = directory.store.pending_count()
         _say(
-            f"Publishing stopped: {error}. {left:,} changes wait in the outbox; "
-            f"`python -m services.directory publish` or the next import sends them."
+            f"Publishing stopped: {error}; `python -m services.directory publish` or the next "
+            f"import sends them."
         )
         return 2
-    print(f"Published {sent:,} practitioner records to {directory.publisher.topic}.")
+    print(f"Published {sent:,} practitioner records to {publisher.topic}.")
     return 0
 
 
@@ -144,6 +139,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
             try:
                 summary = import_extracts(
                     directory.store,
+                    directory.publisher,
                     args.personnes,
                     args.mssante,
                     max_removed_share=args.max_removed_share,
@@ -167,6 +163,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
             try:
                 set_preferences(
                     directory.store,
+                    directory.publisher,
                     args.rpps,
                     opted_out=args.opted_out,
                     preferred_address=args.preferred_address,

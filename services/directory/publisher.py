@@ -1,60 +1,94 @@
-"""Writes practitioners to the compacted ``practitioners`` topic and waits for Kafka's word.
+"""Practitioner records on their way to the compacted ``practitioners`` topic, through the
+platform's transactional outbox (``services.common.outbox``).
 
-The producer is the platform's idempotent ``acks=all`` producer; ``publish`` returns only when
-every record of the batch is acknowledged, and raises otherwise, so that the caller keeps the
-batch in its outbox. Keys are RPPS numbers; a removed practitioner is a tombstone (null value).
+``queue`` serialises each changed practitioner's whole current state (a tombstone once they
+have left) into the outbox, inside the transaction that changed them; ``publish_queued`` has the
+outbox relay send the rows and delete them only once Kafka has acknowledged every one. Keys are
+RPPS numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+import psycopg
 
+from services.common import outbox
 from services.common.serde import AvroSerde
+from services.directory.records import practitioner_value
+from services.directory.store import PractitionerState
+
+OUTBOX_OWNER = "directory"
 
 
 class PublishError(RuntimeError):
-    """Kafka did not acknowledge every record of a batch."""
+    """Kafka did not acknowledge the queued records; they stay queued for the next run."""
 
 
 class PractitionerPublisher:
     def __init__(
-        self, producer: Producer, serde: AvroSerde, topic: str, *, timeout: float = 60.0
+        self,
+        conn: psycopg.Connection[Any],
+        serde: AvroSerde,
+        topic: str,
+        relay: outbox.OutboxRelay,
+        *,
+        batch_size: int = 10_000,
     ) -> None:
-        self.producer = producer
+        self.conn = conn
         self.serde = serde
         self.topic = topic
-        self.timeout = timeout
+        self.relay = relay
+        self.batch_size = batch_size
 
-    def publish(self, records: Iterable[tuple[str, dict[str, Any] | None]]) -> int:
-        """Send (RPPS, value or None for a tombstone) pairs; returns how many were confirmed."""
-        failures: list[KafkaError] = []
-        sent = 0
+    def queue(self, states: Iterable[PractitionerState]) -> int:
+        """Add records to the outbox; part of the caller's transaction. How many were queued.
 
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                failures.append(error)
+        A first import queues every practitioner: the rows go in by COPY, what
+        ``outbox.enqueue`` would insert one statement at a time (a hundred times slower here).
+        """
+        queued = 0
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(
+                "COPY outbox (owner, topic, key, value) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["text", "text", "bytea", "bytea"])
+            for rpps, state in states:
+                value = (
+                    None
+                    if state is None
+                    else self.serde.serialize(self.topic, practitioner_value(state))
+                )
+                copy.write_row((OUTBOX_OWNER, self.topic, rpps.encode("ascii"), value))
+                queued += 1
+        return queued
 
-        for rpps, value in records:
-            data = None if value is None else self.serde.serialize(self.topic, value)
-            while True:
-                try:
-                    self.producer.produce(
-                        self.topic, key=rpps.encode("ascii"), value=data, on_delivery=delivered
-                    )
-                    break
-                except BufferError:
-                    # The local queue is full: serve delivery reports until there is room.
-                    self.producer.poll(0.1)
-            self.producer.poll(0)
-            sent += 1
-        unsent = self.producer.flush(self.timeout)
-        if unsent or failures:
-            reason = failures[0].str() if failures else f"{unsent} still queued after flush"
-            raise PublishError(
-                f"{len(failures) + unsent} of {sent} records to {self.topic} were not "
-                f"acknowledged ({reason})"
-            )
-        return sent
+    def publish_queued(self, progress: Callable[[int], None] | None = None) -> int:
+        """Send everything queued; returns how many records Kafka acknowledged.
+
+        Stops early, without error, if another process is publishing the same outbox: it
+        sends the rest.
+        """
+        published = 0
+        while True:
+            try:
+                sent = self.relay.publish_pending(self.batch_size)
+            except Exception as error:  # the relay has rolled back: nothing was lost
+                raise PublishError(
+                    f"Kafka did not acknowledge the records for {self.topic}; "
+                    f"{self.pending():,} stay queued"
+                ) from error
+            if not sent:
+                return published
+            published += sent
+            if progress is not None:
+                progress(published)
+
+    def pending(self) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM outbox WHERE owner = %s", (OUTBOX_OWNER,)
+        ).fetchone()
+        return int(row[0]) if row else 0

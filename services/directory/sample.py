@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import random
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,10 +162,11 @@ def _slug(text: str) -> str:
 class _Generator:
     """Draws practitioners from one seeded random stream, so the output never varies."""
 
-    def __init__(self, seed: int, first_rpps: int = 0) -> None:
+    def __init__(self, seed: int, first_rpps: int = 0, rpps_gap: int = 40) -> None:
         self.rng = random.Random(seed)
         self.next_number = first_rpps
-        self.addresses: set[str] = set()
+        self.rpps_gap = rpps_gap
+        self.namesakes: Counter[tuple[str, str]] = Counter()
         self.place_weights = [place[5] for place in _PLACES]
         places = {place[2]: place for place in _PLACES}
         self.hospitals = [
@@ -174,16 +176,16 @@ class _Generator:
         ]
 
     def rpps(self) -> str:
-        self.next_number += self.rng.randint(1, 40)
+        self.next_number += self.rng.randint(1, self.rpps_gap)
+        if self.next_number >= 10_000_000:
+            raise ValueError("synthetic RPPS numbers exhausted: use a smaller rpps_gap")
         return f"1999{self.next_number:07d}"
 
     def address(self, local: str, domain: str) -> str:
-        candidate, suffix = f"{local}@{domain}", 1
-        while candidate in self.addresses:
-            suffix += 1
-            candidate = f"{local}{suffix}@{domain}"
-        self.addresses.add(candidate)
-        return candidate
+        # Namesakes get a number: marie.colin@, marie.colin2@... (locals never end in a digit).
+        self.namesakes[local, domain] += 1
+        count = self.namesakes[local, domain]
+        return f"{local}{count if count > 1 else ''}@{domain}"
 
     def activity(self, rpps: str, structure_name: str, index: int, *, may_group: bool) -> Activity:
         place = self.rng.choices(_PLACES, weights=self.place_weights)[0]
@@ -285,9 +287,11 @@ def synthetic_people(
     nurses: int = 0,
     specialists: int = 0,
     first_rpps: int = 0,
+    rpps_gap: int = 40,
 ) -> Iterator[Person]:
-    """Practitioners in RPPS order, drawn lazily (a million rows never sit in memory)."""
-    generator = _Generator(seed, first_rpps)
+    """Practitioners in RPPS order, drawn lazily (a million rows never sit in memory); RPPS
+    numbers grow from ``first_rpps`` by random steps of at most ``rpps_gap``."""
+    generator = _Generator(seed, first_rpps, rpps_gap)
     kinds = (
         ["gp"] * general_practitioners
         + ["pharmacist"] * pharmacists

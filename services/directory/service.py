@@ -1,31 +1,30 @@
-"""The directory's use cases: import a day's extracts, set a practitioner's preferences, publish.
+"""The directory's use cases: import a day's extracts, set a practitioner's preferences.
 
-Why an outbox. Every change to the directory (an import, a preference) writes the changed RPPS
-numbers into ``practitioner_outbox`` in the same PostgreSQL transaction as the change itself.
-Publishing then reads the outbox, sends each practitioner's *current* state (or a tombstone when
-they are gone) to the compacted ``practitioners`` topic, waits until Kafka has acknowledged every
-record, and only then deletes those outbox rows. So:
+Why an outbox. Every change to the directory (an import, a preference) queues the changed
+practitioners' records in the platform's transactional outbox (``services.common.outbox``) in
+the same PostgreSQL transaction as the change itself. The outbox relay then sends them to the
+compacted ``practitioners`` topic, waits until Kafka has acknowledged every record, and only then
+deletes them. So:
 
-- a crash or a Kafka outage after the commit loses nothing: the rows stay, and the next
-  ``publish`` (or the next import, which publishes at the end) sends them;
-- a crash after Kafka's acknowledgement but before the delete republishes the same state, which
-  is harmless on a compacted topic keyed by RPPS;
+- a crash or a Kafka outage after the commit loses nothing: the records stay queued, and the
+  next run (``python -m services.directory publish``, or any import) sends them;
+- a crash after Kafka's acknowledgement but before the delete publishes the same state again,
+  which is harmless on a compacted topic keyed by RPPS;
 - the database never holds a change that the topic will not eventually carry, and the topic
-  never carries a change that was rolled back.
+  never carries a change that was rolled back; records of one RPPS keep their order.
 
 A Kafka transaction spanning the database commit would need two-phase commit, which neither
-side offers here; the outbox gives the same outcome with at-least-once publication. Publishing
-the current state rather than a queued copy means a practitioner changed twice before
-publication is sent once, as they are now.
+side offers; the outbox gives the same outcome with at-least-once publication. Each record is
+the practitioner's whole state, so a consumer never needs an earlier one.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from services.directory.extracts import (
     ActivityRow,
@@ -37,7 +36,6 @@ from services.directory.extracts import (
     read_personnes,
 )
 from services.directory.publisher import PractitionerPublisher
-from services.directory.records import practitioner_value
 from services.directory.store import Changes, DirectoryStore
 
 # (file label, lines read so far, share of the file read or None for a pipe), every
@@ -106,6 +104,7 @@ def _accepted(
 
 def import_extracts(
     store: DirectoryStore,
+    publisher: PractitionerPublisher,
     personnes: Path,
     mssante: Path,
     *,
@@ -114,7 +113,7 @@ def import_extracts(
 ) -> ImportSummary:
     """Load both extracts and apply the difference with the current directory, in one
     transaction: either all of the new day is in, with its changes queued for publishing, or
-    nothing changed."""
+    nothing changed. Publishing is the caller's next step (``publisher.publish_queued``)."""
     started = time.monotonic()
     personnes_report = FileReport("personnes", personnes)
     mssante_report = FileReport("mssante", mssante)
@@ -131,6 +130,8 @@ def import_extracts(
                 _accepted(read_mssante(source), mssante_report, source, size, progress)
             )
         changes = store.apply_import(max_removed_share)
+        for page in store.changed_states():
+            publisher.queue(page)
         store.record_import(
             personnes,
             mssante,
@@ -143,6 +144,7 @@ def import_extracts(
 
 def set_preferences(
     store: DirectoryStore,
+    publisher: PractitionerPublisher,
     rpps: str,
     *,
     opted_out: bool | None = None,
@@ -156,39 +158,4 @@ def set_preferences(
             preferred_address=preferred_address,
             clear_preferred_address=clear_preferred_address,
         )
-
-
-def publish_pending(
-    store: DirectoryStore,
-    publisher: PractitionerPublisher,
-    *,
-    batch_size: int = 5_000,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Publish every queued change, batch by batch; returns how many records were sent.
-
-    A batch's outbox rows are deleted in the same transaction that read them, after Kafka
-    acknowledged the batch; if publishing fails the transaction rolls back and they stay.
-    """
-    published = 0
-    while True:
-        with store.conn.transaction():
-            store.lock_publishing()
-            batch = store.pending_changes(batch_size)
-            if not batch:
-                return published
-            # One record per practitioner per batch: their current state, sent once.
-            latest: dict[str, dict[str, Any] | None] = {}
-            for change in batch:
-                latest[change.rpps] = change.state
-            published += publisher.publish(_values(latest.items()))
-            store.forget_changes([change.id for change in batch])
-        if progress is not None:
-            progress(published)
-
-
-def _values(
-    states: Iterable[tuple[str, dict[str, Any] | None]],
-) -> Iterator[tuple[str, dict[str, Any] | None]]:
-    for rpps, state in states:
-        yield rpps, None if state is None else practitioner_value(state)
+        publisher.queue([store.state_of(rpps)])

@@ -1,9 +1,10 @@
-"""The directory in PostgreSQL: staging by COPY, the set-based diff, preferences, the outbox.
+"""The directory in PostgreSQL: staging by COPY, the set-based diff, preferences.
 
 An import runs in one transaction (the caller's): rows are copied into temporary staging tables,
 the new day's state is derived from them in SQL, compared with the current tables, and only the
-differences are written, each changed RPPS also going into ``practitioner_outbox``. Nothing of
-an import is visible until it commits, and a failure anywhere leaves the previous day intact.
+differences are written. ``changed_states`` then gives the new state of each changed
+practitioner, for the caller to queue in the outbox within the same transaction. Nothing of an
+import is visible until it commits, and a failure anywhere leaves the previous day intact.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from services.common.db import apply_migrations
 from services.directory.extracts import ActivityRow, MailboxRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Fixed numbers naming the locks: one import (or preference change) at a time, and one
-# publisher at a time so that two cannot publish one practitioner's states out of order.
+# A fixed number naming the lock: one import (or preference change) at a time.
 _WRITE_LOCK = 0x44495201
-_PUBLISH_LOCK = 0x44495202
 
 _PRACTITIONER_COLUMNS = (
     "civility",
@@ -59,13 +58,31 @@ class Changes:
     mailboxes_of_unknown_practitioners: int
 
 
-@dataclass(frozen=True)
-class PendingChange:
-    """An outbox row: publish this practitioner's current state, or a tombstone if none."""
+# A practitioner's RPPS and current state, None once they left the directory.
+PractitionerState = tuple[str, dict[str, Any] | None]
 
-    id: int
-    rpps: str
-    state: dict[str, Any] | None
+
+def _states(wanted: str) -> str:
+    """Everything a Practitioner record needs, for each RPPS that the query ``wanted`` lists;
+    ``rpps`` is null for one no longer in the directory."""
+    return f"""
+        WITH wanted AS ({wanted}),
+        boxes AS (
+            SELECT m.rpps, json_agg(json_build_object(
+                       'address', m.address, 'mailbox_type', m.mailbox_type, 'domain', m.domain))
+                   AS mailboxes
+            FROM mailbox m WHERE m.rpps IN (SELECT rpps FROM wanted)
+            GROUP BY m.rpps
+        )
+        SELECT w.rpps AS wanted, p.rpps,
+               {", ".join(f"p.{name}" for name in _PRACTITIONER_COLUMNS)},
+               greatest(p.updated_at, f.updated_at) AS updated_at,
+               coalesce(f.opted_out, false) AS opted_out, f.preferred_address, b.mailboxes
+        FROM wanted w
+        LEFT JOIN practitioner p ON p.rpps = w.rpps
+        LEFT JOIN practitioner_preferences f ON f.rpps = w.rpps
+        LEFT JOIN boxes b ON b.rpps = w.rpps
+    """
 
 
 def migrate(conn: psycopg.Connection[Any]) -> list[str]:
@@ -238,6 +255,10 @@ class DirectoryStore:
             "(SELECT rpps FROM directory_change WHERE change = 'removed')"
         )
         execute(
+            "DELETE FROM mailbox WHERE rpps IN "
+            "(SELECT rpps FROM directory_change WHERE change <> 'added')"
+        )
+        execute(
             f"""
             INSERT INTO practitioner (rpps, {_COLUMNS}, updated_at)
             SELECT i.rpps, {incoming_columns}, now()
@@ -249,10 +270,6 @@ class DirectoryStore:
             """
         )
         execute(
-            "DELETE FROM mailbox WHERE rpps IN "
-            "(SELECT rpps FROM directory_change WHERE change = 'changed')"
-        )
-        execute(
             """
             INSERT INTO mailbox (rpps, address, mailbox_type, domain)
             SELECT m.rpps, m.address, m.mailbox_type, m.domain
@@ -260,9 +277,9 @@ class DirectoryStore:
             WHERE d.change <> 'removed'
             """
         )
-        execute(
-            "INSERT INTO practitioner_outbox (rpps) SELECT rpps FROM directory_change ORDER BY rpps"
-        )
+        # Fresh statistics for what follows in this transaction (reading the changed states
+        # back), above all after a first import into empty tables.
+        execute("ANALYZE practitioner; ANALYZE mailbox")
         totals = self._one(
             """
             SELECT (SELECT count(*) FROM practitioner) AS practitioners,
@@ -316,7 +333,7 @@ class DirectoryStore:
         preferred_address: str | None = None,
         clear_preferred_address: bool = False,
     ) -> None:
-        """Change what is given, keep the rest; the change is queued for publishing."""
+        """Change what is given, keep the rest."""
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
         if self._one("SELECT count(*) AS n FROM practitioner WHERE rpps = %s", (rpps,))["n"] == 0:
             raise DirectoryError(f"no practitioner with RPPS {rpps} in the directory")
@@ -347,46 +364,28 @@ class DirectoryStore:
                 "clear": clear_preferred_address,
             },
         )
-        self.conn.execute("INSERT INTO practitioner_outbox (rpps) VALUES (%s)", (rpps,))
 
-    # --- outbox -------------------------------------------------------------------------
+    # --- changed states ---------------------------------------------------------------
 
-    def lock_publishing(self) -> None:
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+    def changed_states(self, page_size: int = 5_000) -> Iterator[list[PractitionerState]]:
+        """The new state of every practitioner the import changed, page by page.
 
-    def pending_changes(self, limit: int) -> list[PendingChange]:
-        """The oldest outbox rows with each practitioner's current state (None: removed)."""
+        Read through a server-side cursor, so a first import (every practitioner changed)
+        never sits in memory, and the caller may use the connection between pages.
+        """
+        with self.conn.cursor(name="directory_changed_states", row_factory=dict_row) as cursor:
+            cursor.execute(_states("SELECT rpps FROM directory_change"))
+            while rows := cursor.fetchmany(page_size):
+                yield [_state(row) for row in rows]
+
+    def state_of(self, rpps: str) -> PractitionerState:
         with self.conn.cursor(row_factory=dict_row) as cursor:
-            queued = cursor.execute(
-                "SELECT id, rpps FROM practitioner_outbox ORDER BY id LIMIT %s", (limit,)
-            ).fetchall()
-            if not queued:
-                return []
-            states = {
-                row["rpps"]: row
-                for row in cursor.execute(
-                    f"""
-                    SELECT p.rpps, {", ".join(f"p.{name}" for name in _PRACTITIONER_COLUMNS)},
-                           greatest(p.updated_at, f.updated_at) AS updated_at,
-                           coalesce(f.opted_out, false) AS opted_out, f.preferred_address,
-                           (SELECT json_agg(json_build_object(
-                                       'address', m.address, 'mailbox_type', m.mailbox_type,
-                                       'domain', m.domain))
-                            FROM mailbox m WHERE m.rpps = p.rpps) AS mailboxes
-                    FROM practitioner p
-                    LEFT JOIN practitioner_preferences f USING (rpps)
-                    WHERE p.rpps = ANY(%s)
-                    """,
-                    (sorted({row["rpps"] for row in queued}),),
-                )
-            }
-        return [PendingChange(row["id"], row["rpps"], states.get(row["rpps"])) for row in queued]
-
-    def forget_changes(self, ids: Sequence[int]) -> None:
-        self.conn.execute("DELETE FROM practitioner_outbox WHERE id = ANY(%s)", (list(ids),))
-
-    def pending_count(self) -> int:
-        return int(self._one("SELECT count(*) AS n FROM practitioner_outbox")["n"])
+            row = cursor.execute(
+                _states("SELECT %s::text AS rpps"),
+                (rpps,),
+            ).fetchone()
+        assert row is not None
+        return _state(row)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -406,6 +405,12 @@ class DirectoryStore:
 
     def _one(self, query: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
-            row = cursor.execute(query, params).fetchone()  # type: ignore[arg-type]
+            row = cursor.execute(query, params).fetchone()
         assert row is not None
         return row
+
+
+def _state(row: dict[str, Any]) -> PractitionerState:
+    if row["rpps"] is None:
+        return row["wanted"], None
+    return row["wanted"], {key: value for key, value in row.items() if key != "wanted"}

@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from services.common.kafka import make_producer
 from services.common.settings import Settings
 from services.directory.__main__ import main
-from services.directory.bootstrap import Directory
+from services.directory.bootstrap import Directory, build
 from services.directory.extracts import PERSONNES_COLUMNS, BadRow, format_line
-from services.directory.publisher import PractitionerPublisher, PublishError
+from services.directory.publisher import PublishError
 from services.directory.sample import (
     SAMPLE_MSSANTE,
     SAMPLE_PERSONNES,
     row,
     sample_general_practitioners,
 )
-from services.directory.service import import_extracts, publish_pending, set_preferences
+from services.directory.service import import_extracts, set_preferences
 from services.directory.store import DirectoryError
 from tests.directory.conftest import (
     TopicReader,
@@ -76,12 +75,14 @@ def state(directory: Directory) -> list[dict[str, object]]:
 def test_the_sample_is_imported_and_every_practitioner_published(
     directory: Directory, read_practitioners: TopicReader
 ) -> None:
-    summary = import_extracts(directory.store, SAMPLE_PERSONNES, SAMPLE_MSSANTE)
+    summary = import_extracts(
+        directory.store, directory.publisher, SAMPLE_PERSONNES, SAMPLE_MSSANTE
+    )
     assert summary.bad_rows == 0
     assert summary.changes.added == summary.changes.practitioners == 580
     assert summary.personnes.rows > summary.changes.practitioners  # repeated rows, one each
 
-    assert publish_pending(directory.store, directory.publisher) == 580
+    assert directory.publisher.publish_queued() == 580
     records = latest(read_practitioners(580))
     assert len(records) == 580
     gps = {gp.rpps: gp for gp in sample_general_practitioners()}
@@ -98,8 +99,8 @@ def test_the_sample_is_imported_and_every_practitioner_published(
 def test_a_new_day_adds_changes_and_removes_practitioners_and_mailboxes(
     directory: Directory, read_practitioners: TopicReader, tmp_path: Path
 ) -> None:
-    import_extracts(directory.store, *first_day(tmp_path))
-    assert publish_pending(directory.store, directory.publisher) == 4
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    assert directory.publisher.publish_queued() == 4
 
     second_day = write_day(
         tmp_path,
@@ -125,12 +126,14 @@ def test_a_new_day_adds_changes_and_removes_practitioners_and_mailboxes(
             mailbox(E, "zoe.thiebaut@medecin.mssante.fr"),
         ],
     )
-    summary = import_extracts(directory.store, *second_day, max_removed_share=0.5)
+    summary = import_extracts(
+        directory.store, directory.publisher, *second_day, max_removed_share=0.5
+    )
     changes = summary.changes
     assert (changes.added, changes.changed, changes.removed) == (1, 2, 1)
     assert (changes.mailboxes_added, changes.mailboxes_removed) == (1, 1)
     assert changes.practitioners == 4
-    assert publish_pending(directory.store, directory.publisher) == 4
+    assert directory.publisher.publish_queued() == 4
 
     records = read_practitioners(8)
     assert len(records) == 8
@@ -148,9 +151,9 @@ def test_a_new_day_adds_changes_and_removes_practitioners_and_mailboxes(
         "CABINET DU DR LOÏC VAUTRIN"
     ]
 
-    again = import_extracts(directory.store, *second_day)
+    again = import_extracts(directory.store, directory.publisher, *second_day)
     assert (again.changes.added, again.changes.changed, again.changes.removed) == (0, 0, 0)
-    assert directory.store.pending_count() == 0
+    assert directory.publisher.pending() == 0
 
 
 def test_bad_rows_are_reported_with_their_line_and_skipped(
@@ -194,21 +197,21 @@ def test_bad_rows_are_reported_with_their_line_and_skipped(
 def test_an_import_that_would_empty_the_directory_is_refused_and_changes_nothing(
     directory: Directory, tmp_path: Path
 ) -> None:
-    import_extracts(directory.store, *first_day(tmp_path))
-    publish_pending(directory.store, directory.publisher)
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    directory.publisher.publish_queued()
     before = state(directory)
     truncated = write_day(tmp_path, "20260302", [activity(A, "MARCHAL", "Émilie")], [])
     with pytest.raises(DirectoryError, match="remove 3 of 4"):
-        import_extracts(directory.store, *truncated)
+        import_extracts(directory.store, directory.publisher, *truncated)
     assert state(directory) == before
-    assert directory.store.pending_count() == 0
+    assert directory.publisher.pending() == 0
 
 
 def test_an_import_killed_midway_leaves_the_previous_day_intact(
     directory: Directory, directory_settings: Settings, practitioners_topic: str, tmp_path: Path
 ) -> None:
-    import_extracts(directory.store, *first_day(tmp_path))
-    publish_pending(directory.store, directory.publisher)
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    directory.publisher.publish_queued()
     before = state(directory)
 
     # The new day's personnes extract arrives through a pipe that never ends, so the import is
@@ -255,10 +258,11 @@ def test_an_import_killed_midway_leaves_the_previous_day_intact(
         writer.join(10)
 
     assert state(directory) == before
-    assert directory.store.pending_count() == 0
+    assert directory.publisher.pending() == 0
     # Nothing is left locked: the next day imports normally.
     summary = import_extracts(
         directory.store,
+        directory.publisher,
         *write_day(tmp_path, "20260303", [activity(E, "THIÉBAUT", "Zoé")], []),
         max_removed_share=1.0,
     )
@@ -268,16 +272,23 @@ def test_an_import_killed_midway_leaves_the_previous_day_intact(
 def test_preferences_are_kept_and_carried_on_the_topic(
     directory: Directory, read_practitioners: TopicReader, tmp_path: Path
 ) -> None:
-    import_extracts(directory.store, *first_day(tmp_path))
-    publish_pending(directory.store, directory.publisher)
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    directory.publisher.publish_queued()
 
-    set_preferences(directory.store, D, preferred_address="Cabinet.Vautrin@medecin.mssante.fr")
-    set_preferences(directory.store, A, opted_out=True)
+    set_preferences(
+        directory.store,
+        directory.publisher,
+        D,
+        preferred_address="Cabinet.Vautrin@medecin.mssante.fr",
+    )
+    set_preferences(directory.store, directory.publisher, A, opted_out=True)
     with pytest.raises(DirectoryError, match="not one of the secure mailboxes"):
-        set_preferences(directory.store, A, preferred_address="emilie@gmail.com")
+        set_preferences(
+            directory.store, directory.publisher, A, preferred_address="emilie@gmail.com"
+        )
     with pytest.raises(DirectoryError, match="no practitioner"):
-        set_preferences(directory.store, E, opted_out=True)
-    assert publish_pending(directory.store, directory.publisher) == 2
+        set_preferences(directory.store, directory.publisher, E, opted_out=True)
+    assert directory.publisher.publish_queued() == 2
 
     now = latest(read_practitioners(6))
     assert present(now, D)["preferences"] == {
@@ -302,8 +313,8 @@ def test_preferences_are_kept_and_carried_on_the_topic(
         ],
         [mailbox(D, "loic.vautrin@medecin.mssante.fr")],
     )
-    import_extracts(directory.store, *second_day, max_removed_share=0.0)
-    publish_pending(directory.store, directory.publisher)
+    import_extracts(directory.store, directory.publisher, *second_day, max_removed_share=0.0)
+    directory.publisher.publish_queued()
     now = latest(read_practitioners(9))
     assert present(now, D)["preferences"]["preferred_address"] is None
     assert present(now, A)["preferences"]["opted_out"] is True
@@ -315,20 +326,22 @@ def test_changes_wait_in_the_outbox_while_kafka_is_unreachable(
     read_practitioners: TopicReader,
     tmp_path: Path,
 ) -> None:
-    unreachable = dataclasses.replace(directory_settings, kafka_bootstrap_servers="localhost:1")
-    producer = make_producer(
-        unreachable, "directory-test", **{"delivery.timeout.ms": 2000, "request.timeout.ms": 1000}
+    cut_off = build(
+        dataclasses.replace(directory_settings, kafka_bootstrap_servers="localhost:1"),
+        topic=directory.publisher.topic,
+        producer_overrides={"delivery.timeout.ms": 2000, "request.timeout.ms": 1000},
     )
-    cut_off = PractitionerPublisher(producer, directory.publisher.serde, directory.publisher.topic)
+    try:
+        import_extracts(cut_off.store, cut_off.publisher, *first_day(tmp_path))
+        with pytest.raises(PublishError, match="4 stay queued"):
+            cut_off.publisher.publish_queued()
+    finally:
+        cut_off.close()
+    assert directory.publisher.pending() == 4  # committed, and still to publish
 
-    import_extracts(directory.store, *first_day(tmp_path))
-    with pytest.raises(PublishError, match="not acknowledged"):
-        publish_pending(directory.store, cut_off)
-    assert directory.store.pending_count() == 4  # committed, and still to publish
-
-    assert publish_pending(directory.store, directory.publisher) == 4
+    assert directory.publisher.publish_queued() == 4
     assert set(latest(read_practitioners(4))) == {A, B, C, D}
-    assert directory.store.pending_count() == 0
+    assert directory.publisher.pending() == 0
 
 
 def test_bad_rows_are_listed_in_the_summary(directory: Directory, tmp_path: Path) -> None:
@@ -339,6 +352,6 @@ def test_bad_rows_are_listed_in_the_summary(directory: Directory, tmp_path: Path
         [],
         raw_personnes_lines={0: "8|x\n"},
     )
-    summary = import_extracts(directory.store, personnes, mssante)
+    summary = import_extracts(directory.store, directory.publisher, personnes, mssante)
     assert summary.personnes.bad_rows == [BadRow(2, "2 fields where the header has 56")]
     assert summary.changes.practitioners == 1
