@@ -15,11 +15,10 @@ from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
-from confluent_kafka.serialization import SerializationError
 
 from services.common.deadletter import DeadLetters
 from services.common.outbox import Conn
-from services.common.serde import AvroSerde
+from services.common.serde import AvroSerde, UndecodableValue
 
 Handler = Callable[[str, dict[str, Any]], None]
 """Called with the record's topic and decoded value, inside the batch's transaction."""
@@ -74,7 +73,7 @@ class BatchConsumer:
         topic = str(message.topic())
         try:
             value = self.topics[topic].deserialize(topic, message.value() or b"")
-        except SerializationError as error:
+        except UndecodableValue as error:
             self.dead_letters.send_message(message, "undecodable value", error)
             self.log.error(
                 "record dead-lettered",

@@ -76,7 +76,7 @@ def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.Bou
     """JSON lines on stderr, one object per event, bound to the service's name."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     # One plain-text line per HTTP request to the registry is noise, not news.
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -12,11 +12,19 @@ from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 from services.common.schemas import expanded_schema_json
 from services.common.settings import Settings
 from services.common.topics import TopicSpec
+
+
+class UndecodableValue(SerializationError):
+    """The bytes are not a value of a schema the registry knows: a poison record.
+
+    A ``SerializationError``, so code that catches those catches this too.
+    """
 
 
 class SchemaCompatibilityError(RuntimeError):
@@ -46,8 +54,20 @@ class AvroSerde:
         return bytes(data)
 
     def deserialize(self, topic: str, data: bytes) -> dict[str, Any]:
-        """Decode a value; raises ``SerializationError`` (confluent_kafka) on bad bytes."""
-        value = self._deserializer(data, SerializationContext(topic, MessageField.VALUE))
+        """Decode a value.
+
+        Raises ``UndecodableValue`` when the record itself is at fault (not Avro, or a schema id
+        the registry does not have), so it can be dead-lettered; a registry that cannot be
+        reached raises its own error instead, and the record must be tried again later.
+        """
+        try:
+            value = self._deserializer(data, SerializationContext(topic, MessageField.VALUE))
+        except SerializationError as error:
+            raise UndecodableValue(str(error)) from error
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise UndecodableValue(f"unknown schema id: {error}") from error
+            raise
         return value  # type: ignore[no-any-return]
 
 

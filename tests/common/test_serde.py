@@ -101,3 +101,13 @@ def test_bytes_that_are_not_avro_are_refused_with_a_serialization_error(
     topic = topic_factory("harpicoop.StayEvent")
     with pytest.raises(SerializationError):
         serde_factory("harpicoop.StayEvent").deserialize(topic, b"MSH|^~\\&|not avro")
+
+
+def test_an_unknown_schema_id_is_the_records_fault(
+    topic_factory: Callable[..., str], serde_factory: Callable[[str], AvroSerde]
+) -> None:
+    from services.common.serde import UndecodableValue
+
+    topic = topic_factory("harpicoop.StayEvent")
+    with pytest.raises(UndecodableValue, match="unknown schema id"):
+        serde_factory("harpicoop.StayEvent").deserialize(topic, b"\x00\x00\x0f\x42\x40garbage")

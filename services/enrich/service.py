@@ -1,0 +1,58 @@
+"""Builds enrich from its settings: the directory follower and the transactional processor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from services.common.kafka import make_consumer, make_producer
+from services.common.observability import lag_from_statistics
+from services.common.runner import ServiceThreads
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.enrich.config import EnrichConfig
+from services.enrich.directory import PractitionerTable
+from services.enrich.processor import Enricher
+
+
+@dataclass
+class EnrichService:
+    settings: Settings
+    config: EnrichConfig
+    log: structlog.stdlib.BoundLogger
+
+    def __post_init__(self) -> None:
+        self.threads = ServiceThreads("enrich", self.log)
+
+    def start(self) -> PractitionerTable:
+        registry = make_registry_client(self.settings)
+        directory = PractitionerTable(
+            self.settings,
+            self.config.practitioners_topic,
+            AvroSerde(registry, "harpicoop.Practitioner"),
+            self.log.bind(part="directory"),
+        )
+        enricher = Enricher(
+            config=self.config,
+            consumer=make_consumer(
+                self.settings,
+                "enrich",
+                self.config.group_id,
+                stats_cb=lag_from_statistics("enrich"),
+                **{"statistics.interval.ms": 5000},
+            ),
+            producer=make_producer(
+                self.settings, "enrich", **{"transactional.id": self.config.transactional_id}
+            ),
+            directory=directory,
+            serdes={
+                "event": AvroSerde(registry, "harpicoop.StayEvent"),
+                "enriched": AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
+                "unroutable": AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
+            },
+            log=self.log.bind(part="processor"),
+        )
+        self.threads.spawn("directory", directory.run)
+        self.threads.spawn("processor", enricher.run)
+        return directory

@@ -1,0 +1,78 @@
+"""Who gets told about a stay event, and why an event cannot be routed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.enrich.recipients import route, secure_address
+from tests.common.test_serde import stay_event
+from tests.enrich.builders import practitioner
+
+GP = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
+
+
+def event_with(*team: tuple[str, str | None]) -> dict[str, Any]:
+    event = stay_event("V1")
+    event["care_team"] = [
+        {"role": role, "rpps": rpps, "family_name": "X", "given_name": "Y"} for role, rpps in team
+    ]
+    return event
+
+
+def test_the_gp_comes_first_then_the_right_list_found_in_the_directory() -> None:
+    pharmacist = practitioner(
+        "20202020202", ("PER", "paul.roux@pharmacien.mssante.fr"), family_name="Roux"
+    )
+    without_mailbox = practitioner("30303030303")
+    directory = {p["rpps"]: p for p in (GP, pharmacist, without_mailbox)}
+    routing = route(
+        event_with(
+            ("RP", "20202020202"),
+            ("ODRP", "10101010101"),
+            ("RT", "30303030303"),
+            ("SUBS", "99999999999"),
+        ),
+        directory,
+    )
+    assert routing.unroutable_reason is None
+    assert [(r["role"], r["rpps"], r["mssante_address"]) for r in routing.recipients] == [
+        ("ODRP", "10101010101", "jeanne.martin@medecin.mssante.fr"),
+        ("RP", "20202020202", "paul.roux@pharmacien.mssante.fr"),
+    ]
+
+
+def test_each_unroutable_reason() -> None:
+    no_mailbox = practitioner("30303030303")
+    directory = {GP["rpps"]: GP, no_mailbox["rpps"]: no_mailbox}
+    assert route(event_with(), directory).unroutable_reason == "NO_GP"
+    assert route(event_with(("ODRP", None)), directory).unroutable_reason == "NO_GP"
+    unknown = route(event_with(("ODRP", "19990000000")), directory)
+    assert (unknown.unroutable_reason, unknown.gp_rpps) == ("UNKNOWN_RPPS", "19990000000")
+    assert (
+        route(event_with(("ODRP", "30303030303")), directory).unroutable_reason
+        == "NO_SECURE_ADDRESS"
+    )
+
+
+def test_an_opted_out_gp_is_still_a_recipient_marked_as_such() -> None:
+    gp = practitioner("10101010101", ("PER", "a@medecin.mssante.fr"), opted_out=True)
+    [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients
+    assert recipient["opted_out"] is True
+
+
+def test_the_preferred_address_wins_then_the_personal_mailbox() -> None:
+    both = practitioner(
+        "1", ("CAB", "cabinet@medecin.mssante.fr"), ("PER", "perso@medecin.mssante.fr")
+    )
+    assert secure_address(both) == "perso@medecin.mssante.fr"
+    chosen = practitioner(
+        "1",
+        ("CAB", "cabinet@medecin.mssante.fr"),
+        ("PER", "perso@medecin.mssante.fr"),
+        preferred="cabinet@medecin.mssante.fr",
+    )
+    assert secure_address(chosen) == "cabinet@medecin.mssante.fr"
+    stale = practitioner(
+        "1", ("PER", "perso@medecin.mssante.fr"), preferred="gone@medecin.mssante.fr"
+    )
+    assert secure_address(stale) == "perso@medecin.mssante.fr"

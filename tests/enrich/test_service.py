@@ -1,0 +1,222 @@
+"""Enrich against the real stack: routing, directory updates, dead letters, and a crash."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from services.common.deadletter import read_error_headers
+from services.common.serde import AvroSerde
+from services.common.settings import Settings
+from tests.common.test_serde import stay_event
+from tests.enrich.builders import practitioner
+from tests.support import ServiceProcess, eventually, stack_env
+
+pytestmark = pytest.mark.integration
+
+GP = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
+
+
+@pytest.fixture
+def enrich_factory(
+    stack: Settings,
+    topic_factory: Callable[..., str],
+    group_factory: Callable[[], str],
+    service_factory: Callable[..., ServiceProcess],
+) -> Callable[[], ServiceProcess]:
+    def create() -> ServiceProcess:
+        topics = {
+            "input": topic_factory("harpicoop.StayEvent"),
+            "practitioners": topic_factory("harpicoop.Practitioner", compacted=True),
+            "enriched": topic_factory("harpicoop.EnrichedStayEvent"),
+            "unroutable": topic_factory("harpicoop.UnroutableStayEvent"),
+            "dead_letter": topic_factory(),
+        }
+        env = stack_env(
+            stack,
+            ENRICH_INPUT_TOPIC=topics["input"],
+            ENRICH_PRACTITIONERS_TOPIC=topics["practitioners"],
+            ENRICH_ENRICHED_TOPIC=topics["enriched"],
+            ENRICH_UNROUTABLE_TOPIC=topics["unroutable"],
+            ENRICH_DEADLETTER_TOPIC=topics["dead_letter"],
+            ENRICH_GROUP_ID=group_factory(),
+            ENRICH_TRANSACTIONAL_ID=f"enrich-test-{uuid.uuid4().hex[:8]}",
+        )
+        return service_factory("enrich", env, topics)
+
+    return create
+
+
+class Kafka:
+    """Produces test inputs and reads the outputs (committed records only)."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        serde: Callable[[str], AvroSerde],
+        consumers: Callable[..., Consumer],
+    ) -> None:
+        self.producer, self.serde, self.consumers = producer, serde, consumers
+        self.readers: dict[str, tuple[Consumer, list[Any]]] = {}
+
+    def event(self, topic: str, value: dict[str, Any]) -> None:
+        self.producer.produce(
+            topic,
+            key=value["stay_key"],
+            value=self.serde("harpicoop.StayEvent").serialize(topic, value),
+        )
+        assert self.producer.flush(10) == 0
+
+    def practitioner(self, topic: str, rpps: str, value: dict[str, Any] | None) -> None:
+        data = (
+            None if value is None else self.serde("harpicoop.Practitioner").serialize(topic, value)
+        )
+        self.producer.produce(topic, key=rpps, value=data)
+        assert self.producer.flush(10) == 0
+
+    def read(self, topic: str, schema: str | None) -> list[Any]:
+        consumer, seen = self.readers.setdefault(topic, (self.consumers(topic), []))
+        for message in consumer.consume(500, timeout=0.5):
+            if message.error() is None:
+                seen.append(
+                    message
+                    if schema is None
+                    else self.serde(schema).deserialize(topic, message.value() or b"")
+                )
+        return seen
+
+
+@pytest.fixture
+def kafka(
+    producer_factory: Callable[..., Producer],
+    serde_factory: Callable[[str], AvroSerde],
+    consumer_factory: Callable[..., Consumer],
+) -> Kafka:
+    return Kafka(producer_factory(), serde_factory, consumer_factory)
+
+
+def visit_event(visit: str, gp: str | None, movement: str = "MVT1") -> dict[str, Any]:
+    event = stay_event(visit)
+    event["event_id"] = f"chrunancy:{visit}-{movement}"
+    event["movement"]["movement_id"] = movement
+    event["care_team"] = (
+        [{"role": "ODRP", "rpps": gp, "family_name": "X", "given_name": "Y"}] if gp else []
+    )
+    return event
+
+
+def test_events_are_routed_or_unroutable_with_the_reason_and_poison_is_dead_lettered(
+    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+) -> None:
+    service = enrich_factory()
+    topics = service.topics
+    kafka.practitioner(topics["practitioners"], GP["rpps"], GP)
+    kafka.practitioner(topics["practitioners"], "30303030303", practitioner("30303030303"))
+    kafka.event(topics["input"], visit_event("V1", GP["rpps"]))
+    kafka.event(topics["input"], visit_event("V2", None))
+    kafka.event(topics["input"], visit_event("V3", "19990000000"))
+    kafka.event(topics["input"], visit_event("V4", "30303030303"))
+    kafka.producer.produce(
+        topics["input"], key=b"chrunancy:V5", value=b"\x00\x00\x00\x00\x63garbage"
+    )
+    kafka.producer.flush(10)
+
+    [enriched] = eventually(
+        lambda: kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent"),
+        what="the enriched event",
+    )
+    assert enriched["event"]["stay_key"] == "chrunancy:V1"
+    assert enriched["recipients"][0]["mssante_address"] == "jeanne.martin@medecin.mssante.fr"
+    unroutable = eventually(
+        lambda: (
+            len(kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent")) == 3
+            and kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent")
+        ),
+        what="three unroutable",
+    )
+    assert {u["event"]["stay_key"]: u["reason"] for u in unroutable} == {
+        "chrunancy:V2": "NO_GP",
+        "chrunancy:V3": "UNKNOWN_RPPS",
+        "chrunancy:V4": "NO_SECURE_ADDRESS",
+    }
+    [dead] = eventually(lambda: kafka.read(topics["dead_letter"], None), what="the dead letter")
+    assert dead.key() == b"chrunancy:V5"
+    assert read_error_headers(dead.headers())["topic"] == topics["input"]
+
+
+def test_a_practitioner_added_later_routes_later_events_and_a_removal_unroutes_them(
+    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+) -> None:
+    service = enrich_factory()
+    topics = service.topics
+    newcomer = practitioner("40404040404", ("PER", "nouveau@medecin.mssante.fr"))
+    kafka.event(topics["input"], visit_event("V1", newcomer["rpps"]))
+    eventually(
+        lambda: kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent"),
+        what="unknown at first",
+    )
+
+    kafka.practitioner(topics["practitioners"], newcomer["rpps"], newcomer)
+
+    def routed() -> bool:
+        kafka.event(
+            topics["input"], visit_event("V2", newcomer["rpps"], movement=uuid.uuid4().hex[:6])
+        )
+        return bool(kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent"))
+
+    eventually(routed, what="routed once the directory knows the GP")
+
+    kafka.practitioner(topics["practitioners"], newcomer["rpps"], None)  # removed: a tombstone
+    before = len(kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent"))
+
+    def unrouted() -> bool:
+        kafka.event(
+            topics["input"], visit_event("V3", newcomer["rpps"], movement=uuid.uuid4().hex[:6])
+        )
+        return len(kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent")) > before
+
+    eventually(unrouted, what="unroutable again after the removal")
+
+
+def test_a_killed_enrich_loses_nothing_and_lets_no_duplicate_through_in_stay_order(
+    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+) -> None:
+    service = enrich_factory()
+    topics = service.topics
+    kafka.practitioner(topics["practitioners"], GP["rpps"], GP)
+    serde = kafka.serde("harpicoop.StayEvent")
+    sent = []
+    for visit in range(40):
+        for step in range(10):
+            event = visit_event(
+                f"V{visit:03}", GP["rpps"] if visit % 4 else None, movement=f"M{step}"
+            )
+            sent.append(event["event_id"])
+            kafka.producer.produce(
+                topics["input"],
+                key=event["stay_key"],
+                value=serde.serialize(topics["input"], event),
+            )
+    kafka.producer.flush(30)
+
+    def outputs() -> list[dict[str, Any]]:
+        return kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent") + kafka.read(
+            topics["unroutable"], "harpicoop.UnroutableStayEvent"
+        )
+
+    eventually(lambda: len(outputs()) >= 50, what="the first outputs")
+    service.kill()
+    service.start()
+    eventually(lambda: len(outputs()) >= len(sent), timeout=120, what="every event out")
+    ids = [item["event"]["event_id"] for item in outputs()]
+    duplicates = [event_id for event_id, count in collections.Counter(ids).items() if count > 1]
+    assert duplicates == [] and sorted(ids) == sorted(sent)
+    by_stay: dict[str, list[str]] = collections.defaultdict(list)
+    for item in kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent"):
+        by_stay[item["event"]["stay_key"]].append(item["event"]["movement"]["movement_id"])
+    assert all(steps == sorted(steps) for steps in by_stay.values())
