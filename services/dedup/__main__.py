@@ -1,0 +1,5 @@
+"""``python -m services.dedup``: run the deduplication worker."""
+
+from services.dedup.app import main
+
+main()

@@ -1,0 +1,228 @@
+"""What the stream processor tests share: services run as real processes, topics under a private
+prefix, stay events to produce, and reading a topic back until the expected records are there."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from services.common.kafka import make_consumer
+from services.common.paths import PROJECT_ROOT
+from services.common.schemas import expanded_schema_json
+from services.common.serde import AvroSerde
+from services.common.settings import Settings
+from services.common.topics import TopicSpec, ensure_topics
+from tests.common.test_serde import stay_event
+
+UTC = dt.UTC
+BASE_TIME = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+class ServiceProcess:
+    """``python -m services.<name>`` as production runs it, with its log kept for the test."""
+
+    def __init__(self, name: str, env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115  # kept open by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines with this ``event`` name."""
+        found = []
+        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                record = json.loads(line)
+                if record.get("event") == event:
+                    found.append(record)
+        return found
+
+
+@contextmanager
+def running(name: str, env: Mapping[str, str], log_path: Path) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(name, env, log_path).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@dataclass
+class PrivateTopics:
+    """Topics named ``<prefix>.<name>``, so a pattern can match this test's topics only."""
+
+    admin: AdminClient
+    registry: SchemaRegistryClient
+    prefix: str
+    created: list[str]
+
+    def create(self, name: str, schema: str | None = None, *, partitions: int = 3) -> str:
+        topic = f"{self.prefix}.{name}"
+        spec = TopicSpec(topic, schema, partitions, False, retention_ms=3_600_000)
+        ensure_topics(self.admin, [spec])
+        if schema:
+            self.registry.register_schema(
+                spec.subject, Schema(expanded_schema_json(schema), "AVRO")
+            )
+        self.created.append(topic)
+        return topic
+
+    def delete_all(self) -> None:
+        if self.created:
+            for future in self.admin.delete_topics(self.created, operation_timeout=10).values():
+                future.result()
+
+
+@contextmanager
+def private_topics(admin: AdminClient, registry: SchemaRegistryClient) -> Iterator[PrivateTopics]:
+    topics = PrivateTopics(admin, registry, f"t{uuid.uuid4().hex[:10]}", [])
+    try:
+        yield topics
+    finally:
+        topics.delete_all()
+
+
+def event(
+    establishment: str,
+    visit: str,
+    message_id: str,
+    movement_id: str,
+    *,
+    kind: str = "ADMISSION",
+    action: str = "INSERT",
+    trigger: str = "A01",
+    received_at: dt.datetime = BASE_TIME,
+    unit: str = "CARDIO",
+    gp_rpps: str | None = "10101010101",
+    others: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
+    """A valid StayEvent of one establishment's stay, varied where a test needs it."""
+    value = stay_event(visit)
+    value.update(
+        event_id=f"{establishment}:{message_id}",
+        establishment=establishment,
+        stay_key=f"{establishment}:{visit}",
+        kind=kind,
+        action=action,
+        trigger_event=trigger,
+        message_control_id=message_id,
+        received_at=received_at,
+    )
+    value["movement"] = {**value["movement"], "movement_id": movement_id, "unit": unit}
+    team = [] if gp_rpps is None else [_member("ODRP", gp_rpps)]
+    value["care_team"] = team + [_member(role, rpps) for role, rpps in others]
+    return value
+
+
+def _member(role: str, rpps: str) -> dict[str, Any]:
+    return {"role": role, "rpps": rpps, "family_name": "Nom sent", "given_name": "Prénom sent"}
+
+
+def produce_events(
+    producer: Producer, serde: AvroSerde, topic: str, events: list[dict[str, Any]]
+) -> None:
+    for value in events:
+        produce_bytes(producer, topic, value["stay_key"].encode(), serde.serialize(topic, value))
+    assert producer.flush(30) == 0
+
+
+def produce_bytes(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            break
+        except BufferError:
+            producer.poll(0.1)
+    producer.poll(0)
+
+
+def collect(
+    consumer: Consumer,
+    done: Callable[[list[Message]], bool],
+    timeout: float = 60.0,
+    settle: float = 0.0,
+    stays: Collection[str] | None = None,
+) -> list[Message]:
+    """Records (of the given stays only, when given) until ``done`` says enough, then ``settle``
+    seconds more, to see what must not come."""
+    received: list[Message] = []
+    keys = None if stays is None else {stay.encode() for stay in stays}
+
+    def more(wait: float) -> None:
+        for message in consumer.consume(500, timeout=wait):
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise AssertionError(str(error))
+                continue
+            if keys is None or message.key() in keys:
+                received.append(message)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not done(received):
+        more(0.5)
+    if not done(received):
+        raise AssertionError(f"only {len(received)} records arrived in {timeout} s")
+    settle_until = time.monotonic() + settle
+    while time.monotonic() < settle_until:
+        more(0.2)
+    return received
+
+
+def reader(settings: Settings, *topics: str) -> Consumer:
+    consumer = make_consumer(settings, "test-reader", f"test-reader-{uuid.uuid4().hex[:10]}")
+    consumer.subscribe(list(topics))
+    return consumer
+
+
+def decoded(serde: AvroSerde, messages: list[Message]) -> list[dict[str, Any]]:
+    values = []
+    for message in messages:
+        topic, value = message.topic(), message.value()
+        assert topic is not None and value is not None
+        values.append(serde.deserialize(topic, value))
+    return values
