@@ -30,6 +30,7 @@ from services.directory.service import (
     FileReport,
     ImportSummary,
     import_extracts,
+    passed_a_milestone,
     set_preferences,
 )
 from services.directory.store import DirectoryError
@@ -41,8 +42,8 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _progress(label: str, lines: int, share: float | None) -> None:
-    _say(f"  {label}: {lines:,} lines read" + (f" ({share:.0%})" if share is not None else ""))
+def _progress(label: str, count: int, share: float | None) -> None:
+    _say(f"  {label}: {count:,}" + (f" ({share:.0%})" if share is not None else ""))
 
 
 def _bad_rows(report: FileReport) -> list[str]:
@@ -84,7 +85,15 @@ def _publish(directory: Directory) -> int:
         return 0
     _say(f"Publishing {pending:,} records to {publisher.topic}...")
     try:
-        sent = publisher.publish_queued(progress=lambda sent: _say(f"  {sent:,} published"))
+        said = 0
+
+        def report(sent: int) -> None:
+            nonlocal said
+            if passed_a_milestone(said, sent):
+                _progress("published", sent, sent / pending)
+                said = sent
+
+        sent = publisher.publish_queued(progress=report)
     except PublishError as error:
         _say(
             f"Publishing stopped: {error}; `python -m services.directory publish` or the next "

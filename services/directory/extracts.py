@@ -265,20 +265,14 @@ def _city(commune: str, cedex: str) -> str | None:
 
 def read_personnes(source: BinaryIO) -> Iterator[ActivityRow | BadRow | OutOfScope]:
     """Each data row of a personnes extract, validated, in file order."""
-    lines = _lines(source)
-    layout = _header(
-        lines, _PERSONNES_REQUIRED, _PERSONNES_OPTIONAL, "PS_LibreAcces_Personne_activite"
+    records = _records(
+        source, _PERSONNES_REQUIRED, _PERSONNES_OPTIONAL, "PS_LibreAcces_Personne_activite"
     )
-    for number, text in lines:
-        if text is None:
-            yield BadRow(number, "not valid UTF-8")
+    for record in records:
+        if isinstance(record, BadRow):
+            yield record
             continue
-        if not text.strip():
-            continue
-        fields = _fields(text, layout.width)
-        if len(fields) != layout.width:
-            yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
-            continue
+        number, values = record
         (
             identifier_type,
             rpps,
@@ -297,7 +291,7 @@ def read_personnes(source: BinaryIO) -> Iterator[ActivityRow | BadRow | OutOfSco
             postcode,
             commune,
             cedex,
-        ) = layout.pick(fields)
+        ) = values
         if identifier_type != RPPS_IDENTIFIER_TYPE:
             yield OutOfScope(number)
             continue
@@ -334,19 +328,11 @@ def read_mssante(source: BinaryIO) -> Iterator[MailboxRow | BadRow | OutOfScope]
     Organisational and applicative mailboxes with no practitioner, and mailboxes of an ADELI
     number, are out of scope: the directory routes to practitioners by RPPS.
     """
-    lines = _lines(source)
-    layout = _header(lines, _MSSANTE_REQUIRED, (), "Extraction_Correspondance_MSSante")
-    for number, text in lines:
-        if text is None:
-            yield BadRow(number, "not valid UTF-8")
+    for record in _records(source, _MSSANTE_REQUIRED, (), "Extraction_Correspondance_MSSante"):
+        if isinstance(record, BadRow):
+            yield record
             continue
-        if not text.strip():
-            continue
-        fields = _fields(text, layout.width)
-        if len(fields) != layout.width:
-            yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
-            continue
-        mailbox_type, address, identifier_type, rpps = layout.pick(fields)
+        number, (mailbox_type, address, identifier_type, rpps) = record
         if not rpps or identifier_type != RPPS_IDENTIFIER_TYPE:
             yield OutOfScope(number)
             continue
@@ -368,16 +354,27 @@ def read_mssante(source: BinaryIO) -> Iterator[MailboxRow | BadRow | OutOfScope]
         )
 
 
-def _header(
-    lines: Iterator[tuple[int, str | None]],
-    required: tuple[str, ...],
-    optional: tuple[str, ...],
-    file: str,
-) -> _Layout:
+def _records(
+    source: BinaryIO, required: tuple[str, ...], optional: tuple[str, ...], file: str
+) -> Iterator[tuple[int, list[str]] | BadRow]:
+    """(line number, the wanted columns' values) for each data line with the header's number
+    of fields, a ``BadRow`` for the others; blank lines are skipped."""
+    lines = _lines(source)
     first = next(lines, None)
     if first is None or first[1] is None:
         raise ExtractLayoutError(f"{file}: the file is empty or its header is not UTF-8")
-    return _Layout(_fields(first[1]), required, optional, file)
+    layout = _Layout(_fields(first[1]), required, optional, file)
+    for number, text in lines:
+        if text is None:
+            yield BadRow(number, "not valid UTF-8")
+            continue
+        if not text.strip():
+            continue
+        fields = _fields(text, layout.width)
+        if len(fields) != layout.width:
+            yield BadRow(number, f"{len(fields)} fields where the header has {layout.width}")
+            continue
+        yield number, layout.pick(fields)
 
 
 def format_line(values: Iterable[str], *, trailing_separator: bool) -> str:

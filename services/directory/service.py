@@ -38,8 +38,8 @@ from services.directory.extracts import (
 from services.directory.publisher import PractitionerPublisher
 from services.directory.store import Changes, DirectoryStore
 
-# (file label, lines read so far, share of the file read or None for a pipe), every
-# PROGRESS_EVERY lines.
+# (what, how many so far, share done or None when unknown, e.g. a file read from a pipe),
+# every PROGRESS_EVERY lines read or changes queued.
 Progress = Callable[[str, int, float | None], None]
 PROGRESS_EVERY = 100_000
 # Bad rows kept for the report; the count goes on, so a broken file cannot exhaust memory.
@@ -82,6 +82,11 @@ class ImportSummary:
         return self.personnes.bad + self.mssante.bad
 
 
+def passed_a_milestone(before: int, now: int) -> bool:
+    """Whether a count went past a multiple of PROGRESS_EVERY: time to say how far we are."""
+    return now // PROGRESS_EVERY > before // PROGRESS_EVERY
+
+
 def _accepted(
     items: Iterator[_Row | BadRow | OutOfScope],
     report: FileReport,
@@ -99,7 +104,8 @@ def _accepted(
         else:
             yield item
         if progress is not None and report.rows % PROGRESS_EVERY == 0:
-            progress(report.label, report.rows, source.tell() / size if size else None)
+            share = source.tell() / size if size else None
+            progress(f"{report.label} lines read", report.rows, share)
 
 
 def import_extracts(
@@ -130,8 +136,12 @@ def import_extracts(
                 _accepted(read_mssante(source), mssante_report, source, size, progress)
             )
         changes = store.apply_import(max_removed_share)
+        total = changes.added + changes.changed + changes.removed
+        queued = 0
         for page in store.changed_states():
-            publisher.queue(page)
+            before, queued = queued, queued + publisher.queue(page)
+            if progress is not None and passed_a_milestone(before, queued):
+                progress("changes queued for publishing", queued, queued / total)
         store.record_import(
             personnes,
             mssante,

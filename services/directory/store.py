@@ -411,6 +411,5 @@ class DirectoryStore:
 
 
 def _state(row: dict[str, Any]) -> PractitionerState:
-    if row["rpps"] is None:
-        return row["wanted"], None
-    return row["wanted"], {key: value for key, value in row.items() if key != "wanted"}
+    # The row is the state as it is: ``practitioner_value`` ignores the extra "wanted" column.
+    return row["wanted"], None if row["rpps"] is None else row

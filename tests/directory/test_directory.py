@@ -246,7 +246,7 @@ def test_an_import_killed_midway_leaves_the_previous_day_intact(
     try:
         assert importer.stderr is not None
         for line in importer.stderr:
-            if "100,000 lines read" in line:
+            if "lines read: 100,000" in line:
                 break
         else:
             pytest.fail("the import never reported its progress")
