@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import httpx
 from confluent_kafka import OFFSET_END, TopicPartition
-from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.read import SchemaResolutionError
 
 from services.common.kafka import make_consumer
+from services.common.serde import UndecodableValue
 from services.common.settings import Settings
 
 SOURCE_HEADER = "harpicoop.source"
@@ -146,9 +146,10 @@ def offsets_from(sources: Iterable[SourceRecord], topic: str, partition: int) ->
 
 
 def is_poison(error: BaseException) -> bool:
-    """True when the record itself cannot be decoded (garbage, an unknown schema id, a schema
-    that does not resolve to ours); False for a failure of the platform that a retry may cure
-    (the registry unreachable or failing), where the record must not be dead-lettered."""
-    if isinstance(error, SchemaRegistryError):
-        return error.http_status_code == 404
-    return not isinstance(error, httpx.HTTPError | OSError | TimeoutError)
+    """True when the record itself cannot be decoded: ``UndecodableValue`` (not Avro, a schema id
+    the registry does not have), or the Avro reader's own errors on a body cut short or written
+    with a schema that does not resolve to ours. Anything else (the registry unreachable, say)
+    is the platform's failure: the record must be tried again, not dead-lettered."""
+    return isinstance(
+        error, UndecodableValue | SchemaResolutionError | EOFError | ValueError | IndexError
+    )

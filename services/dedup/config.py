@@ -32,7 +32,9 @@ class DedupConfig:
     """How often remembered entries older than the horizon are deleted."""
     report_interval: dt.timedelta = dt.timedelta(seconds=30)
     commit_interval: dt.timedelta = dt.timedelta(seconds=1)
-    instance_id: str | None = None
+    session_timeout: dt.timedelta = dt.timedelta(seconds=30)
+    """How long the partitions of a worker that died for good wait before moving elsewhere."""
+    instance_id: str = f"dedup@{socket.gethostname()}"
     """Static group membership: a restarted worker with the same id takes its partitions back at
     once, instead of waiting for the session of the killed one to expire. Defaults to
     ``<group>@<host>``; give each worker on one host its own (and its own ``data_dir``)."""
@@ -63,6 +65,7 @@ class DedupConfig:
             sweep_interval=seconds("DEDUP_SWEEP_SECONDS", default.sweep_interval),
             report_interval=seconds("DEDUP_REPORT_SECONDS", default.report_interval),
             commit_interval=seconds("DEDUP_COMMIT_SECONDS", default.commit_interval),
+            session_timeout=seconds("DEDUP_SESSION_TIMEOUT_SECONDS", default.session_timeout),
             instance_id=env.get("DEDUP_INSTANCE_ID") or f"{group_id}@{socket.gethostname()}",
             web_port=int(web_port) if web_port else None,
         )

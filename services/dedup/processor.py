@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import structlog
 
 from services.common.deadletter import error_headers
+from services.common.observability import PROCESSED
 from services.common.serde import AvroSerde
 from services.common.streams import SourceRecord, header_pairs, is_poison, without_source_header
 from services.dedup.config import DedupConfig
@@ -55,6 +56,8 @@ class ClaimStore(Protocol):
 
 
 class Counts(Protocol):
+    """Counts that outlive the process (drops and dead letters)."""
+
     def add(self, name: str) -> None: ...
 
 
@@ -76,7 +79,14 @@ class Deduplicator:
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     latest_received_ms: dict[int, int] = field(default_factory=dict)
     """Per partition, the latest receipt time seen: the clock of the expiry sweep."""
-    passed: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """What became of the records this process handled, by outcome."""
+
+    def _outcome(self, name: str, *, lasting: bool = False) -> None:
+        self.outcomes[name] += 1
+        PROCESSED.labels("dedup", name).inc()
+        if lasting:
+            self.counts.add(name)
 
     async def handle(self, record: InputRecord) -> Verdict | None:
         """Process one record; returns the verdict, or None when it was dead-lettered."""
@@ -96,7 +106,7 @@ class Deduplicator:
             received_ms, self.latest_received_ms.get(record.partition, 0)
         )
         if not decision.verdict.passes:
-            self.counts.add(f"dropped.{decision.verdict}")
+            self._outcome(f"dropped.{decision.verdict}", lasting=True)
             earlier = decision.earlier
             log.info(
                 "dedup.dropped",
@@ -113,7 +123,7 @@ class Deduplicator:
         if replay:
             produced_ms = round(record.timestamp * 1000)
             if await self.already_written(record.partition, source, produced_ms):
-                self.passed["replay_already_written"] += 1
+                self._outcome("replay_already_written")
                 return decision.verdict
         # The bytes go out as they came: the value keeps its writer's schema id, so nothing
         # is lost or re-encoded; the output partition is the input's (same stay, same place).
@@ -124,7 +134,7 @@ class Deduplicator:
             record.partition,
             [*without_source_header(record.headers), source.header()],
         )
-        self.passed["replay_written" if replay else "unique"] += 1
+        self._outcome("replay_written" if replay else "unique")
         return decision.verdict
 
     async def _dead_letter(
@@ -153,4 +163,4 @@ class Deduplicator:
                 ),
             ],
         )
-        self.counts.add("dead_lettered")
+        self._outcome("dead_lettered", lasting=True)

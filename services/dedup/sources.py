@@ -12,9 +12,15 @@ assigns the same partition of every input topic to one worker with its table par
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+
+class TopicsNotReady(RuntimeError):
+    """The output or dead-letter topic is missing."""
 
 
 @dataclass(frozen=True)
@@ -37,3 +43,27 @@ def match_topics(counts: dict[str, int], pattern: str, partitions: int) -> Match
         usable=tuple(sorted(name for name, count in matching.items() if count == partitions)),
         mismatched={name: count for name, count in matching.items() if count != partitions},
     )
+
+
+def output_partitions(counts: dict[str, int], output: str, dead_letters: str) -> int:
+    """The number of partitions every input must have: the output topic's."""
+    for name in (output, dead_letters):
+        if name not in counts:
+            raise TopicsNotReady(f"topic {name} does not exist (make up creates it)")
+    return counts[output]
+
+
+def end_offsets(
+    admin: AdminClient, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Where each partition ends now."""
+    wanted = {
+        TopicPartition(topic, partition): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        for topic, partition in partitions
+    }
+    if not wanted:
+        return {}
+    futures = admin.list_offsets(wanted, request_timeout=30)
+    return {
+        (tp.topic, tp.partition): future.result(timeout=60).offset for tp, future in futures.items()
+    }

@@ -1,20 +1,16 @@
-"""What the stream processor tests share: services run as real processes, topics under a private
-prefix, stay events to produce, and reading a topic back until the expected records are there."""
+"""What the dedup tests share: topics under a private prefix (so that a pattern matches this
+test's topics only), stay events to produce, and reading a topic until the expected records
+are there."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer
@@ -22,73 +18,30 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from services.common.kafka import make_consumer
-from services.common.paths import PROJECT_ROOT
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from tests.common.test_serde import stay_event
+from tests.support import ServiceProcess
 
 UTC = dt.UTC
 BASE_TIME = dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
-class ServiceProcess:
-    """``python -m services.<name>`` as production runs it, with its log kept for the test."""
-
-    def __init__(self, name: str, env: Mapping[str, str], log_path: Path) -> None:
-        self.name = name
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115  # kept open by the child
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=PROJECT_ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no commit, no goodbye."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_events(self, event: str) -> list[dict[str, Any]]:
-        """The JSON log lines with this ``event`` name."""
-        found = []
-        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                record = json.loads(line)
-                if record.get("event") == event:
-                    found.append(record)
-        return found
+def log_events(service: ServiceProcess, event: str) -> list[dict[str, Any]]:
+    """The JSON lines of the service's log with this ``event`` name."""
+    found = []
+    for line in service.output().splitlines():
+        if line.startswith("{") and f'"{event}"' in line:
+            record = json.loads(line)
+            if record.get("event") == event:
+                found.append(record)
+    return found
 
 
-@contextmanager
-def running(name: str, env: Mapping[str, str], log_path: Path) -> Iterator[ServiceProcess]:
-    service = ServiceProcess(name, env, log_path).start()
-    try:
-        yield service
-    finally:
-        service.stop()
+def running(service: ServiceProcess) -> bool:
+    return service.process is not None and service.process.poll() is None
 
 
 @dataclass

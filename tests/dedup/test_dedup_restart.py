@@ -23,7 +23,6 @@ from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.dedup.support import (
     BASE_TIME,
-    ServiceProcess,
     collect,
     decoded,
     event,
@@ -31,6 +30,7 @@ from tests.dedup.support import (
     produce_events,
     reader,
 )
+from tests.support import ServiceProcess, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +82,15 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
             for code in ("alpha", "beta")
         }
         unique = topics.create("stays.unique", "harpicoop.StayEvent")
-        env = {
-            "DEDUP_INPUT_PATTERN": rf"{topics.prefix}\.stays\.raw\..+",
-            "DEDUP_OUTPUT_TOPIC": unique,
-            "DEDUP_DEADLETTER_TOPIC": topics.create("deadletter.dedup"),
-            "DEDUP_GROUP_ID": f"{topics.prefix}-dedup",
-            "DEDUP_DATA_DIR": str(tmp_path / "first-machine"),
-            "DEDUP_COMMIT_SECONDS": "30",
-        }
+        env = stack_env(
+            stack,
+            DEDUP_INPUT_PATTERN=rf"{topics.prefix}\.stays\.raw\..+",
+            DEDUP_OUTPUT_TOPIC=unique,
+            DEDUP_DEADLETTER_TOPIC=topics.create("deadletter.dedup"),
+            DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
+            DEDUP_DATA_DIR=str(tmp_path / "first-machine"),
+            DEDUP_COMMIT_SECONDS="30",
+        )
         produce_by_establishment(producer, serde, raw, sent)
         output = reader(stack, unique)
         received: list[Message] = []
@@ -97,16 +98,19 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
         def at_least(count: int) -> Callable[[list[Message]], bool]:
             return lambda got: len(received) + len(got) >= count
 
-        first = ServiceProcess("dedup", env, tmp_path / "first.log").start()
+        first = ServiceProcess("dedup", env, tmp_path / "first.log")
+        first.start()
         received += collect(output, at_least(total // 4))
         first.kill()
 
-        second = ServiceProcess("dedup", env, tmp_path / "second.log").start()
+        second = ServiceProcess("dedup", env, tmp_path / "second.log")
+        second.start()
         received += collect(output, at_least(len(received) + total // 4))
         second.kill()
 
         moved = {**env, "DEDUP_DATA_DIR": str(tmp_path / "second-machine")}
-        third = ServiceProcess("dedup", moved, tmp_path / "third.log").start()
+        third = ServiceProcess("dedup", moved, tmp_path / "third.log")
+        third.start()
         try:
             received += collect(output, at_least(total))
             # Resent again after all this, each followed in its stay by a new last event.

@@ -24,16 +24,17 @@ from services.common.streams import SourceRecord
 from tests.dedup.support import (
     BASE_TIME,
     PrivateTopics,
-    ServiceProcess,
     collect,
     decoded,
     event,
+    log_events,
     private_topics,
     produce_bytes,
     produce_events,
     reader,
     running,
 )
+from tests.support import ServiceProcess, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +67,21 @@ def rig(
         raw_b = topics.create("stays.raw.beta", "harpicoop.StayEvent")
         unique = topics.create("stays.unique", "harpicoop.StayEvent")
         dead = topics.create("deadletter.dedup")
-        env = {
-            "DEDUP_INPUT_PATTERN": rf"{topics.prefix}\.stays\.raw\..+",
-            "DEDUP_OUTPUT_TOPIC": unique,
-            "DEDUP_DEADLETTER_TOPIC": dead,
-            "DEDUP_GROUP_ID": f"{topics.prefix}-dedup",
-            "DEDUP_DATA_DIR": str(folder / "data"),
-            "DEDUP_HORIZON_DAYS": "1",
-            "DEDUP_TOPIC_REFRESH_SECONDS": "1",
-            "DEDUP_RESUBSCRIBE_SECONDS": "0.5",
-            "DEDUP_REPORT_SECONDS": "1",
-        }
-        with running("dedup", env, folder / "dedup.log") as service:
+        env = stack_env(
+            stack,
+            DEDUP_INPUT_PATTERN=rf"{topics.prefix}\.stays\.raw\..+",
+            DEDUP_OUTPUT_TOPIC=unique,
+            DEDUP_DEADLETTER_TOPIC=dead,
+            DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
+            DEDUP_DATA_DIR=str(folder / "data"),
+            DEDUP_HORIZON_DAYS="1",
+            DEDUP_TOPIC_REFRESH_SECONDS="1",
+            DEDUP_RESUBSCRIBE_SECONDS="0.5",
+            DEDUP_REPORT_SECONDS="1",
+        )
+        service = ServiceProcess("dedup", env, folder / "dedup.log")
+        service.start()
+        try:
             yield DedupRig(
                 stack,
                 topics,
@@ -89,6 +93,8 @@ def rig(
                 make_producer(stack, "test-dedup"),
                 AvroSerde(registry, "harpicoop.StayEvent"),
             )
+        finally:
+            service.stop()
 
 
 @pytest.fixture
@@ -175,7 +181,7 @@ def test_a_new_establishment_topic_is_read_without_a_restart(
 
     messages = collect(output, lambda got: len(got) >= 1, stays=["gamma:V1"])
     assert [value["event_id"] for value in decoded(rig.serde, messages)] == ["gamma:G1"]
-    assert rig.service.running()
+    assert running(rig.service)
 
 
 def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
@@ -227,11 +233,11 @@ def _settled_counts(service: ServiceProcess, timeout: float = 30.0) -> dict[str,
     while time.monotonic() < deadline:
         reports = [
             {key: value for key, value in report.items() if key.startswith("dropped.")}
-            for report in service.log_events("dedup.counts")
+            for report in log_events(service, "dedup.counts")
         ]
         if len(reports) >= 2 and reports[-1] == reports[-2]:
             time.sleep(1.5)
-            again = service.log_events("dedup.counts")[-1]
+            again = log_events(service, "dedup.counts")[-1]
             if {k: v for k, v in again.items() if k.startswith("dropped.")} == reports[-1]:
                 return reports[-1]
         time.sleep(0.5)
