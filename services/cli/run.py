@@ -152,17 +152,27 @@ def pending_notices(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def wait_for_drain(settings: Settings, progress: Callable[[], None], timeout: float = 300) -> bool:
-    """True once every pipeline group has caught up and no notice waits, three times running."""
+def wait_for_drain(
+    settings: Settings, snapshot: Callable[[], tuple[int, ...]], timeout: float = 300
+) -> bool:
+    """True once nothing moves any more: no notice waits, and neither the consumer lag nor the
+    outputs changed over three checks two seconds apart.
+
+    Lag alone cannot say "done": behind a transactional producer (enrich) each partition ends
+    with a commit marker that no consumer ever reads, so a caught-up group still shows a lag of
+    one per partition.
+    """
     admin = make_admin(settings)
-    calm = 0
+    calm, last = 0, None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lag = sum(group.lag for group in consumer_lag(settings, admin, list(PIPELINE_GROUPS)))
-        calm = calm + 1 if lag == 0 and pending_notices(settings) == 0 else 0
+        state = (lag, *snapshot())
+        waiting = pending_notices(settings)
+        calm = calm + 1 if state == last and waiting == 0 else 0
+        last = state
         if calm >= 3:
             return True
-        progress()
         time.sleep(2)
     return False
 
@@ -199,10 +209,15 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         percentiles = conn.execute(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {latency}), "
             f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notification "
-            "WHERE state = 'sent' AND created_at >= %s AND received_at IS NOT NULL",
+            "WHERE state = 'sent' AND received_at >= %s",
             (since,),
         ).fetchone()
         p50, p99 = percentiles if percentiles else (None, None)
+        backlog_row = conn.execute(
+            "SELECT count(*) FROM notification WHERE created_at >= %s AND received_at < %s",
+            (since, since),
+        ).fetchone()
+        backlog = int(backlog_row[0]) if backlog_row else 0
         covid = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') FROM covid_case "
             "WHERE opened_at >= %s",
@@ -225,7 +240,8 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         f"Emails: {states.get('sent', 0):,} sent, "
         f"{states.get('failed', 0) + states.get('uncertain', 0):,} failed, "
         f"{states.get('skipped', 0):,} not sent on purpose (opt-out, cancelled before sending); "
-        f"{on_disk:,} .eml files on disk",
+        f"{on_disk:,} .eml files on disk"
+        + (f" ({backlog:,} of them about events received before this run)" if backlog else ""),
         "  latency from MLLP receipt to SMTP acceptance: "
         + (
             f"p50 {float(p50) * 1000:,.0f} ms, p99 {float(p99) * 1000:,.0f} ms"
@@ -243,13 +259,15 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
 
 def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> int:
     from services.stack.__main__ import up
+    from services.stack.components import all_components
 
     layout = StackLayout.default()
+    # A stack that was already up (make up) is left up; one this run started is stopped with it.
+    stack_was_up = all(item.running() and item.healthy() for item in all_components(layout))
     up(layout)
     since = dt.datetime.now(dt.UTC)
     started = time.time()
     processes = Processes(layout)
-    interrupted = False
 
     def on_interrupt(*_: Any) -> None:
         raise KeyboardInterrupt
@@ -271,6 +289,16 @@ def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> in
             ["hl7.archive", "stays.unique", "stays.enriched", "stays.unroutable", "covid.followups"]
             + [f"{RAW_TOPIC_PREFIX}{item.code}" for item in load_establishments()],
         )
+
+        def snapshot() -> tuple[int, ...]:
+            processes.check_alive()
+            return (
+                counter.since_start("stays.unique"),
+                counter.since_start("stays.enriched"),
+                counter.since_start("stays.unroutable"),
+                counter.since_start("covid.followups"),
+                emails_since(layout.mail, started),
+            )
 
         def progress() -> None:
             processes.check_alive()
@@ -295,7 +323,8 @@ def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> in
         if simulator.returncode != 0:
             raise RunError(f"the simulator stopped with exit {simulator.returncode}")
         _say("The day is sent; waiting for the pipeline to catch up...")
-        if not wait_for_drain(settings, progress):
+        progress()
+        if not wait_for_drain(settings, snapshot):
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
         for line in summary(settings, since, started, layout.mail):
             _say(line)
@@ -306,14 +335,13 @@ def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> in
                 time.sleep(2)
                 processes.check_alive()
     except KeyboardInterrupt:
-        interrupted = True
         _say("\nStopping...")
     except (RunError, subprocess.CalledProcessError) as error:
         _say(f"error: {error}")
         return 1
     finally:
         processes.stop_all()
-        if interrupted or not keep_running:
+        if not stack_was_up:
             from services.stack.__main__ import down
 
             down(layout)
