@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pace.add_argument("--fast", action="store_true", help="as fast as the gateway acknowledges")
     run_cmd.add_argument("--date", help="simulated date, YYYY-MM-DD (default today)")
     run_cmd.add_argument("--seed", default="1")
+    run_cmd.add_argument("--rate", default="1.0", help="volume factor (1.0 is a typical day)")
     run_cmd.add_argument(
         "--keep-running",
         action=argparse.BooleanOptionalAction,
@@ -247,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.cli.run import run
 
             speed = ["--fast"] if args.fast else ["--speed", str(args.speed)]
-            day = ["--seed", args.seed] + (["--date", args.date] if args.date else [])
+            day = ["--seed", args.seed, "--rate", args.rate]
+            day += ["--date", args.date] if args.date else []
             return run(settings, [*speed, *day], args.keep_running)
         from services.directory.__main__ import main as directory_main
 
