@@ -2,7 +2,8 @@
 
 Each benchmark module has ``run(settings) -> dict`` returning its figures (rates per second,
 latencies in milliseconds, sizes). The report goes to ``bench-results/bench.json`` with the
-machine's description, so figures from different runs can be compared.
+machine's description, so figures from different runs can be compared, and the rates and
+latencies are drawn in ``bench-results/bench.png``.
 
     python -m tests.bench [name ...]
 """
@@ -30,6 +31,44 @@ def available() -> list[str]:
     return sorted(
         path.stem.removeprefix("bench_") for path in Path(__file__).parent.glob("bench_*.py")
     )
+
+
+def draw(benchmarks: dict[str, dict[str, Any]], target: Path) -> Path:
+    """Two horizontal bar charts: rates (per second) and latencies (milliseconds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def figures(suffix: str) -> list[tuple[str, float]]:
+        return [
+            (f"{name}: {key.removesuffix(suffix).rstrip('_')}", float(value))
+            for name, values in benchmarks.items()
+            for key, value in values.items()
+            if key.endswith(suffix) and isinstance(value, int | float)
+        ]
+
+    panels = [("per second", figures("per_s")), ("milliseconds", figures("_ms"))]
+    panels = [(unit, rows) for unit, rows in panels if rows] or [("no figures", [("none", 0.0)])]
+    height = max(3.0, 0.35 * sum(len(rows) for _, rows in panels) + 1.5)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, height), squeeze=False)
+    for axis, (unit, rows) in zip(axes[:, 0], panels, strict=True):
+        labels, values = zip(*rows, strict=True)
+        axis.barh(labels, values, color="#1f5f99")
+        axis.invert_yaxis()
+        positive = [value for value in values if value > 0]
+        if positive and max(positive) / min(positive) > 100:
+            axis.set_xscale("log")  # rates from tens to tens of thousands stay readable
+            unit += " (log scale)"
+        axis.set_xlabel(unit)
+        axis.grid(axis="x", alpha=0.3)
+        for y, value in enumerate(values):
+            axis.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+    fig.suptitle("Harpicoop benchmarks")
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target
 
 
 def main() -> None:
@@ -63,7 +102,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     target = RESULTS / "bench.json"
     target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"{len(names) - len(failed)} of {len(names)} benchmarks ran; report in {target}")
+    chart = draw(report["benchmarks"], RESULTS / "bench.png")
+    print(
+        f"{len(names) - len(failed)} of {len(names)} benchmarks ran; report in {target}, chart in {chart}"
+    )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
