@@ -103,9 +103,8 @@ def main() -> None:
     target = RESULTS / "bench.json"
     target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     chart = draw(report["benchmarks"], RESULTS / "bench.png")
-    print(
-        f"{len(names) - len(failed)} of {len(names)} benchmarks ran; report in {target}, chart in {chart}"
-    )
+    ran = len(names) - len(failed)
+    print(f"{ran} of {len(names)} benchmarks ran; report in {target}, chart in {chart}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)
