@@ -177,7 +177,24 @@ def wait_for_drain(
     return False
 
 
-def summary(settings: Settings, since: dt.datetime, started: float, maildir: Path) -> list[str]:
+@dataclass
+class RunFigures:
+    """What a run measured, for the summary and for benchmarks."""
+
+    received: int = 0
+    unique: int = 0
+    enriched: int = 0
+    unroutable: int = 0
+    emails_sent: int = 0
+    emails_on_disk: int = 0
+    covid_cases: int = 0
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
+    send_seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+
+def summary(settings: Settings, since: dt.datetime, started: float, maildir: Path) -> RunFigures:
     since_ms = int(since.timestamp() * 1000)
     registry = make_registry_client(settings)
     names = {item.code: item.name for item in load_establishments()}
@@ -254,10 +271,27 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         f"Read the emails in {maildir} (one .eml file each, any mail client opens them).",
         f"Dashboard: {DASHBOARD_URL}",
     ]
-    return lines
+    return RunFigures(
+        received=sum(received.values()),
+        unique=unique,
+        enriched=enriched,
+        unroutable=sum(reasons.values()),
+        emails_sent=int(states.get("sent", 0)),
+        emails_on_disk=on_disk,
+        covid_cases=int(covid[0]),
+        latency_p50_ms=float(p50) * 1000 if p50 is not None else None,
+        latency_p99_ms=float(p99) * 1000 if p99 is not None else None,
+        lines=lines,
+    )
 
 
-def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> int:
+def run(
+    settings: Settings,
+    simulator_args: list[str],
+    keep_running: bool,
+    figures: list[RunFigures] | None = None,
+) -> int:
+    """The run; 0 when it went through. ``figures`` receives what it measured."""
     from services.stack.__main__ import up
     from services.stack.components import all_components
 
@@ -314,20 +348,26 @@ def run(settings: Settings, simulator_args: list[str], keep_running: bool) -> in
         _say(
             f"Replaying a day of the GHT (python -m services.simulator {' '.join(simulator_args)})"
         )
+        sending = time.monotonic()
         simulator = subprocess.Popen(
             [sys.executable, "-m", "services.simulator", *simulator_args], cwd=PROJECT_ROOT
         )
         while simulator.poll() is None:
             time.sleep(5)
             progress()
+        send_seconds = time.monotonic() - sending
         if simulator.returncode != 0:
             raise RunError(f"the simulator stopped with exit {simulator.returncode}")
         _say("The day is sent; waiting for the pipeline to catch up...")
         progress()
         if not wait_for_drain(settings, snapshot):
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
-        for line in summary(settings, since, started, layout.mail):
+        measured = summary(settings, since, started, layout.mail)
+        measured.send_seconds = send_seconds
+        for line in measured.lines:
             _say(line)
+        if figures is not None:
+            figures.append(measured)
         counter.close()
         if keep_running:
             _say("\nThe services keep running for the dashboard. Press Ctrl-C to stop everything.")
