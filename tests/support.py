@@ -26,7 +26,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 120.0, what: str = "condition") -> Any:
     """Poll until ``check`` returns something truthy; the deadline only bounds a hung test."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

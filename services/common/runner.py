@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from services.common.logging import configure_logging
 from services.common.observability import HealthCheck, ObservabilityServer, metrics_port
+from services.common.settings import Settings
 
 
 class ServiceThreads:
@@ -22,6 +24,8 @@ class ServiceThreads:
         self.log = log
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.health_checks: dict[str, HealthCheck] = {}
+        """Checks of the service's own, reported by ``/health`` beside the threads'."""
 
     def spawn(self, part: str, target: Callable[[threading.Event], None]) -> None:
         def guarded() -> None:
@@ -44,7 +48,9 @@ class ServiceThreads:
     ) -> ObservabilityServer:
         """``/metrics`` and ``/health`` on the service's ``METRICS_PORT``."""
         server = ObservabilityServer(
-            self.name, metrics_port(self.name), {"threads": self.alive, **(checks or {})}
+            self.name,
+            metrics_port(self.name),
+            {"threads": self.alive, **self.health_checks, **(checks or {})},
         )
         self.log.info("observability endpoint", port=server.port)
         return server.start()
@@ -57,3 +63,17 @@ class ServiceThreads:
         self.stop.wait()
         for thread in self.threads:
             thread.join(timeout=grace_seconds)
+
+
+def run_service(
+    name: str, start: Callable[[Settings, structlog.stdlib.BoundLogger], ServiceThreads]
+) -> None:
+    """The body of ``python -m services.<name>`` for a service built on ``ServiceThreads``:
+    JSON logs, settings from the environment, ``/metrics`` and ``/health``, clean stop on
+    SIGTERM or SIGINT. ``start`` builds and starts the service and returns its threads."""
+    log = configure_logging(name)
+    threads = start(Settings.from_env(), log)
+    threads.stop_on_signals()
+    threads.serve_observability()
+    log.info(f"{name} started")
+    threads.wait()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, TopicPartition
@@ -78,6 +78,66 @@ class ReadBack:
     """The partition's end when it was read: the next output record lands at or after it."""
 
 
+def _scan(
+    settings: Settings,
+    topic: str,
+    partition: int,
+    *,
+    start_offset: int | None,
+    start_time_ms: int | None,
+    end_offset: int | None,
+    timeout: float,
+) -> tuple[list[tuple[int, AnyHeaders]], int]:
+    """The offset and headers of each record of one partition between a start (an offset, a
+    time, or the beginning) and an end (or the partition's current end); and that end."""
+    consumer = make_consumer(
+        settings,
+        "harpicoop-readback",
+        f"harpicoop-readback-{uuid.uuid4().hex}",
+        # Small fetches keep the memory low on a long read.
+        **{"fetch.max.bytes": 8 * 1024 * 1024},
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout, cached=False
+        )
+        end = high if end_offset is None else min(high, end_offset)
+        start = low if start_offset is None else max(low, start_offset)
+        if start_time_ms is not None:
+            found = consumer.offsets_for_times(
+                [TopicPartition(topic, partition, start_time_ms)], timeout=timeout
+            )[0].offset
+            start = end if found in (-1, OFFSET_END) else max(start, found)
+        records: list[tuple[int, AnyHeaders]] = []
+        if start >= end:
+            return records, end
+        consumer.assign([TopicPartition(topic, partition, start)])
+        position, deadline = start, time.monotonic() + timeout
+        while position < end:
+            messages = consumer.consume(min(1000, end - position), timeout=1.0)
+            if not messages:
+                # Offsets may hold no record (transaction markers): ask where the reader stands.
+                position = max(
+                    position, consumer.position([TopicPartition(topic, partition)])[0].offset
+                )
+                if position < end and time.monotonic() > deadline:
+                    raise TimeoutError(f"{topic}[{partition}]: stuck at {position} before {end}")
+                continue
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.fatal() or not error.retriable():
+                        raise RuntimeError(f"reading {topic}[{partition}]: {error}")
+                    continue
+                offset = message.offset() or 0
+                position = max(position, offset + 1)
+                if offset < end:
+                    records.append((offset, message.headers()))
+        return records, end
+    finally:
+        consumer.close()
+
+
 def read_sources(
     settings: Settings,
     topic: str,
@@ -89,60 +149,34 @@ def read_sources(
 ) -> ReadBack:
     """The sources of the records of one partition, from a start (an offset, a time, or the
     beginning) to the partition's current end. Blocking; meant for a processor's start-up."""
-    consumer = make_consumer(
+    records, end = _scan(
         settings,
-        "harpicoop-readback",
-        f"harpicoop-readback-{uuid.uuid4().hex}",
-        # Only the headers matter; small fetches keep the memory low on a long read.
-        **{"fetch.max.bytes": 8 * 1024 * 1024},
+        topic,
+        partition,
+        start_offset=start_offset,
+        start_time_ms=start_time_ms,
+        end_offset=None,
+        timeout=timeout,
     )
-    try:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=timeout, cached=False
-        )
-        start = low if start_offset is None else max(low, start_offset)
-        if start_time_ms is not None:
-            found = consumer.offsets_for_times(
-                [TopicPartition(topic, partition, start_time_ms)], timeout=timeout
-            )[0].offset
-            start = high if found in (-1, OFFSET_END) else max(start, found)
-        sources: set[SourceRecord] = set()
-        if start >= high:
-            return ReadBack(frozenset(), high)
-        consumer.assign([TopicPartition(topic, partition, start)])
-        position, deadline = start, time.monotonic() + timeout
-        while position < high:
-            messages = consumer.consume(min(1000, high - position), timeout=1.0)
-            if not messages:
-                # Offsets may end in a gap (transaction markers): ask where the reader stands.
-                position = max(
-                    position, consumer.position([TopicPartition(topic, partition)])[0].offset
-                )
-                if position < high and time.monotonic() > deadline:
-                    raise TimeoutError(f"{topic}[{partition}]: stuck at {position} before {high}")
-                continue
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.fatal() or not error.retriable():
-                        raise RuntimeError(f"reading back {topic}[{partition}]: {error}")
-                    continue
-                position = max(position, (message.offset() or 0) + 1)
-                source = SourceRecord.from_headers(message.headers())
-                if source is not None:
-                    sources.add(source)
-        return ReadBack(frozenset(sources), high)
-    finally:
-        consumer.close()
+    found = (SourceRecord.from_headers(headers) for _, headers in records)
+    return ReadBack(frozenset(source for source in found if source is not None), end)
 
 
-def offsets_from(sources: Iterable[SourceRecord], topic: str, partition: int) -> set[int]:
-    """The offsets of the sources that came from one input partition."""
-    return {
-        source.offset
-        for source in sources
-        if source.topic == topic and source.partition == partition
-    }
+def offsets_holding_records(
+    settings: Settings, topic: str, partition: int, start: int, end: int, timeout: float = 60.0
+) -> list[int]:
+    """The offsets in ``[start, end)`` that hold a record a consumer can read (not a transaction
+    marker, an aborted record or one deleted by retention)."""
+    records, _ = _scan(
+        settings,
+        topic,
+        partition,
+        start_offset=start,
+        start_time_ms=None,
+        end_offset=end,
+        timeout=timeout,
+    )
+    return [offset for offset, _ in records]
 
 
 def is_poison(error: BaseException) -> bool:

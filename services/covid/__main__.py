@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from services.common.logging import configure_logging
+import structlog
+
+from services.common.runner import ServiceThreads, run_service
 from services.common.settings import Settings
 from services.covid.config import CovidConfig
 from services.covid.service import CovidService
 
 
-def main() -> None:
-    log = configure_logging("covid")
-    service = CovidService(Settings.from_env(), CovidConfig.from_env(), log)
-    service.threads.stop_on_signals()
+def start(settings: Settings, log: structlog.stdlib.BoundLogger) -> ServiceThreads:
+    service = CovidService(settings, CovidConfig.from_env(), log)
     service.start()
-    service.threads.serve_observability()
-    service.threads.wait()
+    return service.threads
 
 
 if __name__ == "__main__":
-    main()
+    run_service("covid", start)

@@ -10,7 +10,9 @@ crash, until its offset is committed):
   the output partition does not already hold a record made from it (``ReplayFence``), whether
   or not its claims survived: a crash lets no duplicate through;
 - a poison record goes whole to the dead-letter topic, through the same producer, so the input
-  offset is committed only after Kafka has it (faust flushes the producer before committing).
+  offset is committed only after Kafka has it (faust flushes the producer before committing);
+- records are handled in their partition's order (``InputPositions``): one the consumer hands
+  over twice is passed over, and a jump over existing records stops the worker.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from services.common.observability import PROCESSED
 from services.common.serde import AvroSerde
 from services.common.streams import SourceRecord, header_pairs, is_poison, without_source_header
 from services.dedup.config import DedupConfig
-from services.dedup.replays import RecoveryWindow
+from services.dedup.replays import InputPositions, Position, RecoveryWindow
 from services.dedup.rules import Claim, Verdict, decide, epoch_ms
 
 log = structlog.get_logger("dedup")
@@ -65,6 +67,12 @@ class Counts(Protocol):
 Send = Callable[[str, bytes | None, bytes | None, int | None, Headers], Awaitable[None]]
 # Whether an output partition holds a record made from this source, produced at that time (ms).
 AlreadyWritten = Callable[[int, SourceRecord, int], Awaitable[bool]]
+# The offsets of an input partition, in [start, end), that hold records.
+RecordsBetween = Callable[[str, int, int, int], Awaitable[list[int]]]
+
+
+class RecordsSkipped(RuntimeError):
+    """The consumer skipped records that exist: processing on would break the stays' order."""
 
 
 @dataclass
@@ -75,7 +83,9 @@ class Deduplicator:
     counts: Counts
     send: Send
     already_written: AlreadyWritten
+    records_between: RecordsBetween
     window: RecoveryWindow
+    positions: InputPositions
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     latest_received_ms: dict[int, int] = field(default_factory=dict)
     """Per partition, the latest receipt time seen: the clock of the expiry sweep."""
@@ -89,8 +99,31 @@ class Deduplicator:
             self.counts.add(name)
 
     async def handle(self, record: InputRecord) -> Verdict | None:
-        """Process one record; returns the verdict, or None when it was dead-lettered."""
+        """Process one record; returns the verdict, or None when it was dead-lettered or had
+        been handled already."""
         source = SourceRecord(record.topic, record.partition, record.offset)
+        position = self.positions.place(source)
+        if position is Position.AGAIN:
+            self._outcome("delivered_again")
+            return None
+        if position is Position.AHEAD:
+            await self._check_nothing_skipped(source)
+        verdict = await self._handle(record, source)
+        self.positions.handled(source)
+        return verdict
+
+    async def _check_nothing_skipped(self, source: SourceRecord) -> None:
+        expected = self.positions.expected(source)
+        assert expected is not None
+        skipped = await self.records_between(
+            source.topic, source.partition, expected, source.offset
+        )
+        if skipped:
+            raise RecordsSkipped(
+                f"{source.topic}[{source.partition}]: offsets {skipped[:5]} were not delivered"
+            )
+
+    async def _handle(self, record: InputRecord, source: SourceRecord) -> Verdict | None:
         try:
             if record.value is None:
                 raise ValueError("the record has no value")

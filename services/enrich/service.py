@@ -53,6 +53,7 @@ class EnrichService:
             },
             log=self.log.bind(part="processor"),
         )
+        self.threads.health_checks["directory_loaded"] = lambda: directory.wait_loaded(0)
         self.threads.spawn("directory", directory.run)
         self.threads.spawn("processor", enricher.run)
         return directory

@@ -69,6 +69,20 @@ def _patient_title(patient: Mapping[str, Any]) -> str:
     return {"F": "Mme", "M": "M."}.get(patient.get("sex") or "", "")
 
 
+def _who(patient: Mapping[str, Any], recipient: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of every notice that says to whom it is written and about whom."""
+    return {
+        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
+        "recipient_role": recipient["role"],
+        "patient_title": _patient_title(patient),
+        "patient_family_name": patient["family_name"].upper(),
+        "patient_given_name": patient.get("given_name") or "",
+        "patient_birth_name": (patient.get("birth_name") or "").upper(),
+        "patient_birth_date": _date(patient.get("birth_date")),
+        "patient_ins": patient.get("ins"),
+    }
+
+
 def notice_context(
     kind: NoticeKind,
     event: Mapping[str, Any],
@@ -82,14 +96,7 @@ def notice_context(
         "kind": kind.value,
         "event_kind": event["kind"],
         "event_wording": EVENT_WORDING.get(event["kind"], event["kind"].lower()),
-        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
-        "recipient_role": recipient["role"],
-        "patient_title": _patient_title(patient),
-        "patient_family_name": patient["family_name"].upper(),
-        "patient_given_name": patient.get("given_name") or "",
-        "patient_birth_name": (patient.get("birth_name") or "").upper(),
-        "patient_birth_date": _date(patient.get("birth_date")),
-        "patient_ins": patient.get("ins"),
+        **_who(patient, recipient),
         "establishment": establishment_name,
         "unit": movement.get("unit_name") or movement.get("unit") or "non précisé",
         "when": _local(movement["occurred_at"]),
@@ -114,14 +121,7 @@ def followup_context(
         "kind": kind.value,
         "event_kind": "DISCHARGE",
         "event_wording": EVENT_WORDING["DISCHARGE"],
-        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
-        "recipient_role": recipient["role"],
-        "patient_title": _patient_title(patient),
-        "patient_family_name": patient["family_name"].upper(),
-        "patient_given_name": patient.get("given_name") or "",
-        "patient_birth_name": (patient.get("birth_name") or "").upper(),
-        "patient_birth_date": _date(patient.get("birth_date")),
-        "patient_ins": patient.get("ins"),
+        **_who(patient, recipient),
         "establishment": establishment_name,
         "unit": None,
         "when": _local(followup["opened_at"]),
