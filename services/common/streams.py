@@ -71,6 +71,20 @@ def without_source_header(headers: AnyHeaders) -> list[tuple[str, str | bytes | 
 
 
 @dataclass(frozen=True)
+class ReadRecord:
+    """A record read straight from a partition, with what a processor needs of it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: AnyHeaders
+    timestamp: float
+    """When it was produced, in seconds."""
+
+
+@dataclass(frozen=True)
 class ReadBack:
     sources: frozenset[SourceRecord]
     """The source of every output record read."""
@@ -87,9 +101,9 @@ def _scan(
     start_time_ms: int | None,
     end_offset: int | None,
     timeout: float,
-) -> tuple[list[tuple[int, AnyHeaders]], int]:
-    """The offset and headers of each record of one partition between a start (an offset, a
-    time, or the beginning) and an end (or the partition's current end); and that end."""
+) -> tuple[list[ReadRecord], int]:
+    """The records of one partition between a start (an offset, a time, or the beginning) and
+    an end (or the partition's current end); and that end."""
     consumer = make_consumer(
         settings,
         "harpicoop-readback",
@@ -108,7 +122,7 @@ def _scan(
                 [TopicPartition(topic, partition, start_time_ms)], timeout=timeout
             )[0].offset
             start = end if found in (-1, OFFSET_END) else max(start, found)
-        records: list[tuple[int, AnyHeaders]] = []
+        records: list[ReadRecord] = []
         if start >= end:
             return records, end
         consumer.assign([TopicPartition(topic, partition, start)])
@@ -132,7 +146,17 @@ def _scan(
                 offset = message.offset() or 0
                 position = max(position, offset + 1)
                 if offset < end:
-                    records.append((offset, message.headers()))
+                    records.append(
+                        ReadRecord(
+                            topic,
+                            partition,
+                            offset,
+                            message.key(),
+                            message.value(),
+                            message.headers(),
+                            message.timestamp()[1] / 1000,
+                        )
+                    )
         return records, end
     finally:
         consumer.close()
@@ -158,15 +182,15 @@ def read_sources(
         end_offset=None,
         timeout=timeout,
     )
-    found = (SourceRecord.from_headers(headers) for _, headers in records)
+    found = (SourceRecord.from_headers(record.headers) for record in records)
     return ReadBack(frozenset(source for source in found if source is not None), end)
 
 
-def offsets_holding_records(
+def records_between(
     settings: Settings, topic: str, partition: int, start: int, end: int, timeout: float = 60.0
-) -> list[int]:
-    """The offsets in ``[start, end)`` that hold a record a consumer can read (not a transaction
-    marker, an aborted record or one deleted by retention)."""
+) -> list[ReadRecord]:
+    """The records in ``[start, end)`` that a consumer can read (offsets may also hold
+    transaction markers, aborted records, or records deleted by retention)."""
     records, _ = _scan(
         settings,
         topic,
@@ -176,7 +200,7 @@ def offsets_holding_records(
         end_offset=end,
         timeout=timeout,
     )
-    return [offset for offset, _ in records]
+    return records
 
 
 def is_poison(error: BaseException) -> bool:

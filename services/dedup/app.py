@@ -18,7 +18,7 @@ from typing import Any, NoReturn, cast
 
 import faust
 import structlog
-from faust.types import TP
+from faust.types import TP, Message
 
 from services.common.faust_apps import (
     make_faust_app,
@@ -31,7 +31,7 @@ from services.common.logging import configure_logging
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
-from services.common.streams import offsets_holding_records
+from services.common.streams import ReadRecord, records_between
 from services.dedup.config import DedupConfig
 from services.dedup.processor import Deduplicator, Headers, InputRecord
 from services.dedup.replays import InputPositions, RecoveryWindow, ReplayFence
@@ -67,31 +67,6 @@ def _stop_if_failed(sent: asyncio.Future[Any]) -> None:
     if sent.cancelled() or error is not None:
         log.error("dedup.write_failed", error=repr(error))
         stop_without_commit()
-
-
-def seek_from_start_when_uncommitted(consumer: Any, starts: dict[tuple[str, int], int]) -> None:
-    """Make faust's "seek back to the committed offsets" also seek the partitions that have none.
-
-    faust drops the records it fetched while its flow was suspended (a rebalance, the tables'
-    recovery) and seeks back to the committed offsets to read them again; but aiokafka seeks
-    only to a committed offset above 0, so on a partition without one the position stays past
-    records that were never handed over. Those partitions go back to where the assignment
-    started them (``starts``): records handled since then come again and are passed over.
-    """
-    if getattr(consumer, "_harpicoop_seek_from_start", False):
-        return
-    faust_perform_seek = consumer.perform_seek
-
-    async def perform_seek() -> None:
-        await faust_perform_seek()
-        committed = consumer._committed_offset
-        for tp in consumer.assignment():
-            start = starts.get((tp.topic, tp.partition))
-            if start is not None and not committed.get(tp):
-                await consumer.seek(tp, start)
-
-    consumer.perform_seek = perform_seek
-    consumer._harpicoop_seek_from_start = True
 
 
 def _as_bytes(headers: Headers) -> list[tuple[str, bytes]]:
@@ -152,9 +127,23 @@ def build_app(
     window = RecoveryWindow()
     positions = InputPositions()
 
-    async def records_between(topic: str, partition: int, start: int, end: int) -> list[int]:
-        return await asyncio.to_thread(
-            offsets_holding_records, settings, topic, partition, start, end
+    async def read_between(topic: str, partition: int, start: int, end: int) -> list[ReadRecord]:
+        return await asyncio.to_thread(records_between, settings, topic, partition, start, end)
+
+    def acknowledge(record: InputRecord) -> None:
+        # So that faust's commit goes past a record it never handed over, once it is handled.
+        app.consumer.ack(
+            Message(
+                record.topic,
+                record.partition,
+                record.offset,
+                record.timestamp,
+                0,
+                [],
+                record.key,
+                record.value,
+                None,
+            )
         )
 
     async def send(
@@ -172,7 +161,8 @@ def build_app(
         counts=counts,
         send=send,
         already_written=fence.already_written,
-        records_between=records_between,
+        records_between=read_between,
+        acknowledge=acknowledge,
         window=window,
         positions=positions,
     )
@@ -189,15 +179,11 @@ def build_app(
 
     async def note_recovery_window(_app: faust.App, assigned: set[TP], **_: Any) -> None:
         # Streams are paused until this returns: no record is processed before the window is set.
-        seek_from_start_when_uncommitted(app.consumer, starts)
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in input_names]
         window.reset(await asyncio.to_thread(end_offsets, admin, mine))
-        starts.clear()
-        starts.update(await asyncio.to_thread(start_offsets, admin, config.group_id, mine))
-        positions.reset(starts)
+        positions.reset(await asyncio.to_thread(start_offsets, admin, config.group_id, mine))
         fence.forget()
 
-    starts: dict[tuple[str, int], int] = {}
     app.on_partitions_assigned.connect(cast(Any, note_recovery_window))
 
     async def follow_new_inputs() -> None:

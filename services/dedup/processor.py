@@ -12,14 +12,14 @@ crash, until its offset is committed):
 - a poison record goes whole to the dead-letter topic, through the same producer, so the input
   offset is committed only after Kafka has it (faust flushes the producer before committing);
 - records are handled in their partition's order (``InputPositions``): one the consumer hands
-  over twice is passed over, and a jump over existing records stops the worker.
+  over twice is passed over, and records it skipped are read and handled before the next.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,14 +41,28 @@ Headers = list[tuple[str, str | bytes | None]]
 class InputRecord(Protocol):
     """What dedup reads of a consumed record (faust's ``Message`` has these)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
-    timestamp: float
-    """When the record was produced, in seconds."""
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Any: ...
+
+    @property
+    def timestamp(self) -> float:
+        """When the record was produced, in seconds."""
+        ...
 
 
 class ClaimStore(Protocol):
@@ -67,12 +81,10 @@ class Counts(Protocol):
 Send = Callable[[str, bytes | None, bytes | None, int | None, Headers], Awaitable[None]]
 # Whether an output partition holds a record made from this source, produced at that time (ms).
 AlreadyWritten = Callable[[int, SourceRecord, int], Awaitable[bool]]
-# The offsets of an input partition, in [start, end), that hold records.
-RecordsBetween = Callable[[str, int, int, int], Awaitable[list[int]]]
-
-
-class RecordsSkipped(RuntimeError):
-    """The consumer skipped records that exist: processing on would break the stays' order."""
+# The records of an input partition in [start, end), read straight from Kafka.
+RecordsBetween = Callable[[str, int, int, int], Awaitable[Sequence[InputRecord]]]
+# Tells the consumer that a record it never handed over is done with (so it can commit).
+Acknowledge = Callable[[InputRecord], None]
 
 
 @dataclass
@@ -84,6 +96,7 @@ class Deduplicator:
     send: Send
     already_written: AlreadyWritten
     records_between: RecordsBetween
+    acknowledge: Acknowledge
     window: RecoveryWindow
     positions: InputPositions
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
@@ -107,21 +120,36 @@ class Deduplicator:
             self._outcome("delivered_again")
             return None
         if position is Position.AHEAD:
-            await self._check_nothing_skipped(source)
+            await self._catch_up(source)
         verdict = await self._handle(record, source)
         self.positions.handled(source)
         return verdict
 
-    async def _check_nothing_skipped(self, source: SourceRecord) -> None:
+    async def _catch_up(self, source: SourceRecord) -> None:
+        """Handle, in order, the records the consumer skipped before ``source``.
+
+        faust drops records it fetched while its flow was suspended (a rebalance, the tables'
+        recovery) and counts on seeking back to the committed offset to read them again; a
+        partition without a committed offset is not sought back, and the records after the
+        dropped ones arrive first. They are read here, straight from the partition.
+        """
         expected = self.positions.expected(source)
         assert expected is not None
-        skipped = await self.records_between(
-            source.topic, source.partition, expected, source.offset
-        )
-        if skipped:
-            raise RecordsSkipped(
-                f"{source.topic}[{source.partition}]: offsets {skipped[:5]} were not delivered"
+        missed = await self.records_between(source.topic, source.partition, expected, source.offset)
+        if missed:
+            log.warning(
+                "dedup.catching_up",
+                topic=source.topic,
+                partition=source.partition,
+                first=missed[0].offset,
+                records=len(missed),
             )
+        for record in missed:
+            skipped = SourceRecord(record.topic, record.partition, record.offset)
+            await self._handle(record, skipped)
+            self.positions.handled(skipped)
+            self.acknowledge(record)
+            self._outcome("caught_up")
 
     async def _handle(self, record: InputRecord, source: SourceRecord) -> Verdict | None:
         try:

@@ -11,11 +11,10 @@ them were already written to the output; their claims may or may not have reache
   clock steps) before the record's own timestamp — its output, if any, was written after it was
   produced — to the end, and the ``harpicoop.source`` headers say which were written. One read
   per partition serves every record of the window.
-- ``InputPositions``: faust can let a record slip past the agent when a rebalance suspends its
-  flow (its fetcher marks the record read whether or not the stream got it), and the records
-  after it would go out before it. Each partition's next offset is followed from the start
-  of the assignment; a record delivered twice is passed over, and a jump over records that
-  exist stops the worker without committing, so that a restart reads them in order.
+- ``InputPositions``: faust can let records slip past the agent when its flow is suspended (a
+  rebalance, the tables' recovery), and the records after them would go out first. Each
+  partition's next offset is followed from the start of the assignment: a record delivered
+  twice is passed over, and a jump is noticed so that the records skipped can be handled.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ class Position(Enum):
     AGAIN = "again"
     """Before the next offset: already handled in this assignment."""
     AHEAD = "ahead"
-    """Past the next offset: the offsets between are markers, or records that were skipped."""
+    """Past the next offset: the offsets between hold records that were skipped, or none."""
 
 
 class InputPositions:
