@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,8 +161,13 @@ def empty_database(stack: Settings) -> Iterator[str]:
         conn.execute(f"CREATE DATABASE {name}")
     base, _, _ = stack.database_url.rpartition("/")
     yield f"{base}/{name}"
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    for attempt in range(5):
+        try:
+            with psycopg.connect(stack.database_url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            return
+        except psycopg.errors.InsufficientPrivilege:  # an autovacuum worker, on a shared server
+            time.sleep(1 + attempt)
 
 
 @pytest.fixture

@@ -295,6 +295,8 @@ class Postgres(Component):
                 conn.execute(
                     f"CREATE ROLE {self.app_role} LOGIN CREATEDB PASSWORD '{self.app_password}'"
                 )
+            # DROP DATABASE ... WITH (FORCE) must be able to end an autovacuum worker too.
+            conn.execute(f"GRANT pg_signal_backend TO {self.app_role}")
             for database in self.databases:
                 if not conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
