@@ -34,7 +34,7 @@ from tests.dedup.support import (
     reader,
     running,
 )
-from tests.support import ServiceProcess, stack_env
+from tests.support import ServiceProcess, eventually, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +78,7 @@ def rig(
             DEDUP_TOPIC_REFRESH_SECONDS="1",
             DEDUP_RESUBSCRIBE_SECONDS="0.5",
             DEDUP_REPORT_SECONDS="1",
+            DEDUP_SWEEP_SECONDS="2",
         )
         service = ServiceProcess("dedup", env, folder / "dedup.log")
         service.start()
@@ -171,6 +172,11 @@ def test_the_same_message_passes_again_once_the_horizon_is_over(
     messages = collect(output, lambda got: len(got) >= 2, settle=2.0, stays=["alpha:V200"])
     times = [value["received_at"] for value in decoded(rig.serde, messages)]
     assert times == [first["received_at"], beyond["received_at"]]
+    # What is older than the horizon is also deleted from the tables, not only ignored.
+    eventually(
+        lambda: sum(line["removed"] for line in log_events(rig.service, "dedup.claims_expired")),
+        what="expired claims deleted",
+    )
 
 
 def test_a_new_establishment_topic_is_read_without_a_restart(
