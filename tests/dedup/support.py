@@ -46,7 +46,8 @@ def running(service: ServiceProcess) -> bool:
 
 @dataclass
 class PrivateTopics:
-    """Topics named ``<prefix>.<name>``, so a pattern can match this test's topics only."""
+    """Topics named ``<prefix>.<name>``, so a pattern can match this test's topics only; name
+    the processors' groups ``<prefix>-<service>`` so that faust's own topics go with them."""
 
     admin: AdminClient
     registry: SchemaRegistryClient
@@ -65,8 +66,12 @@ class PrivateTopics:
         return topic
 
     def delete_all(self) -> None:
-        if self.created:
-            for future in self.admin.delete_topics(self.created, operation_timeout=10).values():
+        """This test's topics, and those faust made for a group named after the prefix."""
+        prefixes = (f"{self.prefix}.", f"{self.prefix}-")
+        existing = self.admin.list_topics(timeout=30).topics
+        doomed = sorted({*self.created, *(name for name in existing if name.startswith(prefixes))})
+        if doomed:
+            for future in self.admin.delete_topics(doomed, operation_timeout=30).values():
                 future.result()
 
 
