@@ -71,6 +71,7 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
     admin: AdminClient,
     registry: SchemaRegistryClient,
     tmp_path: Path,
+    service_factory: Callable[..., ServiceProcess],
 ) -> None:
     sent, expected = backlog()
     total = sum(map(len, expected.values()))
@@ -98,20 +99,18 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
         def at_least(count: int) -> Callable[[list[Message]], bool]:
             return lambda got: len(received) + len(got) >= count
 
-        first = ServiceProcess("dedup", env, tmp_path / "first.log")
-        first.start()
-        received += collect(output, at_least(total // 4))
-        first.kill()
-
-        second = ServiceProcess("dedup", env, tmp_path / "second.log")
-        second.start()
-        received += collect(output, at_least(len(received) + total // 4))
-        second.kill()
-
-        moved = {**env, "DEDUP_DATA_DIR": str(tmp_path / "second-machine")}
-        third = ServiceProcess("dedup", moved, tmp_path / "third.log")
-        third.start()
+        started: list[ServiceProcess] = []
         try:
+            started.append(service_factory("dedup", env, {}))
+            received += collect(output, at_least(total // 4))
+            started[-1].kill()
+
+            started.append(service_factory("dedup", env, {}))
+            received += collect(output, at_least(len(received) + total // 4))
+            started[-1].kill()
+
+            moved = {**env, "DEDUP_DATA_DIR": str(tmp_path / "second-machine")}
+            started.append(service_factory("dedup", moved, {}))
             received += collect(output, at_least(total))
             # Resent again after all this, each followed in its stay by a new last event.
             late = []
@@ -130,7 +129,9 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
             produce_by_establishment(producer, serde, raw, late)
             received += collect(output, at_least(total + len(late) // 2), settle=3.0)
         finally:
-            third.stop()
+            # Stopped before their topics go; the fixture would stop them only afterwards.
+            for service in started:
+                service.stop()
             output.close()
 
     by_stay: dict[str, list[str]] = {}
