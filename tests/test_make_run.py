@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from services.stack.layout import StackLayout
 
 pytestmark = pytest.mark.integration
 
-DAY = ["--seed", "end-to-end", "--date", "2026-03-09", "--rate", "0.15"]
+# A seed of its own each time: the same day sent twice would rightly be dropped as resent.
+DAY = ["--seed", f"end-to-end-{uuid.uuid4().hex[:8]}", "--date", "2026-03-09", "--rate", "0.15"]
 
 
 def patient_family_names(folder: Path) -> set[str]:

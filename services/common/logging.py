@@ -72,6 +72,17 @@ def drop_patient_fields(
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when logging was set up
+    (a test harness, for one, swaps and closes its stand-ins)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
     """JSON lines on stderr, one object per event, bound to the service's name."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
@@ -89,7 +100,7 @@ def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.Bou
     structlog.configure(
         processors=shared,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     return structlog.get_logger().bind(service=service)  # type: ignore[no-any-return]
