@@ -240,6 +240,14 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
             "WHERE opened_at >= %s",
             (since,),
         ).fetchone() or (0, 0)
+        # What analysts see: the hourly windows this run wrote to (on a first run, all of them).
+        analytics = conn.execute(
+            "SELECT coalesce(sum(count) FILTER (WHERE metric = 'stay_events'), 0), "
+            "coalesce(sum(count) FILTER (WHERE metric = 'notifications' "
+            "AND delivery_status = 'SENT'), 0) FROM analytics_counts "
+            "WHERE granularity = 'HOUR' AND updated_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
     on_disk = emails_since(maildir, started)
     lines = ["", "Summary of this run", "", "HL7 messages received per establishment:"]
     for code, name in names.items():
@@ -267,6 +275,8 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         ),
         f"Covid-19 follow-ups opened: {covid[0]:,} ({covid[1]:,} positive, "
         f"{covid[0] - covid[1]:,} suspected)",
+        f"Analytics, hourly windows this run updated: {int(analytics[0]):,} stay events, "
+        f"{int(analytics[1]):,} notices sent",
         "",
         f"Read the emails in {maildir} (one .eml file each, any mail client opens them).",
         f"Dashboard: {DASHBOARD_URL}",
