@@ -8,7 +8,6 @@ services started as subprocesses by tests reach the same containers.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,12 +20,7 @@ from services.common.settings import Settings
 from services.stack.layout import read_versions
 from services.stack.process import wait_until
 from services.stack.smtp_sink import build_controller
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import free_port
 
 
 @contextmanager
@@ -58,7 +52,7 @@ def containers_stack() -> Iterator[Settings]:
             timeout=120,
             what="registry container",
         )
-        smtp_port = _free_port()
+        smtp_port = free_port()
         smtp = build_controller("localhost", smtp_port, Path(maildir))
         smtp.start()
         database_url = (

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.paths import PROJECT_ROOT
+from services.common.settings import env_seconds
 
 
 class AnalyticsConfigError(ValueError):
@@ -61,10 +62,6 @@ class AnalyticsConfig:
         env = os.environ if environ is None else environ
         default = cls()
 
-        def seconds(name: str, value: dt.timedelta) -> dt.timedelta:
-            raw = env.get(name)
-            return dt.timedelta(seconds=float(raw)) if raw else value
-
         expires_days = env.get("ANALYTICS_EXPIRES_DAYS")
         data_dir = env.get("ANALYTICS_DATA_DIR")
         web_port = env.get("ANALYTICS_WEB_PORT")
@@ -83,11 +80,13 @@ class AnalyticsConfig:
             group_id=env.get("ANALYTICS_GROUP_ID") or default.group_id,
             sql_group_id=env.get("ANALYTICS_SQL_GROUP_ID") or default.sql_group_id,
             partitions=int(env.get("ANALYTICS_PARTITIONS") or default.partitions),
-            grace=seconds("ANALYTICS_GRACE_SECONDS", default.grace),
+            grace=env_seconds(env, "ANALYTICS_GRACE_SECONDS", default.grace),
             expires=(dt.timedelta(days=float(expires_days)) if expires_days else default.expires),
             data_dir=Path(data_dir or default.data_dir),
-            commit_interval=seconds("ANALYTICS_COMMIT_SECONDS", default.commit_interval),
-            session_timeout=seconds("ANALYTICS_SESSION_TIMEOUT_SECONDS", default.session_timeout),
-            report_interval=seconds("ANALYTICS_REPORT_SECONDS", default.report_interval),
+            commit_interval=env_seconds(env, "ANALYTICS_COMMIT_SECONDS", default.commit_interval),
+            session_timeout=env_seconds(
+                env, "ANALYTICS_SESSION_TIMEOUT_SECONDS", default.session_timeout
+            ),
+            report_interval=env_seconds(env, "ANALYTICS_REPORT_SECONDS", default.report_interval),
             web_port=int(web_port) if web_port else None,
         )

@@ -6,6 +6,7 @@ environment, so what a service is configured with is visible in one place.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,12 @@ from typing import Literal
 SmtpSecurity = Literal["none", "starttls", "tls"]
 
 _SMTP_SECURITY_VALUES: tuple[SmtpSecurity, ...] = ("none", "starttls", "tls")
+
+
+def env_seconds(env: Mapping[str, str], name: str, default: dt.timedelta) -> dt.timedelta:
+    """A duration given in seconds by an environment variable; unset or empty keeps the default."""
+    raw = env.get(name)
+    return dt.timedelta(seconds=float(raw)) if raw else default
 
 
 class SettingsError(ValueError):

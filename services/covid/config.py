@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.settings import env_seconds
+
 
 @dataclass(frozen=True)
 class CovidConfig:
@@ -29,7 +31,7 @@ class CovidConfig:
 
         def duration(name: str, days_name: str, value: dt.timedelta) -> dt.timedelta:
             if env.get(name):
-                return dt.timedelta(seconds=float(env[name]))
+                return env_seconds(env, name, value)
             if env.get(days_name):
                 return dt.timedelta(days=float(env[days_name]))
             return value

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.paths import PROJECT_ROOT
+from services.common.settings import env_seconds
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,6 @@ class DedupConfig:
         env = os.environ if environ is None else environ
         default = cls()
 
-        def seconds(name: str, value: dt.timedelta) -> dt.timedelta:
-            raw = env.get(name)
-            return dt.timedelta(seconds=float(raw)) if raw else value
-
         horizon_days = env.get("DEDUP_HORIZON_DAYS")
         web_port = env.get("DEDUP_WEB_PORT")
         group_id = env.get("DEDUP_GROUP_ID") or default.group_id
@@ -60,12 +57,16 @@ class DedupConfig:
             group_id=group_id,
             horizon=(dt.timedelta(days=float(horizon_days)) if horizon_days else default.horizon),
             data_dir=Path(env.get("DEDUP_DATA_DIR") or default.data_dir),
-            topic_refresh=seconds("DEDUP_TOPIC_REFRESH_SECONDS", default.topic_refresh),
-            resubscribe_delay=seconds("DEDUP_RESUBSCRIBE_SECONDS", default.resubscribe_delay),
-            sweep_interval=seconds("DEDUP_SWEEP_SECONDS", default.sweep_interval),
-            report_interval=seconds("DEDUP_REPORT_SECONDS", default.report_interval),
-            commit_interval=seconds("DEDUP_COMMIT_SECONDS", default.commit_interval),
-            session_timeout=seconds("DEDUP_SESSION_TIMEOUT_SECONDS", default.session_timeout),
+            topic_refresh=env_seconds(env, "DEDUP_TOPIC_REFRESH_SECONDS", default.topic_refresh),
+            resubscribe_delay=env_seconds(
+                env, "DEDUP_RESUBSCRIBE_SECONDS", default.resubscribe_delay
+            ),
+            sweep_interval=env_seconds(env, "DEDUP_SWEEP_SECONDS", default.sweep_interval),
+            report_interval=env_seconds(env, "DEDUP_REPORT_SECONDS", default.report_interval),
+            commit_interval=env_seconds(env, "DEDUP_COMMIT_SECONDS", default.commit_interval),
+            session_timeout=env_seconds(
+                env, "DEDUP_SESSION_TIMEOUT_SECONDS", default.session_timeout
+            ),
             instance_id=env.get("DEDUP_INSTANCE_ID") or f"{group_id}@{socket.gethostname()}",
             web_port=int(web_port) if web_port else None,
         )

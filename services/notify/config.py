@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.settings import env_seconds
+
 
 @dataclass(frozen=True)
 class NotifyConfig:
@@ -30,10 +32,6 @@ class NotifyConfig:
         env = os.environ if environ is None else environ
         default = cls()
 
-        def seconds(name: str, value: dt.timedelta) -> dt.timedelta:
-            raw = env.get(name)
-            return dt.timedelta(seconds=float(raw)) if raw else value
-
         domains = env.get("NOTIFY_EXTRA_SECURE_DOMAINS", "")
         return cls(
             input_topic=env.get("NOTIFY_INPUT_TOPIC") or default.input_topic,
@@ -42,10 +40,10 @@ class NotifyConfig:
             dead_letter_topic=env.get("NOTIFY_DEADLETTER_TOPIC") or default.dead_letter_topic,
             group_id=env.get("NOTIFY_GROUP_ID") or default.group_id,
             senders=int(env.get("NOTIFY_SENDERS") or default.senders),
-            retry_initial=seconds("NOTIFY_RETRY_INITIAL_SECONDS", default.retry_initial),
-            retry_max=seconds("NOTIFY_RETRY_MAX_SECONDS", default.retry_max),
-            give_up_after=seconds("NOTIFY_GIVE_UP_AFTER_SECONDS", default.give_up_after),
-            sending_lease=seconds("NOTIFY_SENDING_LEASE_SECONDS", default.sending_lease),
+            retry_initial=env_seconds(env, "NOTIFY_RETRY_INITIAL_SECONDS", default.retry_initial),
+            retry_max=env_seconds(env, "NOTIFY_RETRY_MAX_SECONDS", default.retry_max),
+            give_up_after=env_seconds(env, "NOTIFY_GIVE_UP_AFTER_SECONDS", default.give_up_after),
+            sending_lease=env_seconds(env, "NOTIFY_SENDING_LEASE_SECONDS", default.sending_lease),
             poll_interval=float(env.get("NOTIFY_POLL_INTERVAL_SECONDS") or default.poll_interval),
             extra_secure_domains=tuple(item.strip() for item in domains.split(",") if item.strip()),
         )
