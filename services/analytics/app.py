@@ -58,6 +58,7 @@ from services.common.faust_apps import (
     replication_factor,
     run_worker,
 )
+from services.common.gapless import StreamRecord, gapless_intake
 from services.common.kafka import make_admin
 from services.common.logging import configure_logging
 from services.common.observability import PROCESSED
@@ -142,74 +143,86 @@ def build_app(
         tally[name] += 1
         PROCESSED.labels(SERVICE, name).inc()
 
+    # Both agents read through it: a record faust drops on a rebalance would be a missing count.
+    intake = gapless_intake(
+        app, settings, (*reader.topics, config.observations_topic), outcome, log
+    )
+
+    async def observe_record(message: StreamRecord) -> None:
+        source = f"{message.topic}/{message.partition}/{message.offset}"
+        try:
+            found = await reader.observations(message.topic, message.value)
+        except Undecodable as undecodable:
+            log.warning(
+                "analytics.dead_lettered", source=source, error=type(undecodable.error).__name__
+            )
+            await dead_letters.send(
+                key=message.key,
+                value=message.value,
+                headers=dead_letter_headers(
+                    message.headers,
+                    undecodable.error,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                ),
+            )
+            outcome("dead_lettered")
+            return
+        if not found:
+            outcome("not_counted")
+            return
+        # The observations of one record share its event time.
+        at_ms = found[0].at_ms
+        lateness = clock.judge((message.topic, message.partition), at_ms, now_ms())
+        if lateness is not Lateness.ON_TIME:
+            log.info(
+                "analytics.late_record",
+                lateness=str(lateness),
+                identity=found[0].identity,
+                event_time_ms=at_ms,
+                source=source,
+            )
+            outcome(f"late_{lateness}")
+            return
+        for observation in found:
+            await observations.send(
+                key=observation.series.encode("utf-8"), value=observation.encode()
+            )
+        outcome("observed")
+
+    async def count_observation(message: StreamRecord) -> None:
+        if message.value is None:
+            return
+        observation = Observation.decode(message.value)
+        for granularity, table in tables.items():
+            # The window is the one of the observation's event time, not the record's.
+            in_window = table.relative_to(observation.at_ms / 1000)
+            ids = IdSet.add(in_window[observation.series].value(), observation.identity)
+            in_window[observation.series] = ids
+            record = count_record(
+                observation,
+                granularity,
+                window_start_ms(observation.at_ms, granularity),
+                IdSet.count(ids),
+                now_ms(),
+            )
+            topic = metric_topics[observation.metric]
+            await outputs[topic].send(
+                key=count_key(record).encode("utf-8"),
+                value=count_serde.serialize(topic, record),
+            )
+        outcome("counted")
+
     @app.agent(inputs)
     async def observe(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            message = event.message
-            source = f"{message.topic}/{message.partition}/{message.offset}"
-            try:
-                found = await reader.observations(message.topic, message.value)
-            except Undecodable as undecodable:
-                log.warning(
-                    "analytics.dead_lettered", source=source, error=type(undecodable.error).__name__
-                )
-                await dead_letters.send(
-                    key=message.key,
-                    value=message.value,
-                    headers=dead_letter_headers(
-                        message.headers,
-                        undecodable.error,
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                    ),
-                )
-                outcome("dead_lettered")
-                continue
-            if not found:
-                outcome("not_counted")
-                continue
-            # The observations of one record share its event time.
-            at_ms = found[0].at_ms
-            lateness = clock.judge((message.topic, message.partition), at_ms, now_ms())
-            if lateness is not Lateness.ON_TIME:
-                log.info(
-                    "analytics.late_record",
-                    lateness=str(lateness),
-                    identity=found[0].identity,
-                    event_time_ms=at_ms,
-                    source=source,
-                )
-                outcome(f"late_{lateness}")
-                continue
-            for observation in found:
-                await observations.send(
-                    key=observation.series.encode("utf-8"), value=observation.encode()
-                )
-            outcome("observed")
+            await intake.handle(event.message, observe_record)
 
     @app.agent(observations)
     async def count(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            observation = Observation.decode(value)
-            for granularity, table in tables.items():
-                # The window is the one of the observation's event time, not the record's.
-                in_window = table.relative_to(observation.at_ms / 1000)
-                ids = IdSet.add(in_window[observation.series].value(), observation.identity)
-                in_window[observation.series] = ids
-                record = count_record(
-                    observation,
-                    granularity,
-                    window_start_ms(observation.at_ms, granularity),
-                    IdSet.count(ids),
-                    now_ms(),
-                )
-                topic = metric_topics[observation.metric]
-                await outputs[topic].send(
-                    key=count_key(record).encode("utf-8"),
-                    value=count_serde.serialize(topic, record),
-                )
-            outcome("counted")
+        async for event in stream.events():
+            await intake.handle(event.message, count_observation)
 
     @app.timer(config.report_interval.total_seconds())  # type: ignore[untyped-decorator]
     async def report() -> None:

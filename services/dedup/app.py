@@ -18,7 +18,7 @@ from typing import Any, NoReturn, cast
 
 import faust
 import structlog
-from faust.types import TP, Message
+from faust.types import TP
 
 from services.common.faust_apps import (
     make_faust_app,
@@ -26,22 +26,21 @@ from services.common.faust_apps import (
     replication_factor,
     run_worker,
 )
+from services.common.gapless import gapless_intake
 from services.common.kafka import make_admin
 from services.common.logging import configure_logging
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
-from services.common.streams import ReadRecord, records_between
 from services.dedup.config import DedupConfig
-from services.dedup.processor import Deduplicator, Headers, InputRecord
-from services.dedup.replays import InputPositions, RecoveryWindow, ReplayFence
+from services.dedup.processor import Deduplicator, Headers
+from services.dedup.replays import RecoveryWindow, ReplayFence
 from services.dedup.sources import (
     TopicsNotReady,
     end_offsets,
     match_topics,
     output_partitions,
     partition_counts,
-    start_offsets,
 )
 from services.dedup.tables import TableClaims, TableCounts, sweep
 
@@ -125,26 +124,6 @@ def build_app(
     )
     fence = ReplayFence(settings, config.output_topic)
     window = RecoveryWindow()
-    positions = InputPositions()
-
-    async def read_between(topic: str, partition: int, start: int, end: int) -> list[ReadRecord]:
-        return await asyncio.to_thread(records_between, settings, topic, partition, start, end)
-
-    def acknowledge(record: InputRecord) -> None:
-        # So that faust's commit goes past a record it never handed over, once it is handled.
-        app.consumer.ack(
-            Message(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.timestamp,
-                0,
-                [],
-                record.key,
-                record.value,
-                None,
-            )
-        )
 
     async def send(
         topic: str, key: bytes | None, value: bytes | None, partition: int | None, headers: Headers
@@ -161,18 +140,16 @@ def build_app(
         counts=counts,
         send=send,
         already_written=fence.already_written,
-        records_between=read_between,
-        acknowledge=acknowledge,
         window=window,
-        positions=positions,
     )
+    intake = gapless_intake(app, settings, input_names, deduplicator.outcome, log)
 
     @app.agent(source)
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            record: InputRecord = event.message
+            record = event.message
             try:
-                await deduplicator.handle(record)
+                await intake.handle(record, deduplicator.handle)
             except Exception:
                 log.exception("dedup.failed", source=f"{record.topic}/{record.partition}")
                 stop_without_commit()
@@ -181,7 +158,6 @@ def build_app(
         # Streams are paused until this returns: no record is processed before the window is set.
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in input_names]
         window.reset(await asyncio.to_thread(end_offsets, admin, mine))
-        positions.reset(await asyncio.to_thread(start_offsets, admin, config.group_id, mine))
         fence.forget()
 
     app.on_partitions_assigned.connect(cast(Any, note_recovery_window))

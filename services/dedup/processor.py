@@ -11,58 +11,32 @@ crash, until its offset is committed):
   or not its claims survived: a crash lets no duplicate through;
 - a poison record goes whole to the dead-letter topic, through the same producer, so the input
   offset is committed only after Kafka has it (faust flushes the producer before committing);
-- records are handled in their partition's order (``InputPositions``): one the consumer hands
-  over twice is passed over, and records it skipped are read and handled before the next.
+- records come in their partition's order, each once per assignment, through the worker's
+  ``GaplessIntake`` (``services.common.gapless``), whatever faust drops on a rebalance.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from services.common.deadletter import error_headers
+from services.common.gapless import StreamRecord
 from services.common.observability import PROCESSED
 from services.common.serde import AvroSerde
 from services.common.streams import SourceRecord, header_pairs, is_poison, without_source_header
 from services.dedup.config import DedupConfig
-from services.dedup.replays import InputPositions, Position, RecoveryWindow
+from services.dedup.replays import RecoveryWindow
 from services.dedup.rules import Claim, Verdict, decide, epoch_ms
 
 log = structlog.get_logger("dedup")
 
 Headers = list[tuple[str, str | bytes | None]]
-
-
-class InputRecord(Protocol):
-    """What dedup reads of a consumed record (faust's ``Message`` has these)."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def partition(self) -> int: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def headers(self) -> Any: ...
-
-    @property
-    def timestamp(self) -> float:
-        """When the record was produced, in seconds."""
-        ...
 
 
 class ClaimStore(Protocol):
@@ -81,10 +55,6 @@ class Counts(Protocol):
 Send = Callable[[str, bytes | None, bytes | None, int | None, Headers], Awaitable[None]]
 # Whether an output partition holds a record made from this source, produced at that time (ms).
 AlreadyWritten = Callable[[int, SourceRecord, int], Awaitable[bool]]
-# The records of an input partition in [start, end), read straight from Kafka.
-RecordsBetween = Callable[[str, int, int, int], Awaitable[Sequence[InputRecord]]]
-# Tells the consumer that a record it never handed over is done with (so it can commit).
-Acknowledge = Callable[[InputRecord], None]
 
 
 @dataclass
@@ -95,63 +65,22 @@ class Deduplicator:
     counts: Counts
     send: Send
     already_written: AlreadyWritten
-    records_between: RecordsBetween
-    acknowledge: Acknowledge
     window: RecoveryWindow
-    positions: InputPositions
     clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
     latest_received_ms: dict[int, int] = field(default_factory=dict)
     """Per partition, the latest receipt time seen: the clock of the expiry sweep."""
     outcomes: Counter[str] = field(default_factory=Counter)
     """What became of the records this process handled, by outcome."""
 
-    def _outcome(self, name: str, *, lasting: bool = False) -> None:
+    def outcome(self, name: str, *, lasting: bool = False) -> None:
         self.outcomes[name] += 1
         PROCESSED.labels("dedup", name).inc()
         if lasting:
             self.counts.add(name)
 
-    async def handle(self, record: InputRecord) -> Verdict | None:
-        """Process one record; returns the verdict, or None when it was dead-lettered or had
-        been handled already."""
+    async def handle(self, record: StreamRecord) -> Verdict | None:
+        """Process one record; returns the verdict, or None when it was dead-lettered."""
         source = SourceRecord(record.topic, record.partition, record.offset)
-        position = self.positions.place(source)
-        if position is Position.AGAIN:
-            self._outcome("delivered_again")
-            return None
-        if position is Position.AHEAD:
-            await self._catch_up(source)
-        verdict = await self._handle(record, source)
-        self.positions.handled(source)
-        return verdict
-
-    async def _catch_up(self, source: SourceRecord) -> None:
-        """Handle, in order, the records the consumer skipped before ``source``.
-
-        faust drops records it fetched while its flow was suspended (a rebalance, the tables'
-        recovery) and counts on seeking back to the committed offset to read them again; a
-        partition without a committed offset is not sought back, and the records after the
-        dropped ones arrive first. They are read here, straight from the partition.
-        """
-        expected = self.positions.expected(source)
-        assert expected is not None
-        missed = await self.records_between(source.topic, source.partition, expected, source.offset)
-        if missed:
-            log.warning(
-                "dedup.catching_up",
-                topic=source.topic,
-                partition=source.partition,
-                first=missed[0].offset,
-                records=len(missed),
-            )
-        for record in missed:
-            skipped = SourceRecord(record.topic, record.partition, record.offset)
-            await self._handle(record, skipped)
-            self.positions.handled(skipped)
-            self.acknowledge(record)
-            self._outcome("caught_up")
-
-    async def _handle(self, record: InputRecord, source: SourceRecord) -> Verdict | None:
         try:
             if record.value is None:
                 raise ValueError("the record has no value")
@@ -167,7 +96,7 @@ class Deduplicator:
             received_ms, self.latest_received_ms.get(record.partition, 0)
         )
         if not decision.verdict.passes:
-            self._outcome(f"dropped.{decision.verdict}", lasting=True)
+            self.outcome(f"dropped.{decision.verdict}", lasting=True)
             earlier = decision.earlier
             log.info(
                 "dedup.dropped",
@@ -184,7 +113,7 @@ class Deduplicator:
         if replay:
             produced_ms = round(record.timestamp * 1000)
             if await self.already_written(record.partition, source, produced_ms):
-                self._outcome("replay_already_written")
+                self.outcome("replay_already_written")
                 return decision.verdict
         # The bytes go out as they came: the value keeps its writer's schema id, so nothing
         # is lost or re-encoded; the output partition is the input's (same stay, same place).
@@ -195,11 +124,11 @@ class Deduplicator:
             record.partition,
             [*without_source_header(record.headers), source.header()],
         )
-        self._outcome("replay_written" if replay else "unique")
+        self.outcome("replay_written" if replay else "unique")
         return decision.verdict
 
     async def _dead_letter(
-        self, record: InputRecord, source: SourceRecord, reason: str, error: BaseException
+        self, record: StreamRecord, source: SourceRecord, reason: str, error: BaseException
     ) -> None:
         log.warning(
             "dedup.dead_lettered",
@@ -224,4 +153,4 @@ class Deduplicator:
                 ),
             ],
         )
-        self._outcome("dead_lettered", lasting=True)
+        self.outcome("dead_lettered", lasting=True)

@@ -1,5 +1,4 @@
-"""Records that a previous run may already have written out, whether it did, and records that
-arrive out of their partition's order.
+"""Records that a previous run may already have written out, and whether it did.
 
 After a crash, the records consumed since the last committed offset are processed again. Some of
 them were already written to the output; their claims may or may not have reached the changelog
@@ -11,10 +10,6 @@ them were already written to the output; their claims may or may not have reache
   clock steps) before the record's own timestamp — its output, if any, was written after it was
   produced — to the end, and the ``harpicoop.source`` headers say which were written. One read
   per partition serves every record of the window.
-- ``InputPositions``: faust can let records slip past the agent when its flow is suspended (a
-  rebalance, the tables' recovery), and the records after them would go out first. Each
-  partition's next offset is followed from the start of the assignment: a record delivered
-  twice is passed over, and a jump is noticed so that the records skipped can be handled.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 
 import structlog
 
@@ -33,35 +27,6 @@ from services.common.streams import SourceRecord, read_sources
 log = structlog.get_logger("dedup")
 
 CLOCK_MARGIN = dt.timedelta(minutes=1)
-
-
-class Position(Enum):
-    NEXT = "next"
-    AGAIN = "again"
-    """Before the next offset: already handled in this assignment."""
-    AHEAD = "ahead"
-    """Past the next offset: the offsets between hold records that were skipped, or none."""
-
-
-class InputPositions:
-    def __init__(self) -> None:
-        self._next: dict[tuple[str, int], int] = {}
-
-    def reset(self, starts: Mapping[tuple[str, int], int]) -> None:
-        """After an assignment: where each input partition starts being read."""
-        self._next = dict(starts)
-
-    def expected(self, source: SourceRecord) -> int | None:
-        return self._next.get((source.topic, source.partition))
-
-    def place(self, source: SourceRecord) -> Position:
-        expected = self.expected(source)
-        if expected is None or source.offset == expected:
-            return Position.NEXT
-        return Position.AGAIN if source.offset < expected else Position.AHEAD
-
-    def handled(self, source: SourceRecord) -> None:
-        self._next[(source.topic, source.partition)] = source.offset + 1
 
 
 class RecoveryWindow:

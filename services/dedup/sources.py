@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 
@@ -51,33 +51,6 @@ def output_partitions(counts: dict[str, int], output: str, dead_letters: str) ->
         if name not in counts:
             raise TopicsNotReady(f"topic {name} does not exist (make up creates it)")
     return counts[output]
-
-
-def start_offsets(
-    admin: AdminClient, group_id: str, partitions: Iterable[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """Where the group will start reading each partition: its committed offset, or the
-    partition's beginning when it has none."""
-    wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-    if not wanted:
-        return {}
-    request = ConsumerGroupTopicPartitions(group_id, wanted)
-    [future] = admin.list_consumer_group_offsets([request], request_timeout=30).values()
-    committed = {
-        (tp.topic, tp.partition): tp.offset for tp in future.result(timeout=60).topic_partitions
-    }
-    missing = [key for key, offset in committed.items() if offset < 0]
-    if missing:
-        beginnings = admin.list_offsets(
-            {
-                TopicPartition(topic, partition): OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-                for topic, partition in missing
-            },
-            request_timeout=30,
-        )
-        for tp, future_offset in beginnings.items():
-            committed[(tp.topic, tp.partition)] = future_offset.result(timeout=60).offset
-    return committed
 
 
 def end_offsets(

@@ -278,13 +278,6 @@ def phase_two(base: dt.datetime) -> Inputs:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, open: after a kill before any offset was committed, faust 0.15.3 can "
-    "drop records it fetched while recovering its tables (it seeks back only to committed "
-    "offsets above 0); dedup works around it (services/dedup/replays.py), analytics not yet, "
-    "so a count may miss an event after such a crash (seen in 1 of 3 clean runs)",
-)
 def test_counts_add_up_to_what_was_sent_in_through_duplicates_late_events_and_a_crash(
     rig: Rig,
     consumer_factory: Callable[..., Consumer],
