@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.analytics.counting import Observation, status_observations, stay_observations
 from services.common.deadletter import error_headers
-from services.common.serde import AvroSerde
+from services.common.serde import AvroSerde, UndecodableValue
 
 Observe = Callable[[dict[str, Any]], list[Observation]]
 
@@ -76,13 +76,13 @@ class RecordReader:
 
 
 def record_at_fault(error: BaseException) -> bool:
-    """True when the record itself cannot be read (not Avro, an unknown schema id, a value that
-    does not hold what its schema promises); False when the registry is unreachable or failing,
-    which waiting cures."""
-    if isinstance(error, SchemaRegistryError):
-        return error.http_status_code == 404
+    """True when the record itself cannot be read or counted (``UndecodableValue``: not Avro, an
+    unknown schema id, a body that does not read; or a value the counting does not expect);
+    False when the registry is unreachable or failing, which waiting cures."""
+    if isinstance(error, UndecodableValue):
+        return True
     # The registry client speaks HTTP through httpx2 (not httpx).
-    return not isinstance(error, httpx2.HTTPError | OSError | TimeoutError)
+    return not isinstance(error, SchemaRegistryError | httpx2.HTTPError | OSError | TimeoutError)
 
 
 def dead_letter_headers(

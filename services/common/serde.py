@@ -8,12 +8,17 @@ schema, so a consumer keeps working while producers move to a newer compatible v
 
 from __future__ import annotations
 
+import io
+import json
+import struct
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+from confluent_kafka.serialization import SerializationError
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 
 from services.common.schemas import expanded_schema_json
 from services.common.settings import Settings
@@ -35,40 +40,116 @@ def make_registry_client(settings: Settings) -> SchemaRegistryClient:
     return SchemaRegistryClient({"url": settings.schema_registry_url})
 
 
+MAGIC_BYTE = 0
+HEADER_SIZE = 5
+"""The magic byte, then the schema id in four big-endian bytes."""
+
+# What the Avro reader raises on a body it cannot read: cut short (EOFError), an out-of-range
+# union branch or enum symbol (IndexError), bad UTF-8 or a negative length (ValueError), a
+# writer's schema that does not resolve to ours (SchemaResolutionError).
+_BODY_ERRORS = (EOFError, IndexError, ValueError, OverflowError, SchemaResolutionError)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    writer: Any
+    reader: Any | None
+    """Our schema when the writer's differs (Avro resolution), None when they are the same."""
+
+
 class AvroSerde:
-    """Serialise and deserialise the values of one schema, for any topic using it."""
+    """Serialise and deserialise the values of one schema, for any topic using it.
+
+    fastavro does the Avro work, with every schema parsed once: the id of ours per subject, and
+    per writer's id its parsed schema; a value written with our very schema is read without
+    schema resolution, which is most of the cost of a read that needs it.
+    """
 
     def __init__(self, registry: SchemaRegistryClient, schema_fullname: str) -> None:
+        self.registry = registry
         self.schema_fullname = schema_fullname
-        schema_json = expanded_schema_json(schema_fullname)
-        self._serializer = AvroSerializer(
-            registry,
-            schema_json,
-            conf={"auto.register.schemas": False, "normalize.schemas": False},
-        )
-        self._deserializer = AvroDeserializer(registry, schema_json)
+        self._schema_json = expanded_schema_json(schema_fullname)
+        self._parsed = parse_schema(json.loads(self._schema_json), named_schemas={})
+        self._ids: dict[str, int] = {}
+        self._readers: dict[int, _Reader] = {}
 
     def serialize(self, topic: str, value: dict[str, Any]) -> bytes:
-        data = self._serializer(value, SerializationContext(topic, MessageField.VALUE))
-        assert data is not None
-        return bytes(data)
+        """Encode a value of our schema under the id it has for ``topic``; a value that does
+        not fit the schema raises ``ValueError`` (or ``TypeError``)."""
+        schema_id = self._own_id(topic)
+        if schema_id is None:
+            raise SchemaRegistryError(
+                404, 40403, f"{self.schema_fullname} is not registered under {topic}-value"
+            )
+        body = io.BytesIO()
+        body.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
+        schemaless_writer(body, self._parsed, value)
+        return body.getvalue()
+
+    def _own_id(self, topic: str) -> int | None:
+        """The id of our schema under the topic's subject; None when it is not registered
+        (not remembered: it may be registered while this process runs)."""
+        schema_id = self._ids.get(topic)
+        if schema_id is None:
+            try:
+                # Schemas are registered at deploy time: a lookup, never a registration.
+                registered = self.registry.lookup_schema(
+                    f"{topic}-value", Schema(self._schema_json, "AVRO"), normalize_schemas=False
+                )
+            except SchemaRegistryError as error:
+                if error.http_status_code != 404:
+                    raise
+                return None
+            if registered.schema_id is None:
+                return None
+            schema_id = self._ids[topic] = registered.schema_id
+        return schema_id
 
     def deserialize(self, topic: str, data: bytes) -> dict[str, Any]:
-        """Decode a value.
+        """Decode a value, resolved to our schema.
 
-        Raises ``UndecodableValue`` when the record itself is at fault (not Avro, or a schema id
-        the registry does not have), so it can be dead-lettered; a registry that cannot be
-        reached raises its own error instead, and the record must be tried again later.
+        Raises ``UndecodableValue`` when the record itself is at fault (not in the wire format,
+        a schema id the registry does not have, a body that does not read as its schema says),
+        so it can be dead-lettered; a registry that cannot be reached raises its own error
+        instead, and the record must be tried again later.
         """
+        if len(data) <= HEADER_SIZE or data[0] != MAGIC_BYTE:
+            raise UndecodableValue(
+                f"{topic}: {len(data)} bytes not in the Confluent wire format (magic byte 0, "
+                "schema id, Avro body): not written by a schema registry serialiser"
+            )
+        schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+        reader = self._readers.get(schema_id) or self._reader_for(topic, schema_id)
         try:
-            value = self._deserializer(data, SerializationContext(topic, MessageField.VALUE))
-        except SerializationError as error:
-            raise UndecodableValue(str(error)) from error
+            value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), reader.writer, reader.reader)
+        except _BODY_ERRORS as error:
+            raise UndecodableValue(
+                f"{topic}: the body does not read as schema id {schema_id} says "
+                f"({type(error).__name__}: {error})"
+            ) from error
+        if not isinstance(value, dict):
+            raise UndecodableValue(f"{topic}: schema id {schema_id} is not a record schema")
+        return value
+
+    def _reader_for(self, topic: str, schema_id: int) -> _Reader:
+        try:
+            registered = self.registry.get_schema(schema_id)
         except SchemaRegistryError as error:
             if error.http_status_code == 404:
-                raise UndecodableValue(f"unknown schema id: {error}") from error
+                raise UndecodableValue(f"unknown schema id {schema_id}: {error}") from error
             raise
-        return value  # type: ignore[no-any-return]
+        if registered.schema_str is None or (registered.schema_type or "AVRO") != "AVRO":
+            raise UndecodableValue(f"schema id {schema_id} is not an Avro schema")
+        writer = json.loads(registered.schema_str)
+        # The registry may return a schema in another form (names split into name and
+        # namespace): whether it is ours is asked by id.
+        same = schema_id == self._own_id(topic)
+        reader = _Reader(
+            self._parsed if same else parse_schema(writer, named_schemas={}),
+            None if same else self._parsed,
+        )
+        self._readers[schema_id] = reader
+        return reader
 
 
 def register_schemas(registry: SchemaRegistryClient, specs: list[TopicSpec]) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""Helpers for the stream processors: where an output record came from, what an output partition
-already holds, and whether a failure lies in the record itself or in the platform.
+"""Helpers for the stream processors: where an output record came from, and what an output
+partition already holds.
 
 Processors are at-least-once: after a crash, the records consumed since the last committed offset
 are processed again. Each output record carries a ``harpicoop.source`` header naming the input
@@ -15,10 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, TopicPartition
-from fastavro.read import SchemaResolutionError
 
 from services.common.kafka import make_consumer
-from services.common.serde import UndecodableValue
 from services.common.settings import Settings
 
 SOURCE_HEADER = "harpicoop.source"
@@ -201,13 +199,3 @@ def records_between(
         timeout=timeout,
     )
     return records
-
-
-def is_poison(error: BaseException) -> bool:
-    """True when the record itself cannot be decoded: ``UndecodableValue`` (not Avro, a schema id
-    the registry does not have), or the Avro reader's own errors on a body cut short or written
-    with a schema that does not resolve to ours. Anything else (the registry unreachable, say)
-    is the platform's failure: the record must be tried again, not dead-lettered."""
-    return isinstance(
-        error, UndecodableValue | SchemaResolutionError | EOFError | ValueError | IndexError
-    )

@@ -28,8 +28,8 @@ import structlog
 from services.common.deadletter import error_headers
 from services.common.gapless import StreamRecord
 from services.common.observability import PROCESSED
-from services.common.serde import AvroSerde
-from services.common.streams import SourceRecord, header_pairs, is_poison, without_source_header
+from services.common.serde import AvroSerde, UndecodableValue
+from services.common.streams import SourceRecord, header_pairs, without_source_header
 from services.dedup.config import DedupConfig
 from services.dedup.replays import RecoveryWindow
 from services.dedup.rules import Claim, Verdict, decide, epoch_ms
@@ -83,11 +83,11 @@ class Deduplicator:
         source = SourceRecord(record.topic, record.partition, record.offset)
         try:
             if record.value is None:
-                raise ValueError("the record has no value")
+                raise UndecodableValue("the record has no value")
             event = self.serde.deserialize(record.topic, record.value)
-        except Exception as error:
-            if not is_poison(error):
-                raise
+        except UndecodableValue as error:
+            # Anything else (the registry unreachable) is not the record's fault: it stops the
+            # worker, and the record is read again after the restart.
             await self._dead_letter(record, source, "undecodable value", error)
             return None
         decision = decide(event, source, self.claims.get, self.config.horizon, self.clock_ms())

@@ -8,11 +8,13 @@ from confluent_kafka.serialization import SerializationError
 
 from services.analytics.intake import dead_letter_headers, record_at_fault
 from services.common.deadletter import read_error_headers
+from services.common.serde import UndecodableValue
 
 
 def test_bad_bytes_and_unknown_schemas_are_the_record_s_fault() -> None:
     assert record_at_fault(SerializationError("unknown magic byte"))
-    assert record_at_fault(SchemaRegistryError(404, 40403, "Schema not found"))
+    # The serde names an unknown schema id (the registry's 404) or a truncated body so.
+    assert record_at_fault(UndecodableValue("unknown schema id 1000000"))
     assert record_at_fault(KeyError("event"))
 
 

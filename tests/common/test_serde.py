@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.serialization import SerializationError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.common.serde import AvroSerde
 
@@ -111,3 +113,54 @@ def test_an_unknown_schema_id_is_the_records_fault(
     topic = topic_factory("harpicoop.StayEvent")
     with pytest.raises(UndecodableValue, match="unknown schema id"):
         serde_factory("harpicoop.StayEvent").deserialize(topic, b"\x00\x00\x0f\x42\x40garbage")
+
+
+def test_a_body_cut_short_or_corrupted_is_the_records_fault(
+    topic_factory: Callable[..., str], serde_factory: Callable[[str], AvroSerde]
+) -> None:
+    from services.common.serde import UndecodableValue
+
+    topic = topic_factory("harpicoop.StayEvent")
+    serde = serde_factory("harpicoop.StayEvent")
+    data = serde.serialize(topic, stay_event("V0002"))
+    with pytest.raises(UndecodableValue, match="does not read"):
+        serde.deserialize(topic, data[: len(data) // 2])
+    # An enum index far out of range where the first field's length should be.
+    with pytest.raises(UndecodableValue):
+        serde.deserialize(topic, data[:5] + b"\x01" + data[6:])
+
+
+@pytest.fixture
+def written(
+    topic_factory: Callable[..., str], serde_factory: Callable[[str], AvroSerde]
+) -> tuple[AvroSerde, str, bytes]:
+    """A serde, a topic, and a value written to it (made once for all of a test's examples)."""
+    topic = topic_factory("harpicoop.StayEvent")
+    serde = serde_factory("harpicoop.StayEvent")
+    return serde, topic, serde.serialize(topic, stay_event("V0003"))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(min_value=0),
+    changes=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4),
+)
+def test_any_damaged_value_decodes_or_is_named_undecodable(
+    written: tuple[AvroSerde, str, bytes], cut: int, changes: list[tuple[int, int]]
+) -> None:
+    """Never another exception: a damaged record is dead-lettered, it never stops a consumer."""
+    from services.common.serde import UndecodableValue
+
+    serde, topic, value = written
+    data = bytearray(value)
+    for position, byte in changes:
+        # The header stays: an unknown schema id is another case (above).
+        data[5 + position % (len(data) - 5)] = byte
+    damaged = bytes(data[: 6 + cut % (len(data) - 5)])
+    try:
+        decoded = serde.deserialize(topic, damaged)
+    except UndecodableValue:
+        return
+    assert isinstance(decoded, dict)
