@@ -9,22 +9,84 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_hints
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
 
 _SMTP_SECURITY_VALUES: tuple[SmtpSecurity, ...] = ("none", "starttls", "tls")
 
 
-def env_seconds(env: Mapping[str, str], name: str, default: dt.timedelta) -> dt.timedelta:
-    """A duration given in seconds by an environment variable; unset or empty keeps the default."""
-    raw = env.get(name)
-    return dt.timedelta(seconds=float(raw)) if raw else default
-
-
 class SettingsError(ValueError):
     """An environment variable holds a value the services cannot use."""
+
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+_DURATION_UNITS = {"_SECONDS": "seconds", "_MINUTES": "minutes", "_HOURS": "hours", "_DAYS": "days"}
+
+
+def setting(default: T, *names: str, minimum: float | None = None) -> T:
+    """A field of a service's config dataclass, read by ``read_config`` from the first of the
+    environment variables ``names`` that is set; unset or empty keeps ``default``.
+
+    The field's annotation says how the text is read: ``str``, ``int``, ``float``, ``Path``,
+    ``tuple[str, ...]`` (comma-separated), ``X | None``, or ``timedelta`` in the unit its
+    variable's name ends with (``_SECONDS``, ``_MINUTES``, ``_HOURS``, ``_DAYS``). ``minimum``
+    bounds a number or a duration (in that unit).
+    """
+    return field(default=default, metadata={"env": names, "minimum": minimum})
+
+
+def read_config(cls: type[C], environ: Mapping[str, str] | None = None) -> C:
+    """An instance of the config dataclass ``cls``, its ``setting`` fields from the environment."""
+    env = os.environ if environ is None else environ
+    kinds = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in fields(cast(Any, cls)):
+        for name in item.metadata.get("env", ()):
+            raw = env.get(name, "")
+            if raw.strip():
+                values[item.name] = _read(name, raw, kinds[item.name], item.metadata["minimum"])
+                break
+    return cls(**values)
+
+
+def _read(name: str, raw: str, kind: Any, minimum: float | None) -> Any:
+    optional = [arg for arg in get_args(kind) if arg is not type(None)]
+    if len(optional) == 1:
+        kind = optional[0]
+    if kind is str:
+        return raw
+    if kind is Path:
+        return Path(raw)
+    if get_origin(kind) is tuple:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if kind is dt.timedelta:
+        unit = next((unit for end, unit in _DURATION_UNITS.items() if name.endswith(end)), None)
+        if unit is None:
+            raise TypeError(f"{name}: a duration's variable must end with its unit")
+        return dt.timedelta(**{unit: _number(name, raw, float, minimum, unit)})
+    if kind in (int, float):
+        return _number(name, raw, kind, minimum, "")
+    raise TypeError(f"{name}: no reader for {kind!r}")
+
+
+def _number(name: str, raw: str, kind: type, minimum: float | None, unit: str) -> Any:
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r} is not {what}{f' of {unit}' if unit else ''}"
+        ) from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(
+            f"{name}={raw!r} must be at least {minimum:g}{f' {unit}' if unit else ''}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

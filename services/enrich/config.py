@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.settings import read_config, setting
+
 
 @dataclass(frozen=True)
 class EnrichConfig:
-    input_topic: str = "stays.unique"
-    practitioners_topic: str = "practitioners"
-    enriched_topic: str = "stays.enriched"
-    unroutable_topic: str = "stays.unroutable"
-    dead_letter_topic: str = "deadletter.enrich"
-    group_id: str = "enrich"
-    transactional_id: str = f"enrich@{socket.gethostname()}"
+    input_topic: str = setting("stays.unique", "ENRICH_INPUT_TOPIC")
+    practitioners_topic: str = setting("practitioners", "ENRICH_PRACTITIONERS_TOPIC")
+    enriched_topic: str = setting("stays.enriched", "ENRICH_ENRICHED_TOPIC")
+    unroutable_topic: str = setting("stays.unroutable", "ENRICH_UNROUTABLE_TOPIC")
+    dead_letter_topic: str = setting("deadletter.enrich", "ENRICH_DEADLETTER_TOPIC")
+    group_id: str = setting("enrich", "ENRICH_GROUP_ID")
+    transactional_id: str = setting(f"enrich@{socket.gethostname()}", "ENRICH_TRANSACTIONAL_ID")
     """Stable per instance: a restarted instance fences its former self's open transaction."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EnrichConfig:
-        env = os.environ if environ is None else environ
-        default = cls()
-        return cls(
-            input_topic=env.get("ENRICH_INPUT_TOPIC") or default.input_topic,
-            practitioners_topic=env.get("ENRICH_PRACTITIONERS_TOPIC")
-            or default.practitioners_topic,
-            enriched_topic=env.get("ENRICH_ENRICHED_TOPIC") or default.enriched_topic,
-            unroutable_topic=env.get("ENRICH_UNROUTABLE_TOPIC") or default.unroutable_topic,
-            dead_letter_topic=env.get("ENRICH_DEADLETTER_TOPIC") or default.dead_letter_topic,
-            group_id=env.get("ENRICH_GROUP_ID") or default.group_id,
-            transactional_id=env.get("ENRICH_TRANSACTIONAL_ID") or default.transactional_id,
-        )
+        return read_config(cls, environ)

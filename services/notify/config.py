@@ -3,50 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.settings import env_seconds
+from services.common.settings import read_config, setting
 
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    input_topic: str = "stays.enriched"
-    followups_topic: str = "covid.followups"
-    status_topic: str = "notifications.status"
-    dead_letter_topic: str = "deadletter.notify"
-    group_id: str = "notify"
-    senders: int = 4
+    input_topic: str = setting("stays.enriched", "NOTIFY_INPUT_TOPIC")
+    followups_topic: str = setting("covid.followups", "NOTIFY_FOLLOWUPS_TOPIC")
+    status_topic: str = setting("notifications.status", "NOTIFY_STATUS_TOPIC")
+    dead_letter_topic: str = setting("deadletter.notify", "NOTIFY_DEADLETTER_TOPIC")
+    group_id: str = setting("notify", "NOTIFY_GROUP_ID")
+    senders: int = setting(4, "NOTIFY_SENDERS", minimum=1)
     """Delivery workers: a slow or failing recipient holds one of them, never the service."""
-    retry_initial: dt.timedelta = dt.timedelta(seconds=5)
-    retry_max: dt.timedelta = dt.timedelta(minutes=10)
-    give_up_after: dt.timedelta = dt.timedelta(hours=72)
-    sending_lease: dt.timedelta = dt.timedelta(minutes=10)
+    retry_initial: dt.timedelta = setting(
+        dt.timedelta(seconds=5), "NOTIFY_RETRY_INITIAL_SECONDS", minimum=0
+    )
+    retry_max: dt.timedelta = setting(
+        dt.timedelta(minutes=10), "NOTIFY_RETRY_MAX_SECONDS", minimum=0
+    )
+    give_up_after: dt.timedelta = setting(
+        dt.timedelta(hours=72), "NOTIFY_GIVE_UP_AFTER_SECONDS", minimum=0
+    )
+    sending_lease: dt.timedelta = setting(
+        dt.timedelta(minutes=10), "NOTIFY_SENDING_LEASE_SECONDS", minimum=1
+    )
     """Longer than any SMTP exchange: a notice 'sending' for longer was interrupted by a crash."""
-    poll_interval: float = 0.2
-    extra_secure_domains: tuple[str, ...] = ()
+    poll_interval: float = setting(0.2, "NOTIFY_POLL_INTERVAL_SECONDS", minimum=0.01)
+    extra_secure_domains: tuple[str, ...] = setting((), "NOTIFY_EXTRA_SECURE_DOMAINS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:
-        env = os.environ if environ is None else environ
-        default = cls()
-
-        domains = env.get("NOTIFY_EXTRA_SECURE_DOMAINS", "")
-        return cls(
-            input_topic=env.get("NOTIFY_INPUT_TOPIC") or default.input_topic,
-            followups_topic=env.get("NOTIFY_FOLLOWUPS_TOPIC") or default.followups_topic,
-            status_topic=env.get("NOTIFY_STATUS_TOPIC") or default.status_topic,
-            dead_letter_topic=env.get("NOTIFY_DEADLETTER_TOPIC") or default.dead_letter_topic,
-            group_id=env.get("NOTIFY_GROUP_ID") or default.group_id,
-            senders=int(env.get("NOTIFY_SENDERS") or default.senders),
-            retry_initial=env_seconds(env, "NOTIFY_RETRY_INITIAL_SECONDS", default.retry_initial),
-            retry_max=env_seconds(env, "NOTIFY_RETRY_MAX_SECONDS", default.retry_max),
-            give_up_after=env_seconds(env, "NOTIFY_GIVE_UP_AFTER_SECONDS", default.give_up_after),
-            sending_lease=env_seconds(env, "NOTIFY_SENDING_LEASE_SECONDS", default.sending_lease),
-            poll_interval=float(env.get("NOTIFY_POLL_INTERVAL_SECONDS") or default.poll_interval),
-            extra_secure_domains=tuple(item.strip() for item in domains.split(",") if item.strip()),
-        )
+        return read_config(cls, environ)
 
     def retry_delay(self, attempt: int) -> dt.timedelta:
         """Exponential backoff from ``retry_initial``, capped at ``retry_max``."""

@@ -50,9 +50,7 @@ class Rig:
 
     def deliver(self, *offsets: int, partition: int = 0) -> None:
         for offset in offsets:
-            record = next(
-                r for r in self.records if (r.partition, r.offset) == (partition, offset)
-            )
+            record = next(r for r in self.records if (r.partition, r.offset) == (partition, offset))
             asyncio.run(self.intake.handle(record, self.handler))
 
 

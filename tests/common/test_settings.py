@@ -1,8 +1,19 @@
-"""Settings come from the fixed variable names, with the local stack's defaults."""
+"""Settings come from the fixed variable names, with the local stack's defaults; each service's
+own config is read field by field, by the type of the field."""
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
 
 import pytest
 
-from services.common.settings import Settings, SettingsError
+from services.analytics.config import AnalyticsConfig
+from services.common.settings import Settings, SettingsError, read_config, setting
+from services.covid.config import CovidConfig
+from services.dashboard.config import DashboardConfig
+from services.dedup.config import DedupConfig
+from services.enrich.config import EnrichConfig
+from services.notify.config import NotifyConfig
 
 
 def test_defaults_point_at_the_local_stack() -> None:
@@ -62,3 +73,78 @@ def test_a_bad_value_is_refused_with_the_variable_named(name: str, value: str, s
     with pytest.raises(SettingsError, match=says) as error:
         Settings.from_env({name: value})
     assert name in str(error.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    name: str = setting("default", "EX_NAME")
+    count: int = setting(3, "EX_COUNT", minimum=1)
+    ratio: float = setting(0.5, "EX_RATIO")
+    folder: Path = setting(Path("/var/lib/example"), "EX_FOLDER")
+    items: tuple[str, ...] = setting(("a", "b"), "EX_ITEMS")
+    port: int | None = setting(None, "EX_PORT")
+    delay: dt.timedelta = setting(dt.timedelta(days=7), "EX_DELAY_SECONDS", "EX_DELAY_DAYS")
+    window: dt.timedelta = setting(dt.timedelta(hours=1), "EX_WINDOW_MINUTES", minimum=1)
+    fixed: str = "not from the environment"
+
+
+def test_a_config_keeps_its_defaults_when_variables_are_unset_or_empty() -> None:
+    assert read_config(Example, {}) == Example()
+    assert read_config(Example, {"EX_NAME": "", "EX_COUNT": "  ", "EX_PORT": ""}) == Example()
+
+
+def test_each_field_is_read_as_its_annotation_says() -> None:
+    config = read_config(
+        Example,
+        {
+            "EX_NAME": "stays.raw",
+            "EX_COUNT": "12",
+            "EX_RATIO": "0.25",
+            "EX_FOLDER": "/data/x",
+            "EX_ITEMS": " notify, covid ,,",
+            "EX_PORT": "6066",
+            "EX_DELAY_DAYS": "1.5",
+            "EX_WINDOW_MINUTES": "90",
+        },
+    )
+    assert config == Example(
+        "stays.raw",
+        12,
+        0.25,
+        Path("/data/x"),
+        ("notify", "covid"),
+        6066,
+        dt.timedelta(days=1.5),
+        dt.timedelta(minutes=90),
+    )
+
+
+def test_the_first_variable_set_wins() -> None:
+    both = {"EX_DELAY_SECONDS": "30", "EX_DELAY_DAYS": "2"}
+    assert read_config(Example, both).delay == dt.timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        ({"EX_COUNT": "three"}, r"EX_COUNT='three' is not a whole number"),
+        ({"EX_COUNT": "0"}, r"EX_COUNT='0' must be at least 1"),
+        ({"EX_DELAY_SECONDS": "a week"}, r"EX_DELAY_SECONDS='a week' is not a number of seconds"),
+        ({"EX_WINDOW_MINUTES": "0.5"}, r"EX_WINDOW_MINUTES='0.5' must be at least 1 minutes"),
+    ],
+)
+def test_a_value_that_cannot_be_used_is_named_with_its_variable(
+    variables: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError, match=says):
+        read_config(Example, variables)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [AnalyticsConfig, CovidConfig, DashboardConfig, DedupConfig, EnrichConfig, NotifyConfig],
+)
+def test_every_service_setting_has_a_variable_and_reads_back_its_default(config: type) -> None:
+    for item in dataclasses.fields(config):
+        assert item.metadata.get("env"), f"{config.__name__}.{item.name} has no variable"
+    assert read_config(config, {}) == config()

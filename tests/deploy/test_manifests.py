@@ -191,14 +191,20 @@ def _names(nodes: list[ast.expr]) -> set[str]:
 
 
 def variables_read_by(source: str) -> set[str]:
-    """Variable names in ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")``, and the
-    names passed to the helpers a settings function defines to read them (``port("MLLP_PORT",
-    2575)``, ``seconds("NOTIFY_RETRY_MAX_SECONDS", ...)``)."""
+    """Variable names in ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")``, in the
+    config fields ``setting(default, "X", ...)``, and the names passed to the helpers a settings
+    function defines to read them (``port("MLLP_PORT", 2575)``)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         keys = _environment_keys(node)
         if keys is not None:
             names |= _names(keys)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setting"
+        ):
+            names |= _names(node.args[1:])
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             helpers = {
                 inner.name
@@ -473,6 +479,9 @@ def test_clients_reach_the_brokers_through_a_listener_of_the_cluster() -> None:
 def test_the_scanner_sees_the_variables_settings_read() -> None:
     assert variables_read() >= FIXED_VARIABLES
     assert variables_read_by('def f(env):\n    return env.get("A_B"), env["C"]\n') == {"A_B", "C"}
+    field = 'class C:\n    delay: dt.timedelta = setting(ONE, "D_SECONDS", "D_DAYS", minimum=0)\n'
+    assert variables_read_by(field) == {"D_SECONDS", "D_DAYS"}
+    assert {"NOTIFY_RETRY_MAX_SECONDS", "DEDUP_HORIZON_DAYS"} <= variables_read()
 
 
 def test_every_service_runs_both_on_kubernetes_and_with_compose() -> None:
