@@ -25,7 +25,9 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from services.analytics.config import AnalyticsConfig
 from services.cli.lag import consumer_lag
+from services.cli.reconcile import reconcile
 from services.cli.topics_since import records_since
 from services.common.db import connect
 from services.common.establishments import load_establishments
@@ -41,6 +43,8 @@ SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashb
 # The consumer groups whose lag says whether the pipeline has caught up.
 PIPELINE_GROUPS = ("dedup", "enrich", "analytics", "analytics-sql", "notify", "covid")
 DASHBOARD_URL = "http://localhost:8088"
+# The days back from now whose windows analytics surely still hold (see EventClock).
+ANALYTICS_DAYS_KEPT = AnalyticsConfig().expires.days - 1
 
 
 class RunError(RuntimeError):
@@ -312,6 +316,7 @@ def run(
     since = dt.datetime.now(dt.UTC)
     started = time.time()
     processes = Processes(layout)
+    failed = 0
 
     def on_interrupt(*_: Any) -> None:
         raise KeyboardInterrupt
@@ -370,12 +375,25 @@ def run(
             raise RunError(f"the simulator stopped with exit {simulator.returncode}")
         _say("The day is sent; waiting for the pipeline to catch up...")
         progress()
-        if not wait_for_drain(settings, snapshot):
+        drained = wait_for_drain(settings, snapshot)
+        if not drained:
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
         measured = summary(settings, since, started, layout.mail)
         measured.send_seconds = send_seconds
         for line in measured.lines:
             _say(line)
+        if drained:
+            checks = reconcile(
+                settings, since, started, layout.mail, analytics_days=ANALYTICS_DAYS_KEPT
+            )
+            failed = sum(not item.ok for item in checks)
+            _say("\nChecked against what the platform promises:")
+            for item in checks:
+                _say(item.line())
+            _say(
+                f"  {len(checks) - failed} of {len(checks)} checks passed"
+                + (": the run is not right, see the FAILED lines" if failed else "")
+            )
         if figures is not None:
             figures.append(measured)
         counter.close()
@@ -395,4 +413,4 @@ def run(
             from services.stack.__main__ import down
 
             down(layout)
-    return 0
+    return 1 if failed else 0

@@ -1,0 +1,282 @@
+"""The end of a run checked against what the platform promises, from what the run produced.
+
+- Every notifiable stay event has its notices in the ledger: one per recipient, sent or recorded
+  as deliberately not sent (the rules are notify's own, ``services.notify.notices.decide``).
+- A cancelled movement whose notice went out has a retraction.
+- Every email the ledger says was sent is on disk exactly once (the SMTP server writes one file
+  per message it accepted).
+- Every discharge with Covid-19 status POSITIVE or SUSPECTED opened a follow-up case (the rules
+  are the covid service's own, ``services.covid.rules``).
+- Analytics count every stay event of the days the run touched, once.
+
+Only ids are named in what a check reports: event ids, notification ids; never a patient.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+from services.cli.topics_since import records_since
+from services.common.db import connect
+from services.common.serde import AvroSerde, make_registry_client
+from services.common.settings import Settings
+from services.covid.rules import Effect, case_id, effects
+from services.notify.notices import NOTIFIABLE_KINDS, Earlier, NoticeKind, decide, movement_key
+
+NOTIFICATION_HEADER = "X-Harpicoop-Notification-Id"
+SHOWN = 3
+"""How many of the ids a failed check misses it names."""
+
+
+@dataclass(frozen=True)
+class Check:
+    promise: str
+    expected: int
+    found: int
+    missing: tuple[str, ...] = ()
+    """Ids of what should be there and is not (or is there twice)."""
+    hint: str = ""
+    """What to look at when the check fails."""
+
+    @property
+    def ok(self) -> bool:
+        return self.found == self.expected and not self.missing
+
+    def line(self) -> str:
+        mark = "ok    " if self.ok else "FAILED"
+        text = f"  {mark} {self.promise}: {self.found:,} of {self.expected:,}"
+        if not self.ok:
+            shown = ", ".join(self.missing[:SHOWN])
+            more = len(self.missing) - SHOWN
+            if shown:
+                text += f"; missing {shown}" + (f" and {more:,} more" if more > 0 else "")
+            if self.hint:
+                text += f" ({self.hint})"
+        return text
+
+
+def check(promise: str, expected: Iterable[str], found: Iterable[str], hint: str) -> Check:
+    wanted, there = set(expected), set(found)
+    return Check(promise, len(wanted), len(wanted & there), tuple(sorted(wanted - there)), hint)
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """The stay events the run produced: enriched (with their recipients) and unroutable."""
+
+    enriched: list[dict[str, Any]]
+    unroutable: list[dict[str, Any]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [item["event"] for item in [*self.enriched, *self.unroutable]]
+
+
+def read_run(settings: Settings, since_ms: int) -> RunRecords:
+    registry = make_registry_client(settings)
+
+    def decoded(topic: str, schema: str) -> list[dict[str, Any]]:
+        serde = AvroSerde(registry, schema)
+        return [
+            serde.deserialize(topic, message.value() or b"")
+            for message in records_since(settings, [topic], since_ms)
+        ]
+
+    return RunRecords(
+        decoded("stays.enriched", "harpicoop.EnrichedStayEvent"),
+        decoded("stays.unroutable", "harpicoop.UnroutableStayEvent"),
+    )
+
+
+LedgerRow = tuple[str, str, str, str, str, str]
+"""(notification id, event id, movement key, recipient RPPS, state, kind)."""
+
+
+def notices_checks(run: RunRecords, ledger: Iterable[LedgerRow]) -> list[Check]:
+    """``ledger``: the rows of the notices about the run's events and their movements."""
+    ledger = list(ledger)
+    rows = {(event_id, rpps) for _, event_id, _, rpps, _, _ in ledger}
+    expected: set[str] = set()
+    present: set[str] = set()
+    retractions_expected: set[str] = set()
+    retractions_found: set[str] = set()
+    delivered = {
+        (movement, rpps)
+        for _, _, movement, rpps, state, kind in ledger
+        if state in ("sent", "uncertain") and kind != NoticeKind.RETRACTION
+    }
+    ids = {notification_id for notification_id, *_ in ledger}
+    for enriched in run.enriched:
+        event = enriched["event"]
+        if event["kind"] not in NOTIFIABLE_KINDS:
+            continue
+        if event["action"] == "CANCEL":
+            movement = movement_key(event)
+            # The rules say a retraction when the movement's notice had been delivered.
+            earlier = {
+                recipient["rpps"]: (
+                    Earlier.DELIVERED
+                    if (movement, recipient["rpps"]) in delivered
+                    else Earlier.NONE
+                )
+                for recipient in enriched["recipients"]
+            }
+            for notice in decide(enriched, earlier):
+                if notice.skip_reason is None:
+                    retractions_expected.add(notice.notification_id)
+                    if notice.notification_id in ids:
+                        retractions_found.add(notice.notification_id)
+            continue
+        for recipient in enriched["recipients"]:
+            key = f"{event['event_id']}|{recipient['rpps']}"
+            expected.add(key)
+            if (event["event_id"], recipient["rpps"]) in rows:
+                present.add(key)
+    return [
+        check(
+            "each notifiable event has a notice per recipient in the ledger",
+            expected,
+            present,
+            "read .stack/logs/notify.log for these event ids",
+        ),
+        check(
+            "each cancelled movement whose notice went out has a retraction",
+            retractions_expected,
+            retractions_found,
+            "read .stack/logs/notify.log for these notification ids",
+        ),
+    ]
+
+
+def emails_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
+    """Notification id → how many files the SMTP server wrote for it since ``started``."""
+    parser = BytesHeaderParser()
+    found: collections.Counter[str] = collections.Counter()
+    for path in maildir.glob("*.eml"):
+        if path.stat().st_mtime < started:
+            continue
+        with open(path, "rb") as message:
+            notification_id = parser.parse(message).get(NOTIFICATION_HEADER)
+        if notification_id:
+            found[str(notification_id).strip()] += 1
+    return found
+
+
+def emails_check(sent: Iterable[str], on_disk: Mapping[str, int]) -> Check:
+    wanted = set(sent)
+    twice = sorted(f"{item} (x{count})" for item, count in on_disk.items() if count > 1)
+    unknown = sorted(f"{item} (not in the ledger)" for item in set(on_disk) - wanted)
+    return Check(
+        "each email sent is on disk exactly once",
+        len(wanted),
+        len(wanted & set(on_disk)),
+        (*sorted(wanted - set(on_disk)), *twice, *unknown),
+        "the SMTP server's log is .stack/logs/smtp.log",
+    )
+
+
+def covid_check(run: RunRecords, opened: Iterable[str]) -> Check:
+    expected = {
+        case_id(movement_key(event)) for event in run.events if Effect.OPEN in effects(event)
+    }
+    return check(
+        "each positive or suspected discharge opened a Covid-19 follow-up",
+        expected,
+        {str(item) for item in opened},
+        "read .stack/logs/covid.log",
+    )
+
+
+def analytics_check(
+    days: Mapping[tuple[str, dt.date], set[str]], counted: Mapping[tuple[str, dt.date], int]
+) -> Check:
+    """``days``: per (establishment, UTC day), the ids of its stay events; ``counted``: the
+    daily ``stay_events`` analysts read in PostgreSQL."""
+    expected = sum(len(ids) for ids in days.values())
+    found = sum(min(counted.get(key, 0), len(ids)) for key, ids in days.items())
+    wrong = tuple(
+        f"{establishment} {day}: {counted.get((establishment, day), 0):,} counted, "
+        f"{len(ids):,} sent"
+        for (establishment, day), ids in sorted(days.items())
+        if counted.get((establishment, day), 0) != len(ids)
+    )
+    return Check(
+        "analytics count each stay event of the run's days once",
+        expected,
+        found,
+        wrong,
+        "events more than the grace period behind later ones are not counted: "
+        "analytics.late_record in .stack/logs/analytics.log",
+    )
+
+
+def stay_days(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, dt.date], set[str]]:
+    days: dict[tuple[str, dt.date], set[str]] = collections.defaultdict(set)
+    for event in events:
+        occurred = event["movement"]["occurred_at"].astimezone(dt.UTC).date()
+        days[(event["establishment"], occurred)].add(event["event_id"])
+    return days
+
+
+def reconcile(
+    settings: Settings, since: dt.datetime, started: float, maildir: Path, *, analytics_days: int
+) -> list[Check]:
+    """Every check, on the run that began at ``since`` (``started``, as a Unix time).
+
+    Analytics are checked over the run's days that analytics still keep (``analytics_days``
+    back from now); every stay event of those days is read, whichever run sent it.
+    """
+    run = read_run(settings, int(since.timestamp() * 1000))
+    event_ids = [event["event_id"] for event in run.events]
+    with connect(settings) as conn:
+        ledger = conn.execute(
+            "SELECT notification_id::text, event_id, movement_key, recipient_rpps, state, kind "
+            "FROM notification WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
+            (event_ids, [movement_key(event) for event in run.events]),
+        ).fetchall()
+        sent = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT notification_id::text FROM notification "
+                "WHERE state = 'sent' AND sent_at >= %s",
+                (since,),
+            ).fetchall()
+        ]
+        opened = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT case_id::text FROM covid_case WHERE movement_key = ANY(%s)",
+                ([movement_key(event) for event in run.events],),
+            ).fetchall()
+        ]
+        oldest = (dt.datetime.now(dt.UTC) - dt.timedelta(days=analytics_days)).date()
+        touched = {day for _, day in stay_days(run.events) if day > oldest}
+        counted = {
+            (str(establishment), day): int(count)
+            for establishment, day, count in conn.execute(
+                "SELECT establishment, (window_start AT TIME ZONE 'UTC')::date, sum(count) "
+                "FROM analytics_counts WHERE metric = 'stay_events' AND granularity = 'DAY' "
+                "AND (window_start AT TIME ZONE 'UTC')::date = ANY(%s) GROUP BY 1, 2",
+                (sorted(touched),),
+            ).fetchall()
+        }
+    # Every stay event of those days, whichever run sent it (the windows hold them all): the
+    # runs written up to a few days before the first of them (a replayed day is sent in
+    # minutes, on or near the day it simulates).
+    days: dict[tuple[str, dt.date], set[str]] = {}
+    if touched:
+        first = dt.datetime.combine(min(touched), dt.time(), dt.UTC) - dt.timedelta(days=3)
+        everything = read_run(settings, int(first.timestamp() * 1000))
+        days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
+    return [
+        *notices_checks(run, ledger),
+        emails_check(sent, emails_on_disk(maildir, started)),
+        covid_check(run, opened),
+        analytics_check(days, counted),
+    ]

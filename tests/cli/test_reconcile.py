@@ -1,0 +1,116 @@
+"""The end-of-run checks: what each promise expects from a run's records, and what a failure
+names (ids, never a patient)."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from pathlib import Path
+
+from services.cli.reconcile import (
+    RunRecords,
+    analytics_check,
+    covid_check,
+    emails_check,
+    emails_on_disk,
+    notices_checks,
+    stay_days,
+)
+from services.covid.rules import case_id
+from services.notify.notices import NoticeKind, notification_id
+from tests.notify.builders import enriched, recipient
+
+GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+OTHER = recipient("20202020202", "paul.durand@medecin.mssante.fr")
+
+
+def ledger_row(
+    event: dict[str, object], rpps: str, kind: NoticeKind, state: str
+) -> tuple[str, str, str, str, str, str]:
+    inner = event["event"]
+    assert isinstance(inner, dict)
+    movement = f"{inner['establishment']}:{inner['movement']['movement_id']}"
+    return (
+        notification_id(str(inner["event_id"]), rpps, kind),
+        str(inner["event_id"]),
+        movement,
+        rpps,
+        state,
+        kind.value,
+    )
+
+
+def test_every_recipient_of_a_notifiable_event_needs_a_notice() -> None:
+    admission = enriched("V1", [GP, OTHER])
+    run = RunRecords([admission], [])
+    notices, _ = notices_checks(
+        run, [ledger_row(admission, GP["rpps"], NoticeKind.ADMISSION, "sent")]
+    )
+    assert not notices.ok
+    assert (notices.expected, notices.found) == (2, 1)
+    assert notices.missing == (f"{admission['event']['event_id']}|{OTHER['rpps']}",)
+    # A notice deliberately not sent (opt-out, say) is one the ledger holds.
+    skipped = ledger_row(admission, OTHER["rpps"], NoticeKind.ADMISSION, "skipped")
+    notices, _ = notices_checks(
+        run, [ledger_row(admission, GP["rpps"], NoticeKind.ADMISSION, "sent"), skipped]
+    )
+    assert notices.ok
+
+
+def test_a_cancelled_movement_needs_a_retraction_only_where_its_notice_went_out() -> None:
+    admission = enriched("V2", [GP, OTHER])
+    cancel = enriched("V2", [GP, OTHER], action="CANCEL", message_id="MSG-V2-cancel")
+    run = RunRecords([admission, cancel], [])
+    ledger = [
+        ledger_row(admission, GP["rpps"], NoticeKind.ADMISSION, "sent"),
+        # Withdrawn while it waited: nothing went out, nothing to retract.
+        ledger_row(admission, OTHER["rpps"], NoticeKind.ADMISSION, "skipped"),
+    ]
+    _, retractions = notices_checks(run, ledger)
+    assert (retractions.expected, retractions.found) == (1, 0)
+    retraction = notification_id(cancel["event"]["event_id"], GP["rpps"], NoticeKind.RETRACTION)
+    assert retractions.missing == (retraction,)
+    _, retractions = notices_checks(
+        run, [*ledger, ledger_row(cancel, GP["rpps"], NoticeKind.RETRACTION, "sent")]
+    )
+    assert retractions.ok
+
+
+def test_an_email_missing_twice_or_unknown_on_disk_fails_the_check() -> None:
+    assert emails_check(["a", "b"], {"a": 1, "b": 1}).ok
+    failed = emails_check(["a", "b", "c"], {"a": 2, "b": 1, "z": 1})
+    assert not failed.ok
+    assert failed.missing == ("c", "a (x2)", "z (not in the ledger)")
+    assert "FAILED" in failed.line() and "2 of 3" in failed.line()
+
+
+def test_emails_on_disk_are_counted_by_notification_id(tmp_path: Path) -> None:
+    for name, ident in (("1.eml", "a"), ("2.eml", "a"), ("3.eml", "b")):
+        (tmp_path / name).write_bytes(
+            f"X-Harpicoop-Notification-Id: {ident}\r\nSubject: x\r\n\r\nbody\r\n".encode()
+        )
+    assert emails_on_disk(tmp_path, 0.0) == collections.Counter({"a": 2, "b": 1})
+
+
+def test_each_positive_or_suspected_discharge_needs_a_follow_up() -> None:
+    positive = enriched("V3", [GP], kind="DISCHARGE", covid_status="POSITIVE", movement_id="M3")
+    negative = enriched("V4", [GP], kind="DISCHARGE", covid_status="NEGATIVE", movement_id="M4")
+    suspected = enriched("V5", [GP], kind="DISCHARGE", covid_status="SUSPECTED", movement_id="M5")
+    run = RunRecords([positive, negative], [{"event": suspected["event"], "reason": "NO_GP"}])
+    result = covid_check(run, [case_id("chrunancy:M3")])
+    assert (result.expected, result.found) == (2, 1)
+    assert result.missing == (case_id("chrunancy:M5"),)
+
+
+def test_analytics_must_count_every_event_of_a_day_once() -> None:
+    events = [enriched(f"V{n}", [GP])["event"] for n in range(3)]
+    day = events[0]["movement"]["occurred_at"].date()
+    days = stay_days(events)
+    assert days == {("chrunancy", day): {event["event_id"] for event in events}}
+    assert analytics_check(days, {("chrunancy", day): 3}).ok
+    short = analytics_check(days, {("chrunancy", day): 2})
+    assert (short.expected, short.found) == (3, 2)
+    assert short.missing == (f"chrunancy {day}: 2 counted, 3 sent",)
+    # Counting too much is as wrong as counting too little.
+    assert not analytics_check(days, {("chrunancy", day): 4}).ok
+    assert dt.date(2026, 3, 2) == day
