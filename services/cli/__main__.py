@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Sequence
@@ -224,7 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     pace.add_argument("--fast", action="store_true", help="as fast as the gateway acknowledges")
     run_cmd.add_argument("--date", help="simulated date, YYYY-MM-DD (default today)")
-    run_cmd.add_argument("--seed", default="1")
+    run_cmd.add_argument(
+        "--seed",
+        help="same seed and date, same messages (default: a new seed each run, shown; the same "
+        "messages sent again are dropped as resends)",
+    )
     run_cmd.add_argument("--rate", default="1.0", help="volume factor (1.0 is a typical day)")
     run_cmd.add_argument(
         "--keep-running",
@@ -248,7 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from services.cli.run import run
 
             speed = ["--fast"] if args.fast else ["--speed", str(args.speed)]
-            day = ["--seed", args.seed, "--rate", args.rate]
+            seed = args.seed or secrets.token_hex(4)
+            day = ["--seed", seed, "--rate", args.rate]
             day += ["--date", args.date] if args.date else []
             return run(settings, [*speed, *day], args.keep_running)
         from services.directory.__main__ import main as directory_main

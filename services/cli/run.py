@@ -262,7 +262,13 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         + ")",
         "",
         f"Stay events: {raw:,} written by the gateway, {raw - unique:,} duplicates dropped, "
-        f"{unique:,} unique",
+        f"{unique:,} unique"
+        + (
+            " (every message had been received before: the same --seed and --date send the "
+            "same messages again, which dedup drops as resends)"
+            if raw and not unique
+            else ""
+        ),
         f"  {enriched:,} enriched with their recipients, {sum(reasons.values()):,} unroutable"
         + (": " + ", ".join(f"{n:,} {r}" for r, n in sorted(reasons.items())) if reasons else ""),
         "",
