@@ -119,6 +119,18 @@ def test_an_identity_seen_again_does_not_count_again() -> None:
     assert b"M1" not in ids
 
 
+def test_a_digest_matched_across_two_others_is_a_new_identity() -> None:
+    class Plain(IdSet):
+        @classmethod
+        def digest(cls, identity: str) -> bytes:
+            return identity.encode("ascii")
+
+    ids = Plain.add(Plain.add(b"", "AAAABBBB"), "BBBBCCCC")
+    # "BBBBBBBB" stands in the bytes, across the two digests: it is not one of them.
+    assert Plain.count(Plain.add(ids, "BBBBBBBB")) == 3
+    assert Plain.add(ids, "BBBBCCCC") == ids
+
+
 def test_an_event_counts_within_the_grace_period_of_its_partition_only() -> None:
     clock = EventClock(grace=dt.timedelta(hours=2), expires=dt.timedelta(days=4))
     now = epoch_ms(dt.datetime(2026, 3, 2, 12, tzinfo=UTC))
