@@ -16,8 +16,11 @@ holds the set of the identities it has seen (event ids; for notices, notificatio
 status), never a bare number. Reading a record again adds nothing to a set, and the count is
 published again unchanged. The set is written back and the count published on every
 observation, even a repeated one, so that a crash between the table's changelog and the
-published record is mended by the replay that follows it. Upstream deduplication decides what
-is the same stay event; this worker only absorbs the redelivery of one record.
+published record is mended by the replay that follows it. Discharges by Covid-19 status keep
+the latest word on each movement instead (``LatestIds``): a correction moves a discharge to its
+new status, a cancellation takes it out, in whatever order the words are read. Upstream
+deduplication decides what is the same stay event; this worker only absorbs the redelivery of
+one record.
 
 Stay events are counted from both stay topics: an unroutable event is a real stay event that no
 GP could receive; it counts in ``stay_events`` like any other, and also in
@@ -45,6 +48,7 @@ from services.analytics.counting import (
     Granularity,
     IdSet,
     Lateness,
+    LatestIds,
     Observation,
     count_key,
     count_record,
@@ -198,13 +202,26 @@ def build_app(
         for granularity, table in tables.items():
             # The window is the one of the observation's event time, not the record's.
             in_window = table.relative_to(observation.at_ms / 1000)
-            ids = IdSet.add(in_window[observation.series].value(), observation.identity)
-            in_window[observation.series] = ids
+            key = observation.table_key
+            before = in_window[key].value()
+            if observation.present is None:
+                ids = IdSet.add(before, observation.identity)
+                count = IdSet.count(ids)
+            else:
+                ids = LatestIds.apply(
+                    before, observation.identity, observation.version, observation.present
+                )
+                count = LatestIds.count(ids)
+            in_window[key] = ids
+            if observation.present is not None and not LatestIds.ever_present(ids):
+                # Only "absent" words so far (kept, for words that come later): nothing that
+                # analysts would see.
+                continue
             record = count_record(
                 observation,
                 granularity,
                 window_start_ms(observation.at_ms, granularity),
-                IdSet.count(ids),
+                count,
                 now_ms(),
             )
             topic = metric_topics[observation.metric]

@@ -6,6 +6,11 @@ reached a final status, a discharge with its Covid-19 status. Its ``identity`` s
 means, and the count of a window is the number of distinct identities seen in it, so a record
 read twice (at-least-once delivery, a replay after a crash) never counts twice; see ``IdSet``.
 
+A discharge is counted under its latest Covid-19 status: a correction moves it, a cancellation
+removes it. Its identity is the movement, and each discharge event says, for every status,
+whether the movement is there, as of the event's receipt (``version``); the latest word wins
+whatever order the words arrive in (``LatestIds``).
+
 Counts are of series: a metric, an establishment and the values of its dimensions, which are
 the fields of ``harpicoop.AnalyticsCount`` named alike. No patient data enters an observation.
 """
@@ -20,6 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from services.common.schemas import expanded_schema_json
+
 UTC = dt.UTC
 
 STAY_EVENTS = "stay_events"
@@ -27,11 +34,15 @@ STAY_EVENTS = "stay_events"
 UNROUTABLE_STAY_EVENTS = "unroutable_stay_events"
 """The stay events no GP could receive (``stays.unroutable``): a part of ``stay_events``."""
 COVID_DISCHARGES = "covid_discharges"
-"""Discharges (as first sent: action INSERT) by Covid-19 status."""
+"""Discharges by their latest Covid-19 status (corrections move them, cancellations remove them)."""
 NOTIFICATIONS = "notifications"
 """Notices by final delivery status: SENT, FAILED or SKIPPED, each notice once per status."""
 
 FINAL_DELIVERY_STATUSES = frozenset({"SENT", "FAILED", "SKIPPED"})
+
+COVID_STATUSES: tuple[str, ...] = tuple(
+    json.loads(expanded_schema_json("harpicoop.CovidStatus"))["symbols"]
+)
 
 DIMENSIONS = ("event_kind", "action", "admission_mode", "delivery_status", "covid_status")
 """The dimension fields of ``AnalyticsCount``, in its order; a series sets some of them."""
@@ -67,27 +78,48 @@ class Observation:
     """Two observations of one series with the same identity count once."""
     at_ms: int
     """Event time: when the movement happened, or when the notice reached its status."""
+    present: bool | None = None
+    """None: the identity counts once seen. True or False: whether it is in the series now, as
+    of ``version`` (the latest word on it wins)."""
+    version: int = 0
 
     @property
     def series(self) -> str:
         """The key of the series: metric, establishment and dimensions."""
         return "|".join([self.metric, self.establishment, *_dimension_parts(self.dimensions)])
 
+    @property
+    def table_key(self) -> str:
+        """The series' key in the tables, where a set of latest words is told apart."""
+        return self.series if self.present is None else f"latest|{self.series}"
+
     def encode(self) -> bytes:
         return json.dumps(
-            [self.metric, self.establishment, self.dimensions, self.identity, self.at_ms],
+            [
+                self.metric,
+                self.establishment,
+                self.dimensions,
+                self.identity,
+                self.at_ms,
+                self.present,
+                self.version,
+            ],
             separators=(",", ":"),
         ).encode("utf-8")
 
     @classmethod
     def decode(cls, data: bytes) -> Observation:
-        metric, establishment, dimensions, identity, at_ms = json.loads(data)
+        # Observations written before ``present`` and ``version`` existed have five fields.
+        metric, establishment, dimensions, identity, at_ms, *latest = json.loads(data)
+        present, version = latest if latest else (None, 0)
         return cls(
             metric,
             establishment,
             tuple((str(name), str(value)) for name, value in dimensions),
             identity,
             int(at_ms),
+            None if present is None else bool(present),
+            int(version),
         )
 
 
@@ -107,10 +139,29 @@ def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observa
     if not routed:
         unroutable = Observation(UNROUTABLE_STAY_EVENTS, establishment, dimensions, event_id, at_ms)
         found.append(unroutable)
-    if event["kind"] == "DISCHARGE" and event["action"] == "INSERT":
-        covid = (("covid_status", str(event["covid_status"])),)
-        found.append(Observation(COVID_DISCHARGES, establishment, covid, event_id, at_ms))
+    if event["kind"] == "DISCHARGE":
+        found += discharge_observations(event, at_ms)
     return found
+
+
+def discharge_observations(event: Mapping[str, Any], at_ms: int) -> list[Observation]:
+    """For every Covid-19 status, whether the discharge is there now: under its status when
+    inserted or corrected, nowhere when cancelled."""
+    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    status = None if event["action"] == "CANCEL" else str(event["covid_status"])
+    version = epoch_ms(event["received_at"])
+    return [
+        Observation(
+            COVID_DISCHARGES,
+            event["establishment"],
+            (("covid_status", symbol),),
+            movement,
+            at_ms,
+            present=symbol == status,
+            version=version,
+        )
+        for symbol in COVID_STATUSES
+    ]
 
 
 def status_observations(status: Mapping[str, Any]) -> list[Observation]:
@@ -203,6 +254,52 @@ class IdSet:
     @classmethod
     def count(cls, ids: bytes) -> int:
         return len(ids) // cls.DIGEST_SIZE
+
+
+class LatestIds:
+    """The latest word on each identity of a series in a window, as table bytes: a flag byte
+    (1 once an identity has been present), then per identity its 8-byte BLAKE2b digest and the
+    version of the latest word as a signed 8-byte integer, negative when it said "absent".
+
+    A word older than the one kept changes nothing, so words may come in any order and any
+    number of times; at equal versions "absent" wins (a cancellation received in the same
+    millisecond as its movement).
+    """
+
+    ENTRY = IdSet.DIGEST_SIZE + 8
+
+    @classmethod
+    def apply(cls, ids: bytes, identity: str, version: int, present: bool) -> bytes:
+        if version < 1:
+            raise ValueError(f"version {version}: a word needs a version of 1 or more")
+        ids = ids or b"\x00"
+        digest = IdSet.digest(identity)
+        signed = version if present else -version
+        flag = b"\x01" if present or ids[0] else b"\x00"
+        found = ids.find(digest, 1)
+        while found != -1 and (found - 1) % cls.ENTRY:
+            found = ids.find(digest, found + 1)
+        if found == -1:
+            return flag + ids[1:] + digest + signed.to_bytes(8, "big", signed=True)
+        at = found + IdSet.DIGEST_SIZE
+        kept = int.from_bytes(ids[at : at + 8], "big", signed=True)
+        if abs(kept) > version or (abs(kept) == version and (kept < 0 or present)):
+            return ids
+        return flag + ids[1:at] + signed.to_bytes(8, "big", signed=True) + ids[at + 8 :]
+
+    @classmethod
+    def count(cls, ids: bytes) -> int:
+        """The identities whose latest word says present."""
+        return sum(
+            1
+            for at in range(1 + IdSet.DIGEST_SIZE, len(ids), cls.ENTRY)
+            if int.from_bytes(ids[at : at + 8], "big", signed=True) > 0
+        )
+
+    @classmethod
+    def ever_present(cls, ids: bytes) -> bool:
+        """Whether an identity was ever present: a series never counted is not published."""
+        return bool(ids) and ids[0] == 1
 
 
 class Lateness(StrEnum):

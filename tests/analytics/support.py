@@ -33,8 +33,10 @@ def stay(
     action: str = "INSERT",
     mode: str = "EMERGENCY",
     covid: str = "UNKNOWN",
+    movement: str | None = None,
 ) -> dict[str, Any]:
-    """A stay event of ``establishment`` that happened ``at``, message ``MSG<number>``."""
+    """A stay event of ``establishment`` that happened ``at``, message ``MSG<number>``, received
+    ``number`` seconds after it; of movement ``MVT<number>`` unless it acts upon another."""
     event = stay_event(visit)
     event.update(
         event_id=f"{establishment}:MSG{number}",
@@ -45,7 +47,12 @@ def stay(
         message_control_id=f"MSG{number}",
         covid_status=covid,
     )
-    event["movement"] = {**event["movement"], "movement_id": f"MVT{number}", "occurred_at": at}
+    event["movement"] = {
+        **event["movement"],
+        "movement_id": movement or f"MVT{number}",
+        "occurred_at": at,
+    }
+    event["received_at"] = at + dt.timedelta(seconds=number)
     event["stay"] = {**event["stay"], "admission_mode": mode}
     return event
 

@@ -57,11 +57,16 @@ class Inputs:
         seen: dict[Row, set[str]] = defaultdict(set)
 
         def add(
-            at: dt.datetime, metric: str, est: str, dims: dict[str, str], identity: str
+            at: dt.datetime, metric: str, est: str, dims: dict[str, str], identity: str | None
         ) -> None:
+            """Count ``identity`` in its windows; None: the series is shown, not counted in."""
             for granularity, size in (("HOUR", 3600), ("DAY", 86_400)):
                 start = dt.datetime.fromtimestamp(at.timestamp() // size * size, UTC)
-                seen[(metric, granularity, start, est, frozenset(dims.items()))].add(identity)
+                ids = seen[(metric, granularity, start, est, frozenset(dims.items()))]
+                if identity is not None:
+                    ids.add(identity)
+
+        discharges: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
         for event, routed in self.stays:
             if event["event_id"] in self.too_late:
@@ -79,8 +84,31 @@ class Inputs:
             add(at, "stay_events", est, dims, event_id)
             if not routed:
                 add(at, "unroutable_stay_events", est, dims, event_id)
-            if event["kind"] == "DISCHARGE" and event["action"] == "INSERT":
-                add(at, "covid_discharges", est, {"covid_status": event["covid_status"]}, event_id)
+            if event["kind"] == "DISCHARGE":
+                discharges[f"{est}:{event['movement']['movement_id']}"].append(event)
+        # A discharge counts under its latest status (by receipt; a cancellation, nowhere), and
+        # every status it stood under is shown, if only as a zero.
+        for movement, words in discharges.items():
+            last = max(words, key=lambda word: (word["received_at"], word["action"] == "CANCEL"))
+            for word in words:
+                if word["action"] != "CANCEL":
+                    status = {"covid_status": word["covid_status"]}
+                    add(
+                        word["movement"]["occurred_at"],
+                        "covid_discharges",
+                        word["establishment"],
+                        status,
+                        None,
+                    )
+            if last["action"] != "CANCEL":
+                status = {"covid_status": last["covid_status"]}
+                add(
+                    last["movement"]["occurred_at"],
+                    "covid_discharges",
+                    last["establishment"],
+                    status,
+                    movement,
+                )
         for item in self.statuses:
             if item["status"] in FINAL_STATUSES:
                 identity = f"{item['notification_id']}/{item['status']}"
@@ -231,6 +259,22 @@ def phase_one(base: dt.datetime) -> Inputs:
                 kind="DISCHARGE",
                 action="UPDATE",
                 covid="POSITIVE",
+                movement="MVT2",
+            ),
+            True,
+        ),
+        # A suspected discharge, then its cancellation: no discharge to count.
+        (stay("toul", "T2", 4, minutes(250), kind="DISCHARGE", covid="SUSPECTED"), True),
+        (
+            stay(
+                "toul",
+                "T2",
+                5,
+                minutes(250),
+                kind="DISCHARGE",
+                action="CANCEL",
+                covid="SUSPECTED",
+                movement="MVT4",
             ),
             True,
         ),
@@ -325,9 +369,10 @@ def test_counts_add_up_to_what_was_sent_in_through_duplicates_late_events_and_a_
         1,
         1,
     )
+    # V1 positive; T1 suspected, then corrected to positive; T2 suspected, then cancelled.
     assert _daily_totals(rig.database_url, "daily_covid_discharges", "positive", "suspected") == (
-        1,
-        1,
+        2,
+        0,
     )
 
     # Kept, and read again after the crash like everything else.

@@ -13,6 +13,7 @@ from services.analytics.counting import (
     Granularity,
     IdSet,
     Lateness,
+    LatestIds,
     Observation,
     count_key,
     count_record,
@@ -64,12 +65,59 @@ def test_an_unroutable_event_is_a_stay_event_and_an_unroutable_one() -> None:
     assert metrics == ["stay_events", "unroutable_stay_events"]
 
 
-def test_a_discharge_counts_its_covid_status_but_not_its_cancellation() -> None:
+def test_a_discharge_is_present_under_its_status_only_and_a_cancellation_under_none() -> None:
     inserted = stay_observations(discharge(), routed=True)
-    assert [item.metric for item in inserted] == ["stay_events", "covid_discharges"]
-    assert inserted[1].dimensions == (("covid_status", "POSITIVE"),)
+    assert [item.metric for item in inserted] == ["stay_events"] + ["covid_discharges"] * 5
+    words = {item.dimensions[0][1]: item.present for item in inserted[1:]}
+    assert words == {
+        "POSITIVE": True,
+        "NEGATIVE": False,
+        "SUSPECTED": False,
+        "NOT_TESTED": False,
+        "UNKNOWN": False,
+    }
+    # The movement is the identity: its correction and its cancellation speak of it.
+    assert {item.identity for item in inserted[1:]} == {"chrunancy:MVT1"}
+    received = epoch_ms(discharge()["received_at"])
+    assert {item.version for item in inserted[1:]} == {received}
     cancelled = stay_observations(discharge("CANCEL"), routed=True)
-    assert [item.metric for item in cancelled] == ["stay_events"]
+    assert [item.present for item in cancelled[1:]] == [False] * 5
+    assert Observation.decode(inserted[1].encode()) == inserted[1]
+
+
+def test_an_observation_written_before_latest_words_decodes_as_a_plain_one() -> None:
+    old = b'["stay_events","chrunancy",[["event_kind","ADMISSION"]],"chrunancy:M1",1000]'
+    decoded = Observation.decode(old)
+    assert (decoded.present, decoded.version) == (None, 0)
+    assert decoded.table_key == decoded.series
+
+
+def latest(words: list[tuple[str, int, bool]]) -> bytes:
+    ids = b""
+    for identity, version, present in words:
+        ids = LatestIds.apply(ids, identity, version, present)
+    return ids
+
+
+def test_the_latest_word_on_a_discharge_wins_in_any_order() -> None:
+    inserted, corrected_away, cancelled = ("M1", 10, True), ("M1", 20, False), ("M1", 30, False)
+    assert LatestIds.count(latest([inserted])) == 1
+    for order in ([inserted, corrected_away], [corrected_away, inserted]):
+        assert LatestIds.count(latest(order)) == 0
+    assert LatestIds.count(latest([cancelled, inserted, inserted, ("M2", 5, True)])) == 1
+    # Read again, a word changes nothing.
+    once = latest([inserted, ("M2", 5, True)])
+    assert latest([inserted, ("M2", 5, True), inserted, ("M2", 5, True)]) == once
+    # At the same version, absent wins, whichever comes first.
+    assert LatestIds.count(latest([("M3", 7, True), ("M3", 7, False)])) == 0
+    assert LatestIds.count(latest([("M3", 7, False), ("M3", 7, True)])) == 0
+
+
+def test_a_series_is_shown_once_something_was_present_in_it() -> None:
+    assert not LatestIds.ever_present(latest([("M1", 10, False)]))
+    assert not LatestIds.ever_present(latest([("M1", 10, False), ("M1", 5, True)]))
+    moved_away = latest([("M1", 10, True), ("M1", 20, False)])
+    assert LatestIds.ever_present(moved_away) and LatestIds.count(moved_away) == 0
 
 
 def test_notices_count_once_per_final_status_and_retries_not_at_all() -> None:
