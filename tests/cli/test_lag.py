@@ -17,6 +17,12 @@ from services.common.settings import Settings
 pytestmark = pytest.mark.integration
 
 
+def transactional_producer(settings: Settings) -> Producer:
+    producer = make_producer(settings, "test-lag", **{"transactional.id": f"t-{uuid.uuid4().hex}"})
+    producer.init_transactions(30)
+    return producer
+
+
 def write_in_transactions(producer: Producer, topic: str, batches: list[int]) -> None:
     for size in batches:
         producer.begin_transaction()
@@ -48,11 +54,9 @@ def test_commit_markers_are_no_lag_and_records_are(
     topic_factory: Callable[..., str],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    topic = topic_factory(partitions=1)
-    producer = make_producer(stack, "test-lag", **{"transactional.id": f"t-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
+    topic, group = topic_factory(partitions=1), f"lag-{uuid.uuid4().hex[:8]}"
+    producer = transactional_producer(stack)
     write_in_transactions(producer, topic, [3, 2])
-    group = f"lag-{uuid.uuid4().hex[:8]}"
     read_and_commit(consumer_factory(group_id=group), topic, 5)
 
     # Seven offsets (five records, two markers); the group stands at 6, before the last marker.
@@ -70,11 +74,8 @@ def test_far_behind_the_offsets_are_the_measure(
     topic_factory: Callable[..., str],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    topic = topic_factory(partitions=1)
-    producer = make_producer(stack, "test-lag", **{"transactional.id": f"t-{uuid.uuid4().hex}"})
-    producer.init_transactions(30)
-    write_in_transactions(producer, topic, [1, EXACT_BELOW + 10])
-    group = f"lag-{uuid.uuid4().hex[:8]}"
+    topic, group = topic_factory(partitions=1), f"lag-{uuid.uuid4().hex[:8]}"
+    write_in_transactions(transactional_producer(stack), topic, [1, EXACT_BELOW + 10])
     read_and_commit(consumer_factory(group_id=group), topic, 1)
     [lag] = consumer_lag(stack, admin, [group])
     # From the group's offset to the end: the records, the last marker, and the marker of the
