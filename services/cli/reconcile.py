@@ -78,19 +78,26 @@ class RunRecords:
         return [item["event"] for item in [*self.enriched, *self.unroutable]]
 
 
-def read_run(settings: Settings, since_ms: int) -> RunRecords:
+def read_stays(settings: Settings, from_ms: int, run_ms: int) -> tuple[RunRecords, RunRecords]:
+    """The stay events written since ``from_ms``, in one reading: those of the run (written at
+    or after ``run_ms``), and all of them."""
     registry = make_registry_client(settings)
-
-    def decoded(topic: str, schema: str) -> list[dict[str, Any]]:
+    read: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for topic, schema in (
+        ("stays.enriched", "harpicoop.EnrichedStayEvent"),
+        ("stays.unroutable", "harpicoop.UnroutableStayEvent"),
+    ):
         serde = AvroSerde(registry, schema)
-        return [
-            serde.deserialize(topic, message.value() or b"")
-            for message in records_since(settings, [topic], since_ms)
-        ]
-
-    return RunRecords(
-        decoded("stays.enriched", "harpicoop.EnrichedStayEvent"),
-        decoded("stays.unroutable", "harpicoop.UnroutableStayEvent"),
+        run, every = read[topic] = ([], [])
+        for message in records_since(settings, [topic], from_ms):
+            value = serde.deserialize(topic, message.value() or b"")
+            every.append(value)
+            if message.timestamp()[1] >= run_ms:
+                run.append(value)
+    enriched, unroutable = read["stays.enriched"], read["stays.unroutable"]
+    return (
+        RunRecords(enriched[0], unroutable[0]),
+        RunRecords(enriched[1], unroutable[1]),
     )
 
 
@@ -232,7 +239,11 @@ def reconcile(
     Analytics are checked over the run's days that analytics still keep (``analytics_days``
     back from now); every stay event of those days is read, whichever run sent it.
     """
-    run = read_run(settings, int(since.timestamp() * 1000))
+    # Every stay event analytics may still hold, whichever run sent it, for the analytics check
+    # (a replayed day is sent in minutes, on or near the day it simulates): a few days more.
+    since_ms = int(since.timestamp() * 1000)
+    back = dt.datetime.now(dt.UTC) - dt.timedelta(days=analytics_days + 3)
+    run, everything = read_stays(settings, min(since_ms, int(back.timestamp() * 1000)), since_ms)
     event_ids = [event["event_id"] for event in run.events]
     with connect(settings) as conn:
         ledger = conn.execute(
@@ -266,14 +277,7 @@ def reconcile(
                 (sorted(touched),),
             ).fetchall()
         }
-    # Every stay event of those days, whichever run sent it (the windows hold them all): the
-    # runs written up to a few days before the first of them (a replayed day is sent in
-    # minutes, on or near the day it simulates).
-    days: dict[tuple[str, dt.date], set[str]] = {}
-    if touched:
-        first = dt.datetime.combine(min(touched), dt.time(), dt.UTC) - dt.timedelta(days=3)
-        everything = read_run(settings, int(first.timestamp() * 1000))
-        days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
+    days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
     return [
         *notices_checks(run, ledger),
         emails_check(sent, emails_on_disk(maildir, started)),
