@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import zlib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
+from psycopg.rows import dict_row
 
 from services.common.db import apply_migrations
 
@@ -44,6 +46,24 @@ def enqueue(
         "INSERT INTO outbox (owner, topic, key, value) VALUES (%s, %s, %s, %s)",
         (owner, topic, _bytes(key), value),
     )
+
+
+def change_and_announce(
+    conn: Conn,
+    sql: str,
+    params: tuple[Any, ...],
+    returning: str,
+    announce: Callable[[Conn, Mapping[str, Any]], None],
+) -> int:
+    """Run an INSERT or UPDATE ``sql`` with ``RETURNING returning`` and hand each changed row
+    to ``announce`` (which enqueues its record) in the caller's transaction; how many rows
+    changed. A row the statement left alone (an ``ON CONFLICT ... WHERE`` that did not match)
+    announces nothing."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(f"{sql} RETURNING {returning}", params).fetchall()  # type: ignore[arg-type]
+    for row in rows:
+        announce(conn, row)
+    return len(rows)
 
 
 class OutboxRelay:

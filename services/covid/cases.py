@@ -12,9 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg.rows import dict_row
-
-from services.common.outbox import Conn, enqueue
+from services.common.outbox import Conn, change_and_announce, enqueue
 from services.common.serde import AvroSerde
 from services.covid.rules import case_id, identity_key
 
@@ -65,11 +63,8 @@ def _patient_from_json(stored: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _changed(conn: Conn, publisher: FollowupPublisher, sql: str, params: tuple[Any, ...]) -> int:
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(f"{sql} RETURNING *", params).fetchall()  # type: ignore[arg-type]
-    for row in rows:
-        publisher.publish(conn, row)
-    return len(rows)
+    # Every case a statement changed is published on covid.followups, in the same transaction.
+    return change_and_announce(conn, sql, params, "*", publisher.publish)
 
 
 def open_case(

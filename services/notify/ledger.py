@@ -11,9 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import dict_row
-
-from services.common.outbox import Conn
+from services.common.outbox import Conn, change_and_announce
 from services.notify.notices import Earlier, Notice
 from services.notify.status import STATUS_COLUMNS, StatusRecorder
 
@@ -33,12 +31,8 @@ class Claimed:
 
 
 def _changed(conn: Conn, statuses: StatusRecorder, sql: str, params: tuple[Any, ...]) -> int:
-    """Run an UPDATE or INSERT ... RETURNING the status columns; record each row's status."""
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(f"{sql} RETURNING {STATUS_COLUMNS}", params).fetchall()  # type: ignore[arg-type]
-    for row in rows:
-        statuses.record(conn, row)
-    return len(rows)
+    """Run an UPDATE or INSERT; record the status of each row it changed."""
+    return change_and_announce(conn, sql, params, STATUS_COLUMNS, statuses.record)
 
 
 def earlier_notices(conn: Conn, movement_key: str, rpps: Iterable[str]) -> dict[str, Earlier]:
