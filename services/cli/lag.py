@@ -18,6 +18,8 @@ from confluent_kafka.admin import AdminClient
 from services.common.kafka import consumer_config
 from services.common.settings import Settings
 
+Partition = tuple[str, int]
+
 
 @dataclass(frozen=True)
 class GroupLag:
@@ -36,31 +38,49 @@ def consumer_lag(
     if not groups:
         return []
     watermarks = Consumer(consumer_config(settings, "harpicoop-cli-lag", "harpicoop-cli-lag"))
+    # Low and high watermarks, asked once per partition whichever groups read it.
+    bounds: dict[Partition, tuple[int, int]] = {}
+
+    def ends(key: Partition) -> tuple[int, int]:
+        if key not in bounds:
+            low, high = watermarks.get_watermark_offsets(TopicPartition(*key), timeout=10)
+            bounds[key] = (low, high)
+        return bounds[key]
+
     results = []
     try:
-        behind: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+        starts: dict[str, dict[Partition, int]] = {}
         read: dict[str, int] = {}
         for group in groups:
             future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
             committed: list[TopicPartition] = future.result().topic_partitions or []
             read[group] = len(committed)
-            ranges = behind[group] = {}
+            starts[group] = {}
             for place in committed:
-                low, high = watermarks.get_watermark_offsets(
-                    TopicPartition(place.topic, place.partition), timeout=10
-                )
+                key = (place.topic, place.partition)
+                low, high = ends(key)
                 start = place.offset if place.offset >= 0 else low
                 if start < high:
-                    ranges[(place.topic, place.partition)] = (start, high)
-        wanted = {
-            key: span
-            for ranges in behind.values()
-            for key, span in ranges.items()
-            if span[1] - span[0] <= EXACT_BELOW
-        }
-        records = records_in(watermarks, wanted)
-        for group, ranges in behind.items():
-            lag = sum(records.get((key, span), span[1] - span[0]) for key, span in ranges.items())
+                    starts[group][key] = start
+        # Partitions a group is only a few offsets behind, read once from the earliest such
+        # group's offset: every group reading them (notify and covid both read
+        # stays.enriched) counts its own records in the one reading.
+        close: dict[Partition, int] = {}
+        for behind in starts.values():
+            for key, start in behind.items():
+                if ends(key)[1] - start <= EXACT_BELOW:
+                    close[key] = min(start, close.get(key, start))
+        found = record_offsets(
+            watermarks, {key: (start, ends(key)[1]) for key, start in close.items()}
+        )
+        for group, behind in starts.items():
+            lag = 0
+            for key, start in behind.items():
+                offsets = found.get(key)
+                if offsets is None or ends(key)[1] - start > EXACT_BELOW:
+                    lag += ends(key)[1] - start
+                else:
+                    lag += sum(1 for offset in offsets if offset >= start)
             results.append(GroupLag(group, lag, read[group]))
     finally:
         watermarks.close()
@@ -71,14 +91,15 @@ EXACT_BELOW = 50
 """A partition at most this many offsets behind has its records counted one by one."""
 
 
-def records_in(
-    consumer: Consumer, spans: dict[tuple[str, int], tuple[int, int]], timeout: float = 5.0
-) -> dict[tuple[tuple[str, int], tuple[int, int]], int]:
-    """The records a consumer is handed in each ``[start, end)`` span (transaction markers and
-    aborted records are not); a span not read to its end within ``timeout`` is left out."""
+def record_offsets(
+    consumer: Consumer, spans: dict[Partition, tuple[int, int]], timeout: float = 5.0
+) -> dict[Partition, list[int]]:
+    """The offsets of the records a consumer is handed in each ``[start, end)`` span
+    (transaction markers and aborted records are not); a span not read to its end within
+    ``timeout`` is left out."""
     if not spans:
         return {}
-    counted = dict.fromkeys(spans, 0)
+    found: dict[Partition, list[int]] = {key: [] for key in spans}
     consumer.assign(
         [TopicPartition(topic, part, start) for (topic, part), (start, _) in spans.items()]
     )
@@ -95,7 +116,7 @@ def records_in(
                     and offset is not None
                     and offset < spans[key][1]
                 ):
-                    counted[key] += 1
+                    found[key].append(offset)
             positions = consumer.position([TopicPartition(t, p) for t, p in pending])
             for place in positions:
                 key = (place.topic, place.partition)
@@ -104,4 +125,4 @@ def records_in(
                     pending.discard(key)
     finally:
         consumer.unassign()
-    return {(key, spans[key]): counted[key] for key in spans if key not in pending}
+    return {key: offsets for key, offsets in found.items() if key not in pending}

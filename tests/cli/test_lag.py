@@ -67,6 +67,11 @@ def test_commit_markers_are_no_lag_and_records_are(
     [lag] = consumer_lag(stack, admin, [group])
     assert lag.lag == 2
 
+    # Another group, further back in the same partition: each counts its own records.
+    slower = f"lag-{uuid.uuid4().hex[:8]}"
+    read_and_commit(consumer_factory(group_id=slower), topic, 3)
+    assert [item.lag for item in consumer_lag(stack, admin, [group, slower])] == [2, 4]
+
 
 def test_far_behind_the_offsets_are_the_measure(
     stack: Settings,
