@@ -170,6 +170,16 @@ def empty_database(stack: Settings) -> Iterator[str]:
             time.sleep(1 + attempt)
 
 
+def throwaway_broker(tmp_path: Path) -> Kafka:
+    """A new single-node broker of the stack's version on ports 19092/19093, not started yet
+    (its data under ``tmp_path``, the jars the local stack downloaded)."""
+    layout = StackLayout(tmp_path / "private-kafka", shared_dist=StackLayout.default().dist)
+    layout.make_dirs()
+    broker = Kafka(layout, port=19092, controller_port=19093)
+    broker.install()
+    return broker
+
+
 @pytest.fixture
 def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
     """A throwaway single-node broker of the same version, for tests that take a broker down.
@@ -178,10 +188,7 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
     ``.start()`` then ``.wait_healthy()``), with its data kept across restarts. It runs on
     ports 19092/19093 and reuses the local stack's downloaded jars.
     """
-    layout = StackLayout(tmp_path / "private-kafka", shared_dist=StackLayout.default().dist)
-    layout.make_dirs()
-    broker = Kafka(layout, port=19092, controller_port=19093)
-    broker.install()
+    broker = throwaway_broker(tmp_path)
     broker.start()
     broker.wait_healthy()
     try:

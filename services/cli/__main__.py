@@ -27,7 +27,7 @@ from confluent_kafka import Message
 
 from services.cli.lag import consumer_lag
 from services.common.deadletter import HEADER_PREFIX, read_error_headers
-from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.kafka import make_consumer, make_producer
 from services.common.logging import drop_patient_fields
 from services.common.observability import DEFAULT_PORTS
 from services.common.serde import AvroSerde, make_registry_client
@@ -62,7 +62,7 @@ def status(settings: Settings) -> int:
             state = "not running"
         _say(f"  {service:10} :{port}  {state}")
     _say("Consumer lag (records still to read):")
-    for group in consumer_lag(settings, make_admin(settings)):
+    for group in consumer_lag(settings):
         if not group.partitions:
             continue  # a group that never committed (a one-off reader) has no lag to show
         _say(f"  {group.group:40} {group.lag:>8,} over {group.partitions} partitions")

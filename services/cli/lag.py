@@ -10,15 +10,13 @@ there; far behind, the offsets are the measure (a marker or two make no differen
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 
-from services.common.kafka import consumer_config
+from services.common.kafka import CommittedOffsets, Partition, make_admin, make_consumer
 from services.common.settings import Settings
-
-Partition = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -28,38 +26,55 @@ class GroupLag:
     partitions: int
 
 
-def consumer_lag(
-    settings: Settings, admin: AdminClient, groups: list[str] | None = None
-) -> list[GroupLag]:
-    """For each consumer group (all by default), records behind the end of its partitions."""
-    if groups is None:
-        listed = admin.list_consumer_groups(request_timeout=10).result()
-        groups = sorted(item.group_id for item in listed.valid)
-    if not groups:
-        return []
-    watermarks = Consumer(consumer_config(settings, "harpicoop-cli-lag", "harpicoop-cli-lag"))
-    # Low and high watermarks, asked once per partition whichever groups read it.
-    bounds: dict[Partition, tuple[int, int]] = {}
+class LagReader:
+    """Reads the lag of consumer groups, again and again with the same Kafka handles.
 
-    def ends(key: Partition) -> tuple[int, int]:
-        if key not in bounds:
-            low, high = watermarks.get_watermark_offsets(TopicPartition(*key), timeout=10)
-            bounds[key] = (low, high)
-        return bounds[key]
+    Use it from one thread at a time (the dashboard gives it a thread of its own) and close it
+    when done; ``consumer_lag`` is the one-off reading.
+    """
 
-    results = []
-    try:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.committed = CommittedOffsets(settings, "harpicoop-lag")
+        self.watermarks = make_consumer(settings, "harpicoop-lag", "harpicoop-lag")
+
+    def close(self) -> None:
+        self.committed.close()
+        self.watermarks.close()
+
+    def __enter__(self) -> LagReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def groups(self) -> list[str]:
+        """Every consumer group the brokers know (ListGroups is asked of each broker, not of
+        a group coordinator)."""
+        listed = make_admin(self.settings).list_consumer_groups(request_timeout=10).result()
+        return sorted(item.group_id for item in listed.valid)
+
+    def read(self, groups: Iterable[str] | None = None) -> list[GroupLag]:
+        """For each consumer group (all by default), records behind the end of its partitions."""
+        groups = self.groups() if groups is None else list(groups)
+        # Low and high watermarks, asked once per partition whichever groups read it.
+        bounds: dict[Partition, tuple[int, int]] = {}
+
+        def ends(key: Partition) -> tuple[int, int]:
+            if key not in bounds:
+                low, high = self.watermarks.get_watermark_offsets(TopicPartition(*key), timeout=10)
+                bounds[key] = (low, high)
+            return bounds[key]
+
         starts: dict[str, dict[Partition, int]] = {}
         read: dict[str, int] = {}
         for group in groups:
-            future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
-            committed: list[TopicPartition] = future.result().topic_partitions or []
+            committed = self.committed.of(group)
             read[group] = len(committed)
             starts[group] = {}
-            for place in committed:
-                key = (place.topic, place.partition)
+            for key, offset in committed.items():
                 low, high = ends(key)
-                start = place.offset if place.offset >= 0 else low
+                start = max(offset, low)
                 if start < high:
                     starts[group][key] = start
         # Partitions a group is only a few offsets behind, read once from the earliest such
@@ -71,8 +86,9 @@ def consumer_lag(
                 if ends(key)[1] - start <= EXACT_BELOW:
                     close[key] = min(start, close.get(key, start))
         found = record_offsets(
-            watermarks, {key: (start, ends(key)[1]) for key, start in close.items()}
+            self.watermarks, {key: (start, ends(key)[1]) for key, start in close.items()}
         )
+        results = []
         for group, behind in starts.items():
             lag = 0
             for key, start in behind.items():
@@ -82,9 +98,13 @@ def consumer_lag(
                 else:
                     lag += sum(1 for offset in offsets if offset >= start)
             results.append(GroupLag(group, lag, read[group]))
-    finally:
-        watermarks.close()
-    return results
+        return results
+
+
+def consumer_lag(settings: Settings, groups: Iterable[str] | None = None) -> list[GroupLag]:
+    """One reading of the lag of consumer groups (all by default)."""
+    with LagReader(settings) as reader:
+        return reader.read(groups)
 
 
 EXACT_BELOW = 50

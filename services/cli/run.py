@@ -26,12 +26,12 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from services.analytics.config import AnalyticsConfig
-from services.cli.lag import consumer_lag
+from services.cli.lag import LagReader
 from services.cli.reconcile import reconcile
 from services.cli.topics_since import records_since
 from services.common.db import connect
 from services.common.establishments import load_establishments
-from services.common.kafka import consumer_config, make_admin
+from services.common.kafka import consumer_config
 from services.common.observability import DEFAULT_PORTS
 from services.common.paths import PROJECT_ROOT
 from services.common.serde import AvroSerde, make_registry_client
@@ -77,9 +77,25 @@ class Processes:
     def check_alive(self) -> None:
         for name, process in self.running.items():
             if process.poll() is not None:
-                raise RunError(
-                    f"{name} stopped (exit {process.returncode}); read {self.layout.log(name)}"
-                )
+                raise RunError(self.ended(name, process.returncode))
+
+    def ended(self, name: str, code: int) -> str:
+        """What to tell of a service that ended on its own: a crash (a signal) or a stop."""
+        log = self.layout.log(name)
+        if code < 0:
+            try:
+                what = f"crashed ({signal.Signals(-code).name})"
+            except ValueError:
+                what = f"crashed (signal {-code})"
+        else:
+            what = f"stopped on its own (exit {code})"
+        tail = last_lines(log, 8)
+        return (
+            f"{name} {what}; the other services are stopped. The end of {log}:\n"
+            + "".join(f"    {line}\n" for line in tail)
+            + "  Read the whole log, then run 'make run' again (a crash is a defect to report "
+            "with that log)."
+        )
 
     def stop_all(self) -> None:
         for process in self.running.values():
@@ -93,6 +109,18 @@ class Processes:
                 _say(f"  {name} did not stop in time; killing it")
                 process.kill()
         self.running.clear()
+
+
+def last_lines(path: Path, count: int) -> list[str]:
+    """The file's last lines (logs hold ids, never patient data), cut to a screen's width."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 64 * 1024))
+            lines = log.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [line[:300] for line in lines[-count:]]
 
 
 def wait_until_healthy(processes: Processes, names: tuple[str, ...], timeout: float = 120) -> None:
@@ -165,18 +193,18 @@ def wait_for_drain(
     A lag of zero alone cannot say "done": a service may still be writing what the next one
     reads (the Covid follow-ups that notify turns into emails, say).
     """
-    admin = make_admin(settings)
     calm, last = 0, None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lag = sum(group.lag for group in consumer_lag(settings, admin, list(PIPELINE_GROUPS)))
-        state = (lag, *snapshot())
-        waiting = pending_notices(settings)
-        calm = calm + 1 if state == last and waiting == 0 else 0
-        last = state
-        if calm >= 3:
-            return True
-        time.sleep(2)
+    with LagReader(settings) as lag_reader:
+        while time.monotonic() < deadline:
+            lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
+            state = (lag, *snapshot())
+            waiting = pending_notices(settings)
+            calm = calm + 1 if state == last and waiting == 0 else 0
+            last = state
+            if calm >= 3:
+                return True
+            time.sleep(2)
     return False
 
 

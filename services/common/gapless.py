@@ -25,11 +25,9 @@ from typing import Any, Protocol, cast
 
 import faust
 import structlog
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from faust.types import TP, Message
 
-from services.common.kafka import make_admin
+from services.common.kafka import CommittedOffsets, Partition
 from services.common.settings import Settings
 from services.common.streams import records_between
 
@@ -62,7 +60,6 @@ class StreamRecord(Protocol):
         ...
 
 
-Partition = tuple[str, int]
 Handler = Callable[[StreamRecord], Awaitable[object]]
 # The records of a partition in [start, end), read straight from Kafka.
 ReadBetween = Callable[[str, int, int, int], Awaitable[Sequence[StreamRecord]]]
@@ -154,29 +151,15 @@ class GaplessIntake:
 
 
 def start_offsets(
-    admin: AdminClient, group_id: str, partitions: Iterable[Partition]
+    settings: Settings, group_id: str, partitions: Iterable[Partition]
 ) -> dict[Partition, int]:
     """Where the group starts reading each partition: its committed offset, or the partition's
     beginning when it has none (the platform's faust apps reset to the earliest offset)."""
-    wanted = [TopicPartition(topic, partition) for topic, partition in partitions]
-    if not wanted:
-        return {}
-    request = ConsumerGroupTopicPartitions(group_id, wanted)
-    [future] = admin.list_consumer_group_offsets([request], request_timeout=30).values()
-    starts = {
-        (tp.topic, tp.partition): tp.offset for tp in future.result(timeout=60).topic_partitions
-    }
-    missing = [key for key, offset in starts.items() if offset < 0]
-    if missing:
-        beginnings = admin.list_offsets(
-            {
-                TopicPartition(topic, partition): OffsetSpec.earliest()  # type: ignore[no-untyped-call]
-                for topic, partition in missing
-            },
-            request_timeout=30,
-        )
-        for tp, found in beginnings.items():
-            starts[(tp.topic, tp.partition)] = found.result(timeout=60).offset
+    with CommittedOffsets(settings, f"{group_id}-positions") as offsets:
+        starts = offsets.of(group_id, partitions)
+        for key, offset in starts.items():
+            if offset < 0:
+                starts[key] = offsets.low_watermark(group_id, key)
     return starts
 
 
@@ -189,7 +172,6 @@ def gapless_intake(
 ) -> GaplessIntake:
     """An intake for the records of the ``watched`` topics that ``app`` consumes (a collection
     that may grow while the app runs), with its positions reset on every assignment."""
-    admin = make_admin(settings)
     group_id = app.conf.id
 
     async def read_between(topic: str, partition: int, start: int, end: int) -> list[Any]:
@@ -217,7 +199,7 @@ def gapless_intake(
 
     async def on_assigned(_app: faust.App, assigned: set[TP], **_: Any) -> None:
         mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in watched]
-        intake.positions.reset(await asyncio.to_thread(start_offsets, admin, group_id, mine))
+        intake.positions.reset(await asyncio.to_thread(start_offsets, settings, group_id, mine))
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
     app.on_partitions_assigned.connect(cast(Any, on_assigned))

@@ -8,6 +8,7 @@ so that the mistake can be found and fixed.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -84,7 +85,14 @@ class _CurrentStderr:
 
 
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
-    """JSON lines on stderr, one object per event, bound to the service's name."""
+    """JSON lines on stderr, one object per event, bound to the service's name.
+
+    A crash in native code also leaves every Python thread's stack there (faulthandler). A
+    crash on a thread that librdkafka started cannot: those threads block every signal, so the
+    kernel ends the process before Python hears of it, and only the exit signal tells.
+    """
+    if not faulthandler.is_enabled() and sys.__stderr__ is not None:
+        faulthandler.enable(file=sys.__stderr__, all_threads=True)
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
     # One plain-text line per HTTP request to the registry is noise, not news.
     for noisy in ("httpx", "httpx2", "httpcore"):

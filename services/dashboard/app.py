@@ -15,7 +15,6 @@ import structlog
 from aiohttp import web
 
 from services.common.establishments import load_establishments
-from services.common.kafka import make_admin
 from services.common.observability import ObservabilityServer, metrics_port
 from services.common.settings import Settings
 from services.dashboard.config import DashboardConfig
@@ -26,7 +25,7 @@ from services.dashboard.web import make_app
 
 def run(settings: Settings, config: DashboardConfig, log: structlog.stdlib.BoundLogger) -> None:
     store = DashboardStore(settings.database_url)
-    lag = LagWatch(settings, make_admin(settings), config.groups, config.lag_interval, log)
+    lag = LagWatch(settings, config.groups, config.lag_interval, log)
     app = make_app(store, lag, config, load_establishments(), log)
 
     async def background(_app: web.Application) -> AsyncIterator[None]:

@@ -42,9 +42,11 @@ def _require_tool(tool: str, package_hint: str) -> str:
     return found
 
 
-def _maven(args: list[str], *, what: str, log: Path) -> None:
+def _maven(args: list[str], *, what: str, log: Path, cwd: Path) -> None:
+    """Run Maven from ``cwd``: without a POM of its own it writes its marker files under a
+    literal ``${project.basedir}`` folder of the current directory, so never the checkout's."""
     mvn = _require_tool("mvn", "Maven (Debian package 'maven') and a Java 17 JDK")
-    run([mvn, "-B", "-q", *args], what=what, log=log)
+    run([mvn, "-B", "-q", *args], what=what, log=log, cwd=cwd)
 
 
 class Component(ABC):
@@ -368,6 +370,7 @@ class Kafka(Component):
             ],
             what="fetching the Kafka broker jars with Maven",
             log=self.log,
+            cwd=self.home,
         )
         stamp.touch()
 
@@ -482,6 +485,7 @@ class Registry(Component):
             ],
             what="fetching Apicurio Registry with Maven",
             log=self.log,
+            cwd=self.layout.dist,
         )
         archive = self.layout.dist / f"apicurio-registry-app-{version}-all.tar.gz"
         with tarfile.open(archive) as bundle:

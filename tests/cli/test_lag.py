@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from services.cli.lag import EXACT_BELOW, consumer_lag
 from services.common.kafka import make_producer
@@ -50,7 +49,6 @@ def read_and_commit(consumer: Consumer, topic: str, count: int) -> None:
 
 def test_commit_markers_are_no_lag_and_records_are(
     stack: Settings,
-    admin: AdminClient,
     topic_factory: Callable[..., str],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
@@ -60,29 +58,28 @@ def test_commit_markers_are_no_lag_and_records_are(
     read_and_commit(consumer_factory(group_id=group), topic, 5)
 
     # Seven offsets (five records, two markers); the group stands at 6, before the last marker.
-    [lag] = consumer_lag(stack, admin, [group])
+    [lag] = consumer_lag(stack, [group])
     assert (lag.lag, lag.partitions) == (0, 1)
 
     write_in_transactions(producer, topic, [2])
-    [lag] = consumer_lag(stack, admin, [group])
+    [lag] = consumer_lag(stack, [group])
     assert lag.lag == 2
 
     # Another group, further back in the same partition: each counts its own records.
     slower = f"lag-{uuid.uuid4().hex[:8]}"
     read_and_commit(consumer_factory(group_id=slower), topic, 3)
-    assert [item.lag for item in consumer_lag(stack, admin, [group, slower])] == [2, 4]
+    assert [item.lag for item in consumer_lag(stack, [group, slower])] == [2, 4]
 
 
 def test_far_behind_the_offsets_are_the_measure(
     stack: Settings,
-    admin: AdminClient,
     topic_factory: Callable[..., str],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
     topic, group = topic_factory(partitions=1), f"lag-{uuid.uuid4().hex[:8]}"
     write_in_transactions(transactional_producer(stack), topic, [1, EXACT_BELOW + 10])
     read_and_commit(consumer_factory(group_id=group), topic, 1)
-    [lag] = consumer_lag(stack, admin, [group])
+    [lag] = consumer_lag(stack, [group])
     # From the group's offset to the end: the records, the last marker, and the marker of the
     # first transaction it stands before.
     assert lag.lag == EXACT_BELOW + 10 + 2
