@@ -309,6 +309,11 @@ def parse(raw: bytes) -> Message:
         body = body[len(_UTF8_BOM) :]
         charset = charset or "UNICODE UTF-8"
     text, codec = _decode(body, charset)
+    # A header glued to the end of a segment (a sender that did not end its last segment before
+    # the next message) still starts a segment: MSH-1 and MSH-2 as sent, unescaped, cannot be
+    # part of a field's value.
+    signature = latin[: latin.index(delimiters.field, 4) + 1]
+    text = text.replace(signature, "\r" + signature)
     dialect = Dialect(delimiters, codec)
     segments: list[Segment] = []
     seen: dict[str, int] = {}

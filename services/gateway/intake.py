@@ -3,7 +3,8 @@
 Pure: bytes in, a decision out, never an exception. The envelope (MSH) decides between a
 rejection (AR: unreadable, unknown sending facility, not ADT, wrong version) and going on; the
 trigger then decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and
-A31 are kept in the archive only, and other triggers are acknowledged and ignored.
+A31 are kept in the archive only, and other triggers are acknowledged and ignored. A frame
+holding more than one message is refused whole (AE): nothing of it is published.
 """
 
 from __future__ import annotations
@@ -153,6 +154,21 @@ def _check_envelope(header: Segment, establishment: Establishment | None) -> Non
         )
 
 
+def _check_one_message(message: Message) -> None:
+    """Raises the AE a frame gets for holding more than one message: none of them is taken."""
+    headers = message.all("MSH")
+    if len(headers) > 1:
+        # Table 0357 has no code for "several messages"; 100 (segment sequence error) is the one
+        # that fits: an MSH after the first is a segment no ADT structure allows there. 207
+        # (application internal error) would blame the gateway and invite a resend as it is.
+        raise MessageError(
+            ErrorCode.SEGMENT_SEQUENCE,
+            f"the frame holds {len(headers)} messages; one frame must hold one message, "
+            f"so none of them was taken",
+            headers[1].location(),
+        )
+
+
 def _decide(
     message: Message, establishment: Establishment, rules: IntakeRules, received_at: dt.datetime
 ) -> tuple[Outcome, Publication | None, tuple[Problem, ...]]:
@@ -189,6 +205,7 @@ def take_in(raw: bytes, rules: IntakeRules, received_at: dt.datetime) -> Intake:
         context = AckContext(message.delimiters, message.codec, message.header)
         envelope = _envelope(message.header, rules)
         _check_envelope(message.header, envelope["establishment"])
+        _check_one_message(message)
         outcome, publication, warnings = _decide(
             message, envelope["establishment"], rules, received_at
         )

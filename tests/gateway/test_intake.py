@@ -10,6 +10,7 @@ from fastavro.validation import validate
 
 from services.common.establishments import establishments_by_facility
 from services.common.schemas import parsed_schema
+from services.gateway.ack import build_ack
 from services.gateway.covid import CovidMapping, load_covid_mapping
 from services.gateway.intake import (
     Intake,
@@ -20,6 +21,7 @@ from services.gateway.intake import (
     take_in_oversized,
 )
 from tests.gateway.messages import identity, movement
+from tests.gateway.support import read_ack
 
 RECEIVED = dt.datetime(2026, 3, 2, 7, 16, tzinfo=dt.UTC)
 RULES = IntakeRules(establishments_by_facility(), load_covid_mapping(), ZoneInfo("Europe/Paris"))
@@ -150,3 +152,60 @@ def test_the_archive_entry_says_what_became_of_the_message() -> None:
     assert record["establishment"] == "chrunancy"
     assert record["message_type"] == "ADT^A01"
     assert record["event_id"] is None and record["topic"] is None
+
+
+@pytest.mark.parametrize("end", ["\r", "\n", "\r\n"], ids=["CR", "LF", "CRLF"])
+def test_a_frame_holding_two_messages_is_refused_whole_with_ae(end: str) -> None:
+    raw = movement(control_id="M1", visit="V1", segment_end=end) + movement(
+        "A03", control_id="M2", visit="V2", segment_end=end
+    )
+    intake = decide(raw)
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    ack = read_ack(
+        build_ack(intake.context, intake.code, intake.problems, control_id="A1", now=RECEIVED)
+    )
+    assert (ack.code, ack.control_id) == ("AE", "M1")
+    assert ack.errors == [
+        {
+            "location": "MSH^2",
+            "code": "100",
+            "severity": "E",
+            "text": "the frame holds 2 messages; one frame must hold one message, "
+            "so none of them was taken",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        movement(control_id="M1") + movement("A08", control_id="M2") + movement(control_id="M3"),
+        movement(control_id="M1").rstrip(b"\r") + movement(control_id="M2") + identity("A40"),
+    ],
+    ids=["one after the other", "glued to the last segment"],
+)
+def test_every_message_of_a_frame_is_counted_and_none_is_taken(raw: bytes) -> None:
+    intake = decide(raw)
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    assert intake.control_id == "M1"
+    assert intake.problems[0].text.startswith("the frame holds 3 messages")
+    record = archive_record(
+        intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
+    )
+    assert (record["raw"], record["outcome"], record["error_code"]) == (raw, "ERROR", "100")
+    assert record["event_id"] is None and record["topic"] is None
+
+
+def test_a_message_followed_by_blank_lines_is_one_message() -> None:
+    intake = decide(movement(control_id="M1") + b"\r\n\r\n\n  \r")
+    assert (intake.outcome, intake.code, intake.problems) == (Outcome.PUBLISHED, "AA", ())
+
+
+def test_msh_written_inside_a_segment_is_not_a_second_message() -> None:
+    notes = [
+        "NTE|1|L|MSH de garde prévenu, voir MSH-10 du courrier",
+        "OBX|2|TX|NOTE^Note^L||copie reçue: MSH\\F\\^~\\E\\&\\F\\SIH_GAM||||||F",
+    ]
+    intake = decide(movement(control_id="M1", extra=notes))
+    assert (intake.outcome, intake.code) == (Outcome.PUBLISHED, "AA")
+    assert intake.publication is not None and intake.publication.event_id == "chrunancy:M1"
