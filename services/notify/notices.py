@@ -7,8 +7,8 @@
   movement would have given.
 - A cancellation of a movement already notified gives a RETRACTION; of one still waiting, it
   withdraws the waiting notice; of one never notified, nothing.
-- A recipient who opted out, or whose address is outside the MSSanté secure domains, gets nothing:
-  the notice is recorded as skipped, with the reason.
+- A recipient who opted out, or whose address is malformed or outside the MSSanté secure domains,
+  gets nothing: the notice is recorded as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.mailbox import plain_address, secure_address
+
 # Fixed forever: notification ids derived from it must stay the same across versions.
 _NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
-
-# MSSanté is a closed trust space whose mail domains are sub-domains of mssante.fr.
-MSSANTE_SUFFIX = "mssante.fr"
 
 
 class NoticeKind(enum.StrEnum):
@@ -73,23 +72,15 @@ def movement_key(event: Mapping[str, Any]) -> str:
     return f"{event['establishment']}:{event['movement']['movement_id']}"
 
 
-def is_secure_address(address: str, extra_domains: Iterable[str] = ()) -> bool:
-    """True for an address in the MSSanté trust space (or a domain the operator added)."""
-    _, at, domain = address.rpartition("@")
-    if not at or not domain:
-        return False
-    domain = domain.lower()
-    allowed = {MSSANTE_SUFFIX, *(item.lower() for item in extra_domains)}
-    return any(domain == item or domain.endswith(f".{item}") for item in allowed)
-
-
 def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
     address = recipient.get("mssante_address")
     if recipient.get("opted_out"):
         return "the practitioner opted out of notifications"
     if not address:
         return "the practitioner has no secure messaging address"
-    if not is_secure_address(address, extra_domains):
+    if plain_address(address) is None:
+        return "the address is not one plain email address"
+    if secure_address(address, extra_domains) is None:
         return "the address is outside the MSSanté secure domains"
     return None
 
