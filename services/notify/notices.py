@@ -85,15 +85,23 @@ def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> 
     return None
 
 
+MAX_RECIPIENTS = 10
+"""Recipients of one event past this many are recorded as skipped: a care team is a handful of
+practitioners, and a longer list is a sender's mistake or an attempt to mail many GPs at once."""
+
+
 def decide(
     enriched: Mapping[str, Any],
     earlier: Mapping[str, Earlier],
     extra_domains: Iterable[str] = (),
+    max_recipients: int = MAX_RECIPIENTS,
 ) -> list[Notice]:
     """The notices of one enriched event.
 
     ``earlier`` maps a recipient's RPPS to what became of their notices for the same movement;
-    it matters only for updates and cancellations.
+    it matters only for updates and cancellations. Recipients come in enrich's order (the GP
+    first); those past ``max_recipients`` get nothing new, but a notice that went out is still
+    retracted or corrected.
     """
     event = enriched["event"]
     original = NOTIFIABLE_KINDS.get(event["kind"])
@@ -101,7 +109,7 @@ def decide(
         return []
     extra = list(extra_domains)
     notices = []
-    for recipient in enriched["recipients"]:
+    for rank, recipient in enumerate(enriched["recipients"]):
         rpps = recipient["rpps"]
         before = earlier.get(rpps, Earlier.NONE)
         if event["action"] == "INSERT":
@@ -124,12 +132,17 @@ def decide(
             continue
         else:
             continue
+        over_cap = rank >= max_recipients and before is not Earlier.DELIVERED
         notices.append(
             Notice(
                 notification_id(event["event_id"], rpps, kind),
                 kind,
                 recipient,
-                skip_reason=_skip_reason(recipient, extra),
+                skip_reason=(
+                    f"past the first {max_recipients} recipients of the event"
+                    if over_cap
+                    else _skip_reason(recipient, extra)
+                ),
                 withdraws_waiting=withdraws,
             )
         )

@@ -92,3 +92,23 @@ def test_opted_out_missing_malformed_and_insecure_addresses_are_skipped_with_the
 def test_an_operator_may_add_a_secure_domain() -> None:
     [notice] = decide(enriched("V1", [recipient("1", "dr@apicrypt.org")]), {}, ["apicrypt.org"])
     assert notice.skip_reason is None
+
+
+def test_recipients_past_the_cap_get_nothing_new_and_are_recorded_with_the_reason() -> None:
+    team = [GP] + [
+        recipient(f"101010102{number:02d}", f"p{number}@medecin.mssante.fr", role="RP")
+        for number in range(11)
+    ]
+    notices = decide(enriched("V1", team), {}, max_recipients=10)
+    assert [n.skip_reason for n in notices[:10]] == [None] * 10
+    past = "past the first 10 recipients of the event"
+    assert [n.skip_reason for n in notices[10:]] == [past, past]
+
+    # A notice that went out before the cap was lowered is still retracted.
+    last = team[-1]["rpps"]
+    cancelled = decide(
+        enriched("V1", team, action="CANCEL"), {last: Earlier.DELIVERED}, max_recipients=10
+    )
+    assert [(n.kind, n.recipient["rpps"], n.skip_reason) for n in cancelled] == [
+        (NoticeKind.RETRACTION, last, None)
+    ]
