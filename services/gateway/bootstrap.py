@@ -15,7 +15,7 @@ from services.common.establishments import establishments_by_facility
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
-from services.common.settings import Settings
+from services.common.settings import Settings, read_config
 from services.gateway.covid import load_covid_mapping
 from services.gateway.handler import MessageHandler, Topics
 from services.gateway.intake import (
@@ -25,6 +25,7 @@ from services.gateway.intake import (
     IntakeRules,
 )
 from services.gateway.kafka_writer import KafkaWriter
+from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import MllpServer, ServerLimits
 
 log = structlog.get_logger("gateway")
@@ -36,6 +37,7 @@ class GatewayConfig:
     port: int = 2575
     topics: Topics = field(default_factory=Topics)
     limits: ServerLimits = field(default_factory=ServerLimits)
+    refused_budget: RefusedArchiveBudget = field(default_factory=RefusedArchiveBudget)
     ack_timeout: float = 20.0
     """Seconds to wait for Kafka's confirmation before closing without an ACK; engines
     commonly wait 30 to 60 seconds for one."""
@@ -44,7 +46,12 @@ class GatewayConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
-        return cls(host=settings.mllp_host, port=settings.mllp_port)
+        return cls(
+            host=settings.mllp_host,
+            port=settings.mllp_port,
+            limits=read_config(ServerLimits),
+            refused_budget=read_config(RefusedArchiveBudget),
+        )
 
 
 class Gateway:
@@ -93,6 +100,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         counters,
         ack_timeout=config.ack_timeout,
         max_frame_bytes=config.limits.max_frame_bytes,
+        refused_budget=config.refused_budget,
     )
     return Gateway(MllpServer(handler, config.limits, counters), writer, config, counters)
 
