@@ -76,11 +76,19 @@ class ConnectionSlots(Generic[H]):
         self._add(address, holder)
         return Admission(True, None, displaced)
 
-    def prove(self, holder: H) -> None:
+    def prove(self, holder: H, proven: bool = True) -> None:
+        """Mark a holder proven (or no longer: it goes back among the unproven as the newest)."""
         address = self._address_of.get(holder)
-        if address is not None:
-            self._by_address[address][holder] = True
+        if address is None:
+            return
+        held = self._by_address[address]
+        held[holder] = proven
+        if proven:
             self._unproven.pop(holder, None)
+        else:
+            held.move_to_end(holder)
+            self._unproven[holder] = None
+            self._unproven.move_to_end(holder)
 
     def release(self, holder: H) -> None:
         """Free the holder's slot; releasing twice is harmless."""

@@ -159,6 +159,7 @@ class MllpServer:
         assert task is not None
         frame_started: float | None = None
         last_frame = loop.time()
+        proven = False  # has sent a frame from a known establishment
         while True:
             # A frame's time limit runs from its start, so a sender dribbling bytes cannot
             # hold the connection; between frames, the idle limit runs from the last complete
@@ -187,13 +188,15 @@ class MllpServer:
             if frames:
                 frame_started = None  # a frame begun in this read starts its clock now
             for received in frames:
+                self._slots.prove(task)  # not displaced while its frame is being answered
                 try:
                     ack, vouched = await self._handler.handle(received, peer)
                 except Unconfirmed:
                     return "kafka did not confirm; closed without ack"
                 last_frame = loop.time()
-                if vouched:
-                    self._slots.prove(task)
+                proven = proven or vouched
+                if not proven:
+                    self._slots.prove(task, False)
                 if ack is None:
                     continue
                 writer.write(frame(ack))

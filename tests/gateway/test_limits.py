@@ -56,6 +56,16 @@ def test_over_the_total_cap_the_oldest_unproven_connection_of_any_address_gives_
     assert not refused.admitted and refused.refused_by == REFUSED_TOTAL
 
 
+def test_a_connection_answered_as_unknown_goes_back_among_the_unproven() -> None:
+    slots: ConnectionSlots[str] = ConnectionSlots(per_address=2, total=10)
+    slots.admit(ENGINE, "unknown")
+    slots.admit(ENGINE, "noise")
+    slots.prove("unknown")  # while its frame is answered
+    slots.prove("unknown", False)  # the frame came from no known establishment
+    assert slots.admit(ENGINE, "engine").displaced == ["noise"]
+    assert slots.admit(ENGINE, "engine2").displaced == ["unknown"]
+
+
 def test_a_released_slot_is_free_again_and_releasing_twice_is_harmless() -> None:
     slots: ConnectionSlots[str] = ConnectionSlots(per_address=1, total=1)
     slots.admit(ENGINE, "a")
