@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import REGISTRY
 
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
-from services.gateway.bootstrap import Gateway, GatewayConfig
+from services.gateway.bootstrap import Gateway, GatewayConfig, build_gateway
 from services.gateway.handler import Topics
 from services.gateway.intake import RAW_MESSAGE_SCHEMA
 from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import ServerLimits
+from services.stack.layout import StackLayout
 from tests.gateway.messages import movement
 from tests.gateway.support import MllpClient, Records, read_ack, read_topic, running_gateway
 
@@ -45,6 +48,11 @@ def gateway(stack: Settings, module_topics: Topics) -> Iterator[Gateway]:
     )
     with running_gateway(stack, config) as running:
         yield running
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of this process's Prometheus registry, as ``/metrics`` would show it."""
+    return REGISTRY.get_sample_value(name, {"service": "gateway", **labels}) or 0.0
 
 
 def refused(gateway: Gateway) -> int:
@@ -99,6 +107,7 @@ class NoiseConnections:
 def test_three_hundred_noise_connections_do_not_keep_an_engine_from_its_aa(
     gateway: Gateway,
 ) -> None:
+    displaced_before = metric("harpicoop_edge_refusals_total", reason="displaced")
     with NoiseConnections(gateway.port, 300, every=2.0) as noise:
         time.sleep(5)  # the noise has been displacing itself for a while
         waits = [time_to_aa(gateway.port, f"NOISE{index}") for index in range(5)]
@@ -109,7 +118,8 @@ def test_three_hundred_noise_connections_do_not_keep_an_engine_from_its_aa(
         + f"; refused or displaced: {refused(gateway)}"
     )
     assert max(waits) < 3.0
-    assert gateway.counters["connections_refused_displaced"] >= 300 - PER_ADDRESS
+    displaced = metric("harpicoop_edge_refusals_total", reason="displaced") - displaced_before
+    assert displaced >= 300 - PER_ADDRESS
 
 
 def test_a_storm_of_ten_thousand_connections_leaves_the_gateway_answering(
@@ -156,7 +166,7 @@ def test_a_flood_of_refused_frames_archives_its_budget_and_counts_the_rest(
     gateway: Gateway, stack: Settings, registry: SchemaRegistryClient, module_topics: Topics
 ) -> None:
     flood = 300
-    before = gateway.counters["refused_unarchived"]
+    before = metric("harpicoop_refused_unarchived_total")
     started = time.monotonic()
     with MllpClient(gateway.port) as stranger:
         codes = [
@@ -181,7 +191,7 @@ def test_a_flood_of_refused_frames_archives_its_budget_and_counts_the_rest(
         stack, module_topics.archive, AvroSerde(registry, RAW_MESSAGE_SCHEMA), settled
     )
     archived = flood_records(records)
-    unarchived = gateway.counters["refused_unarchived"] - before
+    unarchived = int(metric("harpicoop_refused_unarchived_total") - before)
     # The bucket refills 20 frames a minute while the flood lasts.
     allowed = BUDGET.frames_per_minute + int(seconds * BUDGET.frames_per_minute / 60) + 1
     print(
@@ -234,3 +244,35 @@ def test_a_sender_of_big_frames_does_not_slow_another_engine(gateway: Gateway) -
     # Read on the event loop, these frames put the median at 120-145 ms (p95 300-470 ms); read
     # in a thread, 10-40 ms. The rest is this process's threads sharing one interpreter lock.
     assert busy[25] < 0.1
+
+
+def test_a_client_that_never_finishes_its_tls_handshake_is_cut_off(
+    stack: Settings, module_topics: Topics
+) -> None:
+    tls_dir = StackLayout.default().root / "tls"
+    if not (tls_dir / "gateway.pem").exists():
+        pytest.skip("no local TLS material (make up writes it)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_dir / "gateway.pem", tls_dir / "gateway-key.pem")
+    limits = ServerLimits(tls_handshake_timeout=1.0)
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=module_topics, limits=limits)
+    gateway = build_gateway(stack, config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="tls-gateway-loop", daemon=True)
+    thread.start()
+    gateway.writer.start()
+    try:
+        asyncio.run_coroutine_threadsafe(
+            gateway.server.start("127.0.0.1", 0, tls=context), loop
+        ).result(10)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as silent:
+            assert silent.recv(1) == b""  # closed by the gateway, not by our time-out
+        waited = time.monotonic() - started
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+    print(f"\nsilent TLS client closed after {waited:.2f} s (handshake time-out 1 s)")
+    assert 0.9 <= waited < 3.0

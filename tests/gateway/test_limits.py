@@ -3,6 +3,7 @@ archived, how often a flood is reported."""
 
 from __future__ import annotations
 
+from services.common.settings import read_config
 from services.gateway.limits import (
     REFUSED_PER_ADDRESS,
     REFUSED_TOTAL,
@@ -11,6 +12,7 @@ from services.gateway.limits import (
     RefusedArchive,
     RefusedArchiveBudget,
 )
+from services.gateway.server import ServerLimits
 
 ENGINE = "10.1.0.7"
 OTHER = "10.1.0.8"
@@ -114,3 +116,20 @@ def test_a_flood_is_reported_at_once_then_at_most_once_a_minute_with_its_count()
         (120, 60),
     ]
     assert throttle.note(OTHER, now=1.0) == 1
+
+
+def test_the_caps_and_budgets_are_read_from_the_environment() -> None:
+    limits = read_config(
+        ServerLimits,
+        {
+            "MLLP_MAX_CONNECTIONS_PER_ADDRESS": "4",
+            "MLLP_MAX_CONNECTIONS": "40",
+            "MLLP_IDLE_TIMEOUT_SECONDS": "30",
+            "MLLP_TLS_HANDSHAKE_TIMEOUT_SECONDS": "5",
+        },
+    )
+    budget = read_config(RefusedArchiveBudget, {"MLLP_REFUSED_ARCHIVE_FRAMES_PER_MINUTE": "6"})
+    assert (limits.max_connections_per_address, limits.max_connections) == (4, 40)
+    assert (limits.idle_timeout, limits.tls_handshake_timeout) == (30.0, 5.0)
+    assert (budget.frames_per_minute, budget.bytes_per_minute) == (6, 1024 * 1024)
+    assert read_config(ServerLimits, {}) == ServerLimits()
