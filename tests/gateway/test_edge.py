@@ -276,3 +276,19 @@ def test_a_client_that_never_finishes_its_tls_handshake_is_cut_off(
         loop.close()
     print(f"\nsilent TLS client closed after {waited:.2f} s (handshake time-out 1 s)")
     assert 0.9 <= waited < 3.0
+
+
+def test_noise_bytes_do_not_keep_a_connection_past_its_idle_time(gateway: Gateway) -> None:
+    started = time.monotonic()
+    closed = False
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as chatty:
+        while time.monotonic() - started < 15:
+            try:
+                chatty.sendall(b"\r\n")  # a keep-alive newline, never a frame
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+    waited = time.monotonic() - started
+    print(f"\nconnection sending a newline every 0.25 s closed after {waited:.1f} s (idle 5 s)")
+    assert closed and waited < 7.0
