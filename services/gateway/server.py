@@ -113,12 +113,12 @@ class MllpServer:
         assert task is not None
         address = writer.get_extra_info("peername")
         peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-        address = source_address(peer)
-        admission = self._slots.admit(address, task)
+        source = source_address(peer)
+        admission = self._slots.admit(source, task)
         for displaced in admission.displaced:
             displaced.cancel("displaced")
         if not admission.admitted:
-            self._refuse(admission.refused_by or "cap", address)
+            self._refuse(admission.refused_by or "cap", source)
             writer.close()
             return
         self._connections.add(task)
@@ -131,7 +131,7 @@ class MllpServer:
             reason = "gateway stopping"
             if cancelled.args == ("displaced",):  # made room for a newer connection
                 reason = "displaced"
-                self._refuse(reason, address)
+                self._refuse(reason, source)
         except Exception:  # a bug must cost one connection, not the gateway
             reason = "internal error"
             log.exception("connection failed", peer=peer)
