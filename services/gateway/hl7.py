@@ -20,6 +20,9 @@ _TIMESTAMP = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?$"
 )
 _UTF8_BOM = b"\xef\xbb\xbf"
+# C0 controls and DEL. C1 (U+0080-U+009F) is left alone: engines that declare 8859/1 but write
+# windows-1252 send "œ" as 0x9C, which reads as U+009C.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # HL7 table 0211 (MSH-18) → Python codec. Sloppy spellings seen in the field are accepted too.
 CHARSETS: dict[str, str] = {
@@ -203,6 +206,12 @@ def _escape_value(sequence: str, dialect: Dialect) -> str | None:
     return None
 
 
+def control_character(text: str) -> str | None:
+    """The first C0 control character or DEL in ``text``, or None when it has none."""
+    found = _CONTROL.search(text)
+    return found.group() if found else None
+
+
 class Repetition:
     """One occurrence of a field, split into components and subcomponents on demand."""
 
@@ -229,6 +238,14 @@ class Repetition:
         elif subcomponent > 1:
             return ""
         return unescape(text, self._dialect).strip() if delimiters.escape in text else text.strip()
+
+    def components(self) -> list[str]:
+        """Every component unescaped and unstripped, subcomponents left joined: what a check
+        of the whole value needs."""
+        return [
+            unescape(text, self._dialect)
+            for text in self.raw.split(self._dialect.delimiters.component)
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.raw.strip())

@@ -27,6 +27,7 @@ from services.gateway.hl7 import (
     MessageError,
     Problem,
     Segment,
+    control_character,
     parse,
     parse_header,
 )
@@ -109,11 +110,14 @@ class Intake:
 def _envelope(header: Segment, rules: IntakeRules) -> dict[str, Any]:
     facility = header.get(4)
     code, trigger = header.get(9, 1), header.get(9, 2)
+    control_id = header.get(10)
     return {
         "establishment": rules.establishments.get(facility),
         "sending_facility": facility or None,
         "message_type": f"{code}^{trigger}" if trigger else (code or None),
-        "control_id": header.get(10) or None,
+        # The archive and the logs carry the control id: one with a control character is
+        # refused (pam.PLAIN_FIELDS) and left out of both.
+        "control_id": control_id if control_id and control_character(control_id) is None else None,
     }
 
 
@@ -182,7 +186,8 @@ def _decide(
         publication = Publication("merges", PATIENT_MERGE_SCHEMA, mapped.key, mapped.value)
         return Outcome.PUBLISHED, publication, mapped.warnings
     if trigger in pam.IDENTITY_TRIGGERS:
-        reader = pam.Reader(rules.timezone)
+        pam.check_plain_text(message)
+        reader = pam.Reader(rules.timezone, received_at)
         pam.patient(message, reader)  # an identity message must at least identify a patient
         return Outcome.KEPT, None, tuple(reader.warnings)
     return Outcome.IGNORED, None, ()

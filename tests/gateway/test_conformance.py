@@ -455,13 +455,12 @@ case(
 )
 case("A40 without MRG", "AE", "ERROR", identity, "A40", merged_ipp=None, error=("100", "MRG^1"))
 case(
-    "unreadable admit time: accepted with a warning",
-    "AA",
-    "PUBLISHED",
+    "unreadable admit time",
+    "AE",
+    "ERROR",
     movement,
     admitted_at="hier",
     error=("102", "PV1^1^44^1"),
-    check=expect(**{"stay.admitted_at": None}),
 )
 
 
