@@ -260,14 +260,22 @@ case(
     family="Dupont\\T\\Fils",
     given="Ren\\XE9\\",
     birth_name=None,
-    unit="Soins\\.br\\intensifs^^^^^^UF^^^4013",
+    unit="Soins \\H\\intensifs\\N\\^^^^^^UF^^^4013",
     check=expect(
         **{
             "patient.family_name": "Dupont&Fils",
             "patient.given_name": "Ren\ufffd",
-            "movement.unit_name": "Soins\nintensifs",
+            "movement.unit_name": "Soins intensifs",
         }
     ),
+)
+case(
+    "line break escaped in a unit name",
+    "AE",
+    "ERROR",
+    movement,
+    unit="Soins\\.br\\intensifs^^^^^^UF^^^4013",
+    error=("102", "ZBE^1^7^1"),
 )
 case(
     "no MSH-18, UTF-8 bytes",
