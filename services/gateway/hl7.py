@@ -280,6 +280,11 @@ class Segment:
             self._split[field] = split
         return split
 
+    def unescaped(self, field: int) -> str:
+        """The whole field unescaped, delimiters and all: enough to test every value at once."""
+        raw = self.raw(field)
+        return unescape(raw, self._dialect) if self._dialect.delimiters.escape in raw else raw
+
     def get(self, field: int, component: int = 1, subcomponent: int = 1) -> str:
         """First repetition's unescaped component; empty when absent."""
         repetitions = self.repetitions(field)

@@ -153,6 +153,8 @@ def check_plain_text(message: Message) -> None:
     """Raises the AE for the first control character in one of ``PLAIN_FIELDS``."""
     for segment in message.segments:
         for number, what in PLAIN_FIELDS.get(segment.name, {}).items():
+            if control_character(segment.unescaped(number)) is None:
+                continue  # the usual case, found in one pass; the loops below say where
             for index, repetition in enumerate(segment.repetitions(number), start=1):
                 for component, text in enumerate(repetition.components(), start=1):
                     character = control_character(text)
