@@ -4,8 +4,10 @@ table, MLLP server), and its run until SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -17,7 +19,7 @@ from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
 from services.common.settings import Settings, read_config
 from services.gateway.covid import load_covid_mapping
-from services.gateway.handler import MessageHandler, Topics
+from services.gateway.handler import MessageHandler, Topics, utc_now
 from services.gateway.intake import (
     PATIENT_MERGE_SCHEMA,
     RAW_MESSAGE_SCHEMA,
@@ -80,7 +82,12 @@ class Gateway:
         log.info("gateway stopped", undelivered=left, counters=dict(self.counters))
 
 
-def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
+def build_gateway(
+    settings: Settings,
+    config: GatewayConfig,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> Gateway:
+    """``clock`` gives each message's receipt time, from which its dates are judged."""
     # Each ACK waits for its write: a short linger keeps one connection's round trip short,
     # while concurrent connections still share batches.
     producer = make_producer(settings, "harpicoop-gateway", **{"linger.ms": 1})
@@ -101,6 +108,7 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         ack_timeout=config.ack_timeout,
         max_frame_bytes=config.limits.max_frame_bytes,
         refused_budget=config.refused_budget,
+        clock=clock,
     )
     return Gateway(MllpServer(handler, config.limits, counters), writer, config, counters)
 

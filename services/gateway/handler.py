@@ -75,7 +75,7 @@ class Topics:
         return self.stays.format(establishment=intake.establishment.code)
 
 
-def _utc_now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
@@ -107,7 +107,7 @@ class MessageHandler:
         ack_timeout: float,
         max_frame_bytes: int,
         refused_budget: RefusedArchiveBudget | None = None,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._writer = writer
         self._rules = rules

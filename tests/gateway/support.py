@@ -7,6 +7,7 @@ through a real socket exactly as an establishment's engine would.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import threading
 import time
@@ -30,10 +31,25 @@ from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, ST
 from services.gateway.mllp import END_BLOCK, START_BLOCK, frame
 from tests.conftest import unique
 
+# The test messages (messages.py) and the simulator's test days are dated Monday 2026-03-02; the
+# gateway judges dates from their receipt (a movement more than a year old is refused), so the
+# gateways of the tests receive on that day, at noon in Paris, and the tests do not age.
+MESSAGES_DAY_NOON = dt.datetime(2026, 3, 2, 11, 0, tzinfo=dt.UTC)
+_STARTED = time.monotonic()
+
+
+def messages_day_clock() -> dt.datetime:
+    """Noon of the messages' day, advancing with real time."""
+    return MESSAGES_DAY_NOON + dt.timedelta(seconds=time.monotonic() - _STARTED)
+
 
 @contextmanager
-def running_gateway(settings: Settings, config: GatewayConfig) -> Iterator[Gateway]:
-    gateway = build_gateway(settings, config)
+def running_gateway(
+    settings: Settings,
+    config: GatewayConfig,
+    clock: Callable[[], dt.datetime] = messages_day_clock,
+) -> Iterator[Gateway]:
+    gateway = build_gateway(settings, config, clock)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
     thread.start()

@@ -200,13 +200,13 @@ case(
     "A03",
     disposition="8",
     destination="DOMICILE",
-    discharged_at="20260305143000",
+    discharged_at="20260302143000",
     covid=("94500-6", "260373001"),
     check=expect(
         **{
             "stay.discharge_disposition": "8",
             "stay.discharge_destination": "DOMICILE",
-            "stay.discharged_at": dt.datetime(2026, 3, 5, 13, 30, tzinfo=dt.UTC),
+            "stay.discharged_at": dt.datetime(2026, 3, 2, 13, 30, tzinfo=dt.UTC),
             "covid_status": "POSITIVE",
             "movement.occurred_at": dt.datetime(2026, 3, 2, 7, 10, tzinfo=dt.UTC),
         }

@@ -4,9 +4,7 @@ archive keeps the message as an error, and the connection goes on serving."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
-from zoneinfo import ZoneInfo
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -43,11 +41,11 @@ def topics(admin: AdminClient, registry: SchemaRegistryClient) -> Iterator[Topic
 def test_a_nul_in_a_visit_number_and_a_movement_in_9999_are_refused_and_archived(
     stack: Settings, registry: SchemaRegistryClient, topics: Topics
 ) -> None:
-    # Dated now, so that only the value under test is wrong (the gateway measures from receipt).
-    now = dt.datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y%m%d%H%M%S")
-    nul_visit = movement(control_id="EDGE-NUL", visit="V\\X00\\42", moved_at=now)
+    # The gateway receives on the messages' day (support.messages_day_clock): only the value
+    # under test is wrong.
+    nul_visit = movement(control_id="EDGE-NUL", visit="V\\X00\\42")
     far_future = movement(control_id="EDGE-9999", visit="V43", moved_at="99990101000000")
-    normal = movement(control_id="EDGE-OK", visit="V44", moved_at=now)
+    normal = movement(control_id="EDGE-OK", visit="V44")
     config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
     with running_gateway(stack, config) as gateway, MllpClient(gateway.port) as engine:
         acks = [read_ack(engine.send(raw)) for raw in (nul_visit, far_future, normal)]
