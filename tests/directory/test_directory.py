@@ -186,7 +186,7 @@ def test_bad_rows_are_reported_with_their_line_and_skipped(
     assert "bad rows skipped: 3" in out
     assert f"{personnes.name} line 3: RPPS '1999' is not 11 digits" in out
     assert f"{personnes.name} line 4: 3 fields where the header has 56" in out
-    assert f"{mssante.name} line 3: mailbox address 'noel.gerard@medecin'" in out
+    assert f"{mssante.name} line 3: the mailbox address of RPPS {B} is not one plain address" in out
     assert "2 added" in out
 
     records = latest(read_practitioners(2))
