@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from services.common.establishments import establishments_by_facility
+from services.common.establishments import establishments_by_client_cn, establishments_by_facility
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
@@ -26,6 +26,7 @@ from services.gateway.intake import (
 )
 from services.gateway.kafka_writer import KafkaWriter
 from services.gateway.server import MllpServer, ServerLimits
+from services.gateway.tls import ClientBinding, MllpTls
 
 log = structlog.get_logger("gateway")
 
@@ -41,10 +42,11 @@ class GatewayConfig:
     commonly wait 30 to 60 seconds for one."""
     timezone: str = "Europe/Paris"
     """Of HL7 timestamps sent without an offset."""
+    tls: MllpTls = field(default_factory=MllpTls)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
-        return cls(host=settings.mllp_host, port=settings.mllp_port)
+        return cls(host=settings.mllp_host, port=settings.mllp_port, tls=MllpTls.from_env())
 
 
 class Gateway:
@@ -61,7 +63,12 @@ class Gateway:
     async def start(self) -> None:
         self.writer.start()
         await self.server.start(self.config.host, self.config.port)
-        log.info("gateway listening", host=self.config.host, port=self.server.port)
+        log.info(
+            "gateway listening",
+            host=self.config.host,
+            port=self.server.port,
+            tls=self.config.tls.enabled,
+        )
 
     @property
     def port(self) -> int:
@@ -74,6 +81,10 @@ class Gateway:
 
 
 def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
+    """Raises ``SettingsError`` when TLS is on and its files are not there."""
+    tls = config.tls.server_context()
+    if tls is None:
+        log.warning("MLLP_TLS=off: listening in clear, any client may speak for any establishment")
     # Each ACK waits for its write: a short linger keeps one connection's round trip short,
     # while concurrent connections still share batches.
     producer = make_producer(settings, "harpicoop-gateway", **{"linger.ms": 1})
@@ -94,7 +105,9 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         ack_timeout=config.ack_timeout,
         max_frame_bytes=config.limits.max_frame_bytes,
     )
-    return Gateway(MllpServer(handler, config.limits, counters), writer, config, counters)
+    clients = ClientBinding(establishments_by_client_cn()) if tls else None
+    server = MllpServer(handler, config.limits, counters, tls, clients)
+    return Gateway(server, writer, config, counters)
 
 
 async def serve(settings: Settings, config: GatewayConfig) -> None:

@@ -89,8 +89,13 @@ class MessageHandler:
         self._max_frame_bytes = max_frame_bytes
         self._clock = clock
 
-    async def handle(self, frame: Frame | OversizedFrame, peer: str) -> bytes | None:
+    async def handle(
+        self, frame: Frame | OversizedFrame, peer: str, sender: str | None = None
+    ) -> bytes | None:
         """The ACK to send once the records are written (None: the sender wants none).
+
+        ``sender`` is the establishment the connection's client certificate belongs to (None on
+        a connection in clear): a message naming another one in MSH-4 is refused.
 
         Raises ``Unconfirmed`` when Kafka did not confirm within the ACK time-out.
         """
@@ -98,10 +103,10 @@ class MessageHandler:
         if isinstance(frame, OversizedFrame):
             self._counters["frames_oversized"] += 1
             intake = take_in_oversized(
-                frame.head, frame.size, self._max_frame_bytes, self._rules, received_at
+                frame.head, frame.size, self._max_frame_bytes, self._rules, received_at, sender
             )
         else:
-            intake = take_in(frame.payload, self._rules, received_at)
+            intake = take_in(frame.payload, self._rules, received_at, sender)
         try:
             async with asyncio.timeout(self._ack_timeout):
                 intake, ack_code = await self._write(intake, peer, received_at)

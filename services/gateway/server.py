@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import Counter
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import structlog
 
 from services.gateway.handler import MessageHandler, Unconfirmed
 from services.gateway.mllp import MllpDecoder, frame
+from services.gateway.tls import ClientBinding, UnknownClient
 
 log = structlog.get_logger("gateway")
 
@@ -49,9 +51,16 @@ def _keep_alive(sock: socket.socket | None) -> None:
 
 class MllpServer:
     def __init__(
-        self, handler: MessageHandler, limits: ServerLimits, counters: Counter[str]
+        self,
+        handler: MessageHandler,
+        limits: ServerLimits,
+        counters: Counter[str],
+        tls: ssl.SSLContext | None = None,
+        clients: ClientBinding | None = None,
     ) -> None:
         self._handler = handler
+        self._tls = tls
+        self._clients = clients
         self._limits = limits
         self._counters = counters
         self._server: asyncio.Server | None = None
@@ -59,7 +68,7 @@ class MllpServer:
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(
-            self._connection, host, port, limit=READ_SIZE, reuse_address=True
+            self._connection, host, port, limit=READ_SIZE, reuse_address=True, ssl=self._tls
         )
 
     @property
@@ -90,12 +99,20 @@ class MllpServer:
             log.warning("too many connections; closing", peer=peer)
             writer.close()
             return
+        try:
+            # The handshake checked the chain; the CN says which establishment it speaks for.
+            sender = self._clients.establishment_of(writer) if self._clients else None
+        except UnknownClient as error:
+            self._counters["connections_unbound"] += 1
+            log.warning("client certificate of no establishment; closing", peer=peer, cn=str(error))
+            writer.close()
+            return
         self._connections.add(task)
         self._counters["connections"] += 1
         _keep_alive(writer.get_extra_info("socket"))
         reason = "closed by peer"
         try:
-            reason = await self._serve(reader, writer, peer)
+            reason = await self._serve(reader, writer, peer, sender)
         except asyncio.CancelledError:
             reason = "gateway stopping"
         except Exception:  # a bug must cost one connection, not the gateway
@@ -107,7 +124,11 @@ class MllpServer:
             log.info("connection closed", peer=peer, reason=reason)
 
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        sender: str | None,
     ) -> str:
         decoder = MllpDecoder(self._limits.max_frame_bytes)
         limits = self._limits
@@ -137,7 +158,7 @@ class MllpServer:
                 frame_started = None  # a frame begun in this read starts its clock now
             for received in frames:
                 try:
-                    ack = await self._handler.handle(received, peer)
+                    ack = await self._handler.handle(received, peer, sender)
                 except Unconfirmed:
                     return "kafka did not confirm; closed without ack"
                 if ack is None:

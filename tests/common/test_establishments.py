@@ -42,5 +42,5 @@ def test_one_cn_for_two_establishments_is_refused(tmp_path: Path) -> None:
         "toul,CH de Toul,,CH_TOUL,Toul,mllp.shared.example\n"
         "pam,CH de Pont-à-Mousson,,CH_PAM,Pont-à-Mousson,mllp.shared.example\n",
     )
-    with pytest.raises(ValueError, match="tls_client_cn repeated: mllp.shared.example"):
+    with pytest.raises(ValueError, match=r"tls_client_cn repeated: mllp\.shared\.example"):
         load_establishments(path)
