@@ -33,7 +33,7 @@ from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig, build_gateway
 from services.gateway.mllp import frame
 from tests.gateway.messages import movement
-from tests.gateway.support import create_gateway_topics, gateway_tls, test_pki
+from tests.gateway.support import create_gateway_topics, gateway_tls, session_pki
 
 WARM_UP = 50
 HANDSHAKES = 200
@@ -83,7 +83,7 @@ def _messages(facility: str, count: int, prefix: str) -> list[bytes]:
 
 def _connect(port: int, code: str) -> ssl.SSLSocket:
     plain = socket.create_connection(("127.0.0.1", port), timeout=60)
-    return test_pki().client_context(code).wrap_socket(plain, server_hostname="127.0.0.1")
+    return session_pki().client_context(code).wrap_socket(plain, server_hostname="127.0.0.1")
 
 
 def _handshakes(port: int, code: str, count: int) -> list[float]:

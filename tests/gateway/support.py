@@ -41,7 +41,7 @@ from tests.conftest import unique
 
 
 @cache
-def test_pki() -> TlsFiles:
+def session_pki() -> TlsFiles:
     """The session's CA, gateway certificate and one client certificate per establishment,
     written by the same code as ``make up``'s (the shared stack's own files stay untouched)."""
     folder = Path(tempfile.mkdtemp(prefix="harpicoop-tls-")) / "tls"
@@ -50,7 +50,7 @@ def test_pki() -> TlsFiles:
 
 
 def gateway_tls() -> MllpTls:
-    files = test_pki()
+    files = session_pki()
     return MllpTls(cert=files.gateway_cert, key=files.gateway_key, client_ca=files.ca)
 
 
@@ -94,7 +94,7 @@ class MllpClient:
         if clear:  # to a gateway started with MLLP_TLS=off
             self.sock = plain
             return
-        context = context or test_pki().client_context(establishment)
+        context = context or session_pki().client_context(establishment)
         try:
             self.sock = context.wrap_socket(plain, server_hostname="127.0.0.1")
         except BaseException:

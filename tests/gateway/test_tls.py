@@ -25,7 +25,7 @@ from tests.gateway.support import (
     read_ack,
     read_topic,
     running_gateway,
-    test_pki,
+    session_pki,
 )
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def _talk(port: int, context: ssl.SSLContext) -> bytes:
 
 def test_a_client_without_a_certificate_is_refused_at_the_handshake(gateway: Gateway) -> None:
     with pytest.raises(REFUSED):
-        _talk(gateway.port, client_context(test_pki().ca, None, None))
+        _talk(gateway.port, client_context(session_pki().ca, None, None))
 
 
 def test_a_certificate_from_another_ca_is_refused_at_the_handshake(
@@ -60,7 +60,7 @@ def test_a_certificate_from_another_ca_is_refused_at_the_handshake(
     other.cert_chain_pems[0].write_to_path(cert)
     other.private_key_pem.write_to_path(key)
     with pytest.raises(REFUSED):
-        _talk(gateway.port, client_context(test_pki().ca, cert, key))
+        _talk(gateway.port, client_context(session_pki().ca, cert, key))
 
 
 def test_an_establishment_speaking_for_another_gets_ar_and_nothing_is_published(
