@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -11,8 +12,14 @@ from services.common.kafka import consumer_config
 from services.common.settings import Settings
 
 
-def records_since(settings: Settings, topics: list[str], since_ms: int) -> Iterator[Message]:
-    """Every record of ``topics`` written at or after ``since_ms``, up to their current end."""
+def records_since(
+    settings: Settings, topics: list[str], since_ms: int, timeout: float = 300.0
+) -> Iterator[Message]:
+    """Every record of ``topics`` written at or after ``since_ms``, up to their current end.
+
+    The ends are taken first; a pause in the reading (a loaded machine, a broker busy) does not
+    cut it short, a reading that cannot reach them within ``timeout`` seconds fails.
+    """
     consumer = Consumer(
         consumer_config(settings, "harpicoop-reader", f"harpicoop-reader-{uuid.uuid4().hex[:8]}")
     )
@@ -40,17 +47,26 @@ def records_since(settings: Settings, topics: list[str], since_ms: int) -> Itera
         if not assignment:
             return
         consumer.assign(assignment)
+        deadline = time.monotonic() + timeout
+        checked = time.monotonic()
         while ends:
-            message = consumer.poll(2.0)
-            if message is None:
-                break  # the ends were read at the start: a pause means we have them all
-            if message.error() is not None:
-                continue
-            place = (str(message.topic()), int(message.partition() or 0))
-            if place not in ends:
-                continue
-            yield message
-            if int(message.offset() or 0) + 1 >= ends[place]:
-                del ends[place]
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"could not read {', '.join(f'{t}[{p}]' for t, p in sorted(ends))} to their "
+                    f"end within {timeout:.0f} s; is the broker overloaded or down?"
+                )
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                place = (str(message.topic()), int(message.partition() or 0))
+                if place in ends and int(message.offset() or 0) < ends[place]:
+                    yield message
+            # A partition is read to its end when the reader's position is: the position steps
+            # over transaction markers, which are never handed over as records.
+            if message is None or time.monotonic() - checked > 0.5:
+                checked = time.monotonic()
+                pending = [TopicPartition(topic, partition) for topic, partition in ends]
+                for position in consumer.position(pending):
+                    if position.offset >= ends[(position.topic, position.partition)]:
+                        del ends[(position.topic, position.partition)]
     finally:
         consumer.close()

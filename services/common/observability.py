@@ -42,6 +42,16 @@ RECEIVED = Counter(
     "Messages received from establishments, by establishment code and outcome.",
     ["service", "establishment", "outcome"],
 )
+REFUSED = Counter(
+    "harpicoop_edge_refusals_total",
+    "Connections and frames refused or cut off at a service's edge, by reason (one word).",
+    ["service", "reason"],
+)
+UNARCHIVED = Counter(
+    "harpicoop_refused_unarchived_total",
+    "Refused frames answered but not archived, their source address being over its budget.",
+    ["service"],
+)
 LAG = Gauge(
     "harpicoop_consumer_lag",
     "Records not yet consumed, per input partition.",

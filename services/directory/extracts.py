@@ -21,6 +21,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
+from services.common.mailbox import plain_address
+
 # The header of PS_LibreAcces_Personne_activite as published since 2023 (56 columns).
 PERSONNES_COLUMNS: tuple[str, ...] = (
     "Type d'identifiant PP",
@@ -121,8 +123,6 @@ RPPS_IDENTIFIER_TYPE = "8"
 MAILBOX_TYPES = frozenset({"PER", "ORG", "APP", "CAB"})
 
 _RPPS = re.compile(r"^\d{11}$")
-# Deliberately loose: the directory is the authority on addresses; this only catches garbage.
-_ADDRESS = re.compile(r"^[^@\s|]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)$")
 
 
 class ExtractLayoutError(ValueError):
@@ -339,18 +339,18 @@ def read_mssante(source: BinaryIO) -> Iterator[MailboxRow | BadRow | OutOfScope]
         if not _RPPS.match(rpps):
             yield BadRow(number, f"RPPS {rpps!r} is not 11 digits")
             continue
-        address = address.lower()
-        match = _ADDRESS.match(address)
-        if not match:
-            yield BadRow(number, f"mailbox address {address!r} is not an email address")
+        # The address stays out of the reason: reports and logs name rows by line and RPPS.
+        plain = plain_address(address.lower())
+        if plain is None:
+            yield BadRow(number, f"the mailbox address of RPPS {rpps} is not one plain address")
             continue
         mailbox_type = mailbox_type.upper()
         yield MailboxRow(
             line=number,
             rpps=rpps,
-            address=address,
+            address=plain,
             mailbox_type=mailbox_type if mailbox_type in MAILBOX_TYPES else "OTHER",
-            domain=match.group(1),
+            domain=plain.rpartition("@")[2],
         )
 
 

@@ -3,7 +3,9 @@
 The GP is the practitioner of the ROL segment with role ODRP. The "right list" adds the other
 roles of the care team (referring, referred-to, the GP's substitute) found in the directory. An
 event whose GP is missing, unknown to the directory, or without a secure mailbox is unroutable,
-with that reason; an opted-out GP is still a recipient (notify records that nothing was sent).
+with that reason; a mailbox whose address is not one plain email address counts as none. An
+opted-out GP is still a recipient (notify records that nothing was sent), and so is one whose
+domain is outside the trust space: notify, which knows the domains an operator added, skips it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from services.common.mailbox import plain_address
 
 ROLE_ORDER = ("ODRP", "RP", "RT", "SUBS")
 # The personal mailbox first: it reaches the practitioner, not a secretariat.
@@ -26,8 +30,13 @@ class Routing:
 
 
 def secure_address(practitioner: Mapping[str, Any]) -> str | None:
-    """The preferred address when it is one of the mailboxes, else the best mailbox by type."""
-    mailboxes = practitioner.get("mailboxes") or []
+    """The preferred address when it is one of the mailboxes, else the best mailbox by type;
+    a mailbox whose address is malformed is passed over."""
+    mailboxes = [
+        mailbox
+        for mailbox in practitioner.get("mailboxes") or []
+        if plain_address(mailbox["address"]) is not None
+    ]
     addresses = {mailbox["address"] for mailbox in mailboxes}
     preferred = (practitioner.get("preferences") or {}).get("preferred_address")
     if preferred and preferred in addresses:
@@ -69,7 +78,9 @@ def route(event: Mapping[str, Any], directory: Mapping[str, Mapping[str, Any]]) 
             [], "UNKNOWN_RPPS", gp_rpps, f"RPPS {gp_rpps} of the GP is not in the directory"
         )
     if secure_address(gp) is None:
-        return Routing([], "NO_SECURE_ADDRESS", gp_rpps, f"the GP {gp_rpps} has no MSSanté mailbox")
+        return Routing(
+            [], "NO_SECURE_ADDRESS", gp_rpps, f"the GP {gp_rpps} has no usable MSSanté mailbox"
+        )
     recipients = [_recipient("ODRP", gp)]
     seen = {gp_rpps}
     for role in ROLE_ORDER[1:]:

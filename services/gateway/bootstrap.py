@@ -4,8 +4,11 @@ table, MLLP server), and its run until SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
+import ssl
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -15,9 +18,9 @@ from services.common.establishments import establishments_by_client_cn, establis
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
-from services.common.settings import Settings
+from services.common.settings import Settings, read_config
 from services.gateway.covid import load_covid_mapping
-from services.gateway.handler import MessageHandler, Topics
+from services.gateway.handler import MessageHandler, Topics, utc_now
 from services.gateway.intake import (
     PATIENT_MERGE_SCHEMA,
     RAW_MESSAGE_SCHEMA,
@@ -25,6 +28,7 @@ from services.gateway.intake import (
     IntakeRules,
 )
 from services.gateway.kafka_writer import KafkaWriter
+from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import MllpServer, ServerLimits
 from services.gateway.tls import ClientBinding, MllpTls
 
@@ -37,6 +41,7 @@ class GatewayConfig:
     port: int = 2575
     topics: Topics = field(default_factory=Topics)
     limits: ServerLimits = field(default_factory=ServerLimits)
+    refused_budget: RefusedArchiveBudget = field(default_factory=RefusedArchiveBudget)
     ack_timeout: float = 20.0
     """Seconds to wait for Kafka's confirmation before closing without an ACK; engines
     commonly wait 30 to 60 seconds for one."""
@@ -46,23 +51,35 @@ class GatewayConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
-        return cls(host=settings.mllp_host, port=settings.mllp_port, tls=MllpTls.from_env())
+        return cls(
+            host=settings.mllp_host,
+            port=settings.mllp_port,
+            limits=read_config(ServerLimits),
+            refused_budget=read_config(RefusedArchiveBudget),
+            tls=MllpTls.from_env(),
+        )
 
 
 class Gateway:
     """The MLLP server and its Kafka writer, started and stopped together."""
 
     def __init__(
-        self, server: MllpServer, writer: KafkaWriter, config: GatewayConfig, counters: Counter[str]
+        self,
+        server: MllpServer,
+        writer: KafkaWriter,
+        config: GatewayConfig,
+        counters: Counter[str],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.server = server
         self.writer = writer
         self.config = config
         self.counters = counters
+        self.tls = tls
 
     async def start(self) -> None:
         self.writer.start()
-        await self.server.start(self.config.host, self.config.port)
+        await self.server.start(self.config.host, self.config.port, self.tls)
         log.info(
             "gateway listening",
             host=self.config.host,
@@ -80,8 +97,13 @@ class Gateway:
         log.info("gateway stopped", undelivered=left, counters=dict(self.counters))
 
 
-def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
-    """Raises ``SettingsError`` when TLS is on and its files are not there."""
+def build_gateway(
+    settings: Settings,
+    config: GatewayConfig,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> Gateway:
+    """``clock`` gives each message's receipt time, from which its dates are judged. Raises
+    ``SettingsError`` when TLS is on and its files are not there."""
     tls = config.tls.server_context()
     if tls is None:
         log.warning("MLLP_TLS=off: listening in clear, any client may speak for any establishment")
@@ -104,10 +126,12 @@ def build_gateway(settings: Settings, config: GatewayConfig) -> Gateway:
         counters,
         ack_timeout=config.ack_timeout,
         max_frame_bytes=config.limits.max_frame_bytes,
+        refused_budget=config.refused_budget,
+        clock=clock,
     )
     clients = ClientBinding(establishments_by_client_cn()) if tls else None
-    server = MllpServer(handler, config.limits, counters, tls, clients)
-    return Gateway(server, writer, config, counters)
+    server = MllpServer(handler, config.limits, counters, clients)
+    return Gateway(server, writer, config, counters, tls)
 
 
 async def serve(settings: Settings, config: GatewayConfig) -> None:

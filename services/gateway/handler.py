@@ -5,6 +5,11 @@ before the ACK goes out, so an acknowledged message is never lost and every mess
 be found again with its outcome. When Kafka does not confirm in time, the handler answers
 nothing (``Unconfirmed``) and the connection is closed: engines resend a message that got no ACK,
 whereas an AE would tell most of them that the message itself is wrong and must not be resent.
+
+Input nobody vouched for (unreadable, oversized, or from an unknown sending facility) is archived
+within its source address's ``RefusedArchive`` budget; past it, the sender still gets its AR and
+the frame is only counted. Big frames are read off the event loop, so one sender's 256 KiB
+message does not stall every other connection for the milliseconds its parsing takes.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 
-from services.common.observability import PROCESSED, RECEIVED
+from services.common.observability import PROCESSED, RECEIVED, REFUSED, UNARCHIVED
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.hl7 import ErrorCode, Problem
 from services.gateway.intake import (
@@ -32,9 +37,14 @@ from services.gateway.intake import (
     take_in_oversized,
 )
 from services.gateway.kafka_writer import RecordUnencodable, WriteFailed
+from services.gateway.limits import RefusedArchive, RefusedArchiveBudget
 from services.gateway.mllp import Frame, OversizedFrame
 
 log = structlog.get_logger("gateway")
+
+INLINE_FRAME_BYTES = 16 * 1024
+"""Frames up to this size are read on the event loop (under 0.5 ms); bigger ones, up to 16 ms
+at 256 KiB, in a thread."""
 
 
 class RecordWriter(Protocol):
@@ -65,8 +75,25 @@ class Topics:
         return self.stays.format(establishment=intake.establishment.code)
 
 
-def _utc_now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class Reply(NamedTuple):
+    ack: bytes | None
+    """None: the sender wants no ACK."""
+    vouched: bool
+    """The frame came from a known establishment, whatever its outcome."""
+
+
+def unvouched(intake: Intake) -> bool:
+    """Refused before anyone vouched for it: unreadable, oversized, or from an unknown sender."""
+    return intake.code != "AA" and (intake.establishment is None or intake.truncated)
+
+
+def source_address(peer: str) -> str:
+    """The address of a ``host:port`` peer."""
+    return peer.rpartition(":")[0] or peer
 
 
 class MessageHandler:
@@ -79,7 +106,8 @@ class MessageHandler:
         *,
         ack_timeout: float,
         max_frame_bytes: int,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        refused_budget: RefusedArchiveBudget | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._writer = writer
         self._rules = rules
@@ -88,11 +116,12 @@ class MessageHandler:
         self._ack_timeout = ack_timeout
         self._max_frame_bytes = max_frame_bytes
         self._clock = clock
+        self._refused = RefusedArchive(refused_budget or RefusedArchiveBudget())
 
     async def handle(
         self, frame: Frame | OversizedFrame, peer: str, sender: str | None = None
-    ) -> bytes | None:
-        """The ACK to send once the records are written (None: the sender wants none).
+    ) -> Reply:
+        """The ACK to send once the records are written.
 
         ``sender`` is the establishment the connection's client certificate belongs to (None on
         a connection in clear): a message naming another one in MSH-4 is refused.
@@ -102,14 +131,20 @@ class MessageHandler:
         received_at = self._clock()
         if isinstance(frame, OversizedFrame):
             self._counters["frames_oversized"] += 1
+            REFUSED.labels("gateway", "oversized").inc()
             intake = take_in_oversized(
                 frame.head, frame.size, self._max_frame_bytes, self._rules, received_at, sender
             )
+        elif len(frame.payload) > INLINE_FRAME_BYTES:
+            intake = await asyncio.to_thread(
+                take_in, frame.payload, self._rules, received_at, sender
+            )
         else:
             intake = take_in(frame.payload, self._rules, received_at, sender)
+        archived = not unvouched(intake) or self._within_budget(intake, peer)
         try:
             async with asyncio.timeout(self._ack_timeout):
-                intake, ack_code = await self._write(intake, peer, received_at)
+                intake, ack_code = await self._write(intake, peer, received_at, archived)
         except (TimeoutError, WriteFailed) as error:
             self._counters["messages_unconfirmed"] += 1
             log.warning(
@@ -121,6 +156,37 @@ class MessageHandler:
             )
             raise Unconfirmed(str(error)) from error
         self._count(intake)
+        vouched = not unvouched(intake)
+        if archived:  # a flood's frames are counted, not logged one by one
+            self._log(intake, peer, ack_code)
+        if ack_code is None:
+            return Reply(None, vouched)
+        ack = build_ack(
+            intake.context,
+            ack_code,
+            intake.problems,
+            control_id=uuid.uuid4().hex[:20],
+            now=received_at,
+        )
+        return Reply(ack, vouched)
+
+    def _within_budget(self, intake: Intake, peer: str) -> bool:
+        address = source_address(peer)
+        now = asyncio.get_running_loop().time()
+        if self._refused.admit(address, len(intake.raw), now):
+            return True
+        UNARCHIVED.labels("gateway").inc()
+        self._counters["refused_unarchived"] += 1
+        count = self._refused.log.note(address, now)
+        if count is not None:
+            log.warning(
+                "refused frames over the archive budget; counted, not archived",
+                address=address,
+                not_archived=count,
+            )
+        return False
+
+    def _log(self, intake: Intake, peer: str, ack_code: str | None) -> None:
         log.info(
             "message",
             peer=peer,
@@ -136,18 +202,9 @@ class MessageHandler:
                 (str(item.location) for item in intake.problems if item.location), None
             ),
         )
-        if ack_code is None:
-            return None
-        return build_ack(
-            intake.context,
-            ack_code,
-            intake.problems,
-            control_id=uuid.uuid4().hex[:20],
-            now=received_at,
-        )
 
     async def _write(
-        self, intake: Intake, peer: str, received_at: dt.datetime
+        self, intake: Intake, peer: str, received_at: dt.datetime, archived: bool = True
     ) -> tuple[Intake, str | None]:
         topic = self._topics.for_intake(intake)
         encoded: bytes | None = None
@@ -169,8 +226,10 @@ class MessageHandler:
         record = archive_record(
             intake, peer=peer, received_at=received_at, ack_code=ack_code, topic=topic
         )
-        archived = await self._writer.encode(self._topics.archive, RAW_MESSAGE_SCHEMA, record)
-        writes = [self._writer.send(self._topics.archive, intake.archive_key, archived)]
+        writes = []
+        if archived:
+            entry = await self._writer.encode(self._topics.archive, RAW_MESSAGE_SCHEMA, record)
+            writes.append(self._writer.send(self._topics.archive, intake.archive_key, entry))
         if encoded is not None and topic is not None and intake.publication is not None:
             writes.append(self._writer.send(topic, intake.publication.key, encoded))
         await asyncio.gather(*writes)

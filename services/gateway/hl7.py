@@ -20,6 +20,9 @@ _TIMESTAMP = re.compile(
     r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?$"
 )
 _UTF8_BOM = b"\xef\xbb\xbf"
+# C0 controls and DEL. C1 (U+0080-U+009F) is left alone: engines that declare 8859/1 but write
+# windows-1252 send "œ" as 0x9C, which reads as U+009C.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # HL7 table 0211 (MSH-18) → Python codec. Sloppy spellings seen in the field are accepted too.
 CHARSETS: dict[str, str] = {
@@ -203,6 +206,12 @@ def _escape_value(sequence: str, dialect: Dialect) -> str | None:
     return None
 
 
+def control_character(text: str) -> str | None:
+    """The first C0 control character or DEL in ``text``, or None when it has none."""
+    found = _CONTROL.search(text)
+    return found.group() if found else None
+
+
 class Repetition:
     """One occurrence of a field, split into components and subcomponents on demand."""
 
@@ -229,6 +238,14 @@ class Repetition:
         elif subcomponent > 1:
             return ""
         return unescape(text, self._dialect).strip() if delimiters.escape in text else text.strip()
+
+    def components(self) -> list[str]:
+        """Every component unescaped and unstripped, subcomponents left joined: what a check
+        of the whole value needs."""
+        return [
+            unescape(text, self._dialect)
+            for text in self.raw.split(self._dialect.delimiters.component)
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.raw.strip())
@@ -262,6 +279,11 @@ class Segment:
             split = [Repetition(part, self._dialect) for part in raw.split(separator) if part]
             self._split[field] = split
         return split
+
+    def unescaped(self, field: int) -> str:
+        """The whole field unescaped, delimiters and all: enough to test every value at once."""
+        raw = self.raw(field)
+        return unescape(raw, self._dialect) if self._dialect.delimiters.escape in raw else raw
 
     def get(self, field: int, component: int = 1, subcomponent: int = 1) -> str:
         """First repetition's unescaped component; empty when absent."""
@@ -309,6 +331,11 @@ def parse(raw: bytes) -> Message:
         body = body[len(_UTF8_BOM) :]
         charset = charset or "UNICODE UTF-8"
     text, codec = _decode(body, charset)
+    # A header glued to the end of a segment (a sender that did not end its last segment before
+    # the next message) still starts a segment: MSH-1 and MSH-2 as sent, unescaped, cannot be
+    # part of a field's value.
+    signature = latin[: latin.index(delimiters.field, 4) + 1]
+    text = text.replace(signature, "\r" + signature)
     dialect = Dialect(delimiters, codec)
     segments: list[Segment] = []
     seen: dict[str, int] = {}

@@ -3,8 +3,9 @@
 Pure: bytes in, a decision out, never an exception. The envelope (MSH) decides between a
 rejection (AR: unreadable, unknown sending facility, a sending facility other than the one the
 connection's certificate belongs to, not ADT, wrong version) and going on; the trigger then
-decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and
-A31 are kept in the archive only, and other triggers are acknowledged and ignored.
+decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and A31 are kept in
+the archive only, and other triggers are acknowledged and ignored. A frame holding more than one
+message is refused whole (AE): nothing of it is published.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from services.gateway.hl7 import (
     MessageError,
     Problem,
     Segment,
+    control_character,
     parse,
     parse_header,
 )
@@ -115,11 +117,14 @@ def _envelope(header: Segment, rules: IntakeRules, sender: str | None) -> dict[s
     establishment is the certificate's, whatever MSH-4 claims."""
     facility = header.get(4)
     code, trigger = header.get(9, 1), header.get(9, 2)
+    control_id = header.get(10)
     return {
         "establishment": _sender(rules, sender) if sender else rules.establishments.get(facility),
         "sending_facility": facility or None,
         "message_type": f"{code}^{trigger}" if trigger else (code or None),
-        "control_id": header.get(10) or None,
+        # The archive and the logs carry the control id: one with a control character is
+        # refused (pam.PLAIN_FIELDS) and left out of both.
+        "control_id": control_id if control_id and control_character(control_id) is None else None,
     }
 
 
@@ -170,6 +175,21 @@ def _check_envelope(header: Segment, rules: IntakeRules, sender: str | None) -> 
     return establishment
 
 
+def _check_one_message(message: Message) -> None:
+    """Raises the AE a frame gets for holding more than one message: none of them is taken."""
+    headers = message.all("MSH")
+    if len(headers) > 1:
+        # Table 0357 has no code for "several messages"; 100 (segment sequence error) is the one
+        # that fits: an MSH after the first is a segment no ADT structure allows there. 207
+        # (application internal error) would blame the gateway and invite a resend as it is.
+        raise MessageError(
+            ErrorCode.SEGMENT_SEQUENCE,
+            f"the frame holds {len(headers)} messages; one frame must hold one message, "
+            f"so none of them was taken",
+            headers[1].location(),
+        )
+
+
 def _decide(
     message: Message, establishment: Establishment, rules: IntakeRules, received_at: dt.datetime
 ) -> tuple[Outcome, Publication | None, tuple[Problem, ...]]:
@@ -183,7 +203,8 @@ def _decide(
         publication = Publication("merges", PATIENT_MERGE_SCHEMA, mapped.key, mapped.value)
         return Outcome.PUBLISHED, publication, mapped.warnings
     if trigger in pam.IDENTITY_TRIGGERS:
-        reader = pam.Reader(rules.timezone)
+        pam.check_plain_text(message)
+        reader = pam.Reader(rules.timezone, received_at)
         pam.patient(message, reader)  # an identity message must at least identify a patient
         return Outcome.KEPT, None, tuple(reader.warnings)
     return Outcome.IGNORED, None, ()
@@ -212,6 +233,7 @@ def take_in(
         context = AckContext(message.delimiters, message.codec, message.header)
         envelope = _envelope(message.header, rules, sender)
         establishment = _check_envelope(message.header, rules, sender)
+        _check_one_message(message)
         outcome, publication, warnings = _decide(message, establishment, rules, received_at)
     except MessageError as error:
         return Intake(

@@ -2,8 +2,20 @@
 
 Pure functions of a parsed message: what the schema calls each field is read from the segment
 and field PAM FR puts it in (see the schema's field docs). A required value missing or unreadable
-raises ``MessageError`` (answered AE); an optional one that cannot be read is left out and noted
-as a warning, so that one odd field does not cost the GP the notice.
+raises ``MessageError`` (answered AE).
+
+What the gateway refuses (AE, code 102 "data type error", ERR-2 naming the field), because the
+services downstream store, key and compute with these values:
+
+- a control character (C0, U+0000-U+001F, or DEL), once HL7 escapes are resolved, in a field
+  that identifies or names someone or something (``PLAIN_FIELDS``: MSH-10, PID-3, PID-5, PV1-19,
+  ZBE-1, the units and practitioners...). HL7's ST type allows printable characters only; a NUL
+  cannot be stored in PostgreSQL text, a line break splits a name across an email's lines.
+- a date that cannot be read, or lies outside its plausible span (``Span``), measured from the
+  message's receipt: a birth date from 1880-01-01 up to one day after receipt; the movement, the
+  message (MSH-7), a merge and a discharge from one year before receipt to one day after; an
+  admission (PV1-44) from 1880-01-01 (long psychiatric and long-term stays began years ago) to
+  one year after receipt (a planned date). The day ahead allows for clocks that disagree.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from services.gateway.hl7 import (
     Problem,
     Repetition,
     Segment,
+    control_character,
     parse_date,
     parse_timestamp,
 )
@@ -72,12 +85,103 @@ SCHEDULED_ADMISSION_TYPES = frozenset({"C", "R", "L", "EL"})
 # Observation result statuses (OBX-11) that withdraw a result.
 WITHDRAWN_RESULTS = frozenset({"D", "W"})
 
+# The fields that identify or name someone or something and travel downstream (record keys,
+# database rows, emails): none may hold a control character. Checked once per message, before
+# anything is read, so a field read in a new place is covered by adding it here.
+PLAIN_FIELDS: dict[str, dict[int, str]] = {
+    "MSH": {10: "message control id"},
+    "PID": {3: "patient identifiers", 5: "patient name", 8: "sex", 18: "billing number"},
+    "PV1": {
+        2: "patient class",
+        4: "admission type",
+        7: "attending doctor",
+        8: "referring doctor",
+        17: "admitting doctor",
+        19: "visit number",
+        36: "discharge disposition",
+        37: "discharge destination",
+    },
+    "ZBE": {1: "movement id", 7: "medical responsibility unit"},
+    "ROL": {4: "role person"},
+    "MRG": {1: "merged patient identifiers", 3: "merged billing number"},
+}
+
+EARLIEST_DATE = dt.datetime(1880, 1, 1, tzinfo=dt.UTC)
+CLOCK_SKEW = dt.timedelta(days=1)
+YEAR = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a date may lie, from the message's receipt: ``back`` before it (None: not before
+    1880-01-01) to ``ahead`` after it."""
+
+    back: dt.timedelta | None
+    ahead: dt.timedelta
+    too_early: str
+    too_late: str
+
+    def problem(self, moment: dt.datetime, received_at: dt.datetime) -> str | None:
+        """What is wrong with ``moment``, in words free of the value; None when plausible."""
+        earliest = EARLIEST_DATE if self.back is None else received_at - self.back
+        try:
+            if moment < earliest:
+                return self.too_early
+            if moment > received_at + self.ahead:
+                return self.too_late
+        except OverflowError:  # year 1 or 9999 with an offset that leaves the calendar
+            return self.too_early if moment.year < EARLIEST_DATE.year else self.too_late
+        return None
+
+
+BIRTH = Span(None, CLOCK_SKEW, "is before 1880-01-01", "is in the future")
+EVENT = Span(
+    YEAR,
+    CLOCK_SKEW,
+    "is more than a year before the message was received",
+    "is more than a day after the message was received",
+)
+ADMISSION = Span(
+    None,
+    YEAR,
+    "is before 1880-01-01",
+    "is more than a year after the message was received",
+)
+
+
+def check_plain_text(message: Message) -> None:
+    """Raises the AE for the first control character in one of ``PLAIN_FIELDS``."""
+    for segment in message.segments:
+        for number, what in PLAIN_FIELDS.get(segment.name, {}).items():
+            if control_character(segment.unescaped(number)) is None:
+                continue  # the usual case, found in one pass; the loops below say where
+            for index, repetition in enumerate(segment.repetitions(number), start=1):
+                for component, text in enumerate(repetition.components(), start=1):
+                    character = control_character(text)
+                    if character is None:
+                        continue
+                    location = Location(
+                        segment.name,
+                        number,
+                        component if component > 1 else None,
+                        sequence=segment.sequence,
+                        repetition=index if index > 1 else None,
+                    )
+                    raise MessageError(
+                        ErrorCode.DATA_TYPE,
+                        f"{location} ({what}) holds a control character "
+                        f"(U+{ord(character):04X}); identifiers and names must be printable text",
+                        location,
+                    )
+
 
 @dataclass
 class Reader:
-    """Reads values, raising for the required ones and noting the optional ones it drops."""
+    """Reads values, raising for the required ones and for dates that cannot be true."""
 
     timezone: dt.tzinfo
+    received_at: dt.datetime
+    """The reference of every date's plausible span."""
     warnings: list[Problem] = field(default_factory=list)
 
     def required(self, segment: Segment, number: int, what: str, component: int = 1) -> str:
@@ -91,7 +195,13 @@ class Reader:
         return value
 
     def timestamp(
-        self, segment: Segment | None, number: int, what: str, *, required: bool = False
+        self,
+        segment: Segment | None,
+        number: int,
+        what: str,
+        span: Span,
+        *,
+        required: bool = False,
     ) -> dt.datetime | None:
         if segment is None:
             return None
@@ -99,31 +209,38 @@ class Reader:
         if not value:
             return None
         try:
-            return parse_timestamp(value, self.timezone)
+            moment = parse_timestamp(value, self.timezone)
         except ValueError:
-            problem = f"{segment.location(number)} ({what}) is not an HL7 date and time"
-            if required:
-                raise MessageError(ErrorCode.DATA_TYPE, problem, segment.location(number)) from None
-            self.warn(ErrorCode.DATA_TYPE, f"{problem}; left out", segment, number)
-            return None
+            raise self._date_error(segment, number, what, "is not an HL7 date and time") from None
+        self._check(moment, span, segment, number, what)
+        return moment
 
-    def date(self, segment: Segment, number: int, what: str) -> dt.date | None:
+    def date(self, segment: Segment, number: int, what: str, span: Span) -> dt.date | None:
         value = segment.get(number)
         if not value:
             return None
         try:
-            return parse_date(value)
+            day = parse_date(value)
         except ValueError:
-            self.warn(
-                ErrorCode.DATA_TYPE,
-                f"{segment.location(number)} ({what}) is not an HL7 date; left out",
-                segment,
-                number,
-            )
-            return None
+            raise self._date_error(segment, number, what, "is not an HL7 date") from None
+        self._check(dt.datetime.combine(day, dt.time(), dt.UTC), span, segment, number, what)
+        return day
 
-    def warn(self, code: ErrorCode, text: str, segment: Segment, number: int) -> None:
-        self.warnings.append(Problem(code, text, segment.location(number), severity="W"))
+    def _check(
+        self, moment: dt.datetime, span: Span, segment: Segment, number: int, what: str
+    ) -> None:
+        problem = span.problem(moment, self.received_at)
+        if problem is not None:
+            raise self._date_error(segment, number, what, problem)
+
+    @staticmethod
+    def _date_error(segment: Segment, number: int, what: str, problem: str) -> MessageError:
+        # 102 (data type error): the value is not a date, or not one this field can hold.
+        return MessageError(
+            ErrorCode.DATA_TYPE,
+            f"{segment.location(number)} ({what}) {problem}",
+            segment.location(number),
+        )
 
 
 @dataclass(frozen=True)
@@ -189,7 +306,7 @@ def patient(message: Message, reader: Reader) -> dict[str, Any]:
         "family_name": family_name,
         "given_name": _optional(used.component(2) if used else ""),
         "birth_name": birth_name if birth_name and birth_name != family_name else None,
-        "birth_date": reader.date(pid, 7, "birth date"),
+        "birth_date": reader.date(pid, 7, "birth date", BIRTH),
         "sex": _optional(pid.get(8)),
     }
 
@@ -305,7 +422,8 @@ def stay_event(
     timezone: dt.tzinfo,
 ) -> Mapped:
     """harpicoop.StayEvent from a movement message (a trigger in MOVEMENT_TRIGGERS)."""
-    reader = Reader(timezone)
+    check_plain_text(message)
+    reader = Reader(timezone, received_at)
     msh = message.header
     trigger = msh.get(9, 2).upper()
     control_id = reader.required(msh, 10, "message control id")
@@ -316,7 +434,7 @@ def stay_event(
     kind, original_trigger = _kind(zbe, trigger, action)
     visit_number = reader.required(pv1, 19, "visit number")
     movement_id = reader.required(zbe, 1, "movement id")
-    occurred_at = reader.timestamp(zbe, 2, "movement date and time", required=True)
+    occurred_at = reader.timestamp(zbe, 2, "movement date and time", EVENT, required=True)
     person = patient(message, reader)
     unit = zbe.repetitions(7)
     stay_key = f"{establishment.code}:{visit_number}"
@@ -329,7 +447,7 @@ def stay_event(
         "trigger_event": trigger,
         "original_trigger": original_trigger,
         "message_control_id": control_id,
-        "sent_at": reader.timestamp(msh, 7, "message date and time"),
+        "sent_at": reader.timestamp(msh, 7, "message date and time", EVENT),
         "received_at": received_at,
         "movement": {
             "movement_id": movement_id,
@@ -345,8 +463,8 @@ def stay_event(
             "patient_class": _optional(pv1.get(2)),
             "admission_type": _optional(pv1.get(4)),
             "admission_mode": admission_mode(pv1),
-            "admitted_at": reader.timestamp(pv1, 44, "admit date and time"),
-            "discharged_at": reader.timestamp(pv1, 45, "discharge date and time"),
+            "admitted_at": reader.timestamp(pv1, 44, "admit date and time", ADMISSION),
+            "discharged_at": reader.timestamp(pv1, 45, "discharge date and time", EVENT),
             "discharge_disposition": _optional(pv1.get(36)),
             "discharge_destination": _optional(pv1.get(37)),
         },
@@ -363,7 +481,8 @@ def patient_merge(
     timezone: dt.tzinfo,
 ) -> Mapped:
     """harpicoop.PatientMerge from an A40 (its first PID and MRG pair, as IHE PAM sends one)."""
-    reader = Reader(timezone)
+    check_plain_text(message)
+    reader = Reader(timezone, received_at)
     msh = message.header
     control_id = reader.required(msh, 10, "message control id")
     survivor = patient(message, reader)
@@ -376,15 +495,15 @@ def patient_merge(
             mrg.location(1),
         )
     evn = message.first("EVN")
-    merged_at = reader.timestamp(evn, 6, "event occurred") or reader.timestamp(
-        evn, 2, "recorded date and time"
+    merged_at = reader.timestamp(evn, 6, "event occurred", EVENT) or reader.timestamp(
+        evn, 2, "recorded date and time", EVENT
     )
     value = {
         "event_id": event_id(establishment, control_id),
         "establishment": establishment.code,
         "trigger_event": msh.get(9, 2).upper(),
         "message_control_id": control_id,
-        "sent_at": reader.timestamp(msh, 7, "message date and time"),
+        "sent_at": reader.timestamp(msh, 7, "message date and time", EVENT),
         "received_at": received_at,
         "merged_at": merged_at,
         "patient": survivor,

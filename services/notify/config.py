@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.settings import read_config, setting
+from services.notify.notices import MAX_RECIPIENTS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class NotifyConfig:
     """Longer than any SMTP exchange: a notice 'sending' for longer was interrupted by a crash."""
     poll_interval: float = setting(0.2, "NOTIFY_POLL_INTERVAL_SECONDS", minimum=0.01)
     extra_secure_domains: tuple[str, ...] = setting((), "NOTIFY_EXTRA_SECURE_DOMAINS")
+    max_recipients: int = setting(MAX_RECIPIENTS, "NOTIFY_MAX_RECIPIENTS", minimum=1)
+    """Recipients of one event past this many are recorded as skipped, with the reason."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:

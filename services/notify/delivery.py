@@ -3,7 +3,8 @@
 Each worker claims one notice at a time (``FOR UPDATE SKIP LOCKED``), so a recipient whose server
 is slow or failing holds one worker, never the service. Transient failures are retried with
 exponential backoff until ``give_up_after``; permanent ones and uncertain hand-offs are failed
-and dead-lettered with the rendered message, for an operator to inspect or replay.
+and dead-lettered with the rendered message, for an operator to inspect or replay. A notice whose
+address is not a plain address of the trust space never reaches SMTP: it fails the same way.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import threading
 import structlog
 
 from services.common.deadletter import DeadLetters
+from services.common.mailbox import secure_address
 from services.common.observability import LATENCY, PROCESSED
 from services.common.outbox import Conn
 from services.notify import ledger
 from services.notify.config import NotifyConfig
-from services.notify.smtp import Outcome, SmtpSender
+from services.notify.smtp import Delivery, Outcome, SmtpSender
 from services.notify.status import StatusRecorder
 
 
@@ -56,9 +58,24 @@ class DeliveryWorker:
             self._deliver(notice)
         return len(claimed)
 
+    def _refusal(self, notice: ledger.Claimed) -> Delivery | None:
+        """A permanent failure, before any SMTP, for an address that is not one plain address of
+        the trust space: smtplib would read ``a,b@x.mssante.fr`` as ``RCPT TO:<a>``. Deciding
+        already skips such an address; this holds for any ledger row that escaped it."""
+        if secure_address(notice.recipient_address, self.config.extra_secure_domains):
+            return None
+        return Delivery(
+            Outcome.PERMANENT,
+            None,
+            "refused before SMTP: the recipient address is not one plain address of the MSSanté "
+            "secure domains",
+        )
+
     def _deliver(self, notice: ledger.Claimed) -> None:
         log = self.log.bind(notification_id=notice.notification_id, attempt=notice.attempts)
-        delivery = self.smtp.send(notice.message, self.sender_address, notice.recipient_address)
+        delivery = self._refusal(notice) or self.smtp.send(
+            notice.message, self.sender_address, notice.recipient_address
+        )
         outcome = delivery.outcome
         if outcome is Outcome.SENT:
             latency = ledger.finish(

@@ -73,7 +73,9 @@ class Intake:
             if event["action"] != "INSERT"
             else {}
         )
-        for notice in decide(enriched, earlier, self.config.extra_secure_domains):
+        for notice in decide(
+            enriched, earlier, self.config.extra_secure_domains, self.config.max_recipients
+        ):
             if notice.withdraws_waiting:
                 reason = (
                     "the movement was cancelled before its notice was sent"

@@ -7,8 +7,8 @@
   movement would have given.
 - A cancellation of a movement already notified gives a RETRACTION; of one still waiting, it
   withdraws the waiting notice; of one never notified, nothing.
-- A recipient who opted out, or whose address is outside the MSSanté secure domains, gets nothing:
-  the notice is recorded as skipped, with the reason.
+- A recipient who opted out, or whose address is malformed or outside the MSSanté secure domains,
+  gets nothing: the notice is recorded as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.mailbox import plain_address, secure_address
+
 # Fixed forever: notification ids derived from it must stay the same across versions.
 _NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
-
-# MSSanté is a closed trust space whose mail domains are sub-domains of mssante.fr.
-MSSANTE_SUFFIX = "mssante.fr"
 
 
 class NoticeKind(enum.StrEnum):
@@ -73,36 +72,36 @@ def movement_key(event: Mapping[str, Any]) -> str:
     return f"{event['establishment']}:{event['movement']['movement_id']}"
 
 
-def is_secure_address(address: str, extra_domains: Iterable[str] = ()) -> bool:
-    """True for an address in the MSSanté trust space (or a domain the operator added)."""
-    _, at, domain = address.rpartition("@")
-    if not at or not domain:
-        return False
-    domain = domain.lower()
-    allowed = {MSSANTE_SUFFIX, *(item.lower() for item in extra_domains)}
-    return any(domain == item or domain.endswith(f".{item}") for item in allowed)
-
-
 def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
     address = recipient.get("mssante_address")
     if recipient.get("opted_out"):
         return "the practitioner opted out of notifications"
     if not address:
         return "the practitioner has no secure messaging address"
-    if not is_secure_address(address, extra_domains):
+    if plain_address(address) is None:
+        return "the address is not one plain email address"
+    if secure_address(address, extra_domains) is None:
         return "the address is outside the MSSanté secure domains"
     return None
+
+
+MAX_RECIPIENTS = 10
+"""Recipients of one event past this many are recorded as skipped: a care team is a handful of
+practitioners, and a longer list is a sender's mistake or an attempt to mail many GPs at once."""
 
 
 def decide(
     enriched: Mapping[str, Any],
     earlier: Mapping[str, Earlier],
     extra_domains: Iterable[str] = (),
+    max_recipients: int = MAX_RECIPIENTS,
 ) -> list[Notice]:
     """The notices of one enriched event.
 
     ``earlier`` maps a recipient's RPPS to what became of their notices for the same movement;
-    it matters only for updates and cancellations.
+    it matters only for updates and cancellations. Recipients come in enrich's order (the GP
+    first); those past ``max_recipients`` get nothing new, but a notice that went out is still
+    retracted or corrected.
     """
     event = enriched["event"]
     original = NOTIFIABLE_KINDS.get(event["kind"])
@@ -110,7 +109,7 @@ def decide(
         return []
     extra = list(extra_domains)
     notices = []
-    for recipient in enriched["recipients"]:
+    for rank, recipient in enumerate(enriched["recipients"]):
         rpps = recipient["rpps"]
         before = earlier.get(rpps, Earlier.NONE)
         if event["action"] == "INSERT":
@@ -133,12 +132,17 @@ def decide(
             continue
         else:
             continue
+        over_cap = rank >= max_recipients and before is not Earlier.DELIVERED
         notices.append(
             Notice(
                 notification_id(event["event_id"], rpps, kind),
                 kind,
                 recipient,
-                skip_reason=_skip_reason(recipient, extra),
+                skip_reason=(
+                    f"past the first {max_recipients} recipients of the event"
+                    if over_cap
+                    else _skip_reason(recipient, extra)
+                ),
                 withdraws_waiting=withdraws,
             )
         )

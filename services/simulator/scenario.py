@@ -193,9 +193,20 @@ def build_day(
     )
 
 
+RUN_TAG_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def run_tag(seed: int | str) -> str:
-    """Two digits derived from the seed, folded into ids so that two seeds of one date differ."""
-    return f"{int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 100:02d}"
+    """Four base-36 characters derived from the seed, folded into the message, movement and visit
+    ids so that two seeds of one date differ: 36**4 tags, where two digits once made two runs
+    of a morning reuse one another's message ids for other stays. Four characters keep the
+    visit number within PV1-19's 15 and the message id within MSH-10's 20."""
+    number = int(hashlib.sha256(str(seed).encode()).hexdigest(), 16)
+    tag = ""
+    for _ in range(4):
+        number, digit = divmod(number, len(RUN_TAG_ALPHABET))
+        tag += RUN_TAG_ALPHABET[digit]
+    return tag
 
 
 @dataclass(frozen=True)

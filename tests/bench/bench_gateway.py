@@ -33,7 +33,12 @@ from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig, build_gateway
 from services.gateway.mllp import frame
 from tests.gateway.messages import movement
-from tests.gateway.support import create_gateway_topics, gateway_tls, session_pki
+from tests.gateway.support import (
+    create_gateway_topics,
+    gateway_tls,
+    messages_day_clock,
+    session_pki,
+)
 
 WARM_UP = 50
 HANDSHAKES = 200
@@ -50,7 +55,7 @@ def _serve(settings: Settings, config: GatewayConfig, ready: Queue[Any], stop: E
     configure_logging("gateway")
 
     async def main() -> None:
-        gateway = build_gateway(settings, config)
+        gateway = build_gateway(settings, config, messages_day_clock)
         await gateway.start()
         ready.put(gateway.port)
         await asyncio.to_thread(stop.wait)

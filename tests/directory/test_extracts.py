@@ -178,3 +178,24 @@ def test_mailboxes_of_no_practitioner_are_out_of_scope_and_garbage_is_bad() -> N
         (4, BadRow),
         (5, BadRow),
     ]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a,b@medecin.mssante.fr",
+        "a@medecin.mssante.fr>",
+        '"a b"@medecin.mssante.fr',
+        "Dr Martin <a@medecin.mssante.fr>",
+        "a\x00@medecin.mssante.fr",
+        "a" * 65 + "@medecin.mssante.fr",
+    ],
+)
+def test_a_mailbox_that_is_not_one_plain_address_is_a_bad_row_that_names_only_its_rpps(
+    address: str,
+) -> None:
+    [item] = read_mssante(mssante(mssante_line(**{"Adresse BAL": address})))
+    assert isinstance(item, BadRow)
+    assert item.line == 2
+    assert "19990000001" in item.reason
+    assert address.lower() not in item.reason and "medecin" not in item.reason

@@ -54,6 +54,33 @@ def test_each_unroutable_reason() -> None:
     )
 
 
+def test_a_gp_whose_only_mailbox_is_malformed_is_unroutable_without_a_secure_address() -> None:
+    gp = practitioner("10101010101", ("PER", "a,b@medecin.mssante.fr"))
+    routing = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp})
+    assert (routing.unroutable_reason, routing.gp_rpps, routing.recipients) == (
+        "NO_SECURE_ADDRESS",
+        "10101010101",
+        [],
+    )
+
+
+def test_a_malformed_mailbox_or_preference_is_passed_over_for_a_well_formed_one() -> None:
+    gp = practitioner(
+        "10101010101",
+        ("PER", "perso@medecin.mssante.fr>"),
+        ("CAB", "cabinet@medecin.mssante.fr"),
+        preferred="perso@medecin.mssante.fr>",
+    )
+    [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients
+    assert recipient["mssante_address"] == "cabinet@medecin.mssante.fr"
+    pharmacist = practitioner("20202020202", ("PER", '"a b"@pharmacien.mssante.fr'))
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("RP", "20202020202")),
+        {gp["rpps"]: gp, pharmacist["rpps"]: pharmacist},
+    )
+    assert [r["rpps"] for r in routing.recipients] == ["10101010101"]
+
+
 def test_an_opted_out_gp_is_still_a_recipient_marked_as_such() -> None:
     gp = practitioner("10101010101", ("PER", "a@medecin.mssante.fr"), opted_out=True)
     [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients

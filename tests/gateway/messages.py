@@ -71,6 +71,7 @@ def _pid(
     ins: str | None,
     identity_status: str,
     billing_number: str,
+    birth_date: str = "19480714",
 ) -> str:
     ids = [f"{ipp}^^^CHRU&1.2.250.1.999.1.1&ISO^PI"]
     if ins:
@@ -78,7 +79,7 @@ def _pid(
     names = [f"{family}^{given}^^^^^D"]
     if birth_name:
         names.append(f"{birth_name}^{given}^^^^^L")
-    fields = ["PID", "1", "", "~".join(ids), "", "~".join(names), "", "19480714", "F"]
+    fields = ["PID", "1", "", "~".join(ids), "", "~".join(names), "", birth_date, "F"]
     fields += [""] * 9 + [billing_number]  # PID-18
     fields += [""] * 13 + [identity_status]  # PID-32
     return "|".join(fields)
@@ -142,6 +143,7 @@ def movement(
     family: str = "Lefèvre",
     given: str = "Hélène",
     birth_name: str | None = "Müller-Château",
+    birth_date: str = "19480714",
     ins: str | None = None,
     identity_status: str = "PROV",
     billing_number: str = "NDA0001",
@@ -184,6 +186,7 @@ def movement(
             ins=ins,
             identity_status=identity_status,
             billing_number=billing_number,
+            birth_date=birth_date,
         ),
         *[_rol(index, item) for index, item in enumerate(care_team, start=1)],
         _pv1(

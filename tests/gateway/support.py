@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import socket
 import ssl
 import tempfile
@@ -39,6 +40,17 @@ from services.gateway.tls import MllpTls
 from services.stack.tls import ensure_tls
 from tests.conftest import unique
 
+# The test messages (messages.py) and the simulator's test days are dated Monday 2026-03-02; the
+# gateway judges dates from their receipt (a movement more than a year old is refused), so the
+# gateways of the tests receive on that day, at noon in Paris, and the tests do not age.
+MESSAGES_DAY_NOON = dt.datetime(2026, 3, 2, 11, 0, tzinfo=dt.UTC)
+_STARTED = time.monotonic()
+
+
+def messages_day_clock() -> dt.datetime:
+    """Noon of the messages' day, advancing with real time."""
+    return MESSAGES_DAY_NOON + dt.timedelta(seconds=time.monotonic() - _STARTED)
+
 
 @cache
 def session_pki() -> TlsFiles:
@@ -55,11 +67,15 @@ def gateway_tls() -> MllpTls:
 
 
 @contextmanager
-def running_gateway(settings: Settings, config: GatewayConfig) -> Iterator[Gateway]:
+def running_gateway(
+    settings: Settings,
+    config: GatewayConfig,
+    clock: Callable[[], dt.datetime] = messages_day_clock,
+) -> Iterator[Gateway]:
     """A config left with the default TLS settings is given the session's certificates."""
     if config.tls == MllpTls():
         config = dataclasses.replace(config, tls=gateway_tls())
-    gateway = build_gateway(settings, config)
+    gateway = build_gateway(settings, config, clock)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
     thread.start()

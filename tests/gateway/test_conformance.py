@@ -201,13 +201,13 @@ case(
     "A03",
     disposition="8",
     destination="DOMICILE",
-    discharged_at="20260305143000",
+    discharged_at="20260302143000",
     covid=("94500-6", "260373001"),
     check=expect(
         **{
             "stay.discharge_disposition": "8",
             "stay.discharge_destination": "DOMICILE",
-            "stay.discharged_at": dt.datetime(2026, 3, 5, 13, 30, tzinfo=dt.UTC),
+            "stay.discharged_at": dt.datetime(2026, 3, 2, 13, 30, tzinfo=dt.UTC),
             "covid_status": "POSITIVE",
             "movement.occurred_at": dt.datetime(2026, 3, 2, 7, 10, tzinfo=dt.UTC),
         }
@@ -261,14 +261,22 @@ case(
     family="Dupont\\T\\Fils",
     given="Ren\\XE9\\",
     birth_name=None,
-    unit="Soins\\.br\\intensifs^^^^^^UF^^^4013",
+    unit="Soins \\H\\intensifs\\N\\^^^^^^UF^^^4013",
     check=expect(
         **{
             "patient.family_name": "Dupont&Fils",
             "patient.given_name": "Ren\ufffd",
-            "movement.unit_name": "Soins\nintensifs",
+            "movement.unit_name": "Soins intensifs",
         }
     ),
+)
+case(
+    "line break escaped in a unit name",
+    "AE",
+    "ERROR",
+    movement,
+    unit="Soins\\.br\\intensifs^^^^^^UF^^^4013",
+    error=("102", "ZBE^1^7^1"),
 )
 case(
     "no MSH-18, UTF-8 bytes",
@@ -456,13 +464,12 @@ case(
 )
 case("A40 without MRG", "AE", "ERROR", identity, "A40", merged_ipp=None, error=("100", "MRG^1"))
 case(
-    "unreadable admit time: accepted with a warning",
-    "AA",
-    "PUBLISHED",
+    "unreadable admit time",
+    "AE",
+    "ERROR",
     movement,
     admitted_at="hier",
     error=("102", "PV1^1^44^1"),
-    check=expect(**{"stay.admitted_at": None}),
 )
 
 

@@ -198,3 +198,11 @@ def test_timestamps_without_an_offset_are_local_time(value: str, expected: dt.da
 def test_malformed_timestamps_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(value, PARIS)
+
+
+def test_a_header_glued_to_the_end_of_a_segment_starts_a_segment() -> None:
+    text = msh() + "\rPID|1||IPP1^^^^PI" + msh() + "\rPID|1||IPP2^^^^PI\r"
+    message = parse(text.encode("ascii"))
+    assert [segment.name for segment in message.segments] == ["MSH", "PID", "MSH", "PID"]
+    assert message.segments[1].raw(3) == "IPP1^^^^PI"
+    assert message.segments[2].sequence == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +11,7 @@ from fastavro.validation import validate
 
 from services.common.establishments import establishments_by_facility
 from services.common.schemas import parsed_schema
+from services.gateway.ack import build_ack
 from services.gateway.covid import CovidMapping, load_covid_mapping
 from services.gateway.intake import (
     Intake,
@@ -20,6 +22,7 @@ from services.gateway.intake import (
     take_in_oversized,
 )
 from tests.gateway.messages import identity, movement
+from tests.gateway.support import read_ack
 
 RECEIVED = dt.datetime(2026, 3, 2, 7, 16, tzinfo=dt.UTC)
 RULES = IntakeRules(establishments_by_facility(), load_covid_mapping(), ZoneInfo("Europe/Paris"))
@@ -163,3 +166,177 @@ def test_the_archive_entry_says_what_became_of_the_message() -> None:
     assert record["establishment"] == "chrunancy"
     assert record["message_type"] == "ADT^A01"
     assert record["event_id"] is None and record["topic"] is None
+
+
+@pytest.mark.parametrize("end", ["\r", "\n", "\r\n"], ids=["CR", "LF", "CRLF"])
+def test_a_frame_holding_two_messages_is_refused_whole_with_ae(end: str) -> None:
+    raw = movement(control_id="M1", visit="V1", segment_end=end) + movement(
+        "A03", control_id="M2", visit="V2", segment_end=end
+    )
+    intake = decide(raw)
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    ack = read_ack(
+        build_ack(intake.context, intake.code, intake.problems, control_id="A1", now=RECEIVED)
+    )
+    assert (ack.code, ack.control_id) == ("AE", "M1")
+    assert ack.errors == [
+        {
+            "location": "MSH^2",
+            "code": "100",
+            "severity": "E",
+            "text": "the frame holds 2 messages; one frame must hold one message, "
+            "so none of them was taken",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        movement(control_id="M1") + movement("A08", control_id="M2") + movement(control_id="M3"),
+        movement(control_id="M1").rstrip(b"\r") + movement(control_id="M2") + identity("A40"),
+    ],
+    ids=["one after the other", "glued to the last segment"],
+)
+def test_every_message_of_a_frame_is_counted_and_none_is_taken(raw: bytes) -> None:
+    intake = decide(raw)
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    assert intake.control_id == "M1"
+    assert intake.problems[0].text.startswith("the frame holds 3 messages")
+    record = archive_record(
+        intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
+    )
+    assert (record["raw"], record["outcome"], record["error_code"]) == (raw, "ERROR", "100")
+    assert record["event_id"] is None and record["topic"] is None
+
+
+def test_a_message_followed_by_blank_lines_is_one_message() -> None:
+    intake = decide(movement(control_id="M1") + b"\r\n\r\n\n  \r")
+    assert (intake.outcome, intake.code, intake.problems) == (Outcome.PUBLISHED, "AA", ())
+
+
+def test_msh_written_inside_a_segment_is_not_a_second_message() -> None:
+    notes = [
+        "NTE|1|L|MSH de garde prévenu, voir MSH-10 du courrier",
+        "OBX|2|TX|NOTE^Note^L||copie reçue: MSH\\F\\^~\\E\\&\\F\\SIH_GAM||||||F",
+    ]
+    intake = decide(movement(control_id="M1", extra=notes))
+    assert (intake.outcome, intake.code) == (Outcome.PUBLISHED, "AA")
+    assert intake.publication is not None and intake.publication.event_id == "chrunancy:M1"
+
+
+GP_WITH_NUL = ("ODRP", "10101010101", "SECRET\\X00\\Martin", "Jeanne")
+
+
+# --- Values the services downstream cannot store or compute with are refused (AE) -------------
+# Each sent value carries a marker that the refusal's words must not repeat: they are patient
+# data, and ACKs, archive details and logs say where and why, never what.
+@pytest.mark.parametrize(
+    ("change", "location", "erl"),  # ERR-2: segment, sequence, field, repetition, component
+    [
+        ({"visit": "SECRET\\X00\\V1"}, "PV1-19", "PV1^1^19^1"),
+        ({"movement_id": "SECRET\\X00\\1"}, "ZBE-1", "ZBE^1^1^1"),
+        ({"ipp": "SECRET\\X00\\7"}, "PID-3", "PID^1^3^1"),
+        ({"family": "SECRET\\X0D\\\\X0A\\Lefèvre"}, "PID-5", "PID^1^5^1"),
+        ({"family": "SECRET\\X0D\\Lefèvre"}, "PID-5", "PID^1^5^1"),
+        ({"given": "SECRET\\X7F\\Hélène"}, "PID-5.2", "PID^1^5^1^2"),
+        ({"unit": "SECRET\\X09\\Cardio^^^^^^UF^^^4012"}, "ZBE-7", "ZBE^1^7^1"),
+        ({"control_id": "SECRET\\X0A\\1"}, "MSH-10", "MSH^1^10^1"),
+        ({"care_team": [GP_WITH_NUL]}, "ROL-4.2", "ROL^1^4^1^2"),
+    ],
+    ids=[
+        "NUL in visit",
+        "NUL in movement",
+        "NUL in IPP",
+        "CR LF in name",
+        "CR in name",
+        "DEL in given name",
+        "tab in unit",
+        "LF in control id",
+        "NUL in GP name",
+    ],
+)
+def test_a_control_character_in_an_identifier_or_name_is_refused_with_where_and_why(
+    change: dict[str, Any], location: str, erl: str
+) -> None:
+    intake = decide(movement(**change))
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    problem = intake.problems[0]
+    assert (problem.code.code, str(problem.location)) == ("102", location)
+    assert "control character" in problem.text and "SECRET" not in problem.text
+    ack = read_ack(build_ack(intake.context, "AE", intake.problems, control_id="A1", now=RECEIVED))
+    assert (ack.code, ack.errors[0]["code"], ack.errors[0]["location"]) == ("AE", "102", erl)
+    record = archive_record(
+        intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
+    )
+    assert (record["outcome"], record["error_code"]) == ("ERROR", "102")
+    assert record["error_location"] == location
+    assert "SECRET" not in record["error_detail"]
+    assert record["message_control_id"] is None or "SECRET" not in record["message_control_id"]
+
+
+def test_a_control_character_in_a_merge_or_identity_message_is_refused_too() -> None:
+    for raw in (identity("A40", ipp="IPP\\X00\\7"), identity("A31", family="Lef\\X0A\\èvre")):
+        intake = decide(raw)
+        assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+        assert intake.problems[0].code.code == "102"
+        assert str(intake.problems[0].location) in {"PID-3", "PID-5"}
+
+
+# RECEIVED is 2026-03-02 07:16 UTC.
+@pytest.mark.parametrize(
+    ("change", "location", "why"),
+    [
+        ({"birth_date": "18500101"}, "PID-7", "is before 1880-01-01"),
+        ({"birth_date": "20260305"}, "PID-7", "is in the future"),
+        ({"birth_date": "19481314"}, "PID-7", "is not an HL7 date"),
+        ({"moved_at": "99990101000000"}, "ZBE-2", "more than a day after"),
+        ({"moved_at": "20240302081000"}, "ZBE-2", "more than a year before"),
+        ({"moved_at": "99991231235959-1200"}, "ZBE-2", "more than a day after"),
+        ({"discharged_at": "99991231"}, "PV1-45", "more than a day after"),
+        ({"discharged_at": "le 2 mars"}, "PV1-45", "is not an HL7 date and time"),
+        ({"admitted_at": "99990101"}, "PV1-44", "more than a year after"),
+        ({"admitted_at": "18790101"}, "PV1-44", "is before 1880-01-01"),
+    ],
+)
+def test_a_date_that_cannot_be_true_is_refused_with_where_and_why(
+    change: dict[str, Any], location: str, why: str
+) -> None:
+    intake = decide(movement(**change))
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.ERROR, "AE", None)
+    problem = intake.problems[0]
+    assert (problem.code.code, str(problem.location)) == ("102", location)
+    assert why in problem.text
+    sent = str(next(iter(change.values())))
+    assert sent[:4] not in problem.text  # the year sent is not repeated
+    record = archive_record(
+        intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
+    )
+    assert (record["outcome"], record["error_code"], record["error_location"]) == (
+        "ERROR",
+        "102",
+        location,
+    )
+
+
+@pytest.mark.parametrize("charset", ["UNICODE UTF-8", "8859/1"])
+def test_accented_names_old_births_and_dates_near_the_edges_are_still_accepted(
+    charset: str,
+) -> None:
+    raw = movement(
+        charset=charset,
+        family="Lefèvre-Œ" if charset == "UNICODE UTF-8" else "Lefèvre-Ç",
+        given="Hélène Zoé",
+        birth_name="Müller-Château",
+        birth_date="19000101",
+        moved_at="20260303081000",  # a day's clock skew ahead
+        admitted_at="20240101080000",  # a long stay began years ago
+        discharged_at="20250303",
+    )
+    intake = decide(raw)
+    assert (intake.outcome, intake.code, intake.problems) == (Outcome.PUBLISHED, "AA", ())
+    assert intake.publication is not None
+    patient = intake.publication.value["patient"]
+    assert patient["birth_date"] == dt.date(1900, 1, 1)
+    assert patient["family_name"].startswith("Lefèvre-")
+    assert patient["given_name"] == "Hélène Zoé"

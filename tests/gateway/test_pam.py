@@ -143,13 +143,13 @@ def test_a_discharge_carries_disposition_destination_time_and_covid_status() -> 
             "A03",
             disposition="7",
             destination="CH_TOUL",
-            discharged_at="20260305143000",
+            discharged_at="20260302143000",
             covid=("94309-2", "Positif"),
         )
     )
     assert record["stay"]["discharge_disposition"] == "7"
     assert record["stay"]["discharge_destination"] == "CH_TOUL"
-    assert record["stay"]["discharged_at"] == dt.datetime(2026, 3, 5, 14, 30, tzinfo=PARIS)
+    assert record["stay"]["discharged_at"] == dt.datetime(2026, 3, 2, 14, 30, tzinfo=PARIS)
     assert record["covid_status"] == "POSITIVE"
 
 
@@ -233,11 +233,17 @@ def test_a_missing_or_wrong_required_value_is_an_error_naming_its_field(
     assert not raised.value.rejected
 
 
-def test_an_unreadable_optional_value_is_left_out_with_a_warning() -> None:
-    result = mapped(movement(admitted_at="le 2 mars", discharged_at="2026030214"))
-    assert result.value["stay"]["admitted_at"] is None
+def test_an_unreadable_optional_date_is_refused() -> None:
+    with pytest.raises(MessageError) as raised:
+        mapped(movement(admitted_at="le 2 mars", discharged_at="2026030214"))
+    assert str(raised.value.problem.location) == "PV1-44"
+    assert raised.value.problem.code is ErrorCode.DATA_TYPE
+
+
+def test_a_date_given_to_the_hour_is_read() -> None:
+    result = mapped(movement(discharged_at="2026030214"))
     assert result.value["stay"]["discharged_at"] == dt.datetime(2026, 3, 2, 14, tzinfo=PARIS)
-    assert [(str(item.location), item.severity) for item in result.warnings] == [("PV1-44", "W")]
+    assert result.warnings == ()
 
 
 @pytest.mark.parametrize(

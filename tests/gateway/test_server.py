@@ -24,7 +24,10 @@ from tests.gateway.support import MllpClient, Records, read_ack, read_topic, run
 
 pytestmark = pytest.mark.integration
 
-LIMITS = ServerLimits(max_frame_bytes=16_384, frame_timeout=1.0, idle_timeout=2.0)
+# All engines connect from 127.0.0.1 here, standing for eleven establishments' addresses.
+LIMITS = ServerLimits(
+    max_frame_bytes=16_384, frame_timeout=1.0, idle_timeout=2.0, max_connections_per_address=64
+)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.notify.notices import Earlier, NoticeKind, decide, is_secure_address, notification_id
+from services.notify.notices import Earlier, NoticeKind, decide, notification_id
 from tests.notify.builders import enriched, recipient
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
@@ -69,34 +69,46 @@ def test_a_correction_of_a_delivered_notice_is_a_correction_otherwise_the_notice
     assert decide(update, {})[0].kind is NoticeKind.DISCHARGE
 
 
-def test_opted_out_missing_and_insecure_addresses_are_skipped_with_the_reason() -> None:
+def test_opted_out_missing_malformed_and_insecure_addresses_are_skipped_with_the_reason() -> None:
     recipients = [
         recipient("1", "a@medecin.mssante.fr", opted_out=True),
         recipient("2", None),
         recipient("3", "b@gmail.com"),
+        recipient("4", "a,b@medecin.mssante.fr"),
+        recipient("5", "a@medecin.mssante.fr\r\nRCPT TO:<b@evil.com>"),
+        recipient("6", "a@evil-mssante.fr"),
     ]
     reasons = [n.skip_reason for n in decide(enriched("V1", recipients), {})]
     assert reasons == [
         "the practitioner opted out of notifications",
         "the practitioner has no secure messaging address",
         "the address is outside the MSSanté secure domains",
+        "the address is not one plain email address",
+        "the address is not one plain email address",
+        "the address is outside the MSSanté secure domains",
     ]
 
 
-@pytest.mark.parametrize(
-    ("address", "secure"),
-    [
-        ("jeanne.martin@medecin.mssante.fr", True),
-        ("secretariat@chru-nancy.mssante.fr", True),
-        ("x@MSSANTE.FR", True),
-        ("x@mssante.fr.evil.com", False),
-        ("x@notmssante.fr", False),
-        ("no-at-sign", False),
-    ],
-)
-def test_secure_domains(address: str, secure: bool) -> None:
-    assert is_secure_address(address) is secure
-
-
 def test_an_operator_may_add_a_secure_domain() -> None:
-    assert is_secure_address("dr@apicrypt.org", ["apicrypt.org"])
+    [notice] = decide(enriched("V1", [recipient("1", "dr@apicrypt.org")]), {}, ["apicrypt.org"])
+    assert notice.skip_reason is None
+
+
+def test_recipients_past_the_cap_get_nothing_new_and_are_recorded_with_the_reason() -> None:
+    team = [GP] + [
+        recipient(f"101010102{number:02d}", f"p{number}@medecin.mssante.fr", role="RP")
+        for number in range(11)
+    ]
+    notices = decide(enriched("V1", team), {}, max_recipients=10)
+    assert [n.skip_reason for n in notices[:10]] == [None] * 10
+    past = "past the first 10 recipients of the event"
+    assert [n.skip_reason for n in notices[10:]] == [past, past]
+
+    # A notice that went out before the cap was lowered is still retracted.
+    last = team[-1]["rpps"]
+    cancelled = decide(
+        enriched("V1", team, action="CANCEL"), {last: Earlier.DELIVERED}, max_recipients=10
+    )
+    assert [(n.kind, n.recipient["rpps"], n.skip_reason) for n in cancelled] == [
+        (NoticeKind.RETRACTION, last, None)
+    ]
