@@ -36,6 +36,7 @@ from services.common.observability import DEFAULT_PORTS
 from services.common.paths import PROJECT_ROOT
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
+from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
 from services.stack.layout import StackLayout
 
@@ -364,7 +365,11 @@ def run(
         )
         _say("Starting the services (logs in .stack/logs/)...")
         for name in SERVICES:
-            processes.start(name)
+            # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
+            tls = TlsFiles(layout.tls).gateway_environment() if name == "gateway" else {}
+            processes.start(
+                name, {key: value for key, value in tls.items() if key not in os.environ}
+            )
         wait_until_healthy(processes, SERVICES)
         counter = Counter(
             settings,

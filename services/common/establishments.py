@@ -22,6 +22,11 @@ class Establishment:
     sending_facility: str
     """The MSH-4 value its integration engine sends."""
     city: str = ""
+    tls_client_cn: str = ""
+    """The subject CN of its engine's MLLP client certificate, signed by the GHT's CA; the
+    gateway takes messages from a connection for this establishment only. The CN, not a
+    fingerprint: it stays the same when the certificate is renewed, so a renewal needs no change
+    here, while the CA's signature is what makes it trustworthy. Empty: no MLLP access."""
 
 
 def load_establishments(path: Path = ESTABLISHMENTS_CSV) -> list[Establishment]:
@@ -45,10 +50,11 @@ def load_establishments(path: Path = ESTABLISHMENTS_CSV) -> list[Establishment]:
                 finess=(row.get("finess") or "").strip(),
                 sending_facility=facility,
                 city=(row.get("city") or "").strip(),
+                tls_client_cn=(row.get("tls_client_cn") or "").strip(),
             )
         )
-    for attribute in ("code", "sending_facility"):
-        values = [getattr(item, attribute) for item in establishments]
+    for attribute in ("code", "sending_facility", "tls_client_cn"):
+        values = [getattr(item, attribute) for item in establishments if getattr(item, attribute)]
         repeated = sorted({value for value in values if values.count(value) > 1})
         if repeated:
             raise ValueError(f"{path}: {attribute} repeated: {', '.join(repeated)}")
@@ -59,3 +65,11 @@ def load_establishments(path: Path = ESTABLISHMENTS_CSV) -> list[Establishment]:
 def establishments_by_facility() -> dict[str, Establishment]:
     """MSH-4 → establishment, for the gateway."""
     return {item.sending_facility: item for item in load_establishments()}
+
+
+def establishments_by_client_cn(
+    establishments: list[Establishment] | None = None,
+) -> dict[str, Establishment]:
+    """Client certificate CN → establishment, for the gateway's TLS connections (exact match)."""
+    items = load_establishments() if establishments is None else establishments
+    return {item.tls_client_cn: item for item in items if item.tls_client_cn}

@@ -2,11 +2,12 @@
 
 import asyncio
 import logging
+import sys
 
 import structlog
 
 from services.common.logging import configure_logging
-from services.common.settings import Settings
+from services.common.settings import Settings, SettingsError
 from services.gateway.bootstrap import GatewayConfig, serve
 
 
@@ -17,7 +18,14 @@ def main() -> None:
     structlog.contextvars.bind_contextvars(service="gateway")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry lookup
     settings = Settings.from_env()
-    asyncio.run(serve(settings, GatewayConfig.from_settings(settings)))
+    try:
+        config = GatewayConfig.from_settings(settings)
+        config.tls.server_context()  # refuse to start, saying what to set, before any work
+    except SettingsError as error:
+        structlog.get_logger("gateway").error("cannot start", reason=str(error))
+        print(f"gateway: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    asyncio.run(serve(settings, config))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from services.common.establishments import establishments_by_facility
+from services.common.establishments import establishments_by_client_cn, establishments_by_facility
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
 from services.common.serde import make_registry_client
@@ -29,6 +30,7 @@ from services.gateway.intake import (
 from services.gateway.kafka_writer import KafkaWriter
 from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import MllpServer, ServerLimits
+from services.gateway.tls import ClientBinding, MllpTls
 
 log = structlog.get_logger("gateway")
 
@@ -45,6 +47,7 @@ class GatewayConfig:
     commonly wait 30 to 60 seconds for one."""
     timezone: str = "Europe/Paris"
     """Of HL7 timestamps sent without an offset."""
+    tls: MllpTls = field(default_factory=MllpTls)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayConfig:
@@ -53,6 +56,7 @@ class GatewayConfig:
             port=settings.mllp_port,
             limits=read_config(ServerLimits),
             refused_budget=read_config(RefusedArchiveBudget),
+            tls=MllpTls.from_env(),
         )
 
 
@@ -60,17 +64,28 @@ class Gateway:
     """The MLLP server and its Kafka writer, started and stopped together."""
 
     def __init__(
-        self, server: MllpServer, writer: KafkaWriter, config: GatewayConfig, counters: Counter[str]
+        self,
+        server: MllpServer,
+        writer: KafkaWriter,
+        config: GatewayConfig,
+        counters: Counter[str],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.server = server
         self.writer = writer
         self.config = config
         self.counters = counters
+        self.tls = tls
 
     async def start(self) -> None:
         self.writer.start()
-        await self.server.start(self.config.host, self.config.port)
-        log.info("gateway listening", host=self.config.host, port=self.server.port)
+        await self.server.start(self.config.host, self.config.port, self.tls)
+        log.info(
+            "gateway listening",
+            host=self.config.host,
+            port=self.server.port,
+            tls=self.config.tls.enabled,
+        )
 
     @property
     def port(self) -> int:
@@ -87,7 +102,11 @@ def build_gateway(
     config: GatewayConfig,
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> Gateway:
-    """``clock`` gives each message's receipt time, from which its dates are judged."""
+    """``clock`` gives each message's receipt time, from which its dates are judged. Raises
+    ``SettingsError`` when TLS is on and its files are not there."""
+    tls = config.tls.server_context()
+    if tls is None:
+        log.warning("MLLP_TLS=off: listening in clear, any client may speak for any establishment")
     # Each ACK waits for its write: a short linger keeps one connection's round trip short,
     # while concurrent connections still share batches.
     producer = make_producer(settings, "harpicoop-gateway", **{"linger.ms": 1})
@@ -110,7 +129,9 @@ def build_gateway(
         refused_budget=config.refused_budget,
         clock=clock,
     )
-    return Gateway(MllpServer(handler, config.limits, counters), writer, config, counters)
+    clients = ClientBinding(establishments_by_client_cn()) if tls else None
+    server = MllpServer(handler, config.limits, counters, clients)
+    return Gateway(server, writer, config, counters, tls)
 
 
 async def serve(settings: Settings, config: GatewayConfig) -> None:

@@ -118,8 +118,13 @@ class MessageHandler:
         self._clock = clock
         self._refused = RefusedArchive(refused_budget or RefusedArchiveBudget())
 
-    async def handle(self, frame: Frame | OversizedFrame, peer: str) -> Reply:
+    async def handle(
+        self, frame: Frame | OversizedFrame, peer: str, sender: str | None = None
+    ) -> Reply:
         """The ACK to send once the records are written.
+
+        ``sender`` is the establishment the connection's client certificate belongs to (None on
+        a connection in clear): a message naming another one in MSH-4 is refused.
 
         Raises ``Unconfirmed`` when Kafka did not confirm within the ACK time-out.
         """
@@ -128,12 +133,14 @@ class MessageHandler:
             self._counters["frames_oversized"] += 1
             REFUSED.labels("gateway", "oversized").inc()
             intake = take_in_oversized(
-                frame.head, frame.size, self._max_frame_bytes, self._rules, received_at
+                frame.head, frame.size, self._max_frame_bytes, self._rules, received_at, sender
             )
         elif len(frame.payload) > INLINE_FRAME_BYTES:
-            intake = await asyncio.to_thread(take_in, frame.payload, self._rules, received_at)
+            intake = await asyncio.to_thread(
+                take_in, frame.payload, self._rules, received_at, sender
+            )
         else:
-            intake = take_in(frame.payload, self._rules, received_at)
+            intake = take_in(frame.payload, self._rules, received_at, sender)
         archived = not unvouched(intake) or self._within_budget(intake, peer)
         try:
             async with asyncio.timeout(self._ack_timeout):

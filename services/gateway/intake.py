@@ -1,10 +1,11 @@
 """What becomes of one received message: its outcome, its ACK code, the record to publish.
 
 Pure: bytes in, a decision out, never an exception. The envelope (MSH) decides between a
-rejection (AR: unreadable, unknown sending facility, not ADT, wrong version) and going on; the
-trigger then decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and
-A31 are kept in the archive only, and other triggers are acknowledged and ignored. A frame
-holding more than one message is refused whole (AE): nothing of it is published.
+rejection (AR: unreadable, unknown sending facility, a sending facility other than the one the
+connection's certificate belongs to, not ADT, wrong version) and going on; the trigger then
+decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and A31 are kept in
+the archive only, and other triggers are acknowledged and ignored. A frame holding more than one
+message is refused whole (AE): nothing of it is published.
 """
 
 from __future__ import annotations
@@ -107,12 +108,18 @@ class Intake:
         )
 
 
-def _envelope(header: Segment, rules: IntakeRules) -> dict[str, Any]:
+def _sender(rules: IntakeRules, sender: str | None) -> Establishment | None:
+    return next((item for item in rules.establishments.values() if item.code == sender), None)
+
+
+def _envelope(header: Segment, rules: IntakeRules, sender: str | None) -> dict[str, Any]:
+    """What the archive and the log say of the message; on an authenticated connection, the
+    establishment is the certificate's, whatever MSH-4 claims."""
     facility = header.get(4)
     code, trigger = header.get(9, 1), header.get(9, 2)
     control_id = header.get(10)
     return {
-        "establishment": rules.establishments.get(facility),
+        "establishment": _sender(rules, sender) if sender else rules.establishments.get(facility),
         "sending_facility": facility or None,
         "message_type": f"{code}^{trigger}" if trigger else (code or None),
         # The archive and the logs carry the control id: one with a control character is
@@ -121,8 +128,8 @@ def _envelope(header: Segment, rules: IntakeRules) -> dict[str, Any]:
     }
 
 
-def _check_envelope(header: Segment, establishment: Establishment | None) -> None:
-    """Raises the AR a message gets for its header."""
+def _check_envelope(header: Segment, rules: IntakeRules, sender: str | None) -> Establishment:
+    """The establishment MSH-4 names; raises the AR a message gets for its header."""
 
     def reject(code: ErrorCode, text: str, field: int, component: int | None = None) -> None:
         raise MessageError(code, text, header.location(field, component), rejected=True)
@@ -131,10 +138,19 @@ def _check_envelope(header: Segment, establishment: Establishment | None) -> Non
         reject(ErrorCode.REQUIRED_FIELD_MISSING, "MSH-10 (message control id) is required", 10)
     if not header.get(4):
         reject(ErrorCode.REQUIRED_FIELD_MISSING, "MSH-4 (sending facility) is required", 4)
+    establishment = rules.establishments.get(header.get(4))
     if establishment is None:
         reject(
             ErrorCode.TABLE_VALUE_NOT_FOUND,
             f"sending facility {header.get(4)!r} (MSH-4) is not an establishment of the GHT",
+            4,
+        )
+    assert establishment is not None
+    if sender is not None and establishment.code != sender:
+        reject(
+            ErrorCode.TABLE_VALUE_NOT_FOUND,
+            f"sending facility {header.get(4)!r} (MSH-4) is not the establishment of this "
+            f"connection's certificate ({sender})",
             4,
         )
     if header.get(9, 1).upper() != "ADT":
@@ -156,6 +172,7 @@ def _check_envelope(header: Segment, establishment: Establishment | None) -> Non
             f"processing id {processing!r} (MSH-11) is not P, T or D",
             11,
         )
+    return establishment
 
 
 def _check_one_message(message: Message) -> None:
@@ -193,8 +210,14 @@ def _decide(
     return Outcome.IGNORED, None, ()
 
 
-def take_in(raw: bytes, rules: IntakeRules, received_at: dt.datetime) -> Intake:
-    """Decide what to do with one message; bad input gives AE or AR, never an exception."""
+def take_in(
+    raw: bytes, rules: IntakeRules, received_at: dt.datetime, sender: str | None = None
+) -> Intake:
+    """Decide what to do with one message; bad input gives AE or AR, never an exception.
+
+    ``sender``: the establishment code the connection authenticated as (its client
+    certificate), None on a connection in clear.
+    """
     try:
         header = parse_header(raw)
     except MessageError as error:
@@ -203,17 +226,15 @@ def take_in(raw: bytes, rules: IntakeRules, received_at: dt.datetime) -> Intake:
         return _internal_error(raw, None)
     # Until the whole message is decoded, the ACK echoes the header as read in 8859/1.
     context = AckContext(header.delimiters, "iso8859-1", header)
-    envelope = _envelope(header, rules)
+    envelope = _envelope(header, rules, sender)
     message: Message | None = None
     try:
         message = parse(raw)
         context = AckContext(message.delimiters, message.codec, message.header)
-        envelope = _envelope(message.header, rules)
-        _check_envelope(message.header, envelope["establishment"])
+        envelope = _envelope(message.header, rules, sender)
+        establishment = _check_envelope(message.header, rules, sender)
         _check_one_message(message)
-        outcome, publication, warnings = _decide(
-            message, envelope["establishment"], rules, received_at
-        )
+        outcome, publication, warnings = _decide(message, establishment, rules, received_at)
     except MessageError as error:
         return Intake(
             Outcome.REJECTED if error.rejected else Outcome.ERROR,
@@ -241,7 +262,12 @@ def take_in(raw: bytes, rules: IntakeRules, received_at: dt.datetime) -> Intake:
 
 
 def take_in_oversized(
-    head: bytes, size: int, limit: int, rules: IntakeRules, received_at: dt.datetime
+    head: bytes,
+    size: int,
+    limit: int,
+    rules: IntakeRules,
+    received_at: dt.datetime,
+    sender: str | None = None,
 ) -> Intake:
     """A frame over the size limit: AR, answered from its head when the MSH can be read."""
     problem = Problem(
@@ -260,7 +286,7 @@ def take_in_oversized(
         head,
         size,
         truncated=True,
-        **_envelope(header, rules),
+        **_envelope(header, rules, sender),
     )
 
 

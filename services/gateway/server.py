@@ -27,6 +27,7 @@ from services.common.settings import setting
 from services.gateway.handler import MessageHandler, Unconfirmed, source_address
 from services.gateway.limits import ConnectionSlots, LogThrottle
 from services.gateway.mllp import MllpDecoder, frame
+from services.gateway.tls import ClientBinding, UnknownClient
 
 log = structlog.get_logger("gateway")
 
@@ -62,9 +63,14 @@ def _keep_alive(sock: socket.socket | None) -> None:
 
 class MllpServer:
     def __init__(
-        self, handler: MessageHandler, limits: ServerLimits, counters: Counter[str]
+        self,
+        handler: MessageHandler,
+        limits: ServerLimits,
+        counters: Counter[str],
+        clients: ClientBinding | None = None,
     ) -> None:
         self._handler = handler
+        self._clients = clients
         self._limits = limits
         self._counters = counters
         self._server: asyncio.Server | None = None
@@ -121,12 +127,20 @@ class MllpServer:
             self._refuse(admission.refused_by or "cap", source)
             writer.close()
             return
+        try:
+            # The handshake checked the chain; the CN says which establishment it speaks for.
+            sender = self._clients.establishment_of(writer) if self._clients else None
+        except UnknownClient as error:
+            self._counters["connections_unbound"] += 1
+            log.warning("client certificate of no establishment; closing", peer=peer, cn=str(error))
+            writer.close()
+            return
         self._connections.add(task)
         self._counters["connections"] += 1
         _keep_alive(writer.get_extra_info("socket"))
         reason = "closed by peer"
         try:
-            reason = await self._serve(reader, writer, peer)
+            reason = await self._serve(reader, writer, peer, sender)
         except asyncio.CancelledError as cancelled:
             reason = "gateway stopping"
             if cancelled.args == ("displaced",):  # made room for a newer connection
@@ -150,7 +164,11 @@ class MllpServer:
             log.warning("connections refused", address=address, reason=reason, count=count)
 
     async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        sender: str | None,
     ) -> str:
         decoder = MllpDecoder(self._limits.max_frame_bytes)
         limits = self._limits
@@ -190,7 +208,7 @@ class MllpServer:
             for received in frames:
                 self._slots.prove(task)  # not displaced while its frame is being answered
                 try:
-                    ack, vouched = await self._handler.handle(received, peer)
+                    ack, vouched = await self._handler.handle(received, peer, sender)
                 except Unconfirmed:
                     return "kafka did not confirm; closed without ack"
                 last_frame = loop.time()

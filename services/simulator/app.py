@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import sys
 import time
@@ -139,6 +140,13 @@ def parser() -> argparse.ArgumentParser:
         help="AE answers to one message before its engine gives up on it (default 5)",
     )
     engine.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="folder of the CA (ca.pem) and each establishment's client certificate "
+        "(<code>.pem, <code>-key.pem); default the local stack's .stack/tls; "
+        "MLLP_TLS=off connects in clear",
+    )
+    engine.add_argument(
         "--patience",
         type=_positive,
         default=300.0,
@@ -221,6 +229,12 @@ async def _report(stats: list[EngineStats], every: float, pacer: Pacer) -> None:
         print(progress_line(stats, elapsed, pacer.simulated_now()), flush=True)
 
 
+def _stack_tls() -> Path:
+    from services.stack.layout import StackLayout  # the local stack's files: a tool's default
+
+    return StackLayout.default().tls
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging("simulator", "WARNING")
@@ -259,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ack_timeout=args.ack_timeout,
         max_refusals=args.max_refusals,
         patience=args.patience,
+        tls=None
+        if os.environ.get("MLLP_TLS", "").lower() == "off"
+        else args.tls_dir or _stack_tls(),
     )
     stats: list[EngineStats] = []
     started = time.monotonic()

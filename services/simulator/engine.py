@@ -1,5 +1,5 @@
-"""An establishment's integration engine, as hospitals run them: one MLLP connection, one message
-at a time, each held until its ACK.
+"""An establishment's integration engine, as hospitals run them: one MLLP connection (over TLS,
+with the establishment's own client certificate), one message at a time, each held until its ACK.
 
 On a time-out, a connection lost, or an AE, the engine sends the same bytes again (same MSH-10):
 this is how duplicates reach the platform. An AR is final. A dropped connection is opened again,
@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
+from services.common.tls import TlsFiles
 from services.gateway.mllp import Frame, MllpDecoder, frame
 from services.simulator.hl7 import Ack, parse_ack
 from services.simulator.stats import EngineStats
@@ -55,6 +58,10 @@ class EngineSettings:
     """First pause before a resend or a reconnection; doubled each time, up to ``max_pause``."""
     max_pause: float = 10.0
     connect_timeout: float = 5.0
+    tls: Path | None = None
+    """Folder with ``ca.pem`` and each establishment's ``<code>.pem`` and ``<code>-key.pem``
+    (as ``make up`` writes ``.stack/tls/``); None connects in clear, to a gateway with
+    MLLP_TLS=off."""
 
 
 class Pacer:
@@ -103,6 +110,9 @@ class Engine:
         self._frames = MllpDecoder(ACK_MAX_BYTES)
         self._pending: list[bytes] = []
         self._log = log.bind(establishment=establishment)
+        self._tls: ssl.SSLContext | None = None
+        if settings.tls is not None:
+            self._tls = TlsFiles(settings.tls).client_context(establishment)
 
     async def run(self) -> None:
         try:
@@ -194,7 +204,12 @@ class Engine:
         while True:
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.settings.host, self.settings.port),
+                    asyncio.open_connection(
+                        self.settings.host,
+                        self.settings.port,
+                        ssl=self._tls,
+                        server_hostname=self.settings.host if self._tls else None,
+                    ),
                     self.settings.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:

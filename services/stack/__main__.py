@@ -1,6 +1,7 @@
-"""``python -m services.stack up|down|status|contract``: the local stack, as ``make up`` and
+"""``python -m services.stack up|down|status|contract|tls``: the local stack, as ``make up`` and
 ``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
-environment names (the Kubernetes and compose deployments run it).
+environment names (the Kubernetes and compose deployments run it); ``tls`` only writes the local
+CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
@@ -22,6 +23,7 @@ from services.common.topics import declared_topics, ensure_topics
 from services.stack.components import Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
+from services.stack.tls import ensure_tls
 
 
 def _say(message: str) -> None:
@@ -43,9 +45,16 @@ def deploy_contract(settings: Settings) -> None:
                 _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
 
 
+def tls(layout: StackLayout) -> None:
+    written = ensure_tls(layout.tls)
+    done = f"{', '.join(written)} written" if written else "certificates kept"
+    _say(f"  tls: {done} in {layout.tls}")
+
+
 def up(layout: StackLayout) -> None:
     started = time.monotonic()
     layout.make_dirs()
+    tls(layout)
     components = all_components(layout)
     _say(f"Local stack under {layout.root}")
     for component in components:
@@ -95,7 +104,7 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "contract"])
+    parser.add_argument("command", choices=["up", "down", "status", "contract", "tls"])
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -103,6 +112,8 @@ def main() -> None:
             up(layout)
         elif args.command == "down":
             down(layout)
+        elif args.command == "tls":
+            tls(layout)
         elif args.command == "contract":
             deploy_contract(Settings.from_env())
         else:

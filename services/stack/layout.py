@@ -61,6 +61,11 @@ class StackLayout:
         """Every message the local SMTP server accepted, one ``.eml`` file each."""
         return self.root / "mail"
 
+    @property
+    def tls(self) -> Path:
+        """The local GHT CA and the MLLP certificates it issued (``services.stack.tls``)."""
+        return self.root / "tls"
+
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 

@@ -1,6 +1,8 @@
 """The gateway end to end: PAM FR messages per second acknowledged (AA after Kafka confirmed the
 StayEvent and the archive entry), over one engine connection and over eleven at once (one per
-establishment). Engines behave as real ones: each waits for its ACK before the next message.
+establishment), all over mutually authenticated TLS; and what one TLS handshake costs (a fresh
+connection with its client certificate, up to the gateway's first byte). Engines behave as real
+ones: each waits for its ACK before the next message.
 
 The gateway runs in its own process, as in production, writing to fresh topics; the engines are
 threads of this process.
@@ -12,6 +14,7 @@ import asyncio
 import multiprocessing
 import os
 import socket
+import ssl
 import statistics
 import sys
 import time
@@ -30,9 +33,15 @@ from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig, build_gateway
 from services.gateway.mllp import frame
 from tests.gateway.messages import movement
-from tests.gateway.support import create_gateway_topics, messages_day_clock
+from tests.gateway.support import (
+    create_gateway_topics,
+    gateway_tls,
+    messages_day_clock,
+    session_pki,
+)
 
 WARM_UP = 50
+HANDSHAKES = 200
 ONE_CONNECTION = 1500
 PER_ESTABLISHMENT = 300
 CHARSETS = ["8859/1", "UNICODE UTF-8"]
@@ -77,10 +86,26 @@ def _messages(facility: str, count: int, prefix: str) -> list[bytes]:
     return messages
 
 
-def _engine(port: int, messages: list[bytes]) -> list[float]:
+def _connect(port: int, code: str) -> ssl.SSLSocket:
+    plain = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return session_pki().client_context(code).wrap_socket(plain, server_hostname="127.0.0.1")
+
+
+def _handshakes(port: int, code: str, count: int) -> list[float]:
+    """Seconds from connect to the client's finished handshake (TCP connect included; with
+    TLS 1.3 the gateway checks the client's certificate just after, in parallel)."""
+    took = []
+    for _ in range(count):
+        started = time.perf_counter()
+        with _connect(port, code):
+            took.append(time.perf_counter() - started)
+    return took
+
+
+def _engine(port: int, code: str, messages: list[bytes]) -> list[float]:
     """Send each message and wait for its ACK; the round trips in seconds."""
     latencies = []
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with _connect(port, code) as sock:
         for message in messages:
             started = time.perf_counter()
             sock.sendall(message)
@@ -122,7 +147,7 @@ def _records(settings: Settings, topic: str) -> int:
 def run(settings: Settings) -> dict[str, Any]:
     admin = make_admin(settings)
     topics, names = create_gateway_topics(admin, make_registry_client(settings))
-    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics, tls=gateway_tls())
     context = multiprocessing.get_context("spawn")
     ready: Queue[Any] = context.Queue()
     stop = context.Event()
@@ -130,18 +155,33 @@ def run(settings: Settings) -> dict[str, Any]:
     process.start()
     try:
         port = int(ready.get(timeout=60))
-        facilities = [item.sending_facility for item in load_establishments()]
-        _engine(port, _messages(facilities[0], WARM_UP, "W"))
+        establishments = load_establishments()
+        facilities = [item.sending_facility for item in establishments]
+        code_of = {item.sending_facility: item.code for item in establishments}
+        first = establishments[0].code
+        _engine(port, first, _messages(facilities[0], WARM_UP, "W"))
+        handshakes = sorted(_handshakes(port, first, HANDSHAKES))
+        figures: dict[str, Any] = {
+            "tls_handshakes": len(handshakes),
+            "tls_handshake_p50_ms": round(statistics.median(handshakes) * 1000, 2),
+            "tls_handshake_p99_ms": round(handshakes[int(len(handshakes) * 0.99) - 1] * 1000, 2),
+        }
 
         one = _messages(facilities[0], ONE_CONNECTION, "O")
         started = time.perf_counter()
-        single = _engine(port, one)
-        figures = _figures("one_connection", single, time.perf_counter() - started)
+        single = _engine(port, first, one)
+        figures |= _figures("one_connection", single, time.perf_counter() - started)
 
         batches = [_messages(facility, PER_ESTABLISHMENT, "E") for facility in facilities]
         started = time.perf_counter()
         with ThreadPoolExecutor(len(batches)) as pool:
-            results = list(pool.map(lambda batch: _engine(port, batch), batches))
+            results = list(
+                pool.map(
+                    lambda facility, batch: _engine(port, code_of[facility], batch),
+                    facilities,
+                    batches,
+                )
+            )
         eleven = [latency for result in results for latency in result]
         figures |= _figures("eleven_connections", eleven, time.perf_counter() - started)
 

@@ -18,7 +18,7 @@ from services.simulator.app import outbound, plan_day, send_day
 from services.simulator.engine import EngineSettings
 from services.simulator.scenario import DayConfig
 from services.simulator.stats import EngineStats
-from tests.gateway.support import running_gateway
+from tests.gateway.support import running_gateway, session_pki
 from tests.simulator.support import create_simulator_topics
 
 MONDAY = dt.date(2026, 3, 2)
@@ -41,7 +41,9 @@ def run(settings: Settings) -> dict[str, Any]:
     try:
         config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
         with running_gateway(settings, config) as gateway:
-            engines = EngineSettings("127.0.0.1", gateway.port, ack_timeout=30.0)
+            engines = EngineSettings(
+                "127.0.0.1", gateway.port, ack_timeout=30.0, tls=session_pki().folder
+            )
             started = time.perf_counter()
             asyncio.run(send_day(plan, engines, speed=None, stats=stats))
             send_seconds = time.perf_counter() - started

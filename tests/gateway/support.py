@@ -1,19 +1,25 @@
 """A gateway running in the test process, and a blocking MLLP client that talks to it.
 
 The gateway runs on its own event loop in a thread, on a free port, so a test can speak to it
-through a real socket exactly as an establishment's engine would.
+through a real socket exactly as an establishment's engine would: over TLS, with the
+establishment's client certificate from a CA made for the test session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import socket
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
@@ -23,12 +29,15 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from services.common.kafka import make_consumer
 from services.common.serde import AvroSerde, register_schemas
 from services.common.settings import Settings
+from services.common.tls import TlsFiles
 from services.common.topics import TopicSpec, ensure_topics
 from services.gateway.bootstrap import Gateway, GatewayConfig, build_gateway
 from services.gateway.handler import Topics
 from services.gateway.hl7 import Message, parse
 from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
 from services.gateway.mllp import END_BLOCK, START_BLOCK, frame
+from services.gateway.tls import MllpTls
+from services.stack.tls import ensure_tls
 from tests.conftest import unique
 
 # The test messages (messages.py) and the simulator's test days are dated Monday 2026-03-02; the
@@ -43,12 +52,29 @@ def messages_day_clock() -> dt.datetime:
     return MESSAGES_DAY_NOON + dt.timedelta(seconds=time.monotonic() - _STARTED)
 
 
+@cache
+def session_pki() -> TlsFiles:
+    """The session's CA, gateway certificate and one client certificate per establishment,
+    written by the same code as ``make up``'s (the shared stack's own files stay untouched)."""
+    folder = Path(tempfile.mkdtemp(prefix="harpicoop-tls-")) / "tls"
+    ensure_tls(folder)
+    return TlsFiles(folder)
+
+
+def gateway_tls() -> MllpTls:
+    files = session_pki()
+    return MllpTls(cert=files.gateway_cert, key=files.gateway_key, client_ca=files.ca)
+
+
 @contextmanager
 def running_gateway(
     settings: Settings,
     config: GatewayConfig,
     clock: Callable[[], dt.datetime] = messages_day_clock,
 ) -> Iterator[Gateway]:
+    """A config left with the default TLS settings is given the session's certificates."""
+    if config.tls == MllpTls():
+        config = dataclasses.replace(config, tls=gateway_tls())
     gateway = build_gateway(settings, config, clock)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
@@ -68,11 +94,28 @@ class ConnectionClosed(Exception):
 
 
 class MllpClient:
-    """One engine connection: send a framed message, read the framed ACK."""
+    """One engine connection: send a framed message, read the framed ACK. It speaks for
+    ``establishment`` (its client certificate), or connects with ``context`` when given."""
 
-    def __init__(self, port: int, timeout: float = 30.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        timeout: float = 30.0,
+        establishment: str = "chrunancy",
+        context: ssl.SSLContext | None = None,
+        clear: bool = False,
+    ) -> None:
+        plain = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self._pending = b""
+        if clear:  # to a gateway started with MLLP_TLS=off
+            self.sock = plain
+            return
+        context = context or session_pki().client_context(establishment)
+        try:
+            self.sock = context.wrap_socket(plain, server_hostname="127.0.0.1")
+        except BaseException:
+            plain.close()
+            raise
 
     def __enter__(self) -> MllpClient:
         return self
@@ -106,7 +149,7 @@ class MllpClient:
         """True when the gateway closed the connection without sending anything more."""
         try:
             return self.sock.recv(1) == b""
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
             return True
 
 

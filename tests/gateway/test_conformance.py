@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -484,13 +485,20 @@ class Results:
 def results(
     stack: Settings, registry: SchemaRegistryClient, module_topics: Topics
 ) -> Iterator[Results]:
-    """Every case sent once, in order, through one connection; then every topic read back."""
+    """Every case sent once, in order, each through its establishment's connection (its own
+    client certificate; the CHRU's for a facility of none); then every topic read back."""
     config = GatewayConfig(host="127.0.0.1", port=0, topics=module_topics)
     acks: dict[str, Ack | None] = {}
-    with running_gateway(stack, config) as gateway, MllpClient(gateway.port) as engine:
+    with running_gateway(stack, config) as gateway, ExitStack() as connections:
+        engines: dict[str, MllpClient] = {}
         for item in CASES:
-            engine.send_raw(frame(item.raw))
-            acks[item.name] = read_ack(engine.receive()) if item.ack else None
+            code = CODES.get(item.facility, "chrunancy")
+            if code not in engines:
+                engines[code] = connections.enter_context(
+                    MllpClient(gateway.port, establishment=code)
+                )
+            engines[code].send_raw(frame(item.raw))
+            acks[item.name] = read_ack(engines[code].receive()) if item.ack else None
     published = [item for item in CASES if item.stream]
     stays = read_topic(
         stack,

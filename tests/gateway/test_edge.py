@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +21,16 @@ from services.gateway.handler import Topics
 from services.gateway.intake import RAW_MESSAGE_SCHEMA
 from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import ServerLimits
-from services.stack.layout import StackLayout
+from services.gateway.tls import MllpTls
 from tests.gateway.messages import movement
-from tests.gateway.support import MllpClient, Records, read_ack, read_topic, running_gateway
+from tests.gateway.support import (
+    MllpClient,
+    Records,
+    gateway_tls,
+    read_ack,
+    read_topic,
+    running_gateway,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +49,15 @@ def gateway(stack: Settings, module_topics: Topics) -> Iterator[Gateway]:
         max_connections_per_address=PER_ADDRESS,
         max_connections=64,
     )
+    # In clear: strangers and noise must reach the framing and the budgets under test; over TLS
+    # they would not get past the handshake.
     config = GatewayConfig(
-        host="127.0.0.1", port=0, topics=module_topics, limits=limits, refused_budget=BUDGET
+        host="127.0.0.1",
+        port=0,
+        topics=module_topics,
+        limits=limits,
+        refused_budget=BUDGET,
+        tls=MllpTls(mode="off"),
     )
     with running_gateway(stack, config) as running:
         yield running
@@ -63,7 +76,7 @@ def refused(gateway: Gateway) -> int:
 
 def time_to_aa(port: int, control_id: str) -> float:
     started = time.monotonic()
-    with MllpClient(port, timeout=10) as engine:
+    with MllpClient(port, timeout=10, clear=True) as engine:
         ack = read_ack(engine.send(movement(control_id=control_id)))
     assert (ack.code, ack.control_id) == ("AA", control_id)
     return time.monotonic() - started
@@ -168,7 +181,7 @@ def test_a_flood_of_refused_frames_archives_its_budget_and_counts_the_rest(
     flood = 300
     before = metric("harpicoop_refused_unarchived_total")
     started = time.monotonic()
-    with MllpClient(gateway.port) as stranger:
+    with MllpClient(gateway.port, clear=True) as stranger:
         codes = [
             read_ack(stranger.send(movement(facility="INCONNU", control_id=f"FLOOD{index}"))).code
             for index in range(flood)
@@ -212,13 +225,13 @@ def test_a_sender_of_big_frames_does_not_slow_another_engine(gateway: Gateway) -
 
     def send_big() -> None:
         nonlocal sent
-        with MllpClient(gateway.port) as heavy:
+        with MllpClient(gateway.port, clear=True) as heavy:
             while not stop.is_set():
                 heavy.send(big)
                 sent += 1
 
     def latencies(prefix: str) -> list[float]:
-        with MllpClient(gateway.port) as engine:
+        with MllpClient(gateway.port, clear=True) as engine:
             waits = []
             for index in range(50):
                 started = time.monotonic()
@@ -249,13 +262,10 @@ def test_a_sender_of_big_frames_does_not_slow_another_engine(gateway: Gateway) -
 def test_a_client_that_never_finishes_its_tls_handshake_is_cut_off(
     stack: Settings, module_topics: Topics
 ) -> None:
-    tls_dir = StackLayout.default().root / "tls"
-    if not (tls_dir / "gateway.pem").exists():
-        pytest.skip("no local TLS material (make up writes it)")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls_dir / "gateway.pem", tls_dir / "gateway-key.pem")
     limits = ServerLimits(tls_handshake_timeout=1.0)
-    config = GatewayConfig(host="127.0.0.1", port=0, topics=module_topics, limits=limits)
+    config = GatewayConfig(
+        host="127.0.0.1", port=0, topics=module_topics, limits=limits, tls=gateway_tls()
+    )
     gateway = build_gateway(stack, config)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="tls-gateway-loop", daemon=True)
@@ -263,7 +273,7 @@ def test_a_client_that_never_finishes_its_tls_handshake_is_cut_off(
     gateway.writer.start()
     try:
         asyncio.run_coroutine_threadsafe(
-            gateway.server.start("127.0.0.1", 0, tls=context), loop
+            gateway.server.start("127.0.0.1", 0, tls=gateway.tls), loop
         ).result(10)
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as silent:

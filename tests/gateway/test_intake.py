@@ -51,6 +51,19 @@ def test_a_movement_from_a_known_establishment_is_published_under_its_stay_key()
     assert intake.archive_key == "toul"
 
 
+def test_a_connection_authenticated_as_one_establishment_may_not_speak_for_another() -> None:
+    intake = take_in(movement(facility="CH_TOUL", control_id="43"), RULES, RECEIVED, "chrunancy")
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.REJECTED, "AR", None)
+    assert "certificate (chrunancy)" in intake.problems[0].text
+    # Archived and counted under the establishment that really sent it.
+    assert intake.archive_key == "chrunancy" and intake.sending_facility == "CH_TOUL"
+
+
+def test_a_connection_authenticated_as_the_message_establishment_is_published() -> None:
+    intake = take_in(movement(facility="CH_TOUL", control_id="44"), RULES, RECEIVED, "toul")
+    assert (intake.outcome, intake.code) == (Outcome.PUBLISHED, "AA")
+
+
 @pytest.mark.parametrize(
     ("raw", "code", "location"),
     [

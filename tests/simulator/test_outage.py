@@ -24,7 +24,7 @@ from services.simulator.scenario import DayConfig
 from services.simulator.stats import EngineStats
 from services.stack.components import Kafka
 from tests.conftest import unique
-from tests.gateway.support import read_topic, running_gateway
+from tests.gateway.support import read_topic, running_gateway, session_pki
 from tests.simulator.conftest import MONDAY
 from tests.simulator.support import create_simulator_topics
 
@@ -57,7 +57,12 @@ def test_an_engine_resends_through_a_broker_outage_and_loses_nothing(
     async def outage() -> None:
         with running_gateway(settings, config) as gateway:
             engine_settings = EngineSettings(
-                "127.0.0.1", gateway.port, ack_timeout=1.0, retry_pause=0.2, max_pause=1.0
+                "127.0.0.1",
+                gateway.port,
+                ack_timeout=1.0,
+                retry_pause=0.2,
+                max_pause=1.0,
+                tls=session_pki().folder,
             )
             engine = Engine("toul", paced, engine_settings, Pacer(start, 1.0), stats)
             task = asyncio.create_task(engine.run())

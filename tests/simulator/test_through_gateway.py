@@ -27,7 +27,7 @@ from services.simulator.profiles import Profile
 from services.simulator.scenario import DayConfig
 from services.simulator.stats import EngineStats
 from tests.conftest import unique
-from tests.gateway.support import read_topic, running_gateway
+from tests.gateway.support import read_topic, running_gateway, session_pki
 from tests.simulator.conftest import MONDAY
 from tests.simulator.support import create_simulator_topics
 
@@ -69,7 +69,14 @@ def stay_serde(serde_factory: Callable[[str], AvroSerde]) -> AvroSerde:
 
 
 def engine_settings(port: int) -> EngineSettings:
-    return EngineSettings("127.0.0.1", port, ack_timeout=30.0, retry_pause=0.05, max_pause=0.5)
+    return EngineSettings(
+        "127.0.0.1",
+        port,
+        ack_timeout=30.0,
+        retry_pause=0.05,
+        max_pause=0.5,
+        tls=session_pki().folder,
+    )
 
 
 def test_a_simulated_day_reaches_every_establishment_topic(
