@@ -20,7 +20,7 @@ from enum import Enum
 
 import httpx2
 import psycopg
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import SerializationError
 
@@ -66,9 +66,29 @@ def classify(error: BaseException) -> Fault:
     if isinstance(error, SchemaRegistryError):
         # 404: an id or subject the registry does not know; anything else is the registry's.
         return Fault.RECORD if error.http_status_code == 404 else Fault.OUTAGE
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return refusal(error.args[0])
     if isinstance(error, _OUTAGES):
         return Fault.OUTAGE
     return Fault.RECORD
+
+
+# What Kafka answers about a record itself; anything else (timeouts, brokers or topics not
+# available, authorisation) is the cluster's state or configuration, which an operator mends.
+_REFUSED_RECORD = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+    }
+)
+
+
+def refusal(error: KafkaError) -> Fault:
+    """Whether Kafka's error on producing a record is the record's fault or an outage."""
+    return Fault.RECORD if error.code() in _REFUSED_RECORD else Fault.OUTAGE
 
 
 def describe(error: BaseException) -> str:
