@@ -63,6 +63,9 @@ class DeliveryWorker:
             try:
                 self._deliver(notice)
             except Exception as error:
+                # The SMTP conversation may have stopped half-way (MAIL sent, RCPT not): the
+                # next notice starts on a new connection.
+                self.smtp.close()
                 if classify(error) is Fault.OUTAGE:
                     raise
                 self._failed_on_content(notice, error)
