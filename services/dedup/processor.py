@@ -87,8 +87,9 @@ class Deduplicator:
                 raise UndecodableValue("the record has no value")
             event = self.serde.deserialize(record.topic, record.value)
         except UndecodableValue as error:
-            # Anything else (the registry unreachable) is not the record's fault: it stops the
-            # worker, and the record is read again after the restart.
+            # Anything else goes to the intake (``GaplessIntake``): an outage (the registry
+            # unreachable) is waited out, a failure on the record's content retried, then
+            # dead-lettered through ``dead_letter_poison``.
             await self._dead_letter(record, source, "undecodable value", error)
             return None
         decision = decide(event, source, self.claims.get, self.config.horizon, self.clock_ms())
