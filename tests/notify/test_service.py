@@ -333,27 +333,3 @@ def test_poison_records_are_dead_lettered_and_the_next_event_is_notified(
         assert errors["exception.class.name"] in ("DataError", "OverflowError", "ValueError")
         assert not any(word in str(errors) for word in ("V9", "Lefèvre", "Hélène", "000123456"))
     assert_alive_and_healthy(service)
-
-
-def test_a_notice_whose_delivery_raises_on_its_content_ends_failed_and_the_next_is_sent(
-    mail_server: MailServer,
-    notify_factory: Callable[..., ServiceProcess],
-    publish: Callable[..., None],
-    statuses_of: Callable[[ServiceProcess], Statuses],
-    consumer_factory: Callable[..., Consumer],
-) -> None:
-    # smtplib speaks ASCII commands: an accented mailbox raises before the server hears it.
-    accented, to = f"dr.hélène.{uuid.uuid4().hex[:6]}@medecin.mssante.fr", address()
-    service = notify_factory(mail_server, POISON_BACKOFF_SECONDS="0.05")
-    publish(service.topics["input"], enriched("V9101", [recipient("10101010113", accented)]))
-    publish(service.topics["input"], enriched("V9102", [recipient("10101010114", to)]))
-
-    eventually(lambda: mail_server.to(to), what="the next notice's email")
-    status = statuses_of(service)
-    [failed] = eventually(lambda: status.with_status("FAILED"), what="the FAILED status")
-    assert failed["recipient_address"] == accented
-    assert failed["detail"].startswith("handling failed with UnicodeEncodeError")
-    [dead] = dead_letters_on(consumer_factory(service.topics["dead_letter"]), 1)
-    assert dead.key() == failed["notification_id"].encode()
-    assert "hélène" not in str(read_error_headers(dead.headers()))
-    assert_alive_and_healthy(service)
