@@ -3,6 +3,7 @@ and a service run as a separate process that a test can kill and restart."""
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import socket
 import subprocess
@@ -143,3 +144,41 @@ class ServiceProcess:
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+
+POISON_STAY_KEYS = ("chrunancy:V9\x0001", "chrunancy:V9002")
+"""The keys of ``poison_events``: a NUL in the visit number, then a movement dated 9999."""
+
+
+def poison_events(build: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two well-formed records (Avro accepts them) that the platform cannot handle: a NUL in the
+    visit number and ids (PostgreSQL refuses it in text), and a movement at the very end of year
+    9999 (date arithmetic overflows). ``build`` makes a valid EnrichedStayEvent for a visit."""
+    nul = build("V9\x0001")
+    late = build("V9002")
+    end = dt.datetime(9999, 12, 31, 23, 30, tzinfo=dt.UTC)
+    late["event"]["movement"]["occurred_at"] = end
+    if late["event"]["stay"]["discharged_at"] is not None:
+        late["event"]["stay"]["discharged_at"] = end
+    return [nul, late]
+
+
+def dead_letters_on(consumer: Any, count: int) -> list[Any]:
+    """The first ``count`` records read from a dead-letter topic."""
+    records: list[Any] = []
+
+    def read() -> bool:
+        records.extend(m for m in consumer.consume(10, timeout=0.5) if m.error() is None)
+        return len(records) >= count
+
+    eventually(read, what=f"{count} dead letters")
+    return records
+
+
+def assert_alive_and_healthy(service: ServiceProcess) -> None:
+    import httpx
+
+    assert service.process is not None and service.process.poll() is None, "the service stopped"
+    port = eventually(service.observability_port, what="the observability endpoint")
+    health = httpx.get(f"http://localhost:{port}/health", timeout=5).json()
+    assert health["healthy"] is True, health

@@ -147,9 +147,24 @@ def build_app(
         tally[name] += 1
         PROCESSED.labels(SERVICE, name).inc()
 
+    async def dead_letter(message: StreamRecord, error: BaseException) -> None:
+        log.warning(
+            "analytics.dead_lettered",
+            source=f"{message.topic}/{message.partition}/{message.offset}",
+            error=type(error).__name__,
+        )
+        await dead_letters.send(
+            key=message.key,
+            value=message.value,
+            headers=dead_letter_headers(
+                message.headers, error, message.topic, message.partition, message.offset
+            ),
+        )
+        outcome("dead_lettered")
+
     # Both agents read through it: a record faust drops on a rebalance would be a missing count.
     intake = gapless_intake(
-        app, settings, (*reader.topics, config.observations_topic), outcome, log
+        app, settings, (*reader.topics, config.observations_topic), outcome, log, dead_letter
     )
 
     async def observe_record(message: StreamRecord) -> None:
@@ -157,21 +172,7 @@ def build_app(
         try:
             found = await reader.observations(message.topic, message.value)
         except Undecodable as undecodable:
-            log.warning(
-                "analytics.dead_lettered", source=source, error=type(undecodable.error).__name__
-            )
-            await dead_letters.send(
-                key=message.key,
-                value=message.value,
-                headers=dead_letter_headers(
-                    message.headers,
-                    undecodable.error,
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                ),
-            )
-            outcome("dead_lettered")
+            await dead_letter(message, undecodable.error)
             return
         if not found:
             outcome("not_counted")

@@ -7,12 +7,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx2
 import structlog
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from services.analytics.counting import Observation, status_observations, stay_observations
 from services.common.deadletter import error_headers
+from services.common.poison import Fault, classify, describe
 from services.common.serde import AvroSerde, UndecodableValue
 
 Observe = Callable[[dict[str, Any]], list[Observation]]
@@ -79,10 +78,7 @@ def record_at_fault(error: BaseException) -> bool:
     """True when the record itself cannot be read or counted (``UndecodableValue``: not Avro, an
     unknown schema id, a body that does not read; or a value the counting does not expect);
     False when the registry is unreachable or failing, which waiting cures."""
-    if isinstance(error, UndecodableValue):
-        return True
-    # The registry client speaks HTTP through httpx2 (not httpx).
-    return not isinstance(error, SchemaRegistryError | httpx2.HTTPError | OSError | TimeoutError)
+    return classify(error) is Fault.RECORD
 
 
 def dead_letter_headers(
@@ -90,13 +86,16 @@ def dead_letter_headers(
 ) -> list[tuple[str, bytes]]:
     """The record's own headers, then where it came from and why it could not be read."""
     items = headers.items() if isinstance(headers, dict) else headers or ()
+    decoded = not isinstance(error, UndecodableValue)
     reasons = error_headers(
         service="analytics",
-        reason="undecodable value",
+        reason="handling failed" if decoded else "undecodable value",
         error=error,
         source_topic=topic,
         partition=partition,
         offset=offset,
+        # A decoded record's error may quote what it holds.
+        description=describe(error) if decoded else None,
     )
     return [
         (name, value.encode("utf-8") if isinstance(value, str) else value or b"")

@@ -3,13 +3,19 @@ then the offsets.
 
 Offsets are committed only after the transaction that holds the batch's effects has committed,
 so a crash anywhere replays the batch (at-least-once); handlers make the replay harmless with
-deterministic keys (``ON CONFLICT DO NOTHING`` and the like). A record that cannot be decoded is
-dead-lettered, with its origin, before its offset is committed; the stream goes on.
+deterministic keys (``ON CONFLICT DO NOTHING`` and the like). A record that cannot be decoded,
+or whose handling fails ``POISON_ATTEMPTS`` times because of what it holds
+(``services.common.poison``), is dead-lettered with its origin before its offset is committed; each
+record is handled in a savepoint, so a poison record's half-done effects go, the batch's others
+stay, and the stream goes on. An outage (the registry unreachable, say) rolls the batch back and
+tries it again, with backoff, until the outage ends; a lost database connection stops the
+service, which reconnects when restarted.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +23,9 @@ import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from services.common.deadletter import DeadLetters
+from services.common.observability import PROCESSED
 from services.common.outbox import Conn
+from services.common.poison import Fault, Next, PoisonPolicy, RecordAttempts, classify, describe
 from services.common.serde import AvroSerde, UndecodableValue
 
 Handler = Callable[[str, dict[str, Any]], None]
@@ -34,6 +42,7 @@ class BatchConsumer:
         dead_letters: DeadLetters,
         handle: Handler,
         log: structlog.stdlib.BoundLogger,
+        policy: PoisonPolicy | None = None,
     ) -> None:
         self.consumer = consumer
         self.topics = topics
@@ -42,6 +51,9 @@ class BatchConsumer:
         self.handle = handle
         self.log = log
         self.processed = 0
+        self.policy = policy or PoisonPolicy.from_env()
+        self.attempts = RecordAttempts(self.policy)
+        self.service = dead_letters.service
 
     def run(self, stop: threading.Event, batch_size: int = 200) -> None:
         self.consumer.subscribe(list(self.topics))
@@ -49,9 +61,29 @@ class BatchConsumer:
             while not stop.is_set():
                 messages = self.consumer.consume(batch_size, timeout=0.5)
                 if messages:
-                    self.process(messages)
+                    self._process_through_outages(messages, stop)
         finally:
             self.consumer.close()
+
+    def _process_through_outages(self, messages: list[Message], stop: threading.Event) -> None:
+        outages = 0
+        while True:
+            try:
+                self.process(messages)
+                return
+            except Exception as error:
+                if classify(error) is not Fault.OUTAGE or self.conn.closed or self.conn.broken:
+                    raise
+                outages += 1
+                pause = self.policy.pause(outages, Fault.OUTAGE)
+                self.log.warning(
+                    "batch rolled back during an outage; trying it again",
+                    error=type(error).__name__,
+                    outages=outages,
+                    retry_in=pause,
+                )
+                if stop.wait(pause):
+                    return
 
     def process(self, messages: list[Message]) -> None:
         offsets: dict[tuple[str, int], int] = {}
@@ -71,16 +103,48 @@ class BatchConsumer:
 
     def _one(self, message: Message) -> None:
         topic = str(message.topic())
-        try:
-            value = self.topics[topic].deserialize(topic, message.value() or b"")
-        except UndecodableValue as error:
-            self.dead_letters.send_message(message, "undecodable value", error)
-            self.log.error(
-                "record dead-lettered",
-                topic=topic,
-                partition=message.partition(),
-                offset=message.offset(),
-            )
+        place = (topic, message.partition(), message.offset())
+        while True:
+            try:
+                # A savepoint: a failed record takes back its own effects, not the batch's.
+                with self.conn.transaction():
+                    value = self.topics[topic].deserialize(topic, message.value() or b"")
+                    self.handle(topic, value)
+            except UndecodableValue as error:
+                self.attempts.done(place)
+                self._dead_letter(message, "undecodable value", error, None)
+                return
+            except Exception as error:
+                verdict = self.attempts.failed(place, error)
+                if verdict.fault is Fault.OUTAGE:
+                    raise
+                if verdict.next is Next.DEAD_LETTER:
+                    self._dead_letter(message, "handling failed", error, describe(error))
+                    return
+                self.log.warning(
+                    "record handling failed; trying it again",
+                    topic=topic,
+                    partition=message.partition(),
+                    offset=message.offset(),
+                    error=type(error).__name__,
+                    failures=verdict.failures,
+                )
+                time.sleep(verdict.pause)
+                continue
+            self.attempts.done(place)
+            self.processed += 1
             return
-        self.handle(topic, value)
-        self.processed += 1
+
+    def _dead_letter(
+        self, message: Message, reason: str, error: BaseException, description: str | None
+    ) -> None:
+        self.dead_letters.send_message(message, reason, error, description)
+        PROCESSED.labels(self.service, "dead_lettered").inc()
+        self.log.error(
+            "record dead-lettered",
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            reason=reason,
+            error=type(error).__name__,
+        )

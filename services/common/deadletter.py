@@ -35,7 +35,10 @@ def error_headers(
     source_topic: str | None,
     partition: int | None,
     offset: int | None,
+    description: str | None = None,
 ) -> Headers:
+    """``description`` stands for the error's message when that may quote the record."""
+    message = description if description is not None else str(error) if error else None
     values = {
         "service": service,
         "reason": reason,
@@ -43,7 +46,7 @@ def error_headers(
         "partition": partition,
         "offset": offset,
         "exception.class.name": type(error).__name__ if error else None,
-        "exception.message": str(error)[:1000] if error else None,
+        "exception.message": message[:1000] if message is not None else None,
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
     }
     return [
@@ -96,6 +99,7 @@ class DeadLetters:
         partition: int | None = None,
         offset: int | None = None,
         headers: Sequence[tuple[str, str | bytes | None]] | None = None,
+        description: str | None = None,
         timeout: float = 30.0,
     ) -> None:
         outcome: dict[str, Any] = {}
@@ -117,6 +121,7 @@ class DeadLetters:
                 source_topic=source_topic,
                 partition=partition,
                 offset=offset,
+                description=description,
             ),
             on_delivery=delivered,
         )
@@ -131,7 +136,11 @@ class DeadLetters:
             )
 
     def send_message(
-        self, message: Message, reason: str, error: BaseException | None = None
+        self,
+        message: Message,
+        reason: str,
+        error: BaseException | None = None,
+        description: str | None = None,
     ) -> None:
         """Dead-letter a consumed record as it was, naming its topic, partition and offset."""
         self.send(
@@ -143,4 +152,5 @@ class DeadLetters:
             partition=message.partition(),
             offset=message.offset(),
             headers=header_list(message.headers()),
+            description=description,
         )

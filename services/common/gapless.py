@@ -14,6 +14,10 @@ over; a record past the next offset means records were skipped, and they are rea
 from the partition and handled first. faust is then told they are done with, so that its commit
 goes past them. Handlers must still be idempotent: a record handled before a crash is handled
 again after it, as at-least-once means.
+
+A handler's failure is judged by ``services.common.poison``: an outage is waited out, the record
+tried again with backoff; a record failing on its content is tried ``POISON_ATTEMPTS`` times,
+then handed to ``dead_letter`` and passed, so the agent never stops on it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import structlog
 from faust.types import TP, Message
 
 from services.common.kafka import CommittedOffsets, Partition
+from services.common.poison import Next, PoisonPolicy, RecordAttempts
 from services.common.settings import Settings
 from services.common.streams import records_between
 
@@ -65,6 +70,8 @@ Handler = Callable[[StreamRecord], Awaitable[object]]
 ReadBetween = Callable[[str, int, int, int], Awaitable[Sequence[StreamRecord]]]
 # Tells faust's consumer that a record it never handed over is done with.
 Acknowledge = Callable[[StreamRecord], None]
+# Puts a poison record on the service's dead-letter topic, with its origin and the error.
+DeadLetter = Callable[[StreamRecord, BaseException], Awaitable[None]]
 
 
 class Position(Enum):
@@ -111,12 +118,16 @@ class GaplessIntake:
         acknowledge: Acknowledge,
         outcome: Callable[[str], None],
         log: structlog.stdlib.BoundLogger,
+        dead_letter: DeadLetter | None = None,
+        policy: PoisonPolicy | None = None,
     ) -> None:
         self.positions = InputPositions()
         self.read_between = read_between
         self.acknowledge = acknowledge
         self.outcome = outcome
         self.log = log
+        self.dead_letter = dead_letter
+        self.attempts = RecordAttempts(policy or PoisonPolicy.from_env())
 
     async def handle(self, record: StreamRecord, handler: Handler) -> None:
         """Handle ``record`` with ``handler``, after the records skipped before it; or not at all
@@ -128,8 +139,36 @@ class GaplessIntake:
             return
         if position is Position.AHEAD:
             await self._catch_up(record, handler)
-        await handler(record)
+        await self._guarded(record, handler)
         self.positions.handled(record)
+
+    async def _guarded(self, record: StreamRecord, handler: Handler) -> None:
+        """Handle ``record``; again after an outage or a failure on its content, until it is
+        handled or, failing on its content ``POISON_ATTEMPTS`` times, dead-lettered."""
+        if self.dead_letter is None:
+            await handler(record)
+            return
+        place = (record.topic, record.partition, record.offset)
+        while True:
+            try:
+                await handler(record)
+            except Exception as error:
+                verdict = self.attempts.failed(place, error)
+                if verdict.next is Next.DEAD_LETTER:
+                    await self.dead_letter(record, error)
+                    return
+                self.log.warning(
+                    "stream.handling_failed",
+                    source=f"{record.topic}/{record.partition}/{record.offset}",
+                    error=type(error).__name__,
+                    fault=verdict.fault.value,
+                    failures=verdict.failures,
+                    retry_in=verdict.pause,
+                )
+                await asyncio.sleep(verdict.pause)
+                continue
+            self.attempts.done(place)
+            return
 
     async def _catch_up(self, record: StreamRecord, handler: Handler) -> None:
         expected = self.positions.expected(record.topic, record.partition)
@@ -144,7 +183,7 @@ class GaplessIntake:
                 records=len(missed),
             )
         for skipped in missed:
-            await handler(skipped)
+            await self._guarded(skipped, handler)
             self.positions.handled(skipped)
             self.acknowledge(skipped)
             self.outcome("caught_up")
@@ -169,6 +208,7 @@ def gapless_intake(
     watched: Collection[str],
     outcome: Callable[[str], None],
     log: structlog.stdlib.BoundLogger,
+    dead_letter: DeadLetter | None = None,
 ) -> GaplessIntake:
     """An intake for the records of the ``watched`` topics that ``app`` consumes (a collection
     that may grow while the app runs), with its positions reset on every assignment."""
@@ -192,7 +232,7 @@ def gapless_intake(
             )
         )
 
-    intake = GaplessIntake(read_between, acknowledge, outcome, log)
+    intake = GaplessIntake(read_between, acknowledge, outcome, log, dead_letter)
 
     async def on_revoked(_app: faust.App, revoked: set[TP], **_: Any) -> None:
         intake.positions.forget()

@@ -142,7 +142,9 @@ def build_app(
         already_written=fence.already_written,
         window=window,
     )
-    intake = gapless_intake(app, settings, input_names, deduplicator.outcome, log)
+    intake = gapless_intake(
+        app, settings, input_names, deduplicator.outcome, log, deduplicator.dead_letter_poison
+    )
 
     @app.agent(source)
     async def deduplicate(stream: faust.StreamT[bytes]) -> None:

@@ -28,6 +28,7 @@ import structlog
 from services.common.deadletter import error_headers
 from services.common.gapless import StreamRecord
 from services.common.observability import PROCESSED
+from services.common.poison import describe
 from services.common.serde import AvroSerde, UndecodableValue
 from services.common.streams import SourceRecord, header_pairs, without_source_header
 from services.dedup.config import DedupConfig
@@ -86,8 +87,9 @@ class Deduplicator:
                 raise UndecodableValue("the record has no value")
             event = self.serde.deserialize(record.topic, record.value)
         except UndecodableValue as error:
-            # Anything else (the registry unreachable) is not the record's fault: it stops the
-            # worker, and the record is read again after the restart.
+            # Anything else goes to the intake (``GaplessIntake``): an outage (the registry
+            # unreachable) is waited out, a failure on the record's content retried, then
+            # dead-lettered through ``dead_letter_poison``.
             await self._dead_letter(record, source, "undecodable value", error)
             return None
         decision = decide(event, source, self.claims.get, self.config.horizon, self.clock_ms())
@@ -127,8 +129,18 @@ class Deduplicator:
         self.outcome("replay_written" if replay else "unique")
         return decision.verdict
 
+    async def dead_letter_poison(self, record: StreamRecord, error: BaseException) -> None:
+        """A record whose handling kept failing on its content (``GaplessIntake``'s verdict)."""
+        source = SourceRecord(record.topic, record.partition, record.offset)
+        await self._dead_letter(record, source, "handling failed", error, describe(error))
+
     async def _dead_letter(
-        self, record: StreamRecord, source: SourceRecord, reason: str, error: BaseException
+        self,
+        record: StreamRecord,
+        source: SourceRecord,
+        reason: str,
+        error: BaseException,
+        description: str | None = None,
     ) -> None:
         log.warning(
             "dedup.dead_lettered",
@@ -150,6 +162,7 @@ class Deduplicator:
                     source_topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
+                    description=description,
                 ),
             ],
         )

@@ -9,6 +9,7 @@ RPPS numbers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -72,11 +73,19 @@ class PractitionerPublisher:
         Stops early, without error, if another process is publishing the same outbox: it
         sends the rest.
         """
-        published = 0
+        published, failed_rounds = 0, 0
         while True:
             try:
                 sent = self.relay.publish_pending(self.batch_size)
             except Exception as error:  # the relay has rolled back: nothing was lost
+                failed_rounds += 1
+                # A row Kafka refuses is set aside after a few rounds: give it those rounds.
+                if (
+                    isinstance(error, outbox.RoundFailed)
+                    and failed_rounds <= self.relay.attempts.policy.attempts
+                ):
+                    time.sleep(min(5.0, 0.5 * failed_rounds))
+                    continue
                 raise PublishError(
                     f"Kafka did not acknowledge the records for {self.topic}; "
                     f"{self.pending():,} stay queued"

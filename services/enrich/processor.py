@@ -4,19 +4,31 @@ It is a plain confluent-kafka loop rather than a faust agent because the join is
 table every instance holds whole (the directory) and because Kafka transactions give what matters
 here: the output records and the input offsets commit together, so a killed instance neither
 loses an event nor lets a duplicate through (downstream consumers read committed records only).
+A record that cannot be decoded, or whose routing fails ``POISON_ATTEMPTS`` times on its content
+(``services.common.poison``), is dead-lettered inside the same transaction as the batch's other
+outputs; an outage aborts the batch, which is read again after a backoff.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from services.common.deadletter import error_headers
 from services.common.observability import LATENCY, PROCESSED
+from services.common.poison import Fault, Next, PoisonPolicy, RecordAttempts, classify, describe
 from services.common.serde import AvroSerde, UndecodableValue
 from services.enrich.config import EnrichConfig
 from services.enrich.directory import PractitionerTable
@@ -33,6 +45,7 @@ class Enricher:
         directory: PractitionerTable,
         serdes: dict[str, AvroSerde],
         log: structlog.stdlib.BoundLogger,
+        policy: PoisonPolicy | None = None,
     ) -> None:
         self.config = config
         self.consumer = consumer
@@ -40,6 +53,8 @@ class Enricher:
         self.directory = directory
         self.serdes = serdes
         self.log = log
+        self.policy = policy or PoisonPolicy.from_env()
+        self.attempts = RecordAttempts(self.policy)
 
     def run(self, stop: threading.Event) -> None:
         self.producer.init_transactions()
@@ -47,11 +62,21 @@ class Enricher:
             if stop.is_set():
                 return
         self.consumer.subscribe([self.config.input_topic])
+        outages = 0
         try:
             while not stop.is_set():
                 messages = [m for m in self.consumer.consume(500, timeout=0.5) if m.error() is None]
-                if messages:
+                if not messages:
+                    continue
+                try:
                     self.process(messages)
+                    outages = 0
+                except Exception as error:
+                    if not _passing(error):
+                        raise
+                    outages += 1
+                    self._read_again(messages, outages, error)
+                    stop.wait(self.policy.pause(outages, Fault.OUTAGE))
         finally:
             self.consumer.close()
 
@@ -68,32 +93,85 @@ class Enricher:
             )
             self.producer.commit_transaction()
         except Exception:
-            # Nothing of the batch is visible downstream; the service stops and, restarted,
-            # reads the batch again from the last committed offsets.
+            # Nothing of the batch is visible downstream; it is read again (after an outage) or,
+            # the service stopped and restarted, from the last committed offsets.
             self.producer.abort_transaction()
             raise
+
+    def _read_again(self, messages: list[Message], outages: int, error: Exception) -> None:
+        """After an outage aborted the batch: back to its first offsets, to read it again."""
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            place = (str(message.topic()), int(message.partition() or 0))
+            first[place] = min(
+                first.get(place, int(message.offset() or 0)), int(message.offset() or 0)
+            )
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self.log.warning(
+            "batch aborted during an outage; reading it again",
+            error=type(error).__name__,
+            outages=outages,
+        )
 
     def _one(self, message: Message, directory: dict[str, dict[str, Any]]) -> None:
         topic = str(message.topic())
         try:
             event = self.serdes["event"].deserialize(topic, message.value() or b"")
         except UndecodableValue as error:
-            self.producer.produce(
-                self.config.dead_letter_topic,
-                key=message.key(),
-                value=message.value(),
-                headers=error_headers(
-                    service="enrich",
-                    reason="undecodable stay event",
-                    error=error,
-                    source_topic=topic,
-                    partition=message.partition(),
-                    offset=message.offset(),
-                ),
-            )
-            PROCESSED.labels("enrich", "dead_lettered").inc()
-            self.log.error("record dead-lettered", topic=topic, offset=message.offset())
+            self._dead_letter(message, "undecodable stay event", error, None)
             return
+        place = (topic, message.partition(), message.offset())
+        while True:
+            try:
+                self._route(event, directory)
+            except Exception as error:
+                verdict = self.attempts.failed(place, error)
+                if verdict.fault is Fault.OUTAGE:
+                    raise
+                if verdict.next is Next.DEAD_LETTER:
+                    self._dead_letter(message, "routing failed", error, describe(error))
+                    return
+                self.log.warning(
+                    "routing failed; trying it again",
+                    topic=topic,
+                    offset=message.offset(),
+                    error=type(error).__name__,
+                    failures=verdict.failures,
+                )
+                time.sleep(verdict.pause)
+                continue
+            self.attempts.done(place)
+            return
+
+    def _dead_letter(
+        self, message: Message, reason: str, error: BaseException, description: str | None
+    ) -> None:
+        """Part of the batch's transaction, as its other outputs are."""
+        self.producer.produce(
+            self.config.dead_letter_topic,
+            key=message.key(),
+            value=message.value(),
+            headers=error_headers(
+                service="enrich",
+                reason=reason,
+                error=error,
+                source_topic=message.topic(),
+                partition=message.partition(),
+                offset=message.offset(),
+                description=description,
+            ),
+        )
+        PROCESSED.labels("enrich", "dead_lettered").inc()
+        self.log.error(
+            "record dead-lettered",
+            topic=message.topic(),
+            offset=message.offset(),
+            reason=reason,
+            error=type(error).__name__,
+        )
+
+    def _route(self, event: dict[str, Any], directory: dict[str, dict[str, Any]]) -> None:
         now = dt.datetime.now(dt.UTC)
         routing = route(event, directory)
         if routing.unroutable_reason is None:
@@ -128,3 +206,13 @@ class Enricher:
             outcome=outcome,
             recipients=len(routing.recipients),
         )
+
+
+def _passing(error: Exception) -> bool:
+    """An outage that reading the batch again may get past: not a fatal producer error (a
+    fenced transactional producer), which only a restart clears."""
+    if classify(error) is not Fault.OUTAGE:
+        return False
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return not error.args[0].fatal()
+    return True

@@ -4,7 +4,9 @@ Each worker claims one notice at a time (``FOR UPDATE SKIP LOCKED``), so a recip
 is slow or failing holds one worker, never the service. Transient failures are retried with
 exponential backoff until ``give_up_after``; permanent ones and uncertain hand-offs are failed
 and dead-lettered with the rendered message, for an operator to inspect or replay. A notice whose
-address is not a plain address of the trust space never reaches SMTP: it fails the same way.
+address is not a plain address of the trust space never reaches SMTP: it fails the same way. One
+whose delivery raises on its content (``services.common.poison``) is tried ``POISON_ATTEMPTS``
+times, then failed and dead-lettered the same way, naming only the error's class.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from services.common.deadletter import DeadLetters
 from services.common.mailbox import secure_address
 from services.common.observability import LATENCY, PROCESSED
 from services.common.outbox import Conn
+from services.common.poison import Fault, PoisonPolicy, classify, describe
 from services.notify import ledger
 from services.notify.config import NotifyConfig
 from services.notify.smtp import Delivery, Outcome, SmtpSender
@@ -35,6 +38,7 @@ class DeliveryWorker:
         dead_letters: DeadLetters,
         statuses: StatusRecorder,
         log: structlog.stdlib.BoundLogger,
+        policy: PoisonPolicy | None = None,
     ) -> None:
         self.config = config
         self.statuses = statuses
@@ -43,6 +47,7 @@ class DeliveryWorker:
         self.smtp = smtp
         self.dead_letters = dead_letters
         self.log = log
+        self.policy = policy or PoisonPolicy.from_env()
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -55,7 +60,15 @@ class DeliveryWorker:
     def deliver_due(self) -> int:
         claimed = ledger.claim_due(self.conn, limit=1)
         for notice in claimed:
-            self._deliver(notice)
+            try:
+                self._deliver(notice)
+            except Exception as error:
+                # The SMTP conversation may have stopped half-way (MAIL sent, RCPT not): the
+                # next notice starts on a new connection.
+                self.smtp.close()
+                if classify(error) is Fault.OUTAGE:
+                    raise
+                self._failed_on_content(notice, error)
         return len(claimed)
 
     def _refusal(self, notice: ledger.Claimed) -> Delivery | None:
@@ -70,6 +83,42 @@ class DeliveryWorker:
             "refused before SMTP: the recipient address is not one plain address of the MSSanté "
             "secure domains",
         )
+
+    def _failed_on_content(self, notice: ledger.Claimed, error: Exception) -> None:
+        """The notice's delivery raised on what it holds: tried again a few times (the ledger
+        counts the attempts), then failed; never a loop, never a stopped worker."""
+        log = self.log.bind(notification_id=notice.notification_id, attempt=notice.attempts)
+        detail = describe(error)
+        try:
+            if notice.attempts < self.policy.attempts:
+                pause = self.policy.pause(notice.attempts, Fault.RECORD)
+                retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=pause)
+                ledger.finish(
+                    self.conn,
+                    self.statuses,
+                    notice.notification_id,
+                    "retrying",
+                    detail=detail,
+                    retry_at=retry_at,
+                )
+                log.warning("notice delivery failed; to retry", error=type(error).__name__)
+                return
+            self.dead_letters.send(
+                key=notice.notification_id,
+                value=notice.message,
+                reason=f"notice failed: {detail}",
+                error=error,
+                description=detail,
+                headers=[("notification_id", notice.notification_id.encode())],
+            )
+            ledger.finish(self.conn, self.statuses, notice.notification_id, "failed", detail=detail)
+            PROCESSED.labels("notify", "failed").inc()
+            log.error("notice not delivered", state="failed", error=type(error).__name__)
+        except Exception as second:
+            if classify(second) is Fault.OUTAGE:
+                raise
+            # Left 'sending': the sweeper marks it uncertain once its lease has run out.
+            log.error("notice outcome not recorded", error=type(second).__name__)
 
     def _deliver(self, notice: ledger.Claimed) -> None:
         log = self.log.bind(notification_id=notice.notification_id, attempt=notice.attempts)

@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.analytics.support import (
@@ -30,7 +31,7 @@ from tests.analytics.support import (
     stay,
     unroutable,
 )
-from tests.support import ServiceProcess, eventually
+from tests.support import ServiceProcess, dead_letters_on, eventually, poison_events
 
 pytestmark = pytest.mark.integration
 
@@ -407,3 +408,29 @@ def _daily_totals(database_url: str, view: str, *columns: str) -> tuple[int, ...
         row = conn.execute(f"SELECT {sums} FROM {view}").fetchone()  # type: ignore[arg-type]
     assert row is not None
     return tuple(int(value) for value in row)
+
+
+def test_poison_events_are_dead_lettered_and_the_next_one_is_counted(
+    rig: Rig, consumer_factory: Callable[..., Consumer]
+) -> None:
+    rig.env["POISON_BACKOFF_SECONDS"] = "0.05"
+    worker = rig.start("state-1")
+    now = dt.datetime.now(UTC)
+    poison = poison_events(lambda visit: enriched(stay("chrunancy", visit, 1, now)))
+    normal = stay("chrunancy", "V9003", 2, now)
+    for value in [*poison, enriched(normal)]:
+        rig._produce(rig.topics["enriched"], value["event"]["stay_key"], value)
+    assert rig.producer.flush(10) == 0
+
+    def normal_counted() -> bool:
+        counts = sql_counts(rig.database_url)
+        return any(row[0] == "stay_events" and row[1] == "HOUR" for row in counts)
+
+    eventually(normal_counted, what="the event after them counted")
+    dead = dead_letters_on(consumer_factory(rig.topics["deadletter"]), 1)
+    for record in dead:
+        errors = read_error_headers(record.headers())
+        assert errors["reason"] == "handling failed" and errors["service"] == "analytics"
+        assert errors["exception.class.name"] in ("ValueError", "OverflowError", "DataError")
+        assert "V9" not in str(errors)
+    assert worker.process is not None and worker.process.poll() is None

@@ -4,13 +4,16 @@ records faust skipped are read and handled first, the ones it hands over again a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
 
+import psycopg
 import pytest
 import structlog
 
 from services.common.gapless import GaplessIntake, StreamRecord
+from services.common.poison import PoisonPolicy, RecordAttempts
 from services.common.streams import ReadRecord
 
 
@@ -115,3 +118,45 @@ def test_a_failing_handler_leaves_the_record_to_handle_again() -> None:
         asyncio.run(rig.intake.handle(rig.records[0], failing))
     rig.deliver(0, 1)
     assert [offset for _, _, offset in rig.handled] == [0, 1]
+
+
+class PoisonRig(Rig):
+    """A handler that fails on some offsets: on their content, or because PostgreSQL is down
+    for the first few tries."""
+
+    def __init__(self, records: Sequence[ReadRecord], poison: set[int], outage: int = 0) -> None:
+        super().__init__(records, {("t", 0): 0})
+        self.poison = poison
+        self.outage = outage
+        self.tries: Counter[int] = Counter()
+        self.dead: list[tuple[int, str]] = []
+        self.intake.dead_letter = self.dead_letter
+        self.intake.attempts = RecordAttempts(PoisonPolicy(3, dt.timedelta(0), dt.timedelta(0)))
+
+    async def handler(self, record: StreamRecord) -> None:
+        self.tries[record.offset] += 1
+        if self.outage:
+            self.outage -= 1
+            raise psycopg.OperationalError("connection refused")
+        if record.offset in self.poison:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        await super().handler(record)
+
+    async def dead_letter(self, record: StreamRecord, error: BaseException) -> None:
+        self.dead.append((record.offset, type(error).__name__))
+
+
+def test_a_poison_record_is_dead_lettered_after_three_tries_and_the_next_is_handled() -> None:
+    rig = PoisonRig(partition_log("t", 0, 4), poison={1, 2})
+    rig.deliver(0, 1, 3)  # 2 comes from reading the partition: guarded all the same
+    assert [offset for _, _, offset in rig.handled] == [0, 3]
+    assert rig.dead == [(1, "DataError"), (2, "DataError")]
+    assert (rig.tries[1], rig.tries[2]) == (3, 3)
+    assert rig.intake.positions.expected("t", 0) == 4
+
+
+def test_an_outage_is_waited_out_and_never_dead_lettered() -> None:
+    rig = PoisonRig(partition_log("t", 0, 2), poison=set(), outage=7)
+    rig.deliver(0, 1)
+    assert [offset for _, _, offset in rig.handled] == [0, 1]
+    assert rig.dead == [] and rig.tries[0] == 8

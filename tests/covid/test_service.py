@@ -10,10 +10,20 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.notify.builders import enriched, recipient
-from tests.support import MailServer, ServiceProcess, eventually, stack_env
+from tests.support import (
+    POISON_STAY_KEYS,
+    MailServer,
+    ServiceProcess,
+    assert_alive_and_healthy,
+    dead_letters_on,
+    eventually,
+    poison_events,
+    stack_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -209,3 +219,31 @@ def test_a_reminder_pending_across_a_restart_fires_once_and_the_gp_gets_both_ema
     assert emails[0]["Subject"].startswith("Suivi Covid-19 de votre patient(e)")
     assert emails[1]["Subject"].startswith("Rappel : suivi Covid-19")
     assert "statut Covid-19 positif" in emails[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_poison_records_are_dead_lettered_and_the_next_discharge_opens_its_case(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    service = covid_factory(POISON_BACKOFF_SECONDS="0.05")
+    now = dt.datetime.now(dt.UTC)
+    poison = poison_events(lambda visit: discharge(visit, "POSITIVE", GP, now))
+    for value in [*poison, discharge("V9003", "POSITIVE", GP, now)]:
+        publish(service.topics["enriched"], value)
+
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+    assert followups.seen[0]["stay_key"] == "chrunancy:V9003"
+    dead = dead_letters_on(consumer_factory(service.topics["dead_letter"]), 2)
+    assert sorted(record.key() for record in dead) == sorted(
+        key.encode() for key in POISON_STAY_KEYS
+    )
+    for record in dead:
+        errors = read_error_headers(record.headers())
+        assert errors["topic"] == service.topics["enriched"]
+        assert errors["reason"] == "handling failed" and errors["service"] == "covid"
+        assert errors["exception.class.name"] in ("DataError", "OverflowError", "ValueError")
+        assert not any(word in str(errors) for word in ("V9", "Lefèvre", "Hélène", "000123456"))
+    assert_alive_and_healthy(service)

@@ -15,7 +15,14 @@ from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.common.test_serde import stay_event
 from tests.enrich.builders import practitioner
-from tests.support import ServiceProcess, eventually, stack_env
+from tests.support import (
+    POISON_STAY_KEYS,
+    ServiceProcess,
+    assert_alive_and_healthy,
+    eventually,
+    poison_events,
+    stack_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +227,28 @@ def test_a_killed_enrich_loses_nothing_and_lets_no_duplicate_through_in_stay_ord
     for item in kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent"):
         by_stay[item["event"]["stay_key"]].append(item["event"]["movement"]["movement_id"])
     assert all(steps == sorted(steps) for steps in by_stay.values())
+
+
+def test_a_nul_in_the_ids_or_a_movement_in_9999_does_not_stop_enrich(
+    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+) -> None:
+    service = enrich_factory()
+    topics = service.topics
+    kafka.practitioner(topics["practitioners"], GP["rpps"], GP)
+    poison = poison_events(lambda visit: {"event": visit_event(visit, GP["rpps"])})
+    for value in [*poison, {"event": visit_event("V9003", GP["rpps"])}]:
+        kafka.event(topics["input"], value["event"])
+
+    # Nothing in enrich stores or computes with them: routed like any other, downstream judges.
+    routed = eventually(
+        lambda: (
+            len(kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent")) >= 3
+            and kafka.read(topics["enriched"], "harpicoop.EnrichedStayEvent")
+        ),
+        what="the three events enriched",
+    )
+    assert sorted(item["event"]["stay_key"] for item in routed) == sorted(
+        [*POISON_STAY_KEYS, "chrunancy:V9003"]
+    )
+    assert kafka.read(topics["dead_letter"], None) == []
+    assert_alive_and_healthy(service)

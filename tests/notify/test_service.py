@@ -13,7 +13,16 @@ from confluent_kafka import Consumer, Producer
 from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
 from tests.notify.builders import enriched, recipient
-from tests.support import MailServer, ServiceProcess, eventually, tls_mail_server
+from tests.support import (
+    POISON_STAY_KEYS,
+    MailServer,
+    ServiceProcess,
+    assert_alive_and_healthy,
+    dead_letters_on,
+    eventually,
+    poison_events,
+    tls_mail_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +304,32 @@ def test_the_service_reports_its_health_and_counts_what_it_sent(
     metrics = httpx.get(f"http://localhost:{port}/metrics").text
     assert 'harpicoop_records_processed_total{outcome="sent",service="notify"} 1.0' in metrics
     assert 'harpicoop_latency_seconds_count{service="notify",stage="smtp_accepted"} 1.0' in metrics
+
+
+def test_poison_records_are_dead_lettered_and_the_next_event_is_notified(
+    mail_server: MailServer,
+    notify_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    service = notify_factory(mail_server, POISON_BACKOFF_SECONDS="0.05")
+    poison = poison_events(
+        lambda visit: enriched(visit, [recipient("10101010111", address())], kind="DISCHARGE")
+    )
+    to = address()
+    for value in [*poison, enriched("V9003", [recipient("10101010112", to)])]:
+        publish(service.topics["input"], value)
+
+    [email] = eventually(lambda: mail_server.to(to), what="the email of the event after them")
+    assert "Hospitalisation" in email["Subject"]
+    dead = dead_letters_on(consumer_factory(service.topics["dead_letter"]), 2)
+    assert sorted(record.key() for record in dead) == sorted(
+        key.encode() for key in POISON_STAY_KEYS
+    )
+    for record in dead:
+        errors = read_error_headers(record.headers())
+        assert errors["topic"] == service.topics["input"]
+        assert errors["reason"] == "handling failed" and errors["service"] == "notify"
+        assert errors["exception.class.name"] in ("DataError", "OverflowError", "ValueError")
+        assert not any(word in str(errors) for word in ("V9", "Lefèvre", "Hélène", "000123456"))
+    assert_alive_and_healthy(service)
