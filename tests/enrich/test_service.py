@@ -17,6 +17,7 @@ from tests.common.test_serde import stay_event
 from tests.enrich.builders import practitioner
 from tests.support import (
     POISON_STAY_KEYS,
+    MailServer,
     ServiceProcess,
     assert_alive_and_healthy,
     eventually,
@@ -35,12 +36,15 @@ def enrich_factory(
     topic_factory: Callable[..., str],
     group_factory: Callable[[], str],
     service_factory: Callable[..., ServiceProcess],
-) -> Callable[[], ServiceProcess]:
-    def create() -> ServiceProcess:
+) -> Callable[..., ServiceProcess]:
+    """Enrich on fresh topics; ``enriched`` names the output topic when another service reads it
+    (notify's input), so a test can run the two together."""
+
+    def create(enriched: str | None = None) -> ServiceProcess:
         topics = {
             "input": topic_factory("harpicoop.StayEvent"),
             "practitioners": topic_factory("harpicoop.Practitioner", compacted=True),
-            "enriched": topic_factory("harpicoop.EnrichedStayEvent"),
+            "enriched": enriched or topic_factory("harpicoop.EnrichedStayEvent"),
             "unroutable": topic_factory("harpicoop.UnroutableStayEvent"),
             "dead_letter": topic_factory(),
         }
@@ -118,7 +122,7 @@ def visit_event(visit: str, gp: str | None, movement: str = "MVT1") -> dict[str,
 
 
 def test_events_are_routed_or_unroutable_with_the_reason_and_poison_is_dead_lettered(
-    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+    enrich_factory: Callable[..., ServiceProcess], kafka: Kafka
 ) -> None:
     service = enrich_factory()
     topics = service.topics
@@ -157,7 +161,7 @@ def test_events_are_routed_or_unroutable_with_the_reason_and_poison_is_dead_lett
 
 
 def test_a_practitioner_added_later_routes_later_events_and_a_removal_unroutes_them(
-    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+    enrich_factory: Callable[..., ServiceProcess], kafka: Kafka
 ) -> None:
     service = enrich_factory()
     topics = service.topics
@@ -191,7 +195,7 @@ def test_a_practitioner_added_later_routes_later_events_and_a_removal_unroutes_t
 
 
 def test_a_killed_enrich_loses_nothing_and_lets_no_duplicate_through_in_stay_order(
-    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+    enrich_factory: Callable[..., ServiceProcess], kafka: Kafka
 ) -> None:
     service = enrich_factory()
     topics = service.topics
@@ -230,7 +234,7 @@ def test_a_killed_enrich_loses_nothing_and_lets_no_duplicate_through_in_stay_ord
 
 
 def test_a_nul_in_the_ids_or_a_movement_in_9999_does_not_stop_enrich(
-    enrich_factory: Callable[[], ServiceProcess], kafka: Kafka
+    enrich_factory: Callable[..., ServiceProcess], kafka: Kafka
 ) -> None:
     service = enrich_factory()
     topics = service.topics
@@ -252,3 +256,56 @@ def test_a_nul_in_the_ids_or_a_movement_in_9999_does_not_stop_enrich(
     )
     assert kafka.read(topics["dead_letter"], None) == []
     assert_alive_and_healthy(service)
+
+
+def test_a_list_or_foreign_mailbox_in_the_directory_never_gets_an_smtp_command(
+    enrich_factory: Callable[..., ServiceProcess],
+    notify_factory: Callable[..., ServiceProcess],
+    mail_server: MailServer,
+    kafka: Kafka,
+) -> None:
+    notify = notify_factory(mail_server)
+    enrich = enrich_factory(enriched=notify.topics["input"])
+    topics = enrich.topics
+    good = f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
+    # Read loosely, "a,b@x.mssante.fr" is two addresses, the first one a local mailbox "a".
+    listed = practitioner("20202020202", ("PER", "a,b@x.mssante.fr"))
+    foreign = practitioner("30303030303", ("PER", "dr@evil-mssante.fr"))
+    gp = practitioner("10101010101", ("PER", good))
+    for address in ("a", "a,b@x.mssante.fr", "b@x.mssante.fr", "dr@evil-mssante.fr"):
+        mail_server.refuse(address)  # a RCPT for any of them would end FAILED 550, not SKIPPED
+    for record in (listed, foreign, gp):
+        kafka.practitioner(topics["practitioners"], record["rpps"], record)
+    kafka.event(topics["input"], visit_event("V1", listed["rpps"]))
+    kafka.event(topics["input"], visit_event("V2", foreign["rpps"]))
+    kafka.event(topics["input"], visit_event("V3", gp["rpps"]))
+
+    [unroutable] = eventually(
+        lambda: kafka.read(topics["unroutable"], "harpicoop.UnroutableStayEvent"),
+        what="the listed mailbox's event unroutable",
+    )
+    assert unroutable["event"]["stay_key"] == "chrunancy:V1"
+    assert unroutable["reason"] == "NO_SECURE_ADDRESS"
+
+    def settled() -> list[dict[str, Any]]:
+        statuses = kafka.read(notify.topics["status"], "harpicoop.NotificationStatus")
+        done = {item["recipient_rpps"] for item in statuses if item["status"] != "RETRYING"}
+        return statuses if {foreign["rpps"], gp["rpps"]} <= done else []
+
+    statuses = eventually(settled, what="a final status for the foreign GP and the valid one")
+    final = {item["recipient_rpps"]: item for item in statuses if item["status"] != "RETRYING"}
+    assert final[gp["rpps"]]["status"] == "SENT"
+    assert final[foreign["rpps"]]["status"] == "SKIPPED"
+    assert "outside the MSSanté secure domains" in final[foreign["rpps"]]["detail"]
+    assert listed["rpps"] not in final
+
+    [email] = mail_server.to(good)
+    assert email["Message-ID"] == final[gp["rpps"]]["message_id"]
+    # The server writes one X-Original-To per RCPT it accepted, and refuses the bad ones' RCPT.
+    envelope = [
+        str(to) for message in mail_server.messages() for to in message.get_all("X-Original-To", [])
+    ]
+    assert envelope == [good]
+    assert [item for item in statuses if item["status"] == "FAILED"] == []
+    assert_alive_and_healthy(enrich)
+    assert_alive_and_healthy(notify)
