@@ -14,7 +14,6 @@ import asyncio
 import multiprocessing
 import os
 import socket
-import ssl
 import statistics
 import sys
 import time
@@ -86,26 +85,30 @@ def _messages(facility: str, count: int, prefix: str) -> list[bytes]:
     return messages
 
 
-def _connect(port: int, code: str) -> ssl.SSLSocket:
+def _connect(port: int, code: str, tls: bool = True) -> socket.socket:
+    """A connection with the establishment's client certificate, or in clear to a gateway
+    listening with MLLP_TLS=off."""
     plain = socket.create_connection(("127.0.0.1", port), timeout=60)
+    if not tls:
+        return plain
     return session_pki().client_context(code).wrap_socket(plain, server_hostname="127.0.0.1")
 
 
-def _handshakes(port: int, code: str, count: int) -> list[float]:
+def _handshakes(port: int, code: str, count: int, tls: bool = True) -> list[float]:
     """Seconds from connect to the client's finished handshake (TCP connect included; with
     TLS 1.3 the gateway checks the client's certificate just after, in parallel)."""
     took = []
     for _ in range(count):
         started = time.perf_counter()
-        with _connect(port, code):
+        with _connect(port, code, tls):
             took.append(time.perf_counter() - started)
     return took
 
 
-def _engine(port: int, code: str, messages: list[bytes]) -> list[float]:
+def _engine(port: int, code: str, messages: list[bytes], tls: bool = True) -> list[float]:
     """Send each message and wait for its ACK; the round trips in seconds."""
     latencies = []
-    with _connect(port, code) as sock:
+    with _connect(port, code, tls) as sock:
         for message in messages:
             started = time.perf_counter()
             sock.sendall(message)
