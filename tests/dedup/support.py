@@ -54,9 +54,11 @@ class PrivateTopics:
     prefix: str
     created: list[str]
 
-    def create(self, name: str, schema: str | None = None, *, partitions: int = 3) -> str:
+    def create(
+        self, name: str, schema: str | None = None, *, partitions: int = 3, compacted: bool = False
+    ) -> str:
         topic = f"{self.prefix}.{name}"
-        spec = TopicSpec(topic, schema, partitions, False, retention_ms=3_600_000)
+        spec = TopicSpec(topic, schema, partitions, compacted, retention_ms=3_600_000)
         ensure_topics(self.admin, [spec])
         if schema:
             self.registry.register_schema(
