@@ -133,6 +133,7 @@ class MllpServer:
         except UnknownClient as error:
             self._counters["connections_unbound"] += 1
             log.warning("client certificate of no establishment; closing", peer=peer, cn=str(error))
+            self._slots.release(task)
             writer.close()
             return
         self._connections.add(task)
