@@ -15,7 +15,6 @@ service, which reconnects when restarted.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +24,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from services.common.deadletter import DeadLetters
 from services.common.observability import PROCESSED
 from services.common.outbox import Conn
-from services.common.poison import Fault, Next, PoisonPolicy, RecordAttempts, classify, describe
+from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
 from services.common.serde import AvroSerde, UndecodableValue
 
 Handler = Callable[[str, dict[str, Any]], None]
@@ -103,37 +102,22 @@ class BatchConsumer:
 
     def _one(self, message: Message) -> None:
         topic = str(message.topic())
+
+        def attempt() -> None:
+            # A savepoint: a failed record takes back its own effects, not the batch's.
+            with self.conn.transaction():
+                value = self.topics[topic].deserialize(topic, message.value() or b"")
+                self.handle(topic, value)
+
+        def poison(error: BaseException) -> None:
+            self._dead_letter(message, "handling failed", error, describe(error))
+
         place = (topic, message.partition(), message.offset())
-        while True:
-            try:
-                # A savepoint: a failed record takes back its own effects, not the batch's.
-                with self.conn.transaction():
-                    value = self.topics[topic].deserialize(topic, message.value() or b"")
-                    self.handle(topic, value)
-            except UndecodableValue as error:
-                self.attempts.done(place)
-                self._dead_letter(message, "undecodable value", error, None)
-                return
-            except Exception as error:
-                verdict = self.attempts.failed(place, error)
-                if verdict.fault is Fault.OUTAGE:
-                    raise
-                if verdict.next is Next.DEAD_LETTER:
-                    self._dead_letter(message, "handling failed", error, describe(error))
-                    return
-                self.log.warning(
-                    "record handling failed; trying it again",
-                    topic=topic,
-                    partition=message.partition(),
-                    offset=message.offset(),
-                    error=type(error).__name__,
-                    failures=verdict.failures,
-                )
-                time.sleep(verdict.pause)
-                continue
-            self.attempts.done(place)
-            self.processed += 1
-            return
+        try:
+            if self.attempts.run(place, attempt, poison, self.log):
+                self.processed += 1
+        except UndecodableValue as error:
+            self._dead_letter(message, "undecodable value", error, None)
 
     def _dead_letter(
         self, message: Message, reason: str, error: BaseException, description: str | None

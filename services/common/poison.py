@@ -14,12 +14,14 @@ and the failure is caught (a crash would lose the count and loop).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
 
 import httpx2
 import psycopg
+import structlog
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import SerializationError
@@ -161,3 +163,39 @@ class RecordAttempts:
 
     def failures(self, place: Hashable, fault: Fault = Fault.RECORD) -> int:
         return self._failures.get((fault, place), 0)
+
+    def run(
+        self,
+        place: tuple[str, int | None, int | None],
+        attempt: Callable[[], None],
+        dead_letter: Callable[[BaseException], None],
+        log: structlog.stdlib.BoundLogger,
+    ) -> bool:
+        """Handle the record at ``place`` (topic, partition, offset) with ``attempt``, again after
+        a failure on its content, until it succeeds (True) or has failed ``attempts`` times and
+        is given to ``dead_letter`` (False). An outage is raised: the caller's loop takes its
+        batch back and waits it out. So is an undecodable value, which no second try decodes:
+        the caller dead-letters it at once."""
+        while True:
+            try:
+                attempt()
+            except UndecodableValue:
+                self.done(place)
+                raise
+            except Exception as error:
+                verdict = self.failed(place, error)
+                if verdict.fault is Fault.OUTAGE:
+                    raise
+                if verdict.next is Next.DEAD_LETTER:
+                    dead_letter(error)
+                    return False
+                log.warning(
+                    "record handling failed; trying it again",
+                    source="/".join(str(part) for part in place),
+                    error=type(error).__name__,
+                    failures=verdict.failures,
+                )
+                time.sleep(verdict.pause)
+                continue
+            self.done(place)
+            return True

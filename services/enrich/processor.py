@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from typing import Any
 
 import structlog
@@ -28,7 +27,7 @@ from confluent_kafka import (
 
 from services.common.deadletter import error_headers
 from services.common.observability import LATENCY, PROCESSED
-from services.common.poison import Fault, Next, PoisonPolicy, RecordAttempts, classify, describe
+from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
 from services.common.serde import AvroSerde, UndecodableValue
 from services.enrich.config import EnrichConfig
 from services.enrich.directory import PractitionerTable
@@ -121,28 +120,16 @@ class Enricher:
         except UndecodableValue as error:
             self._dead_letter(message, "undecodable stay event", error, None)
             return
-        place = (topic, message.partition(), message.offset())
-        while True:
-            try:
-                self._route(event, directory)
-            except Exception as error:
-                verdict = self.attempts.failed(place, error)
-                if verdict.fault is Fault.OUTAGE:
-                    raise
-                if verdict.next is Next.DEAD_LETTER:
-                    self._dead_letter(message, "routing failed", error, describe(error))
-                    return
-                self.log.warning(
-                    "routing failed; trying it again",
-                    topic=topic,
-                    offset=message.offset(),
-                    error=type(error).__name__,
-                    failures=verdict.failures,
-                )
-                time.sleep(verdict.pause)
-                continue
-            self.attempts.done(place)
-            return
+
+        def poison(error: BaseException) -> None:
+            self._dead_letter(message, "routing failed", error, describe(error))
+
+        self.attempts.run(
+            (topic, message.partition(), message.offset()),
+            lambda: self._route(event, directory),
+            poison,
+            self.log,
+        )
 
     def _dead_letter(
         self, message: Message, reason: str, error: BaseException, description: str | None
