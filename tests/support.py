@@ -16,6 +16,7 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
+from services.common.deadletter import read_error_headers
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
 from services.stack.smtp_sink import REFUSED_FILE, build_controller, tls_server_context
@@ -173,6 +174,20 @@ def dead_letters_on(consumer: Any, count: int) -> list[Any]:
 
     eventually(read, what=f"{count} dead letters")
     return records
+
+
+def assert_poison_dead_lettered(dead: list[Any], source_topic: str, service: str) -> None:
+    """The records of ``poison_events`` on the service's dead-letter topic, with their origin
+    and the error's class in the headers, and nothing of the patient there."""
+    assert sorted(record.key() for record in dead) == sorted(
+        key.encode() for key in POISON_STAY_KEYS
+    )
+    for record in dead:
+        errors = read_error_headers(record.headers())
+        assert errors["topic"] == source_topic
+        assert errors["reason"] == "handling failed" and errors["service"] == service
+        assert errors["exception.class.name"] in ("DataError", "OverflowError", "ValueError")
+        assert not any(word in str(errors) for word in ("V9", "Lefèvre", "Hélène", "000123456"))
 
 
 def assert_alive_and_healthy(service: ServiceProcess) -> None:

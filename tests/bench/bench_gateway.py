@@ -17,7 +17,10 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -30,7 +33,9 @@ from services.common.logging import configure_logging
 from services.common.serde import make_registry_client
 from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig, build_gateway
+from services.gateway.handler import Topics as GatewayTopics
 from services.gateway.mllp import frame
+from services.gateway.tls import MllpTls
 from tests.gateway.messages import movement
 from tests.gateway.support import (
     create_gateway_topics,
@@ -147,17 +152,41 @@ def _records(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
-def run(settings: Settings) -> dict[str, Any]:
+@dataclass
+class GatewayProcess:
+    """A gateway in a process of its own, on fresh topics: its port, its topics, and how to stop
+    it (``stop``, then its counters come on ``ready``)."""
+
+    port: int
+    topics: GatewayTopics
+    ready: Queue[Any]
+    stop: Event
+
+
+@contextmanager
+def gateway_process(settings: Settings, tls: MllpTls) -> Iterator[GatewayProcess]:
+    """A gateway listening in a spawned process, stopped and its topics deleted afterwards."""
     admin = make_admin(settings)
     topics, names = create_gateway_topics(admin, make_registry_client(settings))
-    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics, tls=gateway_tls())
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics, tls=tls)
     context = multiprocessing.get_context("spawn")
     ready: Queue[Any] = context.Queue()
     stop = context.Event()
     process = context.Process(target=_serve, args=(settings, config, ready, stop), daemon=True)
     process.start()
     try:
-        port = int(ready.get(timeout=60))
+        yield GatewayProcess(int(ready.get(timeout=60)), topics, ready, stop)
+    finally:
+        stop.set()
+        process.join(30)
+        if process.is_alive():
+            process.terminate()
+        admin.delete_topics(names)
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    with gateway_process(settings, gateway_tls()) as gateway:
+        port, topics, ready, stop = gateway.port, gateway.topics, gateway.ready, gateway.stop
         establishments = load_establishments()
         facilities = [item.sending_facility for item in establishments]
         code_of = {item.sending_facility: item.code for item in establishments}
@@ -196,9 +225,3 @@ def run(settings: Settings) -> dict[str, Any]:
         figures["messages_sent"] = sent
         figures["gateway_messages_counted"] = counters.get("messages", 0)
         return figures
-    finally:
-        stop.set()
-        process.join(30)
-        if process.is_alive():
-            process.terminate()
-        admin.delete_topics(names)

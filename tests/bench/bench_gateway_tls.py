@@ -12,22 +12,24 @@ so a change in the machine's other load over the run weighs on both modes alike.
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing.queues import Queue
 from typing import Any
 
 from services.common.establishments import load_establishments
-from services.common.kafka import make_admin
-from services.common.serde import make_registry_client
 from services.common.settings import Settings
-from services.gateway.bootstrap import GatewayConfig
 from services.gateway.tls import MllpTls
-from tests.bench.bench_gateway import WARM_UP, _engine, _handshakes, _messages, _records, _serve
-from tests.gateway.support import create_gateway_topics, gateway_tls
+from tests.bench.bench_gateway import (
+    WARM_UP,
+    _engine,
+    _handshakes,
+    _messages,
+    _records,
+    gateway_process,
+)
+from tests.gateway.support import gateway_tls
 
 # 11 x 91 messages a round, two rounds a mode: 2,002 messages a mode, well under a minute for
 # both modes on a loaded two-core machine.
@@ -47,21 +49,8 @@ class Measured:
 
 
 def _round(settings: Settings, tls: bool, prefix: str, into: Measured) -> None:
-    admin = make_admin(settings)
-    topics, names = create_gateway_topics(admin, make_registry_client(settings))
-    config = GatewayConfig(
-        host="127.0.0.1",
-        port=0,
-        topics=topics,
-        tls=gateway_tls() if tls else MllpTls(mode="off"),
-    )
-    context = multiprocessing.get_context("spawn")
-    ready: Queue[Any] = context.Queue()
-    stop = context.Event()
-    process = context.Process(target=_serve, args=(settings, config, ready, stop), daemon=True)
-    process.start()
-    try:
-        port = int(ready.get(timeout=60))
+    with gateway_process(settings, gateway_tls() if tls else MllpTls(mode="off")) as gateway:
+        port, topics, ready, stop = gateway.port, gateway.topics, gateway.ready, gateway.stop
         establishments = load_establishments()
         first = establishments[0]
         _engine(port, first.code, _messages(first.sending_facility, WARM_UP, f"W{prefix}"), tls)
@@ -85,12 +74,6 @@ def _round(settings: Settings, tls: bool, prefix: str, into: Measured) -> None:
         stop.set()
         ready.get(timeout=60)
         into.written += _records(settings, topics.stays)
-    finally:
-        stop.set()
-        process.join(30)
-        if process.is_alive():
-            process.terminate()
-        admin.delete_topics(names)
 
 
 def run(settings: Settings) -> dict[str, Any]:
