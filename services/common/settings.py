@@ -135,10 +135,19 @@ class Settings:
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the fixed variable names; an unset or empty variable keeps its local default."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, principal: str | None = None
+    ) -> Settings:
+        """Read the fixed variable names; an unset or empty variable keeps its local default.
+
+        ``principal`` is who the caller is (``deploy/access.toml``). When the environment gives
+        no Kafka credentials (``KAFKA_SASL_USERNAME``) or no ``DATABASE_URL``, the local stack's
+        password of that principal is used, if the stack made one: a service started on this
+        machine by hand or by ``make run`` needs no secret in its environment.
+        """
         env = os.environ if environ is None else environ
         defaults = cls()
+        local = _local_credentials(env, principal)
 
         def text(name: str, default: str) -> str:
             return env.get(name) or default
@@ -168,7 +177,9 @@ class Settings:
                 "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
             ),
             schema_registry_url=text("SCHEMA_REGISTRY_URL", defaults.schema_registry_url),
-            database_url=text("DATABASE_URL", defaults.database_url),
+            database_url=text(
+                "DATABASE_URL", local.database_url if local else defaults.database_url
+            ),
             smtp_host=text("SMTP_HOST", defaults.smtp_host),
             smtp_port=port("SMTP_PORT", defaults.smtp_port),
             smtp_security=security,  # type: ignore[arg-type]  # checked just above
@@ -178,7 +189,9 @@ class Settings:
             smtp_ca_file=optional("SMTP_CA_FILE"),
             mllp_host=text("MLLP_HOST", defaults.mllp_host),
             mllp_port=port("MLLP_PORT", defaults.mllp_port),
-            kafka_security=KafkaSecurity(
+            kafka_security=local.kafka_security
+            if local and not env.get("KAFKA_SASL_USERNAME")
+            else KafkaSecurity(
                 protocol=text("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
                 sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),
                 sasl_username=optional("KAFKA_SASL_USERNAME"),
@@ -188,3 +201,52 @@ class Settings:
                 ssl_key_location=optional("KAFKA_SSL_KEY_LOCATION"),
             ),
         )
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the environment variables ``from_env`` reads (for a child process)."""
+        security = self.kafka_security
+        pairs = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "SCHEMA_REGISTRY_URL": self.schema_registry_url,
+            "DATABASE_URL": self.database_url,
+            "KAFKA_SECURITY_PROTOCOL": security.protocol,
+            "KAFKA_SASL_MECHANISM": security.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": security.sasl_username,
+            "KAFKA_SASL_PASSWORD": security.sasl_password,
+            "KAFKA_SSL_CA_LOCATION": security.ssl_ca_location,
+            "KAFKA_SSL_CERTIFICATE_LOCATION": security.ssl_certificate_location,
+            "KAFKA_SSL_KEY_LOCATION": security.ssl_key_location,
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+
+LOCAL_DATABASE = "harpicoop"
+LOCAL_POSTGRES = "localhost:5433"
+LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class _LocalCredentials:
+    kafka_security: KafkaSecurity
+    database_url: str
+
+
+def _local_credentials(env: Mapping[str, str], principal: str | None) -> _LocalCredentials | None:
+    """The local stack's credentials of ``principal``, or None (no principal named, or a stack
+    that made no password for it: production, or a stack older than the access declaration)."""
+    if principal is None:
+        return None
+    from services.common.access import LocalSecrets
+
+    password = LocalSecrets.default().get(principal)
+    if password is None:
+        return None
+    return _LocalCredentials(
+        kafka_security=KafkaSecurity(
+            protocol="SASL_PLAINTEXT",
+            sasl_mechanism=LOCAL_KAFKA_MECHANISM,
+            sasl_username=principal,
+            sasl_password=password,
+        ),
+        database_url=f"postgresql://{principal}:{password}@{LOCAL_POSTGRES}/{LOCAL_DATABASE}",
+    )

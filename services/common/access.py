@@ -1,0 +1,132 @@
+"""Who may do what: the principals of ``deploy/access.toml``, and the local stack's secrets.
+
+Each principal is one identity inside the platform: a Kafka user and, where it keeps state, a
+PostgreSQL role owning a schema of the same name. The declaration is the only place a right is
+granted; the local stack applies it (Kafka ACLs, PostgreSQL roles and grants) and the Kubernetes
+manifests render it (Strimzi KafkaUser, NetworkPolicy).
+
+On the local stack every principal has a random password, generated once by ``make up`` and kept
+in ``.stack/secrets/<principal>`` (0600, in a 0700 folder). A service started on this machine
+without credentials in its environment finds its own there (``Settings.from_env(principal=...)``),
+as ``make run`` and a developer's ``python -m services.notify`` do. In production the
+credentials come from the environment (Kubernetes Secrets) and this folder does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.common.paths import DEPLOY_DIR, PROJECT_ROOT
+
+ACCESS_TOML = DEPLOY_DIR / "access.toml"
+
+ADMIN = "admin"
+"""The local stack's Kafka super user and PostgreSQL bootstrap role: it creates topics, applies
+ACLs and roles, and nothing else runs as it. Not declared in ``access.toml``: it has every right."""
+
+TESTS = "tests"
+"""The test suite's principal, declared in ``access.toml`` like any other."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """One identity and the rights ``access.toml`` gives it."""
+
+    name: str
+    doc: str
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    transactional_ids: tuple[str, ...] = ()
+    internal_prefix: str | None = None
+    describe_groups: tuple[str, ...] = ()
+    schema: bool = False
+    views_of: tuple[str, ...] = ()
+    smtp: bool = False
+    mllp: bool = False
+    registry: bool = False
+    local_only: bool = False
+    """Exists on the local stack only (the tests' principal), never rendered for deployment."""
+
+
+_LISTS = ("read", "write", "groups", "transactional_ids", "describe_groups", "views_of")
+_FLAGS = ("schema", "smtp", "mllp", "registry", "local_only")
+
+
+class AccessError(ValueError):
+    """``access.toml`` says something the platform cannot apply."""
+
+
+def declared_principals(path: Path = ACCESS_TOML) -> dict[str, Principal]:
+    """Every principal of the declaration, by name, in the file's order."""
+    with open(path, "rb") as source:
+        document = tomllib.load(source)
+    principals: dict[str, Principal] = {}
+    for name, entry in document.get("principal", {}).items():
+        known = {"doc", "internal_prefix", *_LISTS, *_FLAGS}
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise AccessError(f"{path}: principal {name!r} has unknown keys {unknown}")
+        if name == ADMIN:
+            raise AccessError(f"{path}: {ADMIN!r} is the stack's super user, not a principal")
+        fields: dict[str, Any] = {key: tuple(entry.get(key, ())) for key in _LISTS}
+        fields.update({key: bool(entry.get(key, False)) for key in _FLAGS})
+        principals[name] = Principal(
+            name=name,
+            doc=str(entry.get("doc", "")),
+            internal_prefix=entry.get("internal_prefix"),
+            **fields,
+        )
+    return principals
+
+
+def principal(name: str) -> Principal:
+    found = declared_principals().get(name)
+    if found is None:
+        raise AccessError(f"no principal {name!r} in {ACCESS_TOML}")
+    return found
+
+
+def local_stack_dir() -> Path:
+    """The local stack's folder, as ``services.stack.layout.StackLayout.default`` finds it."""
+    return Path(os.environ.get("HARPICOOP_STACK_DIR", PROJECT_ROOT / ".stack")).resolve()
+
+
+@dataclass(frozen=True)
+class LocalSecrets:
+    """The local stack's password of each principal, one 0600 file each."""
+
+    folder: Path
+
+    @classmethod
+    def default(cls) -> LocalSecrets:
+        return cls(local_stack_dir() / "secrets")
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def get(self, name: str) -> str | None:
+        """The password of ``name``, or None when the stack has not made one."""
+        try:
+            return self.path(name).read_text(encoding="ascii").strip() or None
+        except (FileNotFoundError, PermissionError):
+            return None
+
+    def ensure(self, name: str) -> str:
+        """The password of ``name``, made now if there is none yet."""
+        found = self.get(name)
+        if found:
+            return found
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        password = secrets.token_urlsafe(24)
+        # Created 0600 from the start: never readable by others, even for a moment.
+        descriptor = os.open(self.path(name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as out:
+            out.write(password + "\n")
+        return password
