@@ -130,3 +130,54 @@ class LocalSecrets:
         with os.fdopen(descriptor, "w", encoding="ascii") as out:
             out.write(password + "\n")
         return password
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One Kafka ACL binding (always Allow, from any host): what ``make up`` applies and what a
+    Strimzi ``KafkaUser`` lists, both expanded from the declaration by ``kafka_grants``."""
+
+    resource: str
+    """``topic``, ``group``, ``transactionalId`` or ``cluster`` (Strimzi's spelling)."""
+    name: str
+    pattern: str
+    """``literal`` or ``prefix``."""
+    operations: tuple[str, ...]
+    """Kafka's operation names in Strimzi's spelling: ``Read``, ``Write``, ``Describe``, ..."""
+
+
+ALL_OPERATIONS = ("All",)
+
+
+def _named(resource: str, name: str, operations: tuple[str, ...]) -> Grant:
+    """A literal name, a ``{establishment}`` template (one topic per establishment, so the
+    prefix before it: a new establishment's topic is covered as soon as it is created), or a
+    name ending in ``*`` (a prefix)."""
+    if "{establishment}" in name:
+        head, _, tail = name.partition("{establishment}")
+        if tail:
+            raise AccessError(f"{name!r}: {{establishment}} can only end a name")
+        return Grant(resource, head, "prefix", operations)
+    if name.endswith("*") and name != "*":
+        return Grant(resource, name[:-1], "prefix", operations)
+    return Grant(resource, name, "literal", operations)
+
+
+def kafka_grants(who: Principal) -> list[Grant]:
+    """The ACL bindings of ``who``, in a stable order."""
+    grants: list[Grant] = []
+    grants += [_named("topic", name, ("Read", "Describe")) for name in who.read]
+    grants += [_named("topic", name, ("Write", "Describe")) for name in who.write]
+    grants += [_named("group", name, ("Read", "Describe")) for name in who.groups]
+    grants += [
+        _named("transactionalId", name, ("Write", "Describe")) for name in who.transactional_ids
+    ]
+    if who.internal_prefix:
+        grants.append(Grant("topic", who.internal_prefix, "prefix", ALL_OPERATIONS))
+        grants.append(Grant("group", who.internal_prefix, "prefix", ALL_OPERATIONS))
+    if who.describe_groups:
+        grants += [_named("group", name, ("Describe",)) for name in who.describe_groups]
+        # The lag of a group is its committed offsets against each partition's end: the topics'
+        # names and offsets (Describe), never their records.
+        grants.append(Grant("topic", "*", "literal", ("Describe",)))
+    return grants
