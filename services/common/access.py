@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.paths import DEPLOY_DIR, PROJECT_ROOT
+from services.common.settings import KafkaSecurity, local_kafka_security
 
 ACCESS_TOML = DEPLOY_DIR / "access.toml"
 
@@ -116,6 +117,10 @@ class LocalSecrets:
             return self.path(name).read_text(encoding="ascii").strip() or None
         except (FileNotFoundError, PermissionError):
             return None
+
+    def kafka_security(self, name: str) -> KafkaSecurity:
+        """How ``name`` signs in to the local broker; its password is made if there is none."""
+        return local_kafka_security(name, self.ensure(name))
 
     def ensure(self, name: str) -> str:
         """The password of ``name``, made now if there is none yet."""

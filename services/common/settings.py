@@ -225,6 +225,16 @@ LOCAL_POSTGRES = "localhost:5433"
 LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
 
 
+def local_kafka_security(principal: str, password: str) -> KafkaSecurity:
+    """How ``principal`` signs in to the local stack's broker (SASL/SCRAM, no TLS on loopback)."""
+    return KafkaSecurity(
+        protocol="SASL_PLAINTEXT",
+        sasl_mechanism=LOCAL_KAFKA_MECHANISM,
+        sasl_username=principal,
+        sasl_password=password,
+    )
+
+
 @dataclass(frozen=True)
 class _LocalCredentials:
     kafka_security: KafkaSecurity
@@ -242,11 +252,6 @@ def _local_credentials(env: Mapping[str, str], principal: str | None) -> _LocalC
     if password is None:
         return None
     return _LocalCredentials(
-        kafka_security=KafkaSecurity(
-            protocol="SASL_PLAINTEXT",
-            sasl_mechanism=LOCAL_KAFKA_MECHANISM,
-            sasl_username=principal,
-            sasl_password=password,
-        ),
+        kafka_security=local_kafka_security(principal, password),
         database_url=f"postgresql://{principal}:{password}@{LOCAL_POSTGRES}/{LOCAL_DATABASE}",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -24,7 +25,9 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from services.common.access import ADMIN, LocalSecrets
 from services.common.paths import DEPLOY_DIR
+from services.common.settings import KafkaSecurity
 from services.stack.layout import StackLayout, read_versions
 from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
 
@@ -318,11 +321,30 @@ class Postgres(Component):
 
 
 class Kafka(Component):
-    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central."""
+    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central.
+
+    Every connection authenticates and every request is authorized:
+
+    - the client listener (``port``) takes SASL/SCRAM-SHA-512 only. The broker also talks to
+      itself there (transaction markers, for instance) as the super user ``admin``;
+    - the controller listener (``controller_port``) takes SASL/PLAIN with the one user ``admin``,
+      whose password is in this file's JAAS entry. SCRAM is not possible there: its credentials
+      live in the metadata log the controller serves, so the controller cannot need them to let
+      the broker in. A client without the admin's password is refused there as on the client port;
+      nobody is let in anonymously, so no ``User:ANONYMOUS`` super user is needed;
+    - ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``: besides ``admin``,
+      a principal may do only what an ACL from ``deploy/access.toml`` lets it.
+
+    The admin's SCRAM credential is written into the metadata at format time (``--add-scram``),
+    so the broker can sign in to itself from its first start. A data folder formatted before
+    authentication (or whose admin password was lost) keeps its topics and offsets: the broker
+    is started once the old open way, long enough to add the admin's credential, then restarted.
+    """
 
     name = "kafka"
     port = 9092
     controller_port = 9093
+    mechanism = "SCRAM-SHA-512"
 
     def __init__(
         self, layout: StackLayout, port: int | None = None, controller_port: int | None = None
@@ -331,6 +353,7 @@ class Kafka(Component):
         super().__init__(layout)
         self.port = port or self.port
         self.controller_port = controller_port or self.controller_port
+        self.secrets = LocalSecrets(layout.secrets)
 
     @property
     def home(self) -> Path:
@@ -348,6 +371,20 @@ class Kafka(Component):
     @property
     def config(self) -> Path:
         return self.layout.kafka / "server.properties"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def _admin_stamp(self) -> Path:
+        """Which admin password the metadata holds a SCRAM credential of (a digest of it): none
+        means a data folder from before authentication."""
+        return self.data / "harpicoop-admin.sha256"
+
+    def security(self, principal: str = ADMIN) -> KafkaSecurity:
+        """How ``principal`` signs in to this broker (its password made if there is none)."""
+        return self.secrets.kafka_security(principal)
 
     def install(self) -> None:
         stamp = self.home / ".complete"
@@ -374,17 +411,62 @@ class Kafka(Component):
         )
         stamp.touch()
 
-    def _write_config(self) -> None:
-        self.layout.kafka.mkdir(parents=True, exist_ok=True)
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
-            "listeners": f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
+    def _listener_settings(self, password: str) -> dict[str, str]:
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        return {
+            "listeners": (
+                f"CLIENT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}"
+            ),
+            "advertised.listeners": f"CLIENT://localhost:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "CLIENT",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.name.client.sasl.enabled.mechanisms": self.mechanism,
+            "sasl.mechanism.inter.broker.protocol": self.mechanism,
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                f'{scram} required username="{ADMIN}" password="{password}";'
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            # username/password: how this node signs in to its controller; user_admin: the one
+            # user the controller listener accepts.
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{ADMIN}" password="{password}" '
+                f'user_{ADMIN}="{password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
+        }
+
+    def _open_listener_settings(self) -> dict[str, str]:
+        """The listeners of a stack from before authentication: used only for the moment it
+        takes to give such a data folder the admin's credential."""
+        return {
+            "listeners": (
+                f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}"
+            ),
             "advertised.listeners": f"PLAINTEXT://localhost:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+
+    def _write_config(self, *, open_listeners: bool = False) -> None:
+        self.layout.kafka.mkdir(parents=True, exist_ok=True)
+        # Its records are patients' stays and HL7 messages: for the stack's owner only.
+        os.chmod(self.layout.kafka, 0o700)
+        listeners = (
+            self._open_listener_settings()
+            if open_listeners
+            else self._listener_settings(self.secrets.ensure(ADMIN))
+        )
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
+            **listeners,
             "log.dirs": str(self.data),
             "num.partitions": "3",
             "offsets.topic.replication.factor": "1",
@@ -399,7 +481,11 @@ class Kafka(Component):
             "auto.create.topics.enable": "false",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
-        self.config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        # It holds the admin's password: readable by the stack's owner only, from the start.
+        descriptor = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.chmod(self.config, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write("".join(f"{key}={value}\n" for key, value in settings.items()))
 
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         java = _require_tool("java", "a Java 17 runtime (Debian package 'openjdk-17-jre-headless')")
@@ -414,44 +500,106 @@ class Kafka(Component):
             *args,
         ]
 
+    def _admin_digest(self) -> str:
+        return hashlib.sha256(self.secrets.ensure(ADMIN).encode("ascii")).hexdigest()
+
     def _format(self) -> None:
-        if (self.data / "meta.properties").exists():
-            return
+        """A new data folder, with the admin's SCRAM credential in its first metadata."""
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would take it for an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        password = self.secrets.ensure(ADMIN)
         run(
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "--ignore-formatted",
                 "-t",
                 cluster_id,
                 "-c",
                 str(self.config),
+                "--add-scram",
+                f'{self.mechanism}=[name={ADMIN},password="{password}"]',
             ),
             what="formatting Kafka storage",
             log=self.log,
         )
+        self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
 
-    def spawn(self) -> None:
-        self._write_config()
-        self._format()
+    def _admin_credential_missing(self) -> bool:
+        try:
+            return self._admin_stamp.read_text(encoding="ascii").strip() != self._admin_digest()
+        except FileNotFoundError:
+            return True
+
+    def _add_admin_credential(self) -> None:
+        """Start the broker the open way it was made, give it the admin's SCRAM credential,
+        stop it: its topics, records and offsets are kept."""
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        self._write_config(open_listeners=True)
+        self._spawn_broker()
+        try:
+            wait_until(
+                lambda: self._answers({}),
+                timeout=self.start_timeout,
+                what=f"{self.name} (started open to add the admin's credential)",
+                log=self.log,
+                alive=self.running,
+            )
+            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+            upsert = UserScramCredentialUpsertion(
+                ADMIN,
+                ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                self.secrets.ensure(ADMIN).encode("ascii"),
+            )
+            for future in admin.alter_user_scram_credentials([upsert]).values():
+                future.result()
+        finally:
+            self.stop()
+        self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
+
+    def _spawn_broker(self) -> None:
         argv = self._java("kafka.Kafka", str(self.config), heap="1g")
         argv[1:1] = ["-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
         spawn(argv, log=self.log, pidfile=self.layout.pidfile(self.name))
 
-    def healthy(self) -> bool:
+    def spawn(self) -> None:
+        self._write_config()
+        if not (self.data / "meta.properties").exists():
+            self._format()
+        elif self._admin_credential_missing():
+            print(
+                f"  kafka     {self.data} holds no SCRAM credential of the current admin password "
+                f"(made before authentication, or .stack/secrets was renewed): starting it open "
+                f"on localhost once to add it; its topics, records and offsets are kept",
+                flush=True,
+            )
+            self._add_admin_credential()
+            self._write_config()
+        self._spawn_broker()
+
+    def _answers(self, security: dict[str, str]) -> bool:
         from confluent_kafka.admin import AdminClient
 
         if not port_open(self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": f"localhost:{self.port}", "log_level": 0})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "log_level": 0, **security}
+        )
         try:
             metadata = admin.list_topics(timeout=3)
         except Exception:
             return False
         return bool(metadata.brokers)
+
+    def healthy(self) -> bool:
+        """The broker answers the admin, signed in."""
+        return self._answers(self.security(ADMIN).librdkafka_config())
 
 
 class Registry(Component):

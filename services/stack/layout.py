@@ -66,6 +66,12 @@ class StackLayout:
         """The local GHT CA and the MLLP certificates it issued (``services.stack.tls``)."""
         return self.root / "tls"
 
+    @property
+    def secrets(self) -> Path:
+        """One password per principal of ``deploy/access.toml``, and the Kafka super user's
+        (``services.common.access.LocalSecrets``)."""
+        return self.root / "secrets"
+
     def log(self, component: str) -> Path:
         return self.logs / f"{component}.log"
 
