@@ -31,10 +31,15 @@ class LagReader:
 
     Use it from one thread at a time (the dashboard gives it a thread of its own) and close it
     when done; ``consumer_lag`` is the one-off reading.
+
+    ``read_records=False`` is for a reader that may see offsets but no record (the dashboard's
+    principal): the lag is then the offsets still ahead, so a group behind a transactional
+    producer shows the commit markers it stands before (at most one per partition when idle).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_records: bool = True) -> None:
         self.settings = settings
+        self.read_records = read_records
         self.committed = CommittedOffsets(settings, "harpicoop-lag")
         self.watermarks = make_consumer(settings, "harpicoop-lag", "harpicoop-lag")
 
@@ -81,7 +86,7 @@ class LagReader:
         # group's offset: every group reading them (notify and covid both read
         # stays.enriched) counts its own records in the one reading.
         close: dict[Partition, int] = {}
-        for behind in starts.values():
+        for behind in starts.values() if self.read_records else ():
             for key, start in behind.items():
                 if ends(key)[1] - start <= EXACT_BELOW:
                     close[key] = min(start, close.get(key, start))

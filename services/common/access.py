@@ -178,8 +178,10 @@ def kafka_grants(who: Principal) -> list[Grant]:
         _named("transactionalId", name, ("Write", "Describe")) for name in who.transactional_ids
     ]
     if who.internal_prefix:
-        grants.append(Grant("topic", who.internal_prefix, "prefix", ALL_OPERATIONS))
-        grants.append(Grant("group", who.internal_prefix, "prefix", ALL_OPERATIONS))
+        # "*" is every name; any other prefix is written without its trailing star.
+        owned = "*" if who.internal_prefix == "*" else f"{who.internal_prefix}*"
+        grants.append(_named("topic", owned, ALL_OPERATIONS))
+        grants.append(_named("group", owned, ALL_OPERATIONS))
     if who.describe_groups:
         grants += [_named("group", name, ("Describe",)) for name in who.describe_groups]
         # The lag of a group is its committed offsets against each partition's end: the topics'

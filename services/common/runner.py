@@ -72,7 +72,8 @@ def run_service(
     JSON logs, settings from the environment, ``/metrics`` and ``/health``, clean stop on
     SIGTERM or SIGINT. ``start`` builds and starts the service and returns its threads."""
     log = configure_logging(name)
-    threads = start(Settings.from_env(), log)
+    # Each service is the principal of its own name (deploy/access.toml).
+    threads = start(Settings.from_env(principal=name), log)
     threads.stop_on_signals()
     threads.serve_observability()
     log.info(f"{name} started")

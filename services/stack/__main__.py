@@ -5,22 +5,30 @@ CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
-service's database migrations. Running it twice is harmless.
+service's database migrations, and ``deploy/access.toml`` as each principal's SCRAM credential and
+Kafka ACLs (applied as the broker's super user ``admin``). Running it twice is harmless.
+
+``contract --acls`` also applies the declaration's ACLs (not its credentials, which a real cluster
+keeps elsewhere) to a cluster that is the platform's own and not managed by Strimzi; it runs as the
+principal the environment names, which must be allowed to alter the cluster's ACLs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
+from services.common.access import ADMIN, LocalSecrets, declared_principals
+from services.common.acls import apply_acls, set_scram_credentials
 from services.common.db import apply_migrations, connect
 from services.common.kafka import make_admin
 from services.common.paths import PROJECT_ROOT
 from services.common.serde import SchemaCompatibilityError, make_registry_client, register_schemas
 from services.common.settings import Settings
 from services.common.topics import declared_topics, ensure_topics
-from services.stack.components import Postgres, all_components
+from services.stack.components import Kafka, Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
 from services.stack.tls import ensure_tls
@@ -30,11 +38,32 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def deploy_contract(settings: Settings) -> None:
-    """Topics, schemas and migrations: what every service relies on being there."""
+def deploy_contract(
+    settings: Settings, *, acls: bool = False, credentials: LocalSecrets | None = None
+) -> None:
+    """Topics, schemas and migrations: what every service relies on being there. With ``acls``,
+    the access declaration's ACLs too; with ``credentials`` (the local stack's passwords), each
+    principal's SCRAM credential and the ACLs of the local-only principals (the tests') as well."""
+    admin = make_admin(settings)
     specs = declared_topics()
-    created = ensure_topics(make_admin(settings), specs)
+    created = ensure_topics(admin, specs)
     _say(f"  topics: {len(specs)} declared, {len(created)} created")
+    if acls or credentials is not None:
+        principals = [
+            who
+            for who in declared_principals().values()
+            if credentials is not None or not who.local_only
+        ]
+        set_count = (
+            set_scram_credentials(admin, [who.name for who in principals], credentials.ensure)
+            if credentials is not None
+            else 0
+        )
+        changes = apply_acls(admin, principals)
+        _say(
+            f"  access: {len(principals)} principals, {set_count} SCRAM credentials set, "
+            f"{changes.declared} ACLs ({changes.added} added, {changes.removed} removed)"
+        )
     ids = register_schemas(make_registry_client(settings), specs)
     _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
     folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
@@ -73,7 +102,10 @@ def up(layout: StackLayout) -> None:
     for component in components:
         component.wait_healthy()
         _say(f"  {component.name:9} healthy")
-    deploy_contract(Settings.from_env())
+    kafka = next(item for item in components if isinstance(item, Kafka))
+    # Kafka as its super user, the one principal that may create topics and apply the ACLs.
+    admin = dataclasses.replace(Settings.from_env(), kafka_security=kafka.security(ADMIN))
+    deploy_contract(admin, credentials=kafka.secrets)
     _say(
         f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
         f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
@@ -105,6 +137,11 @@ def status(layout: StackLayout) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "contract", "tls"])
+    parser.add_argument(
+        "--acls",
+        action="store_true",
+        help="contract: also apply deploy/access.toml as ACLs (a cluster not managed by Strimzi)",
+    )
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -115,7 +152,7 @@ def main() -> None:
         elif args.command == "tls":
             tls(layout)
         elif args.command == "contract":
-            deploy_contract(Settings.from_env())
+            deploy_contract(Settings.from_env(principal=ADMIN), acls=args.acls)
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:

@@ -26,6 +26,7 @@ import httpx
 import psycopg
 
 from services.common.access import ADMIN, LocalSecrets
+from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
 from services.common.settings import KafkaSecurity
 from services.stack.layout import StackLayout, read_versions
@@ -534,12 +535,7 @@ class Kafka(Component):
     def _add_admin_credential(self) -> None:
         """Start the broker the open way it was made, give it the admin's SCRAM credential,
         stop it: its topics, records and offsets are kept."""
-        from confluent_kafka.admin import (
-            AdminClient,
-            ScramCredentialInfo,
-            ScramMechanism,
-            UserScramCredentialUpsertion,
-        )
+        from confluent_kafka.admin import AdminClient
 
         self._write_config(open_listeners=True)
         self._spawn_broker()
@@ -552,13 +548,7 @@ class Kafka(Component):
                 alive=self.running,
             )
             admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
-            upsert = UserScramCredentialUpsertion(
-                ADMIN,
-                ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-                self.secrets.ensure(ADMIN).encode("ascii"),
-            )
-            for future in admin.alter_user_scram_credentials([upsert]).values():
-                future.result()
+            set_scram_credentials(admin, [ADMIN], self.secrets.ensure)
         finally:
             self.stop()
         self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
