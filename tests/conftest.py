@@ -6,6 +6,7 @@ databases from the factories below, so they can run in any order against one sta
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from services.common.access import ADMIN, TESTS
+from services.common.acls import apply_access
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
@@ -44,10 +47,11 @@ def stack() -> Iterator[Settings]:
     Three ways, in order: ``KAFKA_BOOTSTRAP_SERVERS`` set means an existing cluster (with the
     other variables pointing at its registry and database); a Docker engine means
     testcontainers; otherwise the local stack of ``make up``, started here if it is not running
-    and stopped at the end only if this session started it.
+    and stopped at the end only if this session started it. The suite signs in as its own
+    principal, ``tests`` (``deploy/access.toml``): broad, but no super user.
     """
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        settings = Settings.from_env()
+        settings = Settings.from_env(principal=TESTS)
         from services.stack.__main__ import deploy_contract
 
         deploy_contract(settings)
@@ -66,10 +70,19 @@ def stack() -> Iterator[Settings]:
     already_up = all(item.running() and item.healthy() for item in all_components(layout))
     up(layout)
     try:
-        yield Settings.from_env()
+        yield Settings.from_env(principal=TESTS)
     finally:
         if not already_up:
             down(layout)
+
+
+@pytest.fixture
+def tests_environment(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entrypoint called in this process (the CLI's ``main``) signs in as the suite's
+    principal, as a service started by ``stack_env`` does, not as its own: the tests' topics are
+    the tests'."""
+    for name, value in stack.environment().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -172,12 +185,27 @@ def empty_database(stack: Settings) -> Iterator[str]:
 
 def throwaway_broker(tmp_path: Path) -> Kafka:
     """A new single-node broker of the stack's version on ports 19092/19093, not started yet
-    (its data under ``tmp_path``, the jars the local stack downloaded)."""
+    (its data and its passwords under ``tmp_path``, the jars the local stack downloaded); it
+    authenticates and authorizes as the stack's does (``grant_access`` once it is up)."""
     layout = StackLayout(tmp_path / "private-kafka", shared_dist=StackLayout.default().dist)
     layout.make_dirs()
     broker = Kafka(layout, port=19092, controller_port=19093)
     broker.install()
     return broker
+
+
+def on_broker(settings: Settings, broker: Kafka, principal: str = TESTS) -> Settings:
+    """``settings`` pointed at a throwaway broker, signed in there as ``principal``."""
+    return dataclasses.replace(
+        settings,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_security=broker.security(principal),
+    )
+
+
+def grant_access(broker: Kafka) -> None:
+    """``deploy/access.toml`` on a throwaway broker, as ``make up`` applies it on the stack's."""
+    apply_access(make_admin(on_broker(Settings(), broker, ADMIN)), local=broker.secrets)
 
 
 @pytest.fixture
@@ -186,11 +214,13 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
 
     The shared broker cannot be stopped under other tests; this one can (``.stop()`` and
     ``.start()`` then ``.wait_healthy()``), with its data kept across restarts. It runs on
-    ports 19092/19093 and reuses the local stack's downloaded jars.
+    ports 19092/19093, reuses the local stack's downloaded jars, and has the access
+    declaration applied: reach it with ``on_broker(stack, private_kafka)``.
     """
     broker = throwaway_broker(tmp_path)
     broker.start()
     broker.wait_healthy()
+    grant_access(broker)
     try:
         yield broker
     finally:

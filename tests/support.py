@@ -84,14 +84,13 @@ def tls_mail_server(tmp_path: Path, security: str, certificates: dict[str, Path]
 
 
 def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a service process pointed at the test's stack."""
+    """The environment of a service process pointed at the test's stack, signed in as the
+    test's principal (its credentials win over the service's own, ``Settings.from_env``)."""
     import os
 
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "DATABASE_URL": settings.database_url,
+        **settings.environment(),
         # A free port each: several services and tests run side by side.
         "METRICS_PORT": "0",
         **extra,

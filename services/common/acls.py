@@ -10,6 +10,7 @@ to alter the cluster (the local stack's ``admin``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -27,7 +28,13 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialUpsertion,
 )
 
-from services.common.access import Grant, Principal, kafka_grants
+from services.common.access import (
+    Grant,
+    LocalSecrets,
+    Principal,
+    declared_principals,
+    kafka_grants,
+)
 
 _RESOURCES = {
     "topic": ResourceType.TOPIC,
@@ -90,9 +97,7 @@ class AclChanges:
     removed: int
 
 
-def apply_acls(admin: AdminClient, principals: Iterable[Principal]) -> AclChanges:
-    """Make the cluster's ACLs exactly those of ``principals``; running it again changes nothing."""
-    wanted = declared_bindings(principals)
+def _every_acl(admin: AdminClient) -> set[AclBinding]:
     # None matches any name, principal and host (the stubs say str only).
     every = AclBindingFilter(
         ResourceType.ANY,
@@ -103,7 +108,15 @@ def apply_acls(admin: AdminClient, principals: Iterable[Principal]) -> AclChange
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
-    present = set(admin.describe_acls(every, request_timeout=TIMEOUT).result())
+    return set(admin.describe_acls(every, request_timeout=TIMEOUT).result())
+
+
+def apply_acls(admin: AdminClient, principals: Iterable[Principal]) -> AclChanges:
+    """Make the cluster's ACLs exactly those of ``principals``; running it again changes nothing.
+    Returns once the broker enforces them (it learns them from the controller a moment after the
+    change is committed), so a service started next is not refused for a while."""
+    wanted = declared_bindings(principals)
+    present = _every_acl(admin)
     missing = sorted(wanted - present, key=str)
     stale = sorted(present - wanted, key=str)
     if missing:
@@ -125,6 +138,11 @@ def apply_acls(admin: AdminClient, principals: Iterable[Principal]) -> AclChange
         ]
         for future in admin.delete_acls(exact, request_timeout=TIMEOUT).values():
             future.result()
+    deadline = time.monotonic() + TIMEOUT
+    while (missing or stale) and _every_acl(admin) != wanted:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker did not apply the ACLs within {TIMEOUT:.0f} s")
+        time.sleep(0.1)
     return AclChanges(declared=len(wanted), added=len(missing), removed=len(stale))
 
 
@@ -145,3 +163,22 @@ def set_scram_credentials(
         for future in admin.alter_user_scram_credentials(upserts).values():
             future.result()
     return len(upserts)
+
+
+def apply_access(admin: AdminClient, *, local: LocalSecrets | None = None) -> str:
+    """``deploy/access.toml`` on the cluster: its ACLs and, on the local stack (``local``: the
+    stack's passwords), each principal's SCRAM credential and the local-only principals (the
+    tests'). The one-line summary of what was done."""
+    principals = [
+        who for who in declared_principals().values() if local is not None or not who.local_only
+    ]
+    credentials = (
+        set_scram_credentials(admin, [who.name for who in principals], local.ensure)
+        if local is not None
+        else 0
+    )
+    changes = apply_acls(admin, principals)
+    return (
+        f"{len(principals)} principals, {credentials} SCRAM credentials set, "
+        f"{changes.declared} ACLs ({changes.added} added, {changes.removed} removed)"
+    )

@@ -20,8 +20,8 @@ import dataclasses
 import sys
 import time
 
-from services.common.access import ADMIN, LocalSecrets, declared_principals
-from services.common.acls import apply_acls, set_scram_credentials
+from services.common.access import ADMIN, LocalSecrets
+from services.common.acls import apply_access
 from services.common.db import apply_migrations, connect
 from services.common.kafka import make_admin
 from services.common.paths import PROJECT_ROOT
@@ -49,21 +49,7 @@ def deploy_contract(
     created = ensure_topics(admin, specs)
     _say(f"  topics: {len(specs)} declared, {len(created)} created")
     if acls or credentials is not None:
-        principals = [
-            who
-            for who in declared_principals().values()
-            if credentials is not None or not who.local_only
-        ]
-        set_count = (
-            set_scram_credentials(admin, [who.name for who in principals], credentials.ensure)
-            if credentials is not None
-            else 0
-        )
-        changes = apply_acls(admin, principals)
-        _say(
-            f"  access: {len(principals)} principals, {set_count} SCRAM credentials set, "
-            f"{changes.declared} ACLs ({changes.added} added, {changes.removed} removed)"
-        )
+        _say(f"  access: {apply_access(admin, local=credentials)}")
     ids = register_schemas(make_registry_client(settings), specs)
     _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
     folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))

@@ -13,7 +13,7 @@ from services.common.deadletter import DeadLetters, read_error_headers
 from services.common.serde import AvroSerde
 from tests.common.test_serde import consume_one, stay_event
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("tests_environment")]
 
 
 def test_tail_decodes_records_and_hides_patient_data_unless_asked(

@@ -34,6 +34,7 @@ from tests.directory.conftest import (
     present,
     write_day,
 )
+from tests.support import stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -238,7 +239,7 @@ def test_an_import_killed_midway_leaves_the_previous_day_intact(
     command += ["import", "--personnes", str(personnes), "--mssante", str(mssante)]
     importer = subprocess.Popen(
         command,
-        env={**os.environ, "DATABASE_URL": directory_settings.database_url},
+        env=stack_env(directory_settings),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
