@@ -56,7 +56,10 @@ class LagReader:
     def groups(self) -> list[str]:
         """Every consumer group the brokers know (ListGroups is asked of each broker, not of
         a group coordinator)."""
-        listed = make_admin(self.settings).list_consumer_groups(request_timeout=10).result()
+        # Held until the answer is in: a client destroyed meanwhile answers nothing (_DESTROY),
+        # which a signed-in connection, slower to open, runs into every time.
+        admin = make_admin(self.settings)
+        listed = admin.list_consumer_groups(request_timeout=10).result()
         return sorted(item.group_id for item in listed.valid)
 
     def read(self, groups: Iterable[str] | None = None) -> list[GroupLag]:
