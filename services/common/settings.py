@@ -91,7 +91,8 @@ def _number(name: str, raw: str, kind: type, minimum: float | None, unit: str) -
 
 @dataclass(frozen=True)
 class KafkaSecurity:
-    """Client security for a real cluster; the local stack uses PLAINTEXT."""
+    """How a client signs in to Kafka: from the environment on a real cluster; on the local stack,
+    SASL_PLAINTEXT with SCRAM-SHA-512 as the caller's principal (``local_kafka_security``)."""
 
     protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
