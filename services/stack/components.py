@@ -28,7 +28,7 @@ import psycopg
 from services.common.access import ADMIN, LocalSecrets
 from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
-from services.common.settings import KafkaSecurity
+from services.common.settings import KafkaSecurity, local_kafka_security
 from services.stack.layout import StackLayout, read_versions
 from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
 
@@ -589,7 +589,18 @@ class Kafka(Component):
 
     def healthy(self) -> bool:
         """The broker answers the admin, signed in."""
-        return self._answers(self.security(ADMIN).librdkafka_config())
+        password = self.secrets.get(ADMIN)
+        if password is None:  # never started by this code: it cannot be asked
+            return False
+        return self._answers(local_kafka_security(ADMIN, password).librdkafka_config())
+
+    def start(self) -> bool:
+        if self.running() and not self.healthy() and self._answers({}):
+            raise StackError(
+                f"Kafka on port {self.port} runs without authentication (started before the "
+                f"stack required it): run 'make down', then 'make up' (its data is kept)"
+            )
+        return super().start()
 
 
 class Registry(Component):
