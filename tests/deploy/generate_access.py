@@ -289,7 +289,7 @@ def scraped_workloads(folder: Path = KUBERNETES_DIR) -> tuple[str, ...]:
 # --- files ---------------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types here
     """Writes a selector used twice in full: a manifest reads better without YAML anchors."""
 
     def ignore_aliases(self, data: Any) -> bool:
