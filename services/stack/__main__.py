@@ -1,9 +1,10 @@
-"""``python -m services.stack up|down|status|contract|schemas|tls``: the local stack, as ``make up``
-and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
-environment names (the compose deployment runs it); ``schemas`` only registers the schemas (the
-Kubernetes deployment runs it: there the Topic Operator makes the topics, and each service
-migrates its own schema as its owner when it starts); ``tls`` only writes the local CA and the
-MLLP certificates under ``.stack/tls/`` (``up`` does it too).
+"""``python -m services.stack up|down|status|contract|topics|schemas|tls``: the local stack, as
+``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to
+any cluster the environment names; ``topics`` and ``schemas`` only create the missing topics and
+register the schemas, for a deployment where each service migrates its own schema as its owner
+when it starts (compose runs both; on Kubernetes the Topic Operator makes the topics, so
+``schemas`` alone); ``tls`` only writes the local CA and the MLLP certificates under
+``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
@@ -34,9 +35,7 @@ def _say(message: str) -> None:
 
 def deploy_contract(settings: Settings) -> None:
     """Topics, schemas and migrations: what every service relies on being there."""
-    specs = declared_topics()
-    created = ensure_topics(make_admin(settings), specs)
-    _say(f"  topics: {len(specs)} declared, {len(created)} created")
+    deploy_topics(settings)
     deploy_schemas(settings)
     folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
     with connect(settings) as conn:
@@ -44,6 +43,13 @@ def deploy_contract(settings: Settings) -> None:
             applied = apply_migrations(conn, folder.parent.name, folder)
             if applied:
                 _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
+
+
+def deploy_topics(settings: Settings) -> None:
+    """Every declared topic that does not exist yet (an existing one is never changed)."""
+    specs = declared_topics()
+    created = ensure_topics(make_admin(settings), specs)
+    _say(f"  topics: {len(specs)} declared, {len(created)} created")
 
 
 def deploy_schemas(settings: Settings) -> None:
@@ -112,7 +118,9 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "contract", "schemas", "tls"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "contract", "topics", "schemas", "tls"]
+    )
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -124,6 +132,8 @@ def main() -> None:
             tls(layout)
         elif args.command == "contract":
             deploy_contract(Settings.from_env())
+        elif args.command == "topics":
+            deploy_topics(Settings.from_env())
         elif args.command == "schemas":
             deploy_schemas(Settings.from_env())
         else:

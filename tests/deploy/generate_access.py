@@ -1,7 +1,8 @@
-"""deploy/kubernetes/users.yaml and deploy/kubernetes/network-policies.yaml, written from
-deploy/access.toml: a Strimzi ``KafkaUser`` per deployed principal, with exactly the ACLs
-``kafka_grants`` expands its rights into (the ones ``make up`` applies locally), and the network
-policies that deny every flow in the namespace but those the declaration implies.
+"""deploy/kubernetes/users.yaml, deploy/kubernetes/network-policies.yaml and
+deploy/compose-postgres-roles.sh, written from deploy/access.toml: a Strimzi ``KafkaUser`` per
+deployed principal, with exactly the ACLs ``kafka_grants`` expands its rights into (the ones
+``make up`` applies locally); the network policies that deny every flow in the namespace but those
+the declaration implies; and the PostgreSQL roles of the compose deployment.
 
     .venv/bin/python -m tests.deploy.generate_access
 
@@ -25,6 +26,9 @@ from tests.deploy.generate_topics import KAFKA_CLUSTER
 KUBERNETES_DIR = DEPLOY_DIR / "kubernetes"
 USERS_YAML = KUBERNETES_DIR / "users.yaml"
 POLICIES_YAML = KUBERNETES_DIR / "network-policies.yaml"
+COMPOSE_ROLES = DEPLOY_DIR / "compose-postgres-roles.sh"
+COMPOSE_DATABASE = "harpicoop"
+"""The services' database in deploy/compose.yaml (its superuser's too)."""
 
 NAME_LABEL = "app.kubernetes.io/name"
 """Every workload's pods carry their principal's name under this label (the registry and the
@@ -286,6 +290,66 @@ def scraped_workloads(folder: Path = KUBERNETES_DIR) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+# --- the compose deployment's PostgreSQL roles ---------------------------------------------------
+
+
+def password_variable(name: str) -> str:
+    """The variable of deploy/.env holding the PostgreSQL password of ``name``."""
+    return f"{name.upper()}_DATABASE_PASSWORD"
+
+
+def database_roles(principals: Iterable[Principal]) -> list[str]:
+    """The roles of the compose deployment's PostgreSQL: each principal that connects, and the
+    registry, whose database is its own."""
+    return [who.name for who in principals if who.uses_database] + [REGISTRY]
+
+
+COMPOSE_ROLES_HEADER = """\
+# Run once by the postgres image when compose creates its volume (deploy/compose.yaml): a role
+# per principal that connects, with the password of its variable in deploy/.env.
+"""
+
+
+def compose_roles_script(principals: list[Principal]) -> str:
+    """Run by the postgres image once, when compose creates its volume (as its superuser)."""
+    connecting = [who for who in principals if who.uses_database]
+    roles = database_roles(principals)
+    statements = [f"CREATE ROLE {name} LOGIN PASSWORD :'{name}';" for name in roles]
+    statements += [
+        f"CREATE SCHEMA {who.name} AUTHORIZATION {who.name};" for who in connecting if who.schema
+    ]
+    # Only the platform's roles reach its database, and only the registry reaches its own.
+    statements.append(f"REVOKE ALL ON DATABASE {COMPOSE_DATABASE} FROM PUBLIC;")
+    statements += [
+        f"GRANT CONNECT ON DATABASE {COMPOSE_DATABASE} TO {who.name};" for who in connecting
+    ]
+    # A reader may look into the schemas whose views it reads; which views, each owner's
+    # migrations say.
+    statements += [
+        f"GRANT USAGE ON SCHEMA {', '.join(who.views_of)} TO {who.name};"
+        for who in connecting
+        if who.views_of
+    ]
+    statements.append(f"CREATE DATABASE {REGISTRY} OWNER {REGISTRY};")
+    statements.append(f"REVOKE ALL ON DATABASE {REGISTRY} FROM PUBLIC;")
+    # The passwords reach psql as variables, quoted by it (:'name'), never spliced into SQL.
+    command = [
+        'psql --set=ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB"',
+        *[f'    --set={name}="${password_variable(name)}"' for name in roles],
+        "    <<'SQL'",
+    ]
+    return "".join(
+        [
+            "#!/bin/sh\n",
+            HEADER,
+            COMPOSE_ROLES_HEADER,
+            " \\\n".join(command) + "\n",
+            *[statement + "\n" for statement in statements],
+            "SQL\n",
+        ]
+    )
+
+
 # --- files ---------------------------------------------------------------------------------------
 
 
@@ -316,7 +380,8 @@ def write() -> list[Path]:
     principals = deployed_principals()
     USERS_YAML.write_text(render_users(principals), encoding="utf-8")
     POLICIES_YAML.write_text(render_policies(principals, scraped_workloads()), encoding="utf-8")
-    return [USERS_YAML, POLICIES_YAML]
+    COMPOSE_ROLES.write_text(compose_roles_script(principals), encoding="utf-8")
+    return [USERS_YAML, POLICIES_YAML, COMPOSE_ROLES]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 from services.common.access import Principal, deployed_principals, kafka_grants
 from tests.deploy.generate_access import (
+    COMPOSE_ROLES,
     CONTRACT,
     KAFKA_PORT,
     MLLP_PORT,
@@ -25,7 +26,10 @@ from tests.deploy.generate_access import (
     REGISTRY_PORT,
     SMTP_PORTS,
     USERS_YAML,
+    compose_roles_script,
+    database_roles,
     listener_peers,
+    password_variable,
     render_policies,
     render_users,
     scraped_workloads,
@@ -36,6 +40,8 @@ from tests.deploy.test_manifests import (
     KUBERNETES_DIR,
     WORKLOAD_KINDS,
     Resource,
+    compose,
+    compose_containers,
     kubernetes_resources,
     resource,
     resources,
@@ -392,3 +398,39 @@ def test_only_annotated_pods_are_open_to_scraping() -> None:
     scraping = policies()["prometheus-scraping"]
     for pod_name in {pod.name for pod in pods()}:
         assert _selects(scraping, {NAME_LABEL: pod_name}) == (pod_name in scraped_workloads())
+
+
+# --- Docker Compose ------------------------------------------------------------------------------
+
+COMPOSE_PRINCIPALS = {"cli": "operator"}
+"""Compose services named otherwise than the principal they run as."""
+
+
+def test_compose_postgres_roles_are_what_the_declaration_renders() -> None:
+    expected = compose_roles_script(deployed_principals())
+    assert COMPOSE_ROLES.read_text(encoding="utf-8") == expected, (
+        f"{COMPOSE_ROLES.name} is stale: {REGENERATE}"
+    )
+    postgres = compose()["services"]["postgres"]
+    (config,) = postgres["configs"]
+    assert compose()["configs"][config["source"]]["file"] == f"./{COMPOSE_ROLES.name}"
+    assert config["target"].startswith("/docker-entrypoint-initdb.d/")
+    passwords = {name for name in postgres["environment"] if name.endswith("_DATABASE_PASSWORD")}
+    assert passwords == {password_variable(name) for name in database_roles(principals().values())}
+
+
+def test_each_compose_service_connects_to_postgresql_as_its_own_role() -> None:
+    for container in compose_containers():
+        name = COMPOSE_PRINCIPALS.get(container.workload, container.workload)
+        who = principals().get(name)
+        url = container.env.get("DATABASE_URL")
+        if who is None or not who.uses_database:
+            assert url is None, container.where
+            continue
+        assert url is not None, container.where
+        assert url.startswith(f"postgresql://{who.name}:${{{password_variable(who.name)}:?"), url
+        others = {password_variable(other) for other in principals() if other != who.name}
+        assert not any(variable in value for value in container.env.values() for variable in others)
+    registry = compose()["services"][REGISTRY]["environment"]
+    assert registry["APICURIO_DATASOURCE_USERNAME"] == REGISTRY
+    assert password_variable(REGISTRY) in registry["APICURIO_DATASOURCE_PASSWORD"]

@@ -55,9 +55,9 @@ REQUIRED = {
     "stack": frozenset(),
 }
 """The platform variables each service cannot do without; any other service needs STREAMS."""
-SCRIPTS = {"contract": STREAMS | DATABASE}
-"""The same for the workloads running ``python -c`` (topics, schemas and migrations); others
-(waiting for a port, say) need none."""
+SCRIPTS = {"contract": STREAMS}
+"""The same for the workloads running a script (``python -c`` or ``sh -c``: the contract's
+topics and schemas); others (waiting for a port, say) need none."""
 
 FIXED_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS",
