@@ -323,8 +323,8 @@ def compose_roles_script(principals: list[Principal]) -> str:
     statements += [
         f"GRANT CONNECT ON DATABASE {COMPOSE_DATABASE} TO {who.name};" for who in connecting
     ]
-    # A reader may look into the schemas whose views it reads; which views, each owner's
-    # migrations say.
+    # A reader may look into the schemas whose views it reads (SELECT on the views themselves
+    # follows their creation, with the owners' migrations).
     statements += [
         f"GRANT USAGE ON SCHEMA {', '.join(who.views_of)} TO {who.name};"
         for who in connecting
