@@ -1,7 +1,10 @@
-"""``python -m services.stack up|down|status|contract|tls``: the local stack, as ``make up`` and
-``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
-environment names (the Kubernetes and compose deployments run it); ``tls`` only writes the local
-CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
+"""``python -m services.stack up|down|status|contract|topics|schemas|tls``: the local stack, as
+``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to
+any cluster the environment names; ``topics`` and ``schemas`` only create the missing topics and
+register the schemas, for a deployment where each service migrates its own schema as its owner
+when it starts (compose runs both; on Kubernetes the Topic Operator makes the topics, so
+``schemas`` alone); ``tls`` only writes the local CA and the MLLP certificates under
+``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, then deploys
 the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
@@ -41,23 +44,37 @@ def _say(message: str) -> None:
 def deploy_contract(
     settings: Settings, *, acls: bool = False, credentials: LocalSecrets | None = None
 ) -> None:
-    """Topics, schemas and migrations: what every service relies on being there. With ``acls``,
-    the access declaration's ACLs too; with ``credentials`` (the local stack's passwords), each
-    principal's SCRAM credential and the ACLs of the local-only principals (the tests') as well."""
-    admin = make_admin(settings)
-    specs = declared_topics()
-    created = ensure_topics(admin, specs)
-    _say(f"  topics: {len(specs)} declared, {len(created)} created")
-    if acls or credentials is not None:
-        _say(f"  access: {apply_access(admin, local=credentials)}")
-    ids = register_schemas(make_registry_client(settings), specs)
-    _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
+    """Topics, schemas and migrations: what every service relies on being there (``acls`` and
+    ``credentials``: as ``deploy_topics``)."""
+    deploy_topics(settings, acls=acls, credentials=credentials)
+    deploy_schemas(settings)
     folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
     with connect(settings) as conn:
         for folder in folders:
             applied = apply_migrations(conn, folder.parent.name, folder)
             if applied:
                 _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
+
+
+def deploy_topics(
+    settings: Settings, *, acls: bool = False, credentials: LocalSecrets | None = None
+) -> None:
+    """Every declared topic that does not exist yet (an existing one is never changed). With
+    ``acls``, the access declaration's ACLs too; with ``credentials`` (the local stack's
+    passwords), each principal's SCRAM credential and the local-only principals (the tests')."""
+    admin = make_admin(settings)
+    specs = declared_topics()
+    created = ensure_topics(admin, specs)
+    _say(f"  topics: {len(specs)} declared, {len(created)} created")
+    if acls or credentials is not None:
+        _say(f"  access: {apply_access(admin, local=credentials)}")
+
+
+def deploy_schemas(settings: Settings) -> None:
+    """Every value schema, registered with BACKWARD compatibility: a release that would break a
+    consumer stops here. Needs the registry only."""
+    ids = register_schemas(make_registry_client(settings), declared_topics())
+    _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
 
 
 def tls(layout: StackLayout) -> None:
@@ -122,11 +139,14 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "contract", "tls"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "contract", "topics", "schemas", "tls"]
+    )
     parser.add_argument(
         "--acls",
         action="store_true",
-        help="contract: also apply deploy/access.toml as ACLs (a cluster not managed by Strimzi)",
+        help="contract, topics: also apply deploy/access.toml as ACLs (a cluster that is the "
+        "platform's own and not managed by Strimzi)",
     )
     args = parser.parse_args()
     layout = StackLayout.default()
@@ -139,6 +159,10 @@ def main() -> None:
             tls(layout)
         elif args.command == "contract":
             deploy_contract(Settings.from_env(principal=ADMIN), acls=args.acls)
+        elif args.command == "topics":
+            deploy_topics(Settings.from_env(principal=ADMIN), acls=args.acls)
+        elif args.command == "schemas":
+            deploy_schemas(Settings.from_env(principal=ADMIN))
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:
