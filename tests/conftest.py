@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,9 +25,9 @@ from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
-from services.stack.components import Kafka
+from services.stack.components import Kafka, Postgres
 from services.stack.layout import StackLayout
-from tests.support import MailServer, ServiceProcess, free_port, stack_env
+from tests.support import DatabaseServer, MailServer, ServiceProcess, free_port, stack_env
 
 
 def _docker_engine_available() -> bool:
@@ -153,21 +152,38 @@ def serde_factory(registry: SchemaRegistryClient) -> Callable[[str], AvroSerde]:
     return lambda schema: AvroSerde(registry, schema)
 
 
+@pytest.fixture(scope="session")
+def database_server(stack: Settings) -> DatabaseServer:
+    """Who makes the test databases: the local stack's superuser on its socket; on an existing
+    cluster or in containers, the ``DATABASE_URL``'s role, which must be allowed to create roles
+    and databases. Services and tests never connect as it."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not Postgres(StackLayout.default()).running():
+        params = psycopg.conninfo.conninfo_to_dict(stack.database_url)
+        host = str(params.get("host") or "localhost")
+        return DatabaseServer(
+            stack.database_url,
+            "localhost" if host.startswith("/") else host,
+            int(params.get("port") or 5432),
+        )
+    postgres = Postgres(StackLayout.default())
+    return DatabaseServer(
+        postgres.superuser_conninfo(), "localhost", postgres.port, passwords_set=True
+    )
+
+
 @pytest.fixture
-def empty_database(stack: Settings) -> Iterator[str]:
-    """A brand-new, empty PostgreSQL database; its URL. Dropped after the test."""
+def empty_database(database_server: DatabaseServer) -> Iterator[str]:
+    """A brand-new PostgreSQL database, provisioned as the stack's is (a schema per owner, the
+    grants of ``deploy/access.toml``) and empty; the tests' role's URL. Dropped after the test.
+
+    The tests' role reads and writes every owner's tables (unqualified: its search path lists
+    every owner's schema) and its own objects land in its own schema; a service started on it
+    connects as itself (``tests.support.as_principal``, in ``ServiceProcess``).
+    """
     name = unique("test").replace("-", "_")
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    base, _, _ = stack.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    for attempt in range(5):
-        try:
-            with psycopg.connect(stack.database_url, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            return
-        except psycopg.errors.InsufficientPrivilege:  # an autovacuum worker, on a shared server
-            time.sleep(1 + attempt)
+    url = database_server.create(name)
+    yield url
+    database_server.drop(name)
 
 
 def throwaway_broker(tmp_path: Path) -> Kafka:

@@ -16,9 +16,13 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from services.common.access import TESTS, LocalSecrets, declared_principals
 from services.common.deadletter import read_error_headers
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
+from services.stack.roles import provision
 from services.stack.smtp_sink import REFUSED_FILE, build_controller, tls_server_context
 
 
@@ -98,9 +102,63 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
+PRINCIPAL_OF_MODULE = {"cli": "operator"}
+"""The principal a ``python -m services.<module>`` runs as, where it is not the module's name."""
+
+
+def as_principal(database_url: str, principal: str) -> str:
+    """The test database ``database_url`` (the tests' role's) reached as ``principal``: its
+    role, its password. Any other URL is returned as it is (a test may point a service at a
+    database that does not exist, or at another server)."""
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    password = LocalSecrets.default().get(principal)
+    if params.get("user") != TESTS or password is None or principal not in declared_principals():
+        return database_url
+    return (
+        f"postgresql://{principal}:{password}@{params.get('host', 'localhost')}:"
+        f"{params.get('port', 5432)}/{params['dbname']}"
+    )
+
+
+@dataclass
+class DatabaseServer:
+    """The PostgreSQL server of the test session: an administrator's connection (the local
+    stack's superuser on its socket, or the ``DATABASE_URL`` of an existing cluster) that makes
+    test databases, and the TCP address the principals log in at."""
+
+    admin: str
+    host: str
+    port: int
+    passwords_set: bool = False
+    """Whether this session gave the roles their passwords yet (the local stack's ``make up``
+    does; an existing cluster needs it once)."""
+
+    def create(self, name: str) -> str:
+        """A new database provisioned as ``make up`` provisions the stack's; the tests' URL."""
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        secrets = LocalSecrets.default()
+        with psycopg.connect(self.admin, dbname=name) as conn:
+            provision(
+                conn,
+                declared_principals().values(),
+                None if self.passwords_set else secrets.ensure,
+            )
+        self.passwords_set = True
+        return f"postgresql://{TESTS}:{secrets.ensure(TESTS)}@{self.host}:{self.port}/{name}"
+
+    def drop(self, name: str) -> None:
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @dataclass
 class ServiceProcess:
-    """``python -m services.<name>`` as a separate process, as production runs it."""
+    """``python -m services.<name>`` as a separate process, as production runs it.
+
+    Pointed at a test database, it connects as its own principal's role, never as the tests':
+    every service test proves the grants of ``deploy/access.toml`` along the way.
+    """
 
     name: str
     env: Mapping[str, str]
@@ -109,10 +167,14 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        env = dict(self.env)
+        if "DATABASE_URL" in env:
+            principal = PRINCIPAL_OF_MODULE.get(self.name, self.name)
+            env["DATABASE_URL"] = as_principal(env["DATABASE_URL"], principal)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}"],
-                env=dict(self.env),
+                env=env,
                 cwd=PROJECT_ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(default when run from a terminal)",
     )
     args, rest = parser.parse_known_args(argv)
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal="operator")
     try:
         if args.command == "status":
             return status(settings)
@@ -259,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings, [*speed, *day], args.keep_running)
         from services.directory.__main__ import main as directory_main
 
-        return directory_main(["import", *rest], settings)
+        # An import changes the directory: it runs as the directory, not as the operator.
+        return directory_main(["import", *rest])
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 1

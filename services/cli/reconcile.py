@@ -248,13 +248,13 @@ def reconcile(
     with connect(settings) as conn:
         ledger = conn.execute(
             "SELECT notification_id::text, event_id, movement_key, recipient_rpps, state, kind "
-            "FROM notification WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
+            "FROM notify.v_notices WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
             (event_ids, [movement_key(event) for event in run.events]),
         ).fetchall()
         sent = [
             str(row[0])
             for row in conn.execute(
-                "SELECT notification_id::text FROM notification "
+                "SELECT notification_id::text FROM notify.v_notices "
                 "WHERE state = 'sent' AND sent_at >= %s",
                 (since,),
             ).fetchall()
@@ -262,7 +262,7 @@ def reconcile(
         opened = [
             str(row[0])
             for row in conn.execute(
-                "SELECT case_id::text FROM covid_case WHERE movement_key = ANY(%s)",
+                "SELECT case_id::text FROM covid.v_cases WHERE movement_key = ANY(%s)",
                 ([movement_key(event) for event in run.events],),
             ).fetchall()
         ]
@@ -272,7 +272,7 @@ def reconcile(
             (str(establishment), day): int(count)
             for establishment, day, count in conn.execute(
                 "SELECT establishment, (window_start AT TIME ZONE 'UTC')::date, sum(count) "
-                "FROM analytics_counts WHERE metric = 'stay_events' AND granularity = 'DAY' "
+                "FROM analytics.v_counts WHERE metric = 'stay_events' AND granularity = 'DAY' "
                 "AND (window_start AT TIME ZONE 'UTC')::date = ANY(%s) GROUP BY 1, 2",
                 (sorted(touched),),
             ).fetchall()

@@ -180,7 +180,8 @@ def emails_since(maildir: Path, started: float) -> int:
 def pending_notices(settings: Settings) -> int:
     with connect(settings) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM notification WHERE state IN ('pending', 'retrying', 'sending')"
+            "SELECT count(*) FROM notify.v_notices "
+            "WHERE state IN ('pending', 'retrying', 'sending')"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -250,25 +251,26 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
     with connect(settings) as conn:
         states = dict(
             conn.execute(
-                "SELECT state, count(*) FROM notification WHERE created_at >= %s GROUP BY state",
+                "SELECT state, count(*) FROM notify.v_notices WHERE created_at >= %s "
+                "GROUP BY state",
                 (since,),
             ).fetchall()
         )
         latency = "extract(epoch FROM sent_at - received_at)"
         percentiles = conn.execute(
             f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {latency}), "
-            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notification "
+            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notify.v_notices "
             "WHERE state = 'sent' AND received_at >= %s",
             (since,),
         ).fetchone()
         p50, p99 = percentiles if percentiles else (None, None)
         backlog_row = conn.execute(
-            "SELECT count(*) FROM notification WHERE created_at >= %s AND received_at < %s",
+            "SELECT count(*) FROM notify.v_notices WHERE created_at >= %s AND received_at < %s",
             (since, since),
         ).fetchone()
         backlog = int(backlog_row[0]) if backlog_row else 0
         covid = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') FROM covid_case "
+            "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') FROM covid.v_cases "
             "WHERE opened_at >= %s",
             (since,),
         ).fetchone() or (0, 0)
@@ -276,7 +278,7 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         analytics = conn.execute(
             "SELECT coalesce(sum(count) FILTER (WHERE metric = 'stay_events'), 0), "
             "coalesce(sum(count) FILTER (WHERE metric = 'notifications' "
-            "AND delivery_status = 'SENT'), 0) FROM analytics_counts "
+            "AND delivery_status = 'SENT'), 0) FROM analytics.v_counts "
             "WHERE granularity = 'HOUR' AND updated_at >= %s",
             (since,),
         ).fetchone() or (0, 0)

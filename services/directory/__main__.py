@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         for path in (args.personnes, args.mssante):
             if not path.exists():
                 parser.error(f"{path}: no such file")
-    directory = build(settings or Settings.from_env(), topic=args.topic)
+    directory = build(settings or Settings.from_env(principal="directory"), topic=args.topic)
     try:
         if args.command == "import":
             _say(f"Importing {args.personnes} and {args.mssante}...")

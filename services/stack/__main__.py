@@ -3,17 +3,22 @@
 environment names (the Kubernetes and compose deployments run it); ``tls`` only writes the local
 CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
 
-``up`` installs what is missing, starts each component, waits for its health check, then deploys
-the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
-service's database migrations. Running it twice is harmless.
+``up`` installs what is missing, starts each component, waits for its health check, provisions
+PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
+declared topic, every value schema (BACKWARD compatible), every owner's database migrations (run
+as that owner). Running it twice is harmless. ``clean`` removes what ``up`` made, PostgreSQL's data
+kept outside the stack folder included (``make clean``, after ``down``).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 
+from services.common import outbox
+from services.common.access import declared_principals
 from services.common.db import apply_migrations, connect
 from services.common.kafka import make_admin
 from services.common.paths import PROJECT_ROOT
@@ -23,6 +28,7 @@ from services.common.topics import declared_topics, ensure_topics
 from services.stack.components import Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
+from services.stack.roles import owners
 from services.stack.tls import ensure_tls
 
 
@@ -37,12 +43,29 @@ def deploy_contract(settings: Settings) -> None:
     _say(f"  topics: {len(specs)} declared, {len(created)} created")
     ids = register_schemas(make_registry_client(settings), specs)
     _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
-    folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
-    with connect(settings) as conn:
-        for folder in folders:
-            applied = apply_migrations(conn, folder.parent.name, folder)
-            if applied:
-                _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
+    migrate_as_owners(settings)
+
+
+def migrate_as_owners(settings: Settings) -> None:
+    """Each owner's migrations, and the common outbox's, in its own schema, connected as that
+    owner: never as a superuser, so that what they create belongs to the service.
+
+    Only where the environment gives each owner its own credentials (the local stack's
+    secrets); elsewhere each service applies its own at start, as it always does.
+    """
+    for owner in owners(declared_principals().values()):
+        folder = PROJECT_ROOT / "services" / owner / "migrations"
+        if not folder.is_dir():
+            continue
+        as_owner = Settings.from_env(principal=owner)
+        if as_owner.database_url == settings.database_url:
+            _say("  migrations: each service applies its own at start (no owner credentials)")
+            return
+        with connect(as_owner) as conn:
+            applied = apply_migrations(conn, "common", outbox.MIGRATIONS)
+            applied += apply_migrations(conn, owner, folder)
+        if applied:
+            _say(f"  migrations of {owner} (as {owner}): {', '.join(applied)}")
 
 
 def tls(layout: StackLayout) -> None:
@@ -67,6 +90,7 @@ def up(layout: StackLayout) -> None:
             f"(port {component.port}, log {component.log})"
         )
         if component is postgres:
+            _say(f"  {'':9} {postgres.where()}")
             # The registry keeps its data here: it must be up before the registry starts.
             postgres.wait_healthy()
             postgres.bootstrap()
@@ -87,6 +111,16 @@ def down(layout: StackLayout) -> None:
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
 
 
+def clean(layout: StackLayout) -> None:
+    """Everything ``up`` made: the stack folder and PostgreSQL's data kept outside it."""
+    postgres = Postgres(layout)
+    removed = postgres.forget()
+    if removed:
+        _say(f"  postgres  removed {removed}")
+    shutil.rmtree(layout.root, ignore_errors=True)
+    _say(f"  removed {layout.root}")
+
+
 def status(layout: StackLayout) -> int:
     unhealthy = 0
     for component in all_components(layout):
@@ -104,7 +138,7 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "contract", "tls"])
+    parser.add_argument("command", choices=["up", "down", "clean", "status", "contract", "tls"])
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -112,6 +146,9 @@ def main() -> None:
             up(layout)
         elif args.command == "down":
             down(layout)
+        elif args.command == "clean":
+            down(layout)
+            clean(layout)
         elif args.command == "tls":
             tls(layout)
         elif args.command == "contract":
