@@ -20,14 +20,27 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from services.common import outbox
+from services.common.db import apply_migrations
 from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.paths import PROJECT_ROOT
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
+from services.stack.__main__ import clean
 from services.stack.components import Kafka, Postgres
 from services.stack.layout import StackLayout
-from tests.support import DatabaseServer, MailServer, ServiceProcess, free_port, stack_env
+from tests.support import (
+    DatabaseServer,
+    MailServer,
+    ServiceProcess,
+    as_principal,
+    closed_layout,
+    free_port,
+    stack_env,
+    started_postgres,
+)
 
 
 def _docker_engine_available() -> bool:
@@ -184,6 +197,52 @@ def empty_database(database_server: DatabaseServer) -> Iterator[str]:
     url = database_server.create(name)
     yield url
     database_server.drop(name)
+
+
+OWNERS = ("notify", "analytics", "covid", "directory")
+"""The principals whose schemas hold the platform's state."""
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster started from a folder closed to other users, on a free port,
+    bootstrapped as ``make up`` does (its own secrets, ``private_postgres.secrets``): for tests
+    of what each role may do, which need neither the shared stack nor any change to it.
+    Stopped and removed, its folder outside the stack's included, at the end."""
+    layout = closed_layout()
+    postgres = started_postgres(layout)
+    try:
+        postgres.bootstrap()
+        yield postgres
+    finally:
+        postgres.stop()
+        clean(layout)
+        shutil.rmtree(layout.root.parent.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def owners_database(private_postgres: Postgres) -> Iterator[Callable[[str], str]]:
+    """A database of ``private_postgres`` made as ``empty_database`` makes one, each owner's
+    migrations applied as that owner (the common outbox included, as the services do): how
+    each principal reaches it, by name (``tests`` for the tests' role)."""
+    server = DatabaseServer(
+        private_postgres.superuser_conninfo(),
+        "localhost",
+        private_postgres.port,
+        secrets=private_postgres.secrets,
+    )
+    name = unique("test").replace("-", "_")
+    url = server.create(name)
+
+    def as_(principal: str) -> str:
+        return as_principal(url, principal, private_postgres.secrets)
+
+    for owner in OWNERS:
+        with psycopg.connect(as_(owner)) as conn:
+            apply_migrations(conn, "common", outbox.MIGRATIONS)
+            apply_migrations(conn, owner, PROJECT_ROOT / "services" / owner / "migrations")
+    yield as_
+    server.drop(name)
 
 
 def throwaway_broker(tmp_path: Path) -> Kafka:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from services.common.access import TESTS, LocalSecrets, declared_principals
 from services.common.deadletter import read_error_headers
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
+from services.stack.components import Postgres
+from services.stack.layout import StackLayout
 from services.stack.roles import provision
 from services.stack.smtp_sink import REFUSED_FILE, build_controller, tls_server_context
 
@@ -102,16 +106,32 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
+def closed_layout() -> StackLayout:
+    """A stack folder inside a 0700 folder, as a clone in root's home."""
+    closed = Path(tempfile.mkdtemp(prefix="harpicoop-closed-"))
+    os.chmod(closed, 0o700)
+    layout = StackLayout(closed / "clone" / ".stack")
+    layout.make_dirs()
+    return layout
+
+
+def started_postgres(layout: StackLayout) -> Postgres:
+    postgres = Postgres(layout, port=free_port())
+    postgres.start()
+    postgres.wait_healthy()
+    return postgres
+
+
 PRINCIPAL_OF_MODULE = {"cli": "operator"}
 """The principal a ``python -m services.<module>`` runs as, where it is not the module's name."""
 
 
-def as_principal(database_url: str, principal: str) -> str:
+def as_principal(database_url: str, principal: str, secrets: LocalSecrets | None = None) -> str:
     """The test database ``database_url`` (the tests' role's) reached as ``principal``: its
-    role, its password. Any other URL is returned as it is (a test may point a service at a
-    database that does not exist, or at another server)."""
+    role, its password (from the local stack's ``secrets``). Any other URL is returned as it is
+    (a test may point a service at a database that does not exist, or at another server)."""
     params = psycopg.conninfo.conninfo_to_dict(database_url)
-    password = LocalSecrets.default().get(principal)
+    password = (secrets or LocalSecrets.default()).get(principal)
     if params.get("user") != TESTS or password is None or principal not in declared_principals():
         return database_url
     return (
@@ -132,20 +152,21 @@ class DatabaseServer:
     passwords_set: bool = False
     """Whether this session gave the roles their passwords yet (the local stack's ``make up``
     does; an existing cluster needs it once)."""
+    secrets: LocalSecrets = field(default_factory=LocalSecrets.default)
 
     def create(self, name: str) -> str:
         """A new database provisioned as ``make up`` provisions the stack's; the tests' URL."""
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
-        secrets = LocalSecrets.default()
         with psycopg.connect(self.admin, dbname=name) as conn:
             provision(
                 conn,
                 declared_principals().values(),
-                None if self.passwords_set else secrets.ensure,
+                None if self.passwords_set else self.secrets.ensure,
             )
         self.passwords_set = True
-        return f"postgresql://{TESTS}:{secrets.ensure(TESTS)}@{self.host}:{self.port}/{name}"
+        password = self.secrets.ensure(TESTS)
+        return f"postgresql://{TESTS}:{password}@{self.host}:{self.port}/{name}"
 
     def drop(self, name: str) -> None:
         with psycopg.connect(self.admin, autocommit=True) as conn:

@@ -10,77 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from services.common import outbox
 from services.common.access import declared_principals
-from services.common.db import apply_migrations
-from services.common.paths import PROJECT_ROOT
 from services.stack.__main__ import clean
 from services.stack.components import Postgres
-from services.stack.layout import StackLayout
-from tests.support import DatabaseServer, as_principal, free_port
+from tests.support import closed_layout, started_postgres
 
 OWNERS = ("notify", "analytics", "covid", "directory")
-
-
-def closed_layout() -> StackLayout:
-    """A stack folder inside a 0700 folder, as a clone in root's home."""
-    closed = Path(tempfile.mkdtemp(prefix="harpicoop-closed-"))
-    os.chmod(closed, 0o700)
-    layout = StackLayout(closed / "clone" / ".stack")
-    layout.make_dirs()
-    return layout
-
-
-def started(layout: StackLayout) -> Postgres:
-    postgres = Postgres(layout, port=free_port())
-    postgres.start()
-    postgres.wait_healthy()
-    return postgres
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Postgres]:
-    """A throwaway cluster bootstrapped as ``make up`` does; its secrets are the ones
-    ``LocalSecrets.default()`` finds while it runs (``HARPICOOP_STACK_DIR``), as for a stack of
-    one's own. Stopped and removed, folder outside included, at the end."""
-    layout = closed_layout()
-    previous = os.environ.get("HARPICOOP_STACK_DIR")
-    os.environ["HARPICOOP_STACK_DIR"] = str(layout.root)
-    postgres = started(layout)
-    try:
-        postgres.bootstrap()
-        yield postgres
-    finally:
-        postgres.stop()
-        clean(layout)
-        shutil.rmtree(layout.root.parent.parent, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("HARPICOOP_STACK_DIR", None)
-        else:
-            os.environ["HARPICOOP_STACK_DIR"] = previous
-
-
-@pytest.fixture
-def migrated(cluster: Postgres) -> Iterator[str]:
-    """A test database made as ``empty_database`` makes it, each owner's migrations applied as
-    that owner (the common outbox included, as the services do); the tests' role's URL."""
-    server = DatabaseServer(cluster.superuser_conninfo(), "localhost", cluster.port, True)
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    url = server.create(name)
-    for owner in OWNERS:
-        with psycopg.connect(as_principal(url, owner)) as conn:
-            apply_migrations(conn, "common", outbox.MIGRATIONS)
-            apply_migrations(conn, owner, PROJECT_ROOT / "services" / owner / "migrations")
-    yield url
-    server.drop(name)
 
 
 def refused(url: str, statement: str) -> bool:
@@ -99,7 +39,7 @@ def test_a_clone_in_a_closed_folder_keeps_postgres_data_where_its_user_reaches()
     if os.geteuid() != 0:
         pytest.skip("as another user than root, the server runs as that user, in the clone")
     layout = closed_layout()
-    postgres = started(layout)
+    postgres = started_postgres(layout)
     try:
         assert postgres.outside and postgres.home == layout.postgres_outside
         assert (postgres.data / "PG_VERSION").exists()
@@ -109,7 +49,7 @@ def test_a_clone_in_a_closed_folder_keeps_postgres_data_where_its_user_reaches()
         # The superuser's socket is open to the server's user only (and root).
         assert postgres.socket_dir.stat().st_mode & 0o077 == 0
         assert postgres.stop()
-        # A restart finds the same cluster.
+        # A restart finds the same private_postgres.
         assert Postgres(layout, port=postgres.port).home == postgres.home
     finally:
         postgres.stop()
@@ -119,9 +59,9 @@ def test_a_clone_in_a_closed_folder_keeps_postgres_data_where_its_user_reaches()
 
 
 def test_every_object_of_a_migration_belongs_to_the_service_it_is_for(
-    cluster: Postgres, migrated: str
+    private_postgres: Postgres, owners_database: Callable[[str], str]
 ) -> None:
-    with psycopg.connect(migrated) as conn:
+    with psycopg.connect(owners_database("tests")) as conn:
         owners = conn.execute(
             "SELECT c.relname, n.nspname, pg_get_userbyid(c.relowner) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -140,21 +80,23 @@ def test_every_object_of_a_migration_belongs_to_the_service_it_is_for(
     assert public == (0,)
 
 
-def test_a_service_cannot_touch_another_services_tables(migrated: str) -> None:
-    notify = as_principal(migrated, "notify")
+def test_a_service_cannot_touch_another_services_tables(
+    owners_database: Callable[[str], str],
+) -> None:
+    notify = owners_database("notify")
     assert refused(notify, "SELECT * FROM covid.covid_case")
     assert refused(notify, "SELECT * FROM covid.v_cases"), "notify reads no covid view"
     assert refused(notify, "DELETE FROM analytics.analytics_counts"), "nor writes analytics' counts"
-    assert refused(as_principal(migrated, "analytics"), "SELECT * FROM notify.notification")
-    assert refused(as_principal(migrated, "covid"), "SELECT * FROM directory.practitioner")
+    assert refused(owners_database("analytics"), "SELECT * FROM notify.notification")
+    assert refused(owners_database("covid"), "SELECT * FROM directory.practitioner")
     assert not refused(notify, "SELECT count(*) FROM notification")
 
 
 @pytest.mark.parametrize("reader", ["dashboard", "operator"])
 def test_the_dashboard_and_the_operator_read_published_views_only(
-    migrated: str, reader: str
+    owners_database: Callable[[str], str], reader: str
 ) -> None:
-    url = as_principal(migrated, reader)
+    url = owners_database(reader)
     for view in ("notify.v_notices", "covid.v_cases", "analytics.v_counts"):
         assert not refused(url, f"SELECT * FROM {view}"), view
     assert not refused(url, "SELECT * FROM analytics.daily_stays")
@@ -169,45 +111,51 @@ def test_the_dashboard_and_the_operator_read_published_views_only(
     assert refused(url, "SELECT * FROM directory.practitioner")
 
 
-def test_nobody_creates_in_public_nor_a_schema_of_their_own(migrated: str) -> None:
+def test_nobody_creates_in_public_nor_a_schema_of_their_own(
+    owners_database: Callable[[str], str],
+) -> None:
     for name, who in declared_principals().items():
         if who.schema or who.views_of:
-            url = as_principal(migrated, name)
+            url = owners_database(name)
             assert refused(url, "CREATE TABLE public.smuggled (id int)"), name
             assert refused(url, f"CREATE SCHEMA smuggled_{name}"), name
 
 
-def test_only_the_principals_that_need_it_reach_the_database(cluster: Postgres) -> None:
+def test_only_the_principals_that_need_it_reach_the_database(private_postgres: Postgres) -> None:
     for name in ("notify", "dashboard", "operator"):
-        assert not refused(cluster.role_url(name), "SELECT 1"), name
+        assert not refused(private_postgres.role_url(name), "SELECT 1"), name
     # Kafka-only services, and the schema registry, have no business in the platform's database.
-    assert refused(cluster.role_url("gateway"), "SELECT 1")
-    assert refused(cluster.role_url("registry"), "SELECT 1")
+    assert refused(private_postgres.role_url("gateway"), "SELECT 1")
+    assert refused(private_postgres.role_url("registry"), "SELECT 1")
     # Nor any service in the registry's.
-    assert refused(cluster.role_url("notify", cluster.registry_database), "SELECT 1")
+    assert refused(
+        private_postgres.role_url("notify", private_postgres.registry_database), "SELECT 1"
+    )
     assert not refused(
-        cluster.role_url("registry", cluster.registry_database),
+        private_postgres.role_url("registry", private_postgres.registry_database),
         "CREATE TABLE IF NOT EXISTS artifacts (id int)",
     )
 
 
-def test_no_principal_has_an_attribute_beyond_login(cluster: Postgres) -> None:
-    with psycopg.connect(cluster.superuser_conninfo()) as conn:
+def test_no_principal_has_an_attribute_beyond_login(private_postgres: Postgres) -> None:
+    with psycopg.connect(private_postgres.superuser_conninfo()) as conn:
         rows = conn.execute(
             "SELECT rolname, rolsuper OR rolcreatedb OR rolcreaterole OR rolbypassrls, "
             "rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)",
-            ([*declared_principals(), cluster.registry_role],),
+            ([*declared_principals(), private_postgres.registry_role],),
         ).fetchall()
     assert len(rows) == len(declared_principals()) + 1
     assert all(login and not privileged for _, privileged, login in rows), rows
 
 
-def test_a_changed_password_file_is_followed_by_the_next_bootstrap(cluster: Postgres) -> None:
-    before = cluster.role_url("covid")
-    cluster.secrets.path("covid").unlink()
-    after = cluster.role_url("covid")
+def test_a_changed_password_file_is_followed_by_the_next_bootstrap(
+    private_postgres: Postgres,
+) -> None:
+    before = private_postgres.role_url("covid")
+    private_postgres.secrets.path("covid").unlink()
+    after = private_postgres.role_url("covid")
     assert before != after
-    cluster.bootstrap()
+    private_postgres.bootstrap()
     assert not refused(after, "SELECT 1")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(before).close()
