@@ -32,6 +32,7 @@ from services.stack.__main__ import clean
 from services.stack.components import Kafka, Postgres
 from services.stack.layout import StackLayout
 from tests.support import (
+    OWNERS,
     DatabaseServer,
     MailServer,
     ServiceProcess,
@@ -197,10 +198,6 @@ def empty_database(database_server: DatabaseServer) -> Iterator[str]:
     url = database_server.create(name)
     yield url
     database_server.drop(name)
-
-
-OWNERS = ("notify", "analytics", "covid", "directory")
-"""The principals whose schemas hold the platform's state."""
 
 
 @pytest.fixture(scope="session")

@@ -122,6 +122,9 @@ def started_postgres(layout: StackLayout) -> Postgres:
     return postgres
 
 
+OWNERS = ("notify", "analytics", "covid", "directory")
+"""The principals whose schemas hold the platform's state."""
+
 PRINCIPAL_OF_MODULE = {"cli": "operator"}
 """The principal a ``python -m services.<module>`` runs as, where it is not the module's name."""
 

@@ -18,9 +18,7 @@ import pytest
 from services.common.access import declared_principals
 from services.stack.__main__ import clean
 from services.stack.components import Postgres
-from tests.support import closed_layout, started_postgres
-
-OWNERS = ("notify", "analytics", "covid", "directory")
+from tests.support import OWNERS, closed_layout, started_postgres
 
 
 def refused(url: str, statement: str) -> bool:
