@@ -39,6 +39,7 @@ from tests.support import (
     as_principal,
     closed_layout,
     free_port,
+    local_database_server,
     stack_env,
     started_postgres,
 )
@@ -179,10 +180,7 @@ def database_server(stack: Settings) -> DatabaseServer:
             "localhost" if host.startswith("/") else host,
             int(params.get("port") or 5432),
         )
-    postgres = Postgres(StackLayout.default())
-    return DatabaseServer(
-        postgres.superuser_conninfo(), "localhost", postgres.port, passwords_set=True
-    )
+    return local_database_server()
 
 
 @pytest.fixture

@@ -176,6 +176,13 @@ class DatabaseServer:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def local_database_server() -> DatabaseServer:
+    """The local stack's PostgreSQL: test databases made by its superuser, on its socket; the
+    roles' passwords are the stack's, set by ``make up``."""
+    postgres = Postgres(StackLayout.default())
+    return DatabaseServer(postgres.superuser_conninfo(), "localhost", postgres.port, True)
+
+
 @dataclass
 class ServiceProcess:
     """``python -m services.<name>`` as a separate process, as production runs it.
