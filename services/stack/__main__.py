@@ -1,7 +1,9 @@
-"""``python -m services.stack up|down|status|contract|tls``: the local stack, as ``make up`` and
-``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
-environment names (the Kubernetes and compose deployments run it); ``tls`` only writes the local
-CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
+"""``python -m services.stack up|down|clean|status|contract|roles|tls``: the local stack, as
+``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to
+any cluster the environment names (the Kubernetes and compose deployments run it); ``roles``
+provisions the roles, schemas and grants of ``deploy/access.toml`` in the database of
+``DATABASE_URL``, an administrator's (passwords are the administrator's to set); ``tls`` only
+writes the local CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, provisions
 PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
@@ -28,7 +30,7 @@ from services.common.topics import declared_topics, ensure_topics
 from services.stack.components import Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
-from services.stack.roles import owners
+from services.stack.roles import owners, provision
 from services.stack.tls import ensure_tls
 
 
@@ -138,7 +140,9 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "clean", "status", "contract", "tls"])
+    parser.add_argument(
+        "command", choices=["up", "down", "clean", "status", "contract", "roles", "tls"]
+    )
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -153,6 +157,10 @@ def main() -> None:
             tls(layout)
         elif args.command == "contract":
             deploy_contract(Settings.from_env())
+        elif args.command == "roles":
+            deployed = [who for who in declared_principals().values() if not who.local_only]
+            with connect(Settings.from_env()) as conn:
+                provision(conn, deployed)
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:
