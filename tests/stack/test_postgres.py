@@ -15,8 +15,10 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from services.common import settings as settings_module
 from services.common.access import declared_principals
-from services.stack.__main__ import clean
+from services.common.settings import Settings
+from services.stack.__main__ import clean, migrate_as_owners
 from services.stack.components import Postgres
 from tests.support import OWNERS, closed_layout, started_postgres
 
@@ -157,3 +159,25 @@ def test_a_changed_password_file_is_followed_by_the_next_bootstrap(
     assert not refused(after, "SELECT 1")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(before).close()
+
+
+def test_make_up_migrates_each_owner_as_itself_or_leaves_it_to_the_services(
+    private_postgres: Postgres, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stack's settings, as on a machine whose stack is this cluster.
+    monkeypatch.setenv("HARPICOOP_STACK_DIR", str(private_postgres.layout.root))
+    monkeypatch.setattr(settings_module, "LOCAL_POSTGRES", f"localhost:{private_postgres.port}")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    migrate_as_owners(Settings.from_env())
+    assert "migrations of notify (as notify): 001_outbox.sql" in capsys.readouterr().out
+    with psycopg.connect(private_postgres.superuser_conninfo(private_postgres.database)) as conn:
+        owned = conn.execute(
+            "SELECT DISTINCT n.nspname, pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = 'schema_migrations'"
+        ).fetchall()
+    assert sorted(owned) == sorted((owner, owner) for owner in OWNERS)
+
+    # Where one DATABASE_URL is all there is (a cluster's contract job), the services do it.
+    monkeypatch.setenv("DATABASE_URL", private_postgres.role_url("notify"))
+    migrate_as_owners(Settings.from_env())
+    assert "each service applies its own at start" in capsys.readouterr().out
