@@ -238,6 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="after the summary, keep the services up for the dashboard until Ctrl-C "
         "(default when run from a terminal)",
     )
+    run_cmd.add_argument(
+        "--replace-directory",
+        action="store_true",
+        help="let the directory sample replace practitioners loaded from other extracts",
+    )
     args, rest = parser.parse_known_args(argv)
     settings = Settings.from_env(principal="operator")
     try:
@@ -256,7 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed = args.seed or secrets.token_hex(4)
             day = ["--seed", seed, "--rate", args.rate]
             day += ["--date", args.date] if args.date else []
-            return run(settings, [*speed, *day], args.keep_running)
+            return run(
+                settings,
+                [*speed, *day],
+                args.keep_running,
+                replace_directory=args.replace_directory,
+            )
         from services.directory.__main__ import main as directory_main
 
         # An import changes the directory: it runs as the directory, not as the operator.

@@ -38,6 +38,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
+from services.directory.bootstrap import PRACTITIONERS_TOPIC
 from services.stack.layout import StackLayout
 
 SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
@@ -366,13 +367,35 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
     )
 
 
+def load_directory_sample(replace: bool, topic: str = PRACTITIONERS_TOPIC) -> None:
+    """The run's practitioners: the shipped sample, imported like any extract."""
+    _say("Loading the directory sample...")
+    command = [sys.executable, "-m", "services.directory", "--topic", topic, "import", "--sample"]
+    loaded = subprocess.run(
+        [*command, "--max-removed-share", "1"] if replace else command, cwd=PROJECT_ROOT
+    )
+    if loaded.returncode == 1:
+        # The import said why above: the stack holds practitioners the sample does not have.
+        raise RunError(
+            "the stack's directory was loaded from other extracts (by a test or by hand): "
+            "`make run REPLACE_DIRECTORY=1` replaces it with the sample, `make clean` starts "
+            "afresh"
+        )
+    if loaded.returncode != 0:
+        raise RunError(f"loading the directory sample stopped with exit {loaded.returncode}")
+
+
 def run(
     settings: Settings,
     simulator_args: list[str],
     keep_running: bool,
     figures: list[RunFigures] | None = None,
+    replace_directory: bool = False,
 ) -> int:
-    """The run; 0 when it went through. ``figures`` receives what it measured."""
+    """The run; 0 when it went through. ``figures`` receives what it measured.
+
+    ``replace_directory`` lets the sample replace whatever directory the stack holds (the
+    directory import otherwise refuses to remove most of it, rightly for a real extract)."""
     from services.stack.__main__ import up
     from services.stack.components import all_components
 
@@ -390,12 +413,7 @@ def run(
 
     signal.signal(signal.SIGTERM, on_interrupt)
     try:
-        _say("Loading the directory sample...")
-        subprocess.run(
-            [sys.executable, "-m", "services.directory", "import", "--sample"],
-            cwd=PROJECT_ROOT,
-            check=True,
-        )
+        load_directory_sample(replace_directory)
         _say("Starting the services (logs in .stack/logs/)...")
         for name in SERVICES:
             # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.

@@ -53,6 +53,11 @@ class Principal:
     local_only: bool = False
     """Exists on the local stack only (the tests' principal), never rendered for deployment."""
 
+    @property
+    def uses_database(self) -> bool:
+        """It connects to PostgreSQL: to own its schema, or to read others' published views."""
+        return self.schema or bool(self.views_of)
+
 
 _LISTS = ("read", "write", "groups", "transactional_ids", "describe_groups", "views_of")
 _FLAGS = ("schema", "smtp", "mllp", "registry", "local_only")
@@ -83,6 +88,12 @@ def declared_principals(path: Path = ACCESS_TOML) -> dict[str, Principal]:
             **fields,
         )
     return principals
+
+
+def deployed_principals(path: Path = ACCESS_TOML) -> list[Principal]:
+    """The principals a deployment renders (Kubernetes users, Secrets, network policies): every
+    one but the local stack's own."""
+    return [item for item in declared_principals(path).values() if not item.local_only]
 
 
 def principal(name: str) -> Principal:

@@ -1,9 +1,12 @@
-"""``python -m services.stack up|down|clean|status|contract|roles|tls``: the local stack, as
-``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to
-any cluster the environment names (the Kubernetes and compose deployments run it); ``roles``
-provisions the roles, schemas and grants of ``deploy/access.toml`` in the database of
-``DATABASE_URL``, an administrator's (passwords are the administrator's to set); ``tls`` only
-writes the local CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
+"""``python -m services.stack up|down|clean|status|contract|topics|schemas|roles|tls``: the local
+stack, as ``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and
+migrations, to any cluster the environment names; ``topics`` and ``schemas`` only create the
+missing topics and register the schemas, for a deployment where each service migrates its own
+schema as its owner when it starts (compose runs both; on Kubernetes the Topic Operator makes the
+topics, so ``schemas`` alone); ``roles`` provisions the roles, schemas and grants of
+``deploy/access.toml`` in the database of ``DATABASE_URL``, an administrator's (passwords are the
+administrator's to set); ``tls`` only writes the local CA and the MLLP certificates under
+``.stack/tls/`` (``up`` does it too).
 
 ``up`` installs what is missing, starts each component, waits for its health check, provisions
 PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
@@ -40,11 +43,8 @@ def _say(message: str) -> None:
 
 def deploy_contract(settings: Settings) -> None:
     """Topics, schemas and migrations: what every service relies on being there."""
-    specs = declared_topics()
-    created = ensure_topics(make_admin(settings), specs)
-    _say(f"  topics: {len(specs)} declared, {len(created)} created")
-    ids = register_schemas(make_registry_client(settings), specs)
-    _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
+    deploy_topics(settings)
+    deploy_schemas(settings)
     migrate_as_owners(settings)
 
 
@@ -68,6 +68,20 @@ def migrate_as_owners(settings: Settings) -> None:
             applied += apply_migrations(conn, owner, folder)
         if applied:
             _say(f"  migrations of {owner} (as {owner}): {', '.join(applied)}")
+
+
+def deploy_topics(settings: Settings) -> None:
+    """Every declared topic that does not exist yet (an existing one is never changed)."""
+    specs = declared_topics()
+    created = ensure_topics(make_admin(settings), specs)
+    _say(f"  topics: {len(specs)} declared, {len(created)} created")
+
+
+def deploy_schemas(settings: Settings) -> None:
+    """Every value schema, registered with BACKWARD compatibility: a release that would break a
+    consumer stops here. Needs the registry only."""
+    ids = register_schemas(make_registry_client(settings), declared_topics())
+    _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
 
 
 def tls(layout: StackLayout) -> None:
@@ -141,7 +155,8 @@ def status(layout: StackLayout) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
     parser.add_argument(
-        "command", choices=["up", "down", "clean", "status", "contract", "roles", "tls"]
+        "command",
+        choices=["up", "down", "clean", "status", "contract", "topics", "schemas", "roles", "tls"],
     )
     args = parser.parse_args()
     layout = StackLayout.default()
@@ -157,6 +172,10 @@ def main() -> None:
             tls(layout)
         elif args.command == "contract":
             deploy_contract(Settings.from_env())
+        elif args.command == "topics":
+            deploy_topics(Settings.from_env())
+        elif args.command == "schemas":
+            deploy_schemas(Settings.from_env())
         elif args.command == "roles":
             deployed = [who for who in declared_principals().values() if not who.local_only]
             with connect(Settings.from_env()) as conn:

@@ -1,14 +1,15 @@
 """PostgreSQL roles, schemas and grants, from ``deploy/access.toml``: one function, ``provision``,
 for the stack's database and for every test database.
 
-- Every principal is a LOGIN role of its name, with no attribute beyond LOGIN.
+- Every principal that uses the database is a LOGIN role of its name, with no attribute beyond
+  LOGIN, and may connect; no other role may (a Kafka-only service has no role at all).
 - A principal with ``schema = true`` owns the schema of its name, and its search path is that
   schema alone: its migrations and queries, written unqualified, land there and nowhere else.
 - An owner publishes what others may read by granting SELECT on views to ``<schema>_reader``
   (a NOLOGIN group role, in its own migrations); ``views_of`` makes a principal a member of that
   group. A reader thus gets USAGE on the schema and SELECT on the published views, never on a
   table: a view runs with its owner's rights.
-- Nobody may use or create in ``public``, and only the roles that need the database may connect.
+- Nobody may use or create in ``public``.
 - The tests' principal (local only) is a member of every owner: it plays each service to seed
   and inspect their tables, while the services it starts connect as themselves.
 
@@ -67,8 +68,9 @@ def memberships(principals: Iterable[Principal]) -> dict[str, set[str]]:
     return groups
 
 
-def needs_database(who: Principal) -> bool:
-    return who.schema or bool(who.views_of) or who.name == TESTS
+def database_users(principals: Iterable[Principal]) -> list[Principal]:
+    """The principals that get a role: those that connect (the tests' principal owns a schema)."""
+    return [who for who in principals if who.uses_database]
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def plan_roles(
 ) -> list[Statement]:
     """The cluster-wide statements: roles, passwords (when ``password_of`` is given: they follow
     the secrets file), search paths and group memberships."""
-    listed = list(principals)
+    listed = database_users(principals)
     statements: list[Statement] = []
     groups = memberships(listed)
     for who in listed:
@@ -127,19 +129,16 @@ def plan_roles(
 
 def plan_database(database: str, principals: Iterable[Principal]) -> list[Statement]:
     """The statements of one database: who may connect, the owners' schemas, nothing in public."""
-    listed = list(principals)
+    listed = database_users(principals)
     db = sql.Identifier(database)
     statements: list[Statement] = [
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db),
         sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"),
     ]
-    for who in listed:
-        verb = (
-            "GRANT CONNECT ON DATABASE {} TO {}"
-            if needs_database(who)
-            else ("REVOKE ALL ON DATABASE {} FROM {}")
-        )
-        statements.append(sql.SQL(verb).format(db, sql.Identifier(who.name)))
+    statements += [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, sql.Identifier(who.name))
+        for who in listed
+    ]
     readers = memberships(listed)
     for name in owners(listed):
         schema = sql.Identifier(name)
@@ -158,7 +157,7 @@ def plan_database(database: str, principals: Iterable[Principal]) -> list[Statem
 
 
 def read_state(conn: psycopg.Connection[Any], principals: Iterable[Principal]) -> ClusterState:
-    groups = list(memberships(principals))
+    groups = list(memberships(database_users(principals)))
     roles = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
     paths = {
         role: setting.partition("=")[2]
@@ -188,7 +187,7 @@ def provision(
 ) -> None:
     """Roles, schemas and grants of ``access.toml`` in the database ``conn`` is connected to, as
     a superuser. Idempotent; passwords are (re)set only when ``password_of`` is given."""
-    listed = list(principals)
+    listed = database_users(principals)
     database = conn.info.dbname
     with conn.transaction():
         for statement in plan_roles(listed, read_state(conn, listed), password_of):

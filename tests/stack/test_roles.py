@@ -28,7 +28,7 @@ def test_only_the_roles_that_use_the_database_may_connect_and_nobody_uses_public
     assert "REVOKE ALL ON SCHEMA public FROM PUBLIC" in planned
     connect = {line.rsplit(" ", 1)[1] for line in planned if line.startswith("GRANT CONNECT")}
     assert connect == {'"notify"', '"dashboard"', '"tests"'}
-    assert 'REVOKE ALL ON DATABASE "harpicoop" FROM "gateway"' in planned
+    assert not [line for line in planned if "gateway" in line]
     assert 'CREATE SCHEMA IF NOT EXISTS "notify" AUTHORIZATION "notify"' in planned
     assert 'GRANT USAGE ON SCHEMA "notify" TO "notify_reader"' in planned
     # Readers get the schema's names; SELECT is the owner's to grant, on its views only.
@@ -44,7 +44,8 @@ def test_roles_are_made_once_and_only_what_differs_changes() -> None:
     )
     assert not [line for line in first if line.startswith('ALTER ROLE "dashboard" SET')]
     assert 'GRANT "notify_reader" TO "dashboard"' in first
-    assert any("PASSWORD 'secret-gateway'" in line and "NOSUPERUSER" in line for line in first)
+    assert any("PASSWORD 'secret-dashboard'" in line and "NOSUPERUSER" in line for line in first)
+    assert not [line for line in first if "gateway" in line], "a Kafka-only service has no role"
 
     settled = ClusterState(
         roles=frozenset({"notify", "dashboard", "gateway", "tests", "notify_reader"}),
@@ -56,12 +57,12 @@ def test_roles_are_made_once_and_only_what_differs_changes() -> None:
 
 def test_a_right_taken_out_of_the_declaration_is_revoked() -> None:
     before = ClusterState(
-        roles=frozenset({"notify", "dashboard", "gateway", "tests", "notify_reader"}),
+        roles=frozenset({"notify", "dashboard", "operator", "tests", "notify_reader"}),
         search_paths={"notify": "notify", "tests": "tests, notify"},
-        members=frozenset({("notify_reader", "dashboard"), ("notify_reader", "gateway")}),
+        members=frozenset({("notify_reader", "dashboard"), ("notify_reader", "operator")}),
     )
     planned = text(plan_roles(DECLARED, before, None))
-    assert 'REVOKE "notify_reader" FROM "gateway"' in planned
+    assert 'REVOKE "notify_reader" FROM "operator"' in planned
     assert 'GRANT "notify" TO "tests"' in planned
 
 
