@@ -1,5 +1,6 @@
 """PostgreSQL roles, schemas and grants, from ``deploy/access.toml``: one function, ``provision``,
-for the stack's database and for every test database.
+for the stack's database, every test database and a real server's (``python -m services.stack
+roles``); its plan, rendered, is the compose deployment's init script.
 
 - Every principal that uses the database is a LOGIN role of its name, with no attribute beyond
   LOGIN, and may connect; no other role may (a Kafka-only service has no role at all).
@@ -26,7 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from services.common.access import TESTS, Principal
+from services.common.access import TESTS, AccessError, Principal
 
 Statement = sql.Composed | sql.SQL
 
@@ -59,7 +60,7 @@ def memberships(principals: Iterable[Principal]) -> dict[str, set[str]]:
     for who in listed:
         for schema in who.views_of:
             if reader_role(schema) not in groups:
-                raise ValueError(f"{who.name} reads views of {schema!r}, which owns no schema")
+                raise AccessError(f"{who.name} reads views of {schema!r}, which owns no schema")
             groups[reader_role(schema)].add(who.name)
     if any(who.name == TESTS for who in listed):
         for name in owners(listed):
