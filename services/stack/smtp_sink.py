@@ -65,7 +65,8 @@ class MaildirHandler:
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:12]}.eml"
         temporary = self.maildir / f".{name}.tmp"
         # Created 0600 from the start (never readable by others, even for an instant).
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MESSAGE_MODE), "wb") as out:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MESSAGE_MODE)
+        with open(descriptor, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -56,7 +56,8 @@ def test_every_topic_says_why_it_keeps_its_records_as_long_as_it_does() -> None:
     for spec in declared_topics():
         assert len(spec.retention_reason) > 40, spec.name
         if spec.compacted:
-            assert "tombstone" in spec.retention_reason or "no patient data" in spec.retention_reason
+            reason = spec.retention_reason
+            assert "tombstone" in reason or "no patient data" in reason, spec.name
         else:
             assert spec.retention_ms > 0, spec.name
 
