@@ -223,8 +223,7 @@ class _NoticeResends:
             purged = result.purged_at.date().isoformat() if result.purged_at else "?"
             _say(
                 f"  notice {notification_id}: not resent: its message was purged on {purged}, "
-                "once kept its retention time after its final status (NOTIFY_RETENTION_DAYS); "
-                "only its status trail is left"
+                "NOTIFY_RETENTION_DAYS after its final status; only its status trail is kept"
             )
         elif result.outcome is ResendOutcome.UNKNOWN:
             _say(f"  notice {notification_id}: not in the notification ledger; not resent")
