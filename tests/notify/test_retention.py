@@ -183,18 +183,28 @@ def test_a_restart_runs_the_purge_that_fell_due_while_notify_was_down(
     producer.produce(topic, key="chrunancy:V700", value=serde.serialize(topic, value))
     assert producer.flush(10) == 0
     eventually(lambda: mail_server.to(to), what="the admission email")
-    service.kill()  # its next purge round (an hour away) dies with it
 
     with connect(empty_database, autocommit=True) as conn:
-        [(message,)] = conn.execute("SELECT message FROM notification").fetchall()
-        assert message is not None
-        service.start()  # after the retention ran out: the purge runs at start
 
-        def purged() -> bool:
-            rows = conn.execute("SELECT state, message FROM notification").fetchall()
-            return rows == [("sent", None)]
+        def ledger(sql: str) -> list[tuple[Any, ...]]:
+            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
-        eventually(purged, timeout=60, what="the message purged after the restart")
+        eventually(lambda: ledger("SELECT state FROM notification") == [("sent",)], what="sent")
+        service.kill()  # the purge round at its start found nothing due; the next dies with it
+        eventually(
+            lambda: ledger(
+                "SELECT 1 FROM notification WHERE updated_at < now() - interval '5 seconds'"
+            ),
+            what="the retention running out while notify is down",
+        )
+        assert ledger("SELECT message IS NOT NULL FROM notification") == [(True,)]
+
+        service.start()
+        eventually(
+            lambda: ledger("SELECT state, message FROM notification") == [("sent", None)],
+            timeout=60,
+            what="the message purged at the restart",
+        )
     assert "retention purge" in service.output()
 
 
