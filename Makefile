@@ -62,5 +62,6 @@ run: venv
 bench: up
 	$(PYTHON) -m tests.bench
 
-clean: down
-	rm -rf .stack
+# The stack folder, and PostgreSQL's data if it had to live outside it (/var/lib/harpicoop/...).
+clean: venv
+	$(PYTHON) -m services.stack clean

@@ -69,8 +69,9 @@ def run_service(
     name: str, start: Callable[[Settings, structlog.stdlib.BoundLogger], ServiceThreads]
 ) -> None:
     """The body of ``python -m services.<name>`` for a service built on ``ServiceThreads``:
-    JSON logs, settings from the environment, ``/metrics`` and ``/health``, clean stop on
-    SIGTERM or SIGINT. ``start`` builds and starts the service and returns its threads."""
+    JSON logs, settings from the environment (as the principal ``name``), ``/metrics`` and
+    ``/health``, clean stop on SIGTERM or SIGINT. ``start`` builds and starts the service and
+    returns its threads."""
     log = configure_logging(name)
     # Each service is the principal of its own name (deploy/access.toml).
     threads = start(Settings.from_env(principal=name), log)

@@ -190,8 +190,9 @@ class Settings:
             smtp_ca_file=optional("SMTP_CA_FILE"),
             mllp_host=text("MLLP_HOST", defaults.mllp_host),
             mllp_port=port("MLLP_PORT", defaults.mllp_port),
+            # Credentials or a protocol named in the environment win over the local stack's.
             kafka_security=local.kafka_security
-            if local and not env.get("KAFKA_SASL_USERNAME")
+            if local and not (env.get("KAFKA_SASL_USERNAME") or env.get("KAFKA_SECURITY_PROTOCOL"))
             else KafkaSecurity(
                 protocol=text("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
                 sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),

@@ -1,29 +1,37 @@
-"""``python -m services.stack up|down|status|contract|topics|schemas|tls``: the local stack, as
-``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and migrations, to
-any cluster the environment names; ``topics`` and ``schemas`` only create the missing topics and
-register the schemas, for a deployment where each service migrates its own schema as its owner
-when it starts (compose runs both; on Kubernetes the Topic Operator makes the topics, so
-``schemas`` alone); ``tls`` only writes the local CA and the MLLP certificates under
+"""``python -m services.stack up|down|clean|status|contract|topics|schemas|roles|tls``: the local
+stack, as ``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and
+migrations, to any cluster the environment names; ``topics`` and ``schemas`` only create the
+missing topics and register the schemas, for a deployment where each service migrates its own
+schema as its owner when it starts (compose runs both; on Kubernetes the Topic Operator makes the
+topics, so ``schemas`` alone); ``roles`` provisions the roles, schemas and grants of
+``deploy/access.toml`` in the database of ``DATABASE_URL``, an administrator's (passwords are the
+administrator's to set); ``tls`` only writes the local CA and the MLLP certificates under
 ``.stack/tls/`` (``up`` does it too).
 
-``up`` installs what is missing, starts each component, waits for its health check, then deploys
-the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
-service's database migrations, and ``deploy/access.toml`` as each principal's SCRAM credential and
-Kafka ACLs (applied as the broker's super user ``admin``). Running it twice is harmless.
+``up`` installs what is missing, starts each component, waits for its health check, provisions
+PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
+declared topic, ``deploy/access.toml`` as each principal's SCRAM credential and Kafka ACLs
+(applied as the broker's super user ``admin``), every value schema (BACKWARD compatible), every
+owner's database migrations (run as that owner). Running it twice is harmless. ``clean`` removes
+what ``up`` made, PostgreSQL's data kept outside the stack folder included (``make clean``, after
+``down``).
 
-``contract --acls`` also applies the declaration's ACLs (not its credentials, which a real cluster
-keeps elsewhere) to a cluster that is the platform's own and not managed by Strimzi; it runs as the
-principal the environment names, which must be allowed to alter the cluster's ACLs.
+``contract --acls`` and ``topics --acls`` also apply the declaration's ACLs (not its credentials,
+which a real cluster keeps elsewhere) to a cluster that is the platform's own and not managed by
+Strimzi; they run as the principal the environment names, which must be allowed to alter the
+cluster's ACLs.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
 import time
 
-from services.common.access import ADMIN, LocalSecrets
+from services.common import outbox
+from services.common.access import ADMIN, LocalSecrets, declared_principals
 from services.common.acls import apply_access
 from services.common.db import apply_migrations, connect
 from services.common.kafka import make_admin
@@ -34,6 +42,7 @@ from services.common.topics import declared_topics, ensure_topics
 from services.stack.components import Kafka, Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
+from services.stack.roles import owners, provision
 from services.stack.tls import ensure_tls
 
 
@@ -48,12 +57,29 @@ def deploy_contract(
     ``credentials``: as ``deploy_topics``)."""
     deploy_topics(settings, acls=acls, credentials=credentials)
     deploy_schemas(settings)
-    folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
-    with connect(settings) as conn:
-        for folder in folders:
-            applied = apply_migrations(conn, folder.parent.name, folder)
-            if applied:
-                _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
+    migrate_as_owners(settings)
+
+
+def migrate_as_owners(settings: Settings) -> None:
+    """Each owner's migrations, and the common outbox's, in its own schema, connected as that
+    owner: never as a superuser, so that what they create belongs to the service.
+
+    Only where the environment gives each owner its own credentials (the local stack's
+    secrets); elsewhere each service applies its own at start, as it always does.
+    """
+    for owner in owners(declared_principals().values()):
+        folder = PROJECT_ROOT / "services" / owner / "migrations"
+        if not folder.is_dir():
+            continue
+        as_owner = Settings.from_env(principal=owner)
+        if as_owner.database_url == settings.database_url:
+            _say("  migrations: each service applies its own at start (no owner credentials)")
+            return
+        with connect(as_owner) as conn:
+            applied = apply_migrations(conn, "common", outbox.MIGRATIONS)
+            applied += apply_migrations(conn, owner, folder)
+        if applied:
+            _say(f"  migrations of {owner} (as {owner}): {', '.join(applied)}")
 
 
 def deploy_topics(
@@ -99,6 +125,7 @@ def up(layout: StackLayout) -> None:
             f"(port {component.port}, log {component.log})"
         )
         if component is postgres:
+            _say(f"  {'':9} {postgres.where()}")
             # The registry keeps its data here: it must be up before the registry starts.
             postgres.wait_healthy()
             postgres.bootstrap()
@@ -122,6 +149,16 @@ def down(layout: StackLayout) -> None:
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
 
 
+def clean(layout: StackLayout) -> None:
+    """Everything ``up`` made: the stack folder and PostgreSQL's data kept outside it."""
+    postgres = Postgres(layout)
+    removed = postgres.forget()
+    if removed:
+        _say(f"  postgres  removed {removed}")
+    shutil.rmtree(layout.root, ignore_errors=True)
+    _say(f"  removed {layout.root}")
+
+
 def status(layout: StackLayout) -> int:
     unhealthy = 0
     for component in all_components(layout):
@@ -140,7 +177,8 @@ def status(layout: StackLayout) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
     parser.add_argument(
-        "command", choices=["up", "down", "status", "contract", "topics", "schemas", "tls"]
+        "command",
+        choices=["up", "down", "clean", "status", "contract", "topics", "schemas", "roles", "tls"],
     )
     parser.add_argument(
         "--acls",
@@ -155,6 +193,9 @@ def main() -> None:
             up(layout)
         elif args.command == "down":
             down(layout)
+        elif args.command == "clean":
+            down(layout)
+            clean(layout)
         elif args.command == "tls":
             tls(layout)
         elif args.command == "contract":
@@ -162,7 +203,11 @@ def main() -> None:
         elif args.command == "topics":
             deploy_topics(Settings.from_env(principal=ADMIN), acls=args.acls)
         elif args.command == "schemas":
-            deploy_schemas(Settings.from_env(principal=ADMIN))
+            deploy_schemas(Settings.from_env())
+        elif args.command == "roles":
+            deployed = [who for who in declared_principals().values() if not who.local_only]
+            with connect(Settings.from_env()) as conn:
+                provision(conn, deployed)
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:

@@ -8,6 +8,7 @@ declared up only when its health check passes. Starting a running component does
 from __future__ import annotations
 
 import base64
+import functools
 import glob
 import hashlib
 import os
@@ -24,13 +25,15 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import sql
 
-from services.common.access import ADMIN, LocalSecrets
+from services.common.access import ADMIN, LocalSecrets, declared_principals
 from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
-from services.common.settings import KafkaSecurity, local_kafka_security
-from services.stack.layout import StackLayout, read_versions
+from services.common.settings import LOCAL_DATABASE, KafkaSecurity, local_kafka_security
+from services.stack.layout import OUTSIDE_STATE, StackLayout, postgres_home, read_versions
 from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
+from services.stack.roles import provision
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -120,24 +123,72 @@ class Postgres(Component):
     """Debian's PostgreSQL server binaries running a cluster of the project's own.
 
     PostgreSQL refuses to run as root, so when we are root the server runs as Debian's
-    ``postgres`` system user (or one we create). The superuser trusts local socket connections
-    only; TCP clients use the ``harpicoop`` role's password.
+    ``postgres`` system user (or one we create). That user must reach the cluster's folder: when
+    the stack folder is closed to it (a clone in root's home), the data, socket and log live in
+    a folder of this checkout's own under ``/var/lib/harpicoop`` instead (``postgres_home``).
+
+    The superuser trusts connections on the socket only, which is in a folder only the server's
+    user (and root) can enter: it provisions roles and databases, and nothing else runs as it.
+    Every principal of ``deploy/access.toml`` logs in over TCP with its own password
+    (``services.stack.roles``); the schema registry has its own role and database.
     """
 
     name = "postgres"
     port = 5433
     start_timeout = 60.0
-    app_role = "harpicoop"
-    app_password = "harpicoop"
-    databases = ("harpicoop", "registry")
+    database = LOCAL_DATABASE
+    registry_database = "registry"
+    registry_role = "registry"
+    legacy_role = "harpicoop"
+    """The one role every service and the registry shared before each had its own."""
+
+    def __init__(self, layout: StackLayout, port: int | None = None) -> None:
+        """Another port serves a throwaway cluster in tests (from a folder closed to others)."""
+        super().__init__(layout)
+        self.port = port or self.port
+
+    @functools.cached_property
+    def home(self) -> Path:
+        """The folder of the data, the socket and (when outside the stack folder) the log."""
+        user = self.server_user()
+        entry = pwd.getpwnam(user) if user else None
+        gids = os.getgrouplist(entry.pw_name, entry.pw_gid) if entry else []
+        return postgres_home(
+            self.layout.postgres,
+            self.layout.postgres_outside,
+            entry.pw_uid if entry else None,
+            gids,
+        )
+
+    @property
+    def outside(self) -> bool:
+        """True when the data is kept outside the stack folder, under /var/lib/harpicoop."""
+        return self.home != self.layout.postgres
+
+    @property
+    def log(self) -> Path:
+        return self.home / "postgres.log" if self.outside else self.layout.log(self.name)
 
     @property
     def data(self) -> Path:
-        return self.layout.postgres / "data"
+        return self.home / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.layout.postgres / "socket"
+        return self.home / "socket"
+
+    @property
+    def secrets(self) -> LocalSecrets:
+        return LocalSecrets(self.layout.secrets)
+
+    def where(self) -> str:
+        """Where the data is, for ``make up``'s output."""
+        if not self.outside:
+            return f"data in {self.data}"
+        return (
+            f"data in {self.data}: the '{self.server_user()}' user cannot reach "
+            f"{self.layout.root}; 'make clean' removes it"
+        )
 
     def bin_dir(self) -> Path:
         candidates = sorted(
@@ -158,11 +209,12 @@ class Postgres(Component):
             )
         print("  installing Debian's postgresql package (apt-get)...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-q"], what="apt-get update", log=self.log, env=env)
+        log = self.layout.log(self.name)
+        run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
         run(
             ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
             what="apt-get install postgresql",
-            log=self.log,
+            log=log,
             env=env,
         )
 
@@ -194,26 +246,30 @@ class Postgres(Component):
         return ["runuser", "-u", user, "--", *argv] if user else argv
 
     def _prepare_dirs(self) -> None:
-        self.layout.postgres.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if self.outside:
+            OUTSIDE_STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
+        if self.outside:
+            # Whose folder this is, for someone who finds it under /var/lib/harpicoop.
+            (self.home / "checkout").write_text(f"{self.layout.root}\n", encoding="utf-8")
         user = self.server_user()
         if user is None:
             return
         entry = pwd.getpwnam(user)
-        for path in (self.layout.postgres, self.socket_dir, self.log):
+        for path in (self.home, self.socket_dir, self.log):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         if self.data.exists():
             os.chown(self.data, entry.pw_uid, entry.pw_gid)
         probe = subprocess.run(
-            ["runuser", "-u", user, "--", "test", "-w", str(self.layout.postgres)], check=False
+            ["runuser", "-u", user, "--", "test", "-w", str(self.home)], check=False
         )
         if probe.returncode != 0:
             raise StackError(
-                f"the '{user}' user cannot reach {self.layout.postgres}: a parent folder is closed "
-                f"to other users. Move the checkout (or set HARPICOOP_STACK_DIR) to a path all "
-                f"users can traverse, such as /srv or /work"
+                f"the '{user}' user cannot write to {self.home}: check its permissions and "
+                f"those of the folders above it"
             )
 
     def _initdb(self) -> None:
@@ -280,8 +336,8 @@ class Postgres(Component):
             what="pg_ctl start",
         )
 
-    def superuser_conninfo(self) -> str:
-        return f"host={self.socket_dir} port={self.port} user=postgres dbname=postgres"
+    def superuser_conninfo(self, database: str = "postgres") -> str:
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname={database}"
 
     def healthy(self) -> bool:
         try:
@@ -292,22 +348,49 @@ class Postgres(Component):
             return False
 
     def bootstrap(self) -> None:
-        """The application role and databases; idempotent."""
+        """The registry's role and database, the platform's database, and in it the roles,
+        schemas and grants of ``deploy/access.toml``, passwords from the stack's secrets (reset
+        each time: they follow the files). Idempotent."""
+        secrets = self.secrets
         with psycopg.connect(self.superuser_conninfo(), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.app_role,)
-            ).fetchone()
-            if not exists:
-                conn.execute(
-                    f"CREATE ROLE {self.app_role} LOGIN CREATEDB PASSWORD '{self.app_password}'"
+            if conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.legacy_role,)
+            ).fetchone():
+                raise StackError(
+                    f"this stack's PostgreSQL predates the per-service roles (one role "
+                    f"'{self.legacy_role}' for everything): run 'make clean' then 'make up' to "
+                    f"rebuild the local stack (its local data is lost)"
                 )
-            # DROP DATABASE ... WITH (FORCE) must be able to end an autovacuum worker too.
-            conn.execute(f"GRANT pg_signal_backend TO {self.app_role}")
-            for database in self.databases:
+            registry = sql.Identifier(self.registry_role)
+            if not conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.registry_role,)
+            ).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(registry))
+            conn.execute(
+                sql.SQL(
+                    "ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                ).format(registry, sql.Literal(secrets.ensure(self.registry_role)))
+            )
+            # The platform's database belongs to the superuser, so that no service owns its
+            # public schema; the registry's belongs to the registry, and only it may connect.
+            for database, owner in ((self.database, None), (self.registry_database, registry)):
+                name = sql.Identifier(database)
                 if not conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
                 ).fetchone():
-                    conn.execute(f"CREATE DATABASE {database} OWNER {self.app_role}")
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                if owner is not None:
+                    conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, owner))
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        with psycopg.connect(self.superuser_conninfo(self.database)) as conn:
+            provision(conn, declared_principals().values(), secrets.ensure)
+
+    def role_url(self, principal: str, database: str | None = None) -> str:
+        """How ``principal`` reaches ``database`` (the platform's by default) over TCP."""
+        password = self.secrets.ensure(principal)
+        return (
+            f"postgresql://{principal}:{password}@localhost:{self.port}/{database or self.database}"
+        )
 
     def stop(self) -> bool:
         if not self.running():
@@ -319,6 +402,16 @@ class Postgres(Component):
             what="pg_ctl stop",
         )
         return True
+
+    def forget(self) -> Path | None:
+        """Remove the data kept outside the stack folder (``make clean``); the folder removed,
+        or None when the data lives in the stack folder. Stop the server first."""
+        if not self.outside or not self.home.exists():
+            return None
+        if self.running():
+            raise StackError(f"PostgreSQL still runs from {self.data}: 'make down' first")
+        shutil.rmtree(self.home)
+        return self.home
 
 
 class Kafka(Component):
@@ -660,9 +753,13 @@ class Registry(Component):
             "QUARKUS_MANAGEMENT_PORT": str(self.management_port),
             "APICURIO_STORAGE_KIND": "sql",
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
-            "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://localhost:{Postgres.port}/registry",
-            "APICURIO_DATASOURCE_USERNAME": Postgres.app_role,
-            "APICURIO_DATASOURCE_PASSWORD": Postgres.app_password,
+            "APICURIO_DATASOURCE_URL": (
+                f"jdbc:postgresql://localhost:{Postgres.port}/{Postgres.registry_database}"
+            ),
+            "APICURIO_DATASOURCE_USERNAME": Postgres.registry_role,
+            "APICURIO_DATASOURCE_PASSWORD": LocalSecrets(self.layout.secrets).ensure(
+                Postgres.registry_role
+            ),
             # Subjects deleted by hand (for instance after a failed experiment) must really go.
             "APICURIO_REST_DELETION_ARTIFACT_ENABLED": "true",
             "APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED": "true",

@@ -21,6 +21,7 @@ import yaml
 
 from services.common.access import Grant, Principal, deployed_principals, kafka_grants
 from services.common.paths import DEPLOY_DIR
+from services.stack.roles import ClusterState, database_users, plan_database, plan_roles
 from tests.deploy.generate_topics import KAFKA_CLUSTER
 
 KUBERNETES_DIR = DEPLOY_DIR / "kubernetes"
@@ -299,9 +300,9 @@ def password_variable(name: str) -> str:
 
 
 def database_roles(principals: Iterable[Principal]) -> list[str]:
-    """The roles of the compose deployment's PostgreSQL: each principal that connects, and the
-    registry, whose database is its own."""
-    return [who.name for who in principals if who.uses_database] + [REGISTRY]
+    """The roles of the compose deployment's PostgreSQL that log in: each principal that
+    connects, and the registry, whose database is its own."""
+    return [who.name for who in database_users(principals)] + [REGISTRY]
 
 
 COMPOSE_ROLES_HEADER = """\
@@ -311,25 +312,23 @@ COMPOSE_ROLES_HEADER = """\
 
 
 def compose_roles_script(principals: list[Principal]) -> str:
-    """Run by the postgres image once, when compose creates its volume (as its superuser)."""
-    connecting = [who for who in principals if who.uses_database]
+    """Run by the postgres image once, when compose creates its volume (as its superuser): the
+    statements ``make up`` runs on a new cluster (``services.stack.roles``), the passwords
+    apart."""
     roles = database_roles(principals)
-    statements = [f"CREATE ROLE {name} LOGIN PASSWORD :'{name}';" for name in roles]
-    statements += [
-        f"CREATE SCHEMA {who.name} AUTHORIZATION {who.name};" for who in connecting if who.schema
+    statements = [
+        f"{statement.as_string(None)};"
+        for statement in plan_roles(principals, ClusterState(), None)
     ]
-    # Only the platform's roles reach its database, and only the registry reaches its own.
-    statements.append(f"REVOKE ALL ON DATABASE {COMPOSE_DATABASE} FROM PUBLIC;")
+    statements.append(f"CREATE ROLE {REGISTRY} LOGIN;")
+    # The passwords reach psql as variables, quoted by it (:'name'), never spliced into SQL.
+    statements += [f"ALTER ROLE {name} PASSWORD :'{name}';" for name in roles]
+    # Only the platform's roles reach its database, each owner in its schema; the readers get
+    # the views their owners' migrations grant to <schema>_reader.
     statements += [
-        f"GRANT CONNECT ON DATABASE {COMPOSE_DATABASE} TO {who.name};" for who in connecting
+        f"{statement.as_string(None)};" for statement in plan_database(COMPOSE_DATABASE, principals)
     ]
-    # A reader may look into the schemas whose views it reads (SELECT on the views themselves
-    # follows their creation, with the owners' migrations).
-    statements += [
-        f"GRANT USAGE ON SCHEMA {', '.join(who.views_of)} TO {who.name};"
-        for who in connecting
-        if who.views_of
-    ]
+    # Only the registry reaches its own.
     statements.append(f"CREATE DATABASE {REGISTRY} OWNER {REGISTRY};")
     statements.append(f"REVOKE ALL ON DATABASE {REGISTRY} FROM PUBLIC;")
     # The passwords reach psql as variables, quoted by it (:'name'), never spliced into SQL.

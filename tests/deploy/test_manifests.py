@@ -428,6 +428,8 @@ def test_every_declared_topic_has_one_kafka_topic_with_its_partitions_and_cleanu
         assert spec["replicas"] == 3, name
         assert config["cleanup.policy"] == ("compact" if topic.compacted else "delete"), name
         assert int(config["min.insync.replicas"]) == 2, name
+        annotations = item["metadata"]["annotations"]
+        assert annotations["harpicoop.io/retention-reason"] == topic.retention_reason, name
         if not topic.compacted:
             assert int(config["retention.ms"]) == topic.retention_ms, name
     assert set(seen) == set(declared), f"no KafkaTopic for {sorted(set(declared) - set(seen))}"
