@@ -38,6 +38,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
+from services.directory.__main__ import IMPORT_REFUSED
 from services.directory.bootstrap import PRACTITIONERS_TOPIC
 from services.stack.layout import StackLayout
 
@@ -374,7 +375,7 @@ def load_directory_sample(replace: bool, topic: str = PRACTITIONERS_TOPIC) -> No
     loaded = subprocess.run(
         [*command, "--max-removed-share", "1"] if replace else command, cwd=PROJECT_ROOT
     )
-    if loaded.returncode == 1:
+    if loaded.returncode == IMPORT_REFUSED:
         # The import said why above: the stack holds practitioners the sample does not have.
         raise RunError(
             "the stack's directory was loaded from other extracts (by a test or by hand): "

@@ -36,6 +36,9 @@ from services.directory.service import (
 from services.directory.store import DirectoryError
 
 BAD_ROWS_SHOWN = 20
+IMPORT_REFUSED = 3
+"""The exit status of an import refused on its merits (a truncated file, a wrong layout), told
+apart from a crash (1) by whoever runs the import, such as ``make run``."""
 
 
 def _say(text: str) -> None:
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 )
             except (DirectoryError, ExtractLayoutError) as error:
                 _say(f"Import refused: {error}")
-                return 1
+                return IMPORT_REFUSED
             print("\n".join(summary_lines(summary)), flush=True)
             log.info(
                 "directory.imported",

@@ -144,6 +144,9 @@ def plan_database(database: str, principals: Iterable[Principal]) -> list[Statem
     for name in owners(listed):
         schema = sql.Identifier(name)
         statements += [
+            # An owner's work may stage rows in temporary tables (the directory's import does);
+            # revoked from PUBLIC above, so given back to owners only.
+            sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(db, schema),
             sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(schema, schema),
             sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(schema, schema),
             sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema),
