@@ -48,6 +48,9 @@ class Principal:
     describe_groups: tuple[str, ...] = ()
     schema: bool = False
     views_of: tuple[str, ...] = ()
+    operates: tuple[str, ...] = ()
+    """Schemas whose operator functions (an owner's ``<schema>_operator`` grants, such as
+    notify's resend) it may call."""
     smtp: bool = False
     mllp: bool = False
     registry: bool = False
@@ -57,10 +60,18 @@ class Principal:
     @property
     def uses_database(self) -> bool:
         """It connects to PostgreSQL: to own its schema, or to read others' published views."""
-        return self.schema or bool(self.views_of)
+        return self.schema or bool(self.views_of) or bool(self.operates)
 
 
-_LISTS = ("read", "write", "groups", "transactional_ids", "describe_groups", "views_of")
+_LISTS = (
+    "read",
+    "write",
+    "groups",
+    "transactional_ids",
+    "describe_groups",
+    "views_of",
+    "operates",
+)
 _FLAGS = ("schema", "smtp", "mllp", "registry", "local_only")
 
 

@@ -215,14 +215,15 @@ class Resend:
 
 def request_resend(conn: Conn, notification_id: str, *, dry_run: bool = False) -> Resend:
     """An operator's resend of a dead-lettered notice, through the ledger's own function
-    (migration 005): the only right it needs on the ledger."""
+    (migrations 006 and 007): the only right it needs on the ledger. Named with notify's
+    schema: the operator's role has no search path of its own."""
     try:
         uuid.UUID(notification_id)
     except ValueError:
         return Resend(ResendOutcome.UNKNOWN, None, None)
     with conn.transaction():
         row = conn.execute(
-            "SELECT outcome, found_state, purged_at FROM request_resend(%s, %s)",
+            "SELECT outcome, found_state, purged_at FROM notify.request_resend(%s, %s)",
             (notification_id, dry_run),
         ).fetchone()
     assert row is not None  # the function always returns one row

@@ -10,6 +10,9 @@ roles``); its plan, rendered, is the compose deployment's init script.
   (a NOLOGIN group role, in its own migrations); ``views_of`` makes a principal a member of that
   group. A reader thus gets USAGE on the schema and SELECT on the published views, never on a
   table: a view runs with its owner's rights.
+- Likewise an owner lets others act on its data only through functions it grants EXECUTE on to
+  ``<schema>_operator`` (revoked from PUBLIC; notify's resend is one); ``operates`` makes a
+  principal a member. The function runs with its owner's rights (SECURITY DEFINER).
 - Nobody may use or create in ``public``.
 - The tests' principal (local only) is a member of every owner: it plays each service to seed
   and inspect their tables, while the services it starts connect as themselves.
@@ -37,6 +40,18 @@ def reader_role(schema: str) -> str:
     return f"{schema}_reader"
 
 
+def operator_role(schema: str) -> str:
+    """The group role an owner grants its operator functions to."""
+    return f"{schema}_operator"
+
+
+GROUP_KINDS: tuple[tuple[str, Callable[[str], str]], ...] = (
+    ("views_of", reader_role),
+    ("operates", operator_role),
+)
+"""Each declaration list that makes a principal a member of an owner's group role."""
+
+
 def owners(principals: Iterable[Principal]) -> list[str]:
     return [who.name for who in principals if who.schema]
 
@@ -51,17 +66,18 @@ def search_path(who: Principal, principals: Iterable[Principal]) -> str | None:
 
 
 def memberships(principals: Iterable[Principal]) -> dict[str, set[str]]:
-    """Group role -> the declared members: the readers of each owner's views, and the tests in
-    every owner role."""
+    """Group role -> the declared members: the readers of each owner's views, the callers of its
+    operator functions, and the tests in every owner role."""
     listed = list(principals)
     groups: dict[str, set[str]] = {
-        reader_role(name): set() for name in owners(listed) if name != TESTS
+        group(name): set() for name in owners(listed) if name != TESTS for _, group in GROUP_KINDS
     }
     for who in listed:
-        for schema in who.views_of:
-            if reader_role(schema) not in groups:
-                raise AccessError(f"{who.name} reads views of {schema!r}, which owns no schema")
-            groups[reader_role(schema)].add(who.name)
+        for key, group in GROUP_KINDS:
+            for schema in getattr(who, key):
+                if group(schema) not in groups:
+                    raise AccessError(f"{who.name}: {key} names {schema!r}, which owns no schema")
+                groups[group(schema)].add(who.name)
     if any(who.name == TESTS for who in listed):
         for name in owners(listed):
             if name != TESTS:
@@ -113,7 +129,7 @@ def plan_roles(
             names = sql.SQL(", ").join(sql.Identifier(part) for part in wanted.split(", "))
             statements.append(sql.SQL("ALTER ROLE {} SET search_path = {}").format(role, names))
     for group in groups:
-        if group not in state.roles and group.endswith("_reader"):
+        if group not in state.roles and group not in {who.name for who in listed}:
             statements.append(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
     for group, members in groups.items():
         for member in sorted(members - {m for g, m in state.members if g == group}):
@@ -151,12 +167,11 @@ def plan_database(database: str, principals: Iterable[Principal]) -> list[Statem
             sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(schema, schema),
             sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema),
         ]
-        if reader_role(name) in readers:
-            statements.append(
-                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                    schema, sql.Identifier(reader_role(name))
-                )
-            )
+        statements += [
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, sql.Identifier(group(name)))
+            for _, group in GROUP_KINDS
+            if group(name) in readers
+        ]
     return statements
 
 

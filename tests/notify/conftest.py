@@ -20,14 +20,15 @@ from services.notify.delivery import DeliveryWorker
 from services.notify.service import MIGRATIONS
 from services.notify.smtp import SmtpSender
 from services.notify.status import StatusRecorder
-from tests.support import MailServer
+from tests.support import MailServer, as_principal
 
 
 @pytest.fixture
 def ledger_conn(empty_database: str) -> Iterator[outbox.Conn]:
     """The notify ledger in a fresh PostgreSQL database, migrated as the service does at start,
     so claims, outcomes and their statuses are the real SQL (autocommit, as a worker's is)."""
-    with connect(empty_database, autocommit=True) as conn:
+    # As notify itself: its objects land in its schema, where the operator's resend names them.
+    with connect(as_principal(empty_database, "notify"), autocommit=True) as conn:
         outbox.migrate(conn)
         apply_migrations(conn, "notify", MIGRATIONS)
         yield conn

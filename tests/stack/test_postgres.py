@@ -110,6 +110,9 @@ def test_the_dashboard_and_the_operator_read_published_views_only(
     directory = refused(url, "SELECT * FROM directory.v_imports")
     assert directory == ("directory" not in declared_principals()[reader].views_of)
     assert refused(url, "SELECT * FROM directory.practitioner")
+    # Resending a notice changes the ledger: the operator may ask for one, the dashboard not.
+    resend = "SELECT * FROM notify.request_resend(gen_random_uuid(), true)"
+    assert refused(url, resend) == ("notify" not in declared_principals()[reader].operates)
 
 
 def test_nobody_creates_in_public_nor_a_schema_of_their_own(

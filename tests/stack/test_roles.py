@@ -19,7 +19,19 @@ def text(statements: list[sql.Composed | sql.SQL]) -> list[str]:
 
 
 def test_a_reader_joins_the_owners_reader_group_and_nothing_else() -> None:
-    assert memberships(DECLARED) == {"notify_reader": {"dashboard"}, "notify": {"tests"}}
+    assert memberships(DECLARED) == {
+        "notify_reader": {"dashboard"},
+        "notify_operator": set(),
+        "notify": {"tests"},
+    }
+
+
+def test_an_operator_joins_the_owners_operator_group() -> None:
+    operator = Principal("operator", "", views_of=("notify",), operates=("notify",))
+    groups = memberships([OWNER, operator])
+    assert groups == {"notify_reader": {"operator"}, "notify_operator": {"operator"}}
+    planned = text(plan_database("harpicoop", [OWNER, operator]))
+    assert 'GRANT USAGE ON SCHEMA "notify" TO "notify_operator"' in planned
 
 
 def test_only_the_roles_that_use_the_database_may_connect_and_nobody_uses_public() -> None:
@@ -48,7 +60,9 @@ def test_roles_are_made_once_and_only_what_differs_changes() -> None:
     assert not [line for line in first if "gateway" in line], "a Kafka-only service has no role"
 
     settled = ClusterState(
-        roles=frozenset({"notify", "dashboard", "gateway", "tests", "notify_reader"}),
+        roles=frozenset(
+            {"notify", "dashboard", "gateway", "tests", "notify_reader", "notify_operator"}
+        ),
         search_paths={"notify": "notify", "tests": "tests, notify"},
         members=frozenset({("notify_reader", "dashboard"), ("notify", "tests")}),
     )
@@ -72,7 +86,11 @@ def test_the_declaration_gives_the_dashboard_and_the_operator_views_only() -> No
     for reader in ("dashboard", "operator"):
         assert not principals[reader].schema
         joined = {group for group, members in groups.items() if reader in members}
-        assert joined == {f"{schema}_reader" for schema in principals[reader].views_of}
+        assert joined == {f"{schema}_reader" for schema in principals[reader].views_of} | {
+            f"{schema}_operator" for schema in principals[reader].operates
+        }
+    assert principals["operator"].operates == ("notify",)
+    assert not principals["dashboard"].operates, "the dashboard only looks"
     assert {name for name, who in principals.items() if who.schema} == {
         "notify",
         "analytics",
