@@ -358,6 +358,7 @@ def test_bad_rows_are_listed_in_the_summary(directory: Directory, tmp_path: Path
     assert summary.changes.practitioners == 1
 
 
+@pytest.mark.usefixtures("tests_environment")  # the import publishes to the test's topic
 def test_make_run_on_a_stack_holding_another_directory_says_how_to_replace_it(
     directory: Directory,
     directory_settings: Settings,
