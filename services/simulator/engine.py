@@ -122,7 +122,11 @@ class Engine:
                     await asyncio.sleep(delay)
                 await self._deliver(message)
         except CannotConnect:
-            self._log.error("gateway unreachable, engine stopped", **self._where())
+            self._log.error(
+                "gateway unreachable, engine stopped",
+                host=self.settings.host,
+                port=self.settings.port,
+            )
         finally:
             await self._disconnect()
 
@@ -236,6 +240,3 @@ class Engine:
 
     def _pause(self, attempt: int) -> float:
         return float(min(self.settings.max_pause, self.settings.retry_pause * 2 ** (attempt - 1)))
-
-    def _where(self) -> dict[str, object]:
-        return {"host": self.settings.host, "port": self.settings.port}

@@ -3,6 +3,7 @@ else, an exception's message and a library's formatted arguments included, stays
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import logging
@@ -20,6 +21,7 @@ from services.common.logging import (
     keep_safe_fields,
     scrub_text,
 )
+from services.common.paths import PROJECT_ROOT
 
 CANARY = "Zéphyrine-Canari"
 
@@ -226,3 +228,23 @@ def test_a_logger_made_before_configuration_logs_json_after_it(
     early.info("listening", port=2575)
     _line, record = _last_line(capsys)
     assert record["component"] == "mllp" and record["port"] == 2575
+
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "bind", "msg"}
+
+
+def test_every_key_the_services_log_is_declared() -> None:
+    """A key missing from ``SAFE_FIELDS`` would be dropped silently in production: found here."""
+    undeclared = set()
+    for path in (PROJECT_ROOT / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS | {"bind_contextvars"}
+            ):
+                for keyword in node.keywords:
+                    if keyword.arg not in SAFE_FIELDS and keyword.arg != "exc_info":
+                        where = f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
+                        undeclared.add(f"{where} {keyword.arg or '**'}")
+    assert undeclared == set()
