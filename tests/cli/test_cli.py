@@ -60,6 +60,11 @@ def test_tail_decodes_records_and_hides_patient_data_unless_revealed_for_a_reaso
     assert entry["offsets"] == {"0": {"first": 1, "last": 2}}
     assert entry["reason"] == "INC-1234: GP says no notice arrived"
 
+    # No audit line, nothing shown.
+    monkeypatch.setenv("HARPICOOP_AUDIT_LOG", str(audit / "not-a-folder" / "audit.log"))
+    assert main([*revealed, "--reason", "INC-1235"]) == 1
+    assert "Lefèvre" not in capsys.readouterr().out
+
 
 def test_tail_of_the_archive_shows_the_frame_outline(
     topic_factory: Callable[..., str],
