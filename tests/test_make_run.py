@@ -80,10 +80,15 @@ def canary_forms() -> list[str]:
 
 
 def canary_in(text: str | bytes) -> list[str]:
+    """The canary's forms found in ``text``: names in any case, even glued to other letters
+    (``NAME^GIVEN``); numbers and dates not inside a longer number (a timestamp, a float)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    lowered = text.lower()
-    return [form for form in canary_forms() if form.lower() in lowered]
+    return [
+        form
+        for form in canary_forms()
+        if re.search(rf"(?<![0-9]){re.escape(form)}(?![0-9])", text, re.IGNORECASE)
+    ]
 
 
 @dataclass
