@@ -220,6 +220,7 @@ SAFE_FIELDS: Mapping[str, FieldKind] = {
     "lateness": CODE,
     "skipped": CODE,
     "tls": CODE,
+    "what": CODE,  # what a retention purge removes, named in the code
     # Counts.
     "count": COUNT,
     "counts": COUNT,
@@ -249,6 +250,7 @@ SAFE_FIELDS: Mapping[str, FieldKind] = {
     "undelivered": COUNT,
     "unconfirmed": COUNT,
     "not_archived": COUNT,
+    "notices_purged": COUNT,
     # Durations and the platform's times.
     "retry_in": DURATION,
     "retry_at": DURATION,
