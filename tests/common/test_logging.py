@@ -233,8 +233,9 @@ def test_a_logger_made_before_configuration_logs_json_after_it(
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "bind", "msg"}
 
 
-def test_every_key_the_services_log_is_declared() -> None:
-    """A key missing from ``SAFE_FIELDS`` would be dropped silently in production: found here."""
+def test_every_key_the_services_log_is_declared_and_every_message_is_a_literal() -> None:
+    """A key missing from ``SAFE_FIELDS`` would be dropped silently in production, and a message
+    is kept as it is: both are found here."""
     undeclared = set()
     for path in (PROJECT_ROOT / "services").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -243,8 +244,16 @@ def test_every_key_the_services_log_is_declared() -> None:
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in LOG_METHODS | {"bind_contextvars"}
             ):
+                where = f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
                 for keyword in node.keywords:
                     if keyword.arg not in SAFE_FIELDS and keyword.arg != "exc_info":
-                        where = f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
                         undeclared.add(f"{where} {keyword.arg or '**'}")
+                message = node.args[0] if node.args else None
+                receiver = ast.unparse(node.func.value)
+                if (
+                    "log" in receiver
+                    and message is not None
+                    and not isinstance(message, ast.Constant)
+                ):
+                    undeclared.add(f"{where} message not a literal")
     assert undeclared == set()
