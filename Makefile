@@ -53,12 +53,15 @@ typecheck: venv
 check: lint typecheck
 
 # SPEED: simulated seconds per second (default 360, a day in four minutes) or "fast".
+# REPLACE_DIRECTORY=1: the directory sample replaces practitioners loaded from other extracts.
 SPEED ?= 360
 run: venv
-	$(VENV)/bin/harpicoop run $(if $(filter fast,$(SPEED)),--fast,--speed $(SPEED))
+	$(VENV)/bin/harpicoop run $(if $(filter fast,$(SPEED)),--fast,--speed $(SPEED)) \
+		$(if $(REPLACE_DIRECTORY),--replace-directory)
 
 bench: up
 	$(PYTHON) -m tests.bench
 
-clean: down
-	rm -rf .stack
+# The stack folder, and PostgreSQL's data if it had to live outside it (/var/lib/harpicoop/...).
+clean: venv
+	$(PYTHON) -m services.stack clean

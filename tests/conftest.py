@@ -6,10 +6,10 @@ databases from the factories below, so they can run in any order against one sta
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,14 +21,31 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from services.common import outbox
+from services.common.access import ADMIN, TESTS
+from services.common.acls import apply_access
+from services.common.db import apply_migrations
 from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.paths import PROJECT_ROOT
 from services.common.schemas import expanded_schema_json
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
-from services.stack.components import Kafka
+from services.stack.__main__ import clean
+from services.stack.components import Kafka, Postgres
 from services.stack.layout import StackLayout
-from tests.support import MailServer, ServiceProcess, free_port, stack_env
+from tests.support import (
+    OWNERS,
+    DatabaseServer,
+    MailServer,
+    ServiceProcess,
+    as_principal,
+    closed_layout,
+    free_port,
+    local_database_server,
+    stack_env,
+    started_postgres,
+)
 
 
 def _docker_engine_available() -> bool:
@@ -44,10 +61,11 @@ def stack() -> Iterator[Settings]:
     Three ways, in order: ``KAFKA_BOOTSTRAP_SERVERS`` set means an existing cluster (with the
     other variables pointing at its registry and database); a Docker engine means
     testcontainers; otherwise the local stack of ``make up``, started here if it is not running
-    and stopped at the end only if this session started it.
+    and stopped at the end only if this session started it. The suite signs in as its own
+    principal, ``tests`` (``deploy/access.toml``): broad, but no super user.
     """
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        settings = Settings.from_env()
+        settings = Settings.from_env(principal=TESTS)
         from services.stack.__main__ import deploy_contract
 
         deploy_contract(settings)
@@ -66,10 +84,19 @@ def stack() -> Iterator[Settings]:
     already_up = all(item.running() and item.healthy() for item in all_components(layout))
     up(layout)
     try:
-        yield Settings.from_env()
+        yield Settings.from_env(principal=TESTS)
     finally:
         if not already_up:
             down(layout)
+
+
+@pytest.fixture
+def tests_environment(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entrypoint called in this process (the CLI's ``main``) signs in as the suite's
+    principal, as a service started by ``stack_env`` does, not as its own: the tests' topics are
+    the tests'."""
+    for name, value in stack.environment().items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -153,31 +180,102 @@ def serde_factory(registry: SchemaRegistryClient) -> Callable[[str], AvroSerde]:
     return lambda schema: AvroSerde(registry, schema)
 
 
+@pytest.fixture(scope="session")
+def database_server(stack: Settings) -> DatabaseServer:
+    """Who makes the test databases: the local stack's superuser on its socket; on an existing
+    cluster or in containers, the ``DATABASE_URL``'s role, which must be allowed to create roles
+    and databases. Services and tests never connect as it."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not Postgres(StackLayout.default()).running():
+        params = psycopg.conninfo.conninfo_to_dict(stack.database_url)
+        host = str(params.get("host") or "localhost")
+        return DatabaseServer(
+            stack.database_url,
+            "localhost" if host.startswith("/") else host,
+            int(params.get("port") or 5432),
+        )
+    return local_database_server()
+
+
 @pytest.fixture
-def empty_database(stack: Settings) -> Iterator[str]:
-    """A brand-new, empty PostgreSQL database; its URL. Dropped after the test."""
+def empty_database(database_server: DatabaseServer) -> Iterator[str]:
+    """A brand-new PostgreSQL database, provisioned as the stack's is (a schema per owner, the
+    grants of ``deploy/access.toml``) and empty; the tests' role's URL. Dropped after the test.
+
+    The tests' role reads and writes every owner's tables (unqualified: its search path lists
+    every owner's schema) and its own objects land in its own schema; a service started on it
+    connects as itself (``tests.support.as_principal``, in ``ServiceProcess``).
+    """
     name = unique("test").replace("-", "_")
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    base, _, _ = stack.database_url.rpartition("/")
-    yield f"{base}/{name}"
-    for attempt in range(5):
-        try:
-            with psycopg.connect(stack.database_url, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            return
-        except psycopg.errors.InsufficientPrivilege:  # an autovacuum worker, on a shared server
-            time.sleep(1 + attempt)
+    url = database_server.create(name)
+    yield url
+    database_server.drop(name)
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL cluster started from a folder closed to other users, on a free port,
+    bootstrapped as ``make up`` does (its own secrets, ``private_postgres.secrets``): for tests
+    of what each role may do, which need neither the shared stack nor any change to it.
+    Stopped and removed, its folder outside the stack's included, at the end."""
+    layout = closed_layout()
+    postgres = started_postgres(layout)
+    try:
+        postgres.bootstrap()
+        yield postgres
+    finally:
+        postgres.stop()
+        clean(layout)
+        shutil.rmtree(layout.root.parent.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def owners_database(private_postgres: Postgres) -> Iterator[Callable[[str], str]]:
+    """A database of ``private_postgres`` made as ``empty_database`` makes one, each owner's
+    migrations applied as that owner (the common outbox included, as the services do): how
+    each principal reaches it, by name (``tests`` for the tests' role)."""
+    server = DatabaseServer(
+        private_postgres.superuser_conninfo(),
+        "localhost",
+        private_postgres.port,
+        secrets=private_postgres.secrets,
+    )
+    name = unique("test").replace("-", "_")
+    url = server.create(name)
+
+    def as_(principal: str) -> str:
+        return as_principal(url, principal, private_postgres.secrets)
+
+    for owner in OWNERS:
+        with psycopg.connect(as_(owner)) as conn:
+            apply_migrations(conn, "common", outbox.MIGRATIONS)
+            apply_migrations(conn, owner, PROJECT_ROOT / "services" / owner / "migrations")
+    yield as_
+    server.drop(name)
 
 
 def throwaway_broker(tmp_path: Path) -> Kafka:
     """A new single-node broker of the stack's version on ports 19092/19093, not started yet
-    (its data under ``tmp_path``, the jars the local stack downloaded)."""
+    (its data and its passwords under ``tmp_path``, the jars the local stack downloaded); it
+    authenticates and authorizes as the stack's does (``grant_access`` once it is up)."""
     layout = StackLayout(tmp_path / "private-kafka", shared_dist=StackLayout.default().dist)
     layout.make_dirs()
     broker = Kafka(layout, port=19092, controller_port=19093)
     broker.install()
     return broker
+
+
+def on_broker(settings: Settings, broker: Kafka, principal: str = TESTS) -> Settings:
+    """``settings`` pointed at a throwaway broker, signed in there as ``principal``."""
+    return dataclasses.replace(
+        settings,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_security=broker.security(principal),
+    )
+
+
+def grant_access(broker: Kafka) -> None:
+    """``deploy/access.toml`` on a throwaway broker, as ``make up`` applies it on the stack's."""
+    apply_access(make_admin(on_broker(Settings(), broker, ADMIN)), local=broker.secrets)
 
 
 @pytest.fixture
@@ -186,11 +284,13 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
 
     The shared broker cannot be stopped under other tests; this one can (``.stop()`` and
     ``.start()`` then ``.wait_healthy()``), with its data kept across restarts. It runs on
-    ports 19092/19093 and reuses the local stack's downloaded jars.
+    ports 19092/19093, reuses the local stack's downloaded jars, and has the access
+    declaration applied: reach it with ``on_broker(stack, private_kafka)``.
     """
     broker = throwaway_broker(tmp_path)
     broker.start()
     broker.wait_healthy()
+    grant_access(broker)
     try:
         yield broker
     finally:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,9 +18,15 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from services.common.access import TESTS, LocalSecrets, declared_principals
 from services.common.deadletter import read_error_headers
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
+from services.stack.components import Postgres
+from services.stack.layout import StackLayout
+from services.stack.roles import provision
 from services.stack.smtp_sink import REFUSED_FILE, build_controller, tls_server_context
 
 
@@ -84,23 +92,103 @@ def tls_mail_server(tmp_path: Path, security: str, certificates: dict[str, Path]
 
 
 def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a service process pointed at the test's stack."""
+    """The environment of a service process pointed at the test's stack, signed in as the
+    test's principal (its credentials win over the service's own, ``Settings.from_env``)."""
     import os
 
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-        "DATABASE_URL": settings.database_url,
+        **settings.environment(),
         # A free port each: several services and tests run side by side.
         "METRICS_PORT": "0",
         **extra,
     }
 
 
+def closed_layout() -> StackLayout:
+    """A stack folder inside a 0700 folder, as a clone in root's home."""
+    closed = Path(tempfile.mkdtemp(prefix="harpicoop-closed-"))
+    os.chmod(closed, 0o700)
+    layout = StackLayout(closed / "clone" / ".stack")
+    layout.make_dirs()
+    return layout
+
+
+def started_postgres(layout: StackLayout) -> Postgres:
+    postgres = Postgres(layout, port=free_port())
+    postgres.start()
+    postgres.wait_healthy()
+    return postgres
+
+
+OWNERS = ("notify", "analytics", "covid", "directory")
+"""The principals whose schemas hold the platform's state."""
+
+PRINCIPAL_OF_MODULE = {"cli": "operator"}
+"""The principal a ``python -m services.<module>`` runs as, where it is not the module's name."""
+
+
+def as_principal(database_url: str, principal: str, secrets: LocalSecrets | None = None) -> str:
+    """The test database ``database_url`` (the tests' role's) reached as ``principal``: its
+    role, its password (from the local stack's ``secrets``). Any other URL is returned as it is
+    (a test may point a service at a database that does not exist, or at another server)."""
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    password = (secrets or LocalSecrets.default()).get(principal)
+    if params.get("user") != TESTS or password is None or principal not in declared_principals():
+        return database_url
+    return (
+        f"postgresql://{principal}:{password}@{params.get('host', 'localhost')}:"
+        f"{params.get('port', 5432)}/{params['dbname']}"
+    )
+
+
+@dataclass
+class DatabaseServer:
+    """The PostgreSQL server of the test session: an administrator's connection (the local
+    stack's superuser on its socket, or the ``DATABASE_URL`` of an existing cluster) that makes
+    test databases, and the TCP address the principals log in at."""
+
+    admin: str
+    host: str
+    port: int
+    passwords_set: bool = False
+    """Whether this session gave the roles their passwords yet (the local stack's ``make up``
+    does; an existing cluster needs it once)."""
+    secrets: LocalSecrets = field(default_factory=LocalSecrets.default)
+
+    def create(self, name: str) -> str:
+        """A new database provisioned as ``make up`` provisions the stack's; the tests' URL."""
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        with psycopg.connect(self.admin, dbname=name) as conn:
+            provision(
+                conn,
+                declared_principals().values(),
+                None if self.passwords_set else self.secrets.ensure,
+            )
+        self.passwords_set = True
+        password = self.secrets.ensure(TESTS)
+        return f"postgresql://{TESTS}:{password}@{self.host}:{self.port}/{name}"
+
+    def drop(self, name: str) -> None:
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def local_database_server() -> DatabaseServer:
+    """The local stack's PostgreSQL: test databases made by its superuser, on its socket; the
+    roles' passwords are the stack's, set by ``make up``."""
+    postgres = Postgres(StackLayout.default())
+    return DatabaseServer(postgres.superuser_conninfo(), "localhost", postgres.port, True)
+
+
 @dataclass
 class ServiceProcess:
-    """``python -m services.<name>`` as a separate process, as production runs it."""
+    """``python -m services.<name>`` as a separate process, as production runs it.
+
+    Pointed at a test database, it connects as its own principal's role, never as the tests':
+    every service test proves the grants of ``deploy/access.toml`` along the way.
+    """
 
     name: str
     env: Mapping[str, str]
@@ -109,10 +197,14 @@ class ServiceProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        env = dict(self.env)
+        if "DATABASE_URL" in env:
+            principal = PRINCIPAL_OF_MODULE.get(self.name, self.name)
+            env["DATABASE_URL"] = as_principal(env["DATABASE_URL"], principal)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.name}"],
-                env=dict(self.env),
+                env=env,
                 cwd=PROJECT_ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -250,7 +250,7 @@ def build_app(
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal="analytics")
     config = AnalyticsConfig.from_env()
     log = configure_logging(SERVICE)
     quiet_client_logging()

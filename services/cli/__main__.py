@@ -3,6 +3,7 @@
     harpicoop status                         the stack, each service's health, consumer lag
     harpicoop tail TOPIC [-n N] [--follow]   records of a topic, decoded from Avro
     harpicoop replay-dead-letters TOPIC      put dead-lettered records back where they came from
+                                             (a notice's: resent from the ledger while kept)
     harpicoop reenrich                       run unroutable events through enrichment again
     harpicoop import --personnes F --mssante F   load a day's directory extracts
     harpicoop run [--speed N | --fast]       the whole platform fed a simulated day
@@ -30,13 +31,16 @@ from confluent_kafka import Message
 
 from services.cli.audit import audit_log_path, record_reveal
 from services.cli.lag import consumer_lag
-from services.common.deadletter import HEADER_PREFIX, read_error_headers
+from services.common.db import connect
+from services.common.deadletter import HEADER_PREFIX, header_list, read_error_headers
 from services.common.kafka import make_consumer, make_producer
 from services.common.observability import DEFAULT_PORTS
 from services.common.patient_data import hide_dead_letter_headers, hide_patient_data
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import topic_spec
+from services.notify.delivery import REFERENCE_HEADER
+from services.notify.ledger import ResendOutcome, request_resend
 
 
 def _say(text: str = "") -> None:
@@ -170,14 +174,23 @@ def _describe(message: Message, serde: AvroSerde | None, schema: str | None, rev
 
 
 def replay_dead_letters(settings: Settings, topic: str, target: str | None, dry_run: bool) -> int:
-    """Each dead letter once (the replay's own consumer group remembers), back to its source."""
+    """Each dead letter once (the replay's own consumer group remembers), back to its source.
+
+    A notice's dead letter is a reference to notify's ledger (a notification id): it is resent
+    from the ledger while the ledger keeps its message, and said to be purged once it does not.
+    """
     consumer = make_consumer(settings, "harpicoop-cli-replay", f"harpicoop-replay.{topic}")
     consumer.subscribe([topic])
     producer = make_producer(settings, "harpicoop-cli-replay")
+    notices = _NoticeResends(settings, dry_run)
     replayed = skipped = 0
     try:
         for message in _until_end(consumer, follow=False):
             errors = read_error_headers(message.headers())
+            reference = _notice_reference(message, errors)
+            if reference is not None:
+                notices.resend(reference)
+                continue
             destination = target or errors.get("topic")
             if not destination:
                 skipped += 1
@@ -196,13 +209,77 @@ def replay_dead_letters(settings: Settings, topic: str, target: str | None, dry_
             if producer.flush(30):
                 _say("error: Kafka did not confirm every replayed record; run again")
                 return 1
-            if replayed or skipped:
+            if replayed or skipped or notices.seen:
                 consumer.commit(asynchronous=False)
     finally:
         consumer.close()
+        notices.close()
     verb = "would replay" if dry_run else "replayed"
     _say(f"{verb} {replayed} record(s) from {topic}; {skipped} without a source")
-    return 0 if not skipped else 1
+    if notices.seen:
+        _say(notices.summary())
+    return 0 if not skipped and not notices.lost else 1
+
+
+def _notice_reference(message: Message, errors: dict[str, str]) -> str | None:
+    """The notification id a notify dead letter refers to (None for a record kept as received,
+    which names its source topic)."""
+    if errors.get("topic") or errors.get("service") != "notify":
+        return None
+    for name, value in header_list(message.headers()):
+        if name == REFERENCE_HEADER and value:
+            return value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    return None
+
+
+class _NoticeResends:
+    """Resends from notify's ledger, through its ``request_resend`` function only."""
+
+    def __init__(self, settings: Settings, dry_run: bool) -> None:
+        self.settings = settings
+        self.dry_run = dry_run
+        self.conn: Any = None
+        self.outcomes: dict[ResendOutcome, int] = {}
+
+    @property
+    def seen(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def lost(self) -> int:
+        """Notices that cannot be resent: purged, or unknown to the ledger."""
+        return self.outcomes.get(ResendOutcome.PURGED, 0) + self.outcomes.get(
+            ResendOutcome.UNKNOWN, 0
+        )
+
+    def resend(self, notification_id: str) -> None:
+        if self.conn is None:
+            self.conn = connect(self.settings, autocommit=True)
+        result = request_resend(self.conn, notification_id, dry_run=self.dry_run)
+        self.outcomes[result.outcome] = self.outcomes.get(result.outcome, 0) + 1
+        if result.outcome is ResendOutcome.PURGED:
+            purged = result.purged_at.date().isoformat() if result.purged_at else "?"
+            _say(
+                f"  notice {notification_id}: not resent: its message was purged on {purged}, "
+                "NOTIFY_RETENTION_DAYS after its final status; only its status trail is kept"
+            )
+        elif result.outcome is ResendOutcome.UNKNOWN:
+            _say(f"  notice {notification_id}: not in the notification ledger; not resent")
+        elif result.outcome is ResendOutcome.NOT_FAILED:
+            _say(f"  notice {notification_id}: {result.state} now; nothing to resend")
+
+    def summary(self) -> str:
+        verb = "would resend" if self.dry_run else "resent"
+        count = self.outcomes.get
+        return (
+            f"{verb} {count(ResendOutcome.RESENDING, 0)} notice(s) from the ledger; "
+            f"{count(ResendOutcome.PURGED, 0)} purged, {count(ResendOutcome.UNKNOWN, 0)} unknown, "
+            f"{count(ResendOutcome.NOT_FAILED, 0)} not failed"
+        )
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def reenrich(settings: Settings, source: str, target: str) -> int:
@@ -281,8 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="after the summary, keep the services up for the dashboard until Ctrl-C "
         "(default when run from a terminal)",
     )
+    run_cmd.add_argument(
+        "--replace-directory",
+        action="store_true",
+        help="let the directory sample replace practitioners loaded from other extracts",
+    )
     args, rest = parser.parse_known_args(argv)
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal="operator")
     try:
         if args.command == "status":
             return status(settings)
@@ -302,10 +384,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed = args.seed or secrets.token_hex(4)
             day = ["--seed", seed, "--rate", args.rate]
             day += ["--date", args.date] if args.date else []
-            return run(settings, [*speed, *day], args.keep_running)
+            return run(
+                settings,
+                [*speed, *day],
+                args.keep_running,
+                replace_directory=args.replace_directory,
+            )
         from services.directory.__main__ import main as directory_main
 
-        return directory_main(["import", *rest], settings)
+        # An import changes the directory: it runs as the directory, not as the operator.
+        return directory_main(["import", *rest])
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 1

@@ -31,10 +31,15 @@ class LagReader:
 
     Use it from one thread at a time (the dashboard gives it a thread of its own) and close it
     when done; ``consumer_lag`` is the one-off reading.
+
+    ``read_records=False`` is for a reader that may see offsets but no record (the dashboard's
+    principal): the lag is then the offsets still ahead, so a group behind a transactional
+    producer shows the commit markers it stands before (at most one per partition when idle).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, read_records: bool = True) -> None:
         self.settings = settings
+        self.read_records = read_records
         self.committed = CommittedOffsets(settings, "harpicoop-lag")
         self.watermarks = make_consumer(settings, "harpicoop-lag", "harpicoop-lag")
 
@@ -51,7 +56,10 @@ class LagReader:
     def groups(self) -> list[str]:
         """Every consumer group the brokers know (ListGroups is asked of each broker, not of
         a group coordinator)."""
-        listed = make_admin(self.settings).list_consumer_groups(request_timeout=10).result()
+        # Held until the answer is in: a client destroyed meanwhile answers nothing (_DESTROY),
+        # which a signed-in connection, slower to open, runs into every time.
+        admin = make_admin(self.settings)
+        listed = admin.list_consumer_groups(request_timeout=10).result()
         return sorted(item.group_id for item in listed.valid)
 
     def read(self, groups: Iterable[str] | None = None) -> list[GroupLag]:
@@ -81,7 +89,7 @@ class LagReader:
         # group's offset: every group reading them (notify and covid both read
         # stays.enriched) counts its own records in the one reading.
         close: dict[Partition, int] = {}
-        for behind in starts.values():
+        for behind in starts.values() if self.read_records else ():
             for key, start in behind.items():
                 if ends(key)[1] - start <= EXACT_BELOW:
                     close[key] = min(start, close.get(key, start))

@@ -244,43 +244,64 @@ def reconcile(
     since_ms = int(since.timestamp() * 1000)
     back = dt.datetime.now(dt.UTC) - dt.timedelta(days=analytics_days + 3)
     run, everything = read_stays(settings, min(since_ms, int(back.timestamp() * 1000)), since_ms)
-    event_ids = [event["event_id"] for event in run.events]
+    oldest = (dt.datetime.now(dt.UTC) - dt.timedelta(days=analytics_days)).date()
+    touched = {day for _, day in stay_days(run.events) if day > oldest}
+    found = published_outcomes(settings, run.events, since, touched)
+    days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
+    return [
+        *notices_checks(run, found.ledger),
+        emails_check(found.sent, emails_on_disk(maildir, started)),
+        covid_check(run, found.opened),
+        analytics_check(days, found.counted),
+    ]
+
+
+@dataclass(frozen=True)
+class PublishedOutcomes:
+    """What the services recorded of a run, as the views they publish to the operator show it."""
+
+    ledger: list[LedgerRow]
+    sent: list[str]
+    """Ids of the notices sent since the run began."""
+    opened: list[str]
+    """Ids of the follow-up cases of the run's movements."""
+    counted: dict[tuple[str, dt.date], int]
+    """Stay events counted per establishment and UTC day, for the days asked."""
+
+
+def published_outcomes(
+    settings: Settings,
+    events: Iterable[Mapping[str, Any]],
+    since: dt.datetime,
+    days: Iterable[dt.date],
+) -> PublishedOutcomes:
+    """Read from notify's, covid's and analytics' published views (``settings`` names the
+    operator), never from their tables."""
+    event_ids = [event["event_id"] for event in events]
+    movements = [movement_key(event) for event in events]
     with connect(settings) as conn:
         ledger = conn.execute(
             "SELECT notification_id::text, event_id, movement_key, recipient_rpps, state, kind "
-            "FROM notification WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
-            (event_ids, [movement_key(event) for event in run.events]),
+            "FROM notify.v_notices WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
+            (event_ids, movements),
         ).fetchall()
-        sent = [
-            str(row[0])
-            for row in conn.execute(
-                "SELECT notification_id::text FROM notification "
-                "WHERE state = 'sent' AND sent_at >= %s",
-                (since,),
-            ).fetchall()
-        ]
-        opened = [
-            str(row[0])
-            for row in conn.execute(
-                "SELECT case_id::text FROM covid_case WHERE movement_key = ANY(%s)",
-                ([movement_key(event) for event in run.events],),
-            ).fetchall()
-        ]
-        oldest = (dt.datetime.now(dt.UTC) - dt.timedelta(days=analytics_days)).date()
-        touched = {day for _, day in stay_days(run.events) if day > oldest}
-        counted = {
-            (str(establishment), day): int(count)
-            for establishment, day, count in conn.execute(
-                "SELECT establishment, (window_start AT TIME ZONE 'UTC')::date, sum(count) "
-                "FROM analytics_counts WHERE metric = 'stay_events' AND granularity = 'DAY' "
-                "AND (window_start AT TIME ZONE 'UTC')::date = ANY(%s) GROUP BY 1, 2",
-                (sorted(touched),),
-            ).fetchall()
-        }
-    days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
-    return [
-        *notices_checks(run, ledger),
-        emails_check(sent, emails_on_disk(maildir, started)),
-        covid_check(run, opened),
-        analytics_check(days, counted),
-    ]
+        sent = conn.execute(
+            "SELECT notification_id::text FROM notify.v_notices "
+            "WHERE state = 'sent' AND sent_at >= %s",
+            (since,),
+        ).fetchall()
+        opened = conn.execute(
+            "SELECT case_id::text FROM covid.v_cases WHERE movement_key = ANY(%s)", (movements,)
+        ).fetchall()
+        counted = conn.execute(
+            "SELECT establishment, (window_start AT TIME ZONE 'UTC')::date, sum(count) "
+            "FROM analytics.v_counts WHERE metric = 'stay_events' AND granularity = 'DAY' "
+            "AND (window_start AT TIME ZONE 'UTC')::date = ANY(%s) GROUP BY 1, 2",
+            (sorted(days),),
+        ).fetchall()
+    return PublishedOutcomes(
+        ledger=[tuple(str(value) for value in row) for row in ledger],  # type: ignore[misc]
+        sent=[str(row[0]) for row in sent],
+        opened=[str(row[0]) for row in opened],
+        counted={(str(place), day): int(count) for place, day, count in counted},
+    )

@@ -38,6 +38,8 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
+from services.directory.__main__ import IMPORT_REFUSED
+from services.directory.bootstrap import PRACTITIONERS_TOPIC
 from services.stack.layout import StackLayout
 
 SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
@@ -180,7 +182,8 @@ def emails_since(maildir: Path, started: float) -> int:
 def pending_notices(settings: Settings) -> int:
     with connect(settings) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM notification WHERE state IN ('pending', 'retrying', 'sending')"
+            "SELECT count(*) FROM notify.v_notices "
+            "WHERE state IN ('pending', 'retrying', 'sending')"
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -226,6 +229,68 @@ class RunFigures:
     lines: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PublishedFigures:
+    """What the summary reads from the views notify, covid and analytics publish."""
+
+    states: dict[str, int]
+    """Notices created since the run began, by state."""
+    p50: float | None
+    p99: float | None
+    """Seconds from MLLP receipt to SMTP acceptance, of the notices received since."""
+    backlog: int
+    """Notices created since, about events received before."""
+    covid: tuple[int, int]
+    """Follow-up cases opened since: all, positive."""
+    analytics: tuple[int, int]
+    """The hourly windows updated since: stay events, notices sent."""
+
+
+def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigures:
+    """Read as ``settings``' principal (the operator), from the published views only."""
+    with connect(settings) as conn:
+        states = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM notify.v_notices WHERE created_at >= %s "
+                "GROUP BY state",
+                (since,),
+            ).fetchall()
+        )
+        latency = "extract(epoch FROM sent_at - received_at)"
+        percentiles = conn.execute(
+            f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {latency}), "
+            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notify.v_notices "
+            "WHERE state = 'sent' AND received_at >= %s",
+            (since,),
+        ).fetchone()
+        p50, p99 = percentiles if percentiles else (None, None)
+        backlog = conn.execute(
+            "SELECT count(*) FROM notify.v_notices WHERE created_at >= %s AND received_at < %s",
+            (since, since),
+        ).fetchone()
+        covid = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') "
+            "FROM covid.v_cases WHERE opened_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
+        # What analysts see: the hourly windows this run wrote to (on a first run, all of them).
+        analytics = conn.execute(
+            "SELECT coalesce(sum(count) FILTER (WHERE metric = 'stay_events'), 0), "
+            "coalesce(sum(count) FILTER (WHERE metric = 'notifications' "
+            "AND delivery_status = 'SENT'), 0) FROM analytics.v_counts "
+            "WHERE granularity = 'HOUR' AND updated_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
+    return PublishedFigures(
+        states={str(state): int(count) for state, count in states.items()},
+        p50=float(p50) if p50 is not None else None,
+        p99=float(p99) if p99 is not None else None,
+        backlog=int(backlog[0]) if backlog else 0,
+        covid=(int(covid[0]), int(covid[1])),
+        analytics=(int(analytics[0]), int(analytics[1])),
+    )
+
+
 def summary(settings: Settings, since: dt.datetime, started: float, maildir: Path) -> RunFigures:
     since_ms = int(since.timestamp() * 1000)
     registry = make_registry_client(settings)
@@ -247,39 +312,9 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         reasons[
             unroutable_serde.deserialize("stays.unroutable", message.value() or b"")["reason"]
         ] += 1
-    with connect(settings) as conn:
-        states = dict(
-            conn.execute(
-                "SELECT state, count(*) FROM notification WHERE created_at >= %s GROUP BY state",
-                (since,),
-            ).fetchall()
-        )
-        latency = "extract(epoch FROM sent_at - received_at)"
-        percentiles = conn.execute(
-            f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {latency}), "
-            f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {latency}) FROM notification "
-            "WHERE state = 'sent' AND received_at >= %s",
-            (since,),
-        ).fetchone()
-        p50, p99 = percentiles if percentiles else (None, None)
-        backlog_row = conn.execute(
-            "SELECT count(*) FROM notification WHERE created_at >= %s AND received_at < %s",
-            (since, since),
-        ).fetchone()
-        backlog = int(backlog_row[0]) if backlog_row else 0
-        covid = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE covid_status = 'POSITIVE') FROM covid_case "
-            "WHERE opened_at >= %s",
-            (since,),
-        ).fetchone() or (0, 0)
-        # What analysts see: the hourly windows this run wrote to (on a first run, all of them).
-        analytics = conn.execute(
-            "SELECT coalesce(sum(count) FILTER (WHERE metric = 'stay_events'), 0), "
-            "coalesce(sum(count) FILTER (WHERE metric = 'notifications' "
-            "AND delivery_status = 'SENT'), 0) FROM analytics_counts "
-            "WHERE granularity = 'HOUR' AND updated_at >= %s",
-            (since,),
-        ).fetchone() or (0, 0)
+    published = published_figures(settings, since)
+    states, backlog, p50, p99 = published.states, published.backlog, published.p50, published.p99
+    covid, analytics = published.covid, published.analytics
     on_disk = emails_since(maildir, started)
     lines = ["", "Summary of this run", "", "HL7 messages received per establishment:"]
     for code, name in names.items():
@@ -333,13 +368,35 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
     )
 
 
+def load_directory_sample(replace: bool, topic: str = PRACTITIONERS_TOPIC) -> None:
+    """The run's practitioners: the shipped sample, imported like any extract."""
+    _say("Loading the directory sample...")
+    command = [sys.executable, "-m", "services.directory", "--topic", topic, "import", "--sample"]
+    loaded = subprocess.run(
+        [*command, "--max-removed-share", "1"] if replace else command, cwd=PROJECT_ROOT
+    )
+    if loaded.returncode == IMPORT_REFUSED:
+        # The import said why above: the stack holds practitioners the sample does not have.
+        raise RunError(
+            "the stack's directory was loaded from other extracts (by a test or by hand): "
+            "`make run REPLACE_DIRECTORY=1` replaces it with the sample, `make clean` starts "
+            "afresh"
+        )
+    if loaded.returncode != 0:
+        raise RunError(f"loading the directory sample stopped with exit {loaded.returncode}")
+
+
 def run(
     settings: Settings,
     simulator_args: list[str],
     keep_running: bool,
     figures: list[RunFigures] | None = None,
+    replace_directory: bool = False,
 ) -> int:
-    """The run; 0 when it went through. ``figures`` receives what it measured."""
+    """The run; 0 when it went through. ``figures`` receives what it measured.
+
+    ``replace_directory`` lets the sample replace whatever directory the stack holds (the
+    directory import otherwise refuses to remove most of it, rightly for a real extract)."""
     from services.stack.__main__ import up
     from services.stack.components import all_components
 
@@ -357,12 +414,7 @@ def run(
 
     signal.signal(signal.SIGTERM, on_interrupt)
     try:
-        _say("Loading the directory sample...")
-        subprocess.run(
-            [sys.executable, "-m", "services.directory", "import", "--sample"],
-            cwd=PROJECT_ROOT,
-            check=True,
-        )
+        load_directory_sample(replace_directory)
         _say("Starting the services (logs in .stack/logs/)...")
         for name in SERVICES:
             # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.paths import DEPLOY_DIR, PROJECT_ROOT
+from services.common.settings import KafkaSecurity, local_kafka_security
 
 ACCESS_TOML = DEPLOY_DIR / "access.toml"
 
@@ -52,6 +53,11 @@ class Principal:
     registry: bool = False
     local_only: bool = False
     """Exists on the local stack only (the tests' principal), never rendered for deployment."""
+
+    @property
+    def uses_database(self) -> bool:
+        """It connects to PostgreSQL: to own its schema, or to read others' published views."""
+        return self.schema or bool(self.views_of)
 
 
 _LISTS = ("read", "write", "groups", "transactional_ids", "describe_groups", "views_of")
@@ -85,6 +91,12 @@ def declared_principals(path: Path = ACCESS_TOML) -> dict[str, Principal]:
     return principals
 
 
+def deployed_principals(path: Path = ACCESS_TOML) -> list[Principal]:
+    """The principals a deployment renders (Kubernetes users, Secrets, network policies): every
+    one but the local stack's own."""
+    return [item for item in declared_principals(path).values() if not item.local_only]
+
+
 def principal(name: str) -> Principal:
     found = declared_principals().get(name)
     if found is None:
@@ -116,6 +128,10 @@ class LocalSecrets:
             return self.path(name).read_text(encoding="ascii").strip() or None
         except (FileNotFoundError, PermissionError):
             return None
+
+    def kafka_security(self, name: str) -> KafkaSecurity:
+        """How ``name`` signs in to the local broker; its password is made if there is none."""
+        return local_kafka_security(name, self.ensure(name))
 
     def ensure(self, name: str) -> str:
         """The password of ``name``, made now if there is none yet."""
@@ -173,8 +189,10 @@ def kafka_grants(who: Principal) -> list[Grant]:
         _named("transactionalId", name, ("Write", "Describe")) for name in who.transactional_ids
     ]
     if who.internal_prefix:
-        grants.append(Grant("topic", who.internal_prefix, "prefix", ALL_OPERATIONS))
-        grants.append(Grant("group", who.internal_prefix, "prefix", ALL_OPERATIONS))
+        # "*" is every name; any other prefix is written without its trailing star.
+        owned = "*" if who.internal_prefix == "*" else f"{who.internal_prefix}*"
+        grants.append(_named("topic", owned, ALL_OPERATIONS))
+        grants.append(_named("group", owned, ALL_OPERATIONS))
     if who.describe_groups:
         grants += [_named("group", name, ("Describe",)) for name in who.describe_groups]
         # The lag of a group is its committed offsets against each partition's end: the topics'

@@ -29,6 +29,9 @@ from services.common.serde import AvroSerde, UndecodableValue
 
 Handler = Callable[[str, dict[str, Any]], None]
 """Called with the record's topic and decoded value, inside the batch's transaction."""
+TombstoneHandler = Callable[[str, bytes | None], None]
+"""Called with the topic and key of a tombstone (a null value: the key's record is deleted, on a
+compacted topic), inside the batch's transaction."""
 
 
 class BatchConsumer:
@@ -42,12 +45,16 @@ class BatchConsumer:
         handle: Handler,
         log: structlog.stdlib.BoundLogger,
         policy: PoisonPolicy | None = None,
+        handle_tombstone: TombstoneHandler | None = None,
     ) -> None:
+        """Without ``handle_tombstone``, tombstones are read past: a consumer that keeps nothing
+        per key of that topic has nothing to forget."""
         self.consumer = consumer
         self.topics = topics
         self.conn = conn
         self.dead_letters = dead_letters
         self.handle = handle
+        self.handle_tombstone = handle_tombstone
         self.log = log
         self.processed = 0
         self.policy = policy or PoisonPolicy.from_env()
@@ -106,7 +113,12 @@ class BatchConsumer:
         def attempt() -> None:
             # A savepoint: a failed record takes back its own effects, not the batch's.
             with self.conn.transaction():
-                value = self.topics[topic].deserialize(topic, message.value() or b"")
+                raw = message.value()
+                if raw is None:  # a tombstone, not a record to decode
+                    if self.handle_tombstone is not None:
+                        self.handle_tombstone(topic, message.key())
+                    return
+                value = self.topics[topic].deserialize(topic, raw)
                 self.handle(topic, value)
 
         def poison(error: BaseException) -> None:

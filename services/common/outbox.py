@@ -59,7 +59,7 @@ def change_and_announce(
     returning: str,
     announce: Callable[[Conn, Mapping[str, Any]], None],
 ) -> int:
-    """Run an INSERT or UPDATE ``sql`` with ``RETURNING returning`` and hand each changed row
+    """Run an INSERT, UPDATE or DELETE ``sql`` with ``RETURNING returning`` and hand each row
     to ``announce`` (which enqueues its record) in the caller's transaction; how many rows
     changed. A row the statement left alone (an ``ON CONFLICT ... WHERE`` that did not match)
     announces nothing."""

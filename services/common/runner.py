@@ -69,10 +69,12 @@ def run_service(
     name: str, start: Callable[[Settings, structlog.stdlib.BoundLogger], ServiceThreads]
 ) -> None:
     """The body of ``python -m services.<name>`` for a service built on ``ServiceThreads``:
-    JSON logs, settings from the environment, ``/metrics`` and ``/health``, clean stop on
-    SIGTERM or SIGINT. ``start`` builds and starts the service and returns its threads."""
+    JSON logs, settings from the environment (as the principal ``name``), ``/metrics`` and
+    ``/health``, clean stop on SIGTERM or SIGINT. ``start`` builds and starts the service and
+    returns its threads."""
     log = configure_logging(name)
-    threads = start(Settings.from_env(), log)
+    # Each service is the principal of its own name (deploy/access.toml).
+    threads = start(Settings.from_env(principal=name), log)
     threads.stop_on_signals()
     threads.serve_observability()
     log.info("started")  # the service is bound to the logger

@@ -91,7 +91,8 @@ def _number(name: str, raw: str, kind: type, minimum: float | None, unit: str) -
 
 @dataclass(frozen=True)
 class KafkaSecurity:
-    """Client security for a real cluster; the local stack uses PLAINTEXT."""
+    """How a client signs in to Kafka: from the environment on a real cluster; on the local stack,
+    SASL_PLAINTEXT with SCRAM-SHA-512 as the caller's principal (``local_kafka_security``)."""
 
     protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -189,8 +190,9 @@ class Settings:
             smtp_ca_file=optional("SMTP_CA_FILE"),
             mllp_host=text("MLLP_HOST", defaults.mllp_host),
             mllp_port=port("MLLP_PORT", defaults.mllp_port),
+            # Credentials or a protocol named in the environment win over the local stack's.
             kafka_security=local.kafka_security
-            if local and not env.get("KAFKA_SASL_USERNAME")
+            if local and not (env.get("KAFKA_SASL_USERNAME") or env.get("KAFKA_SECURITY_PROTOCOL"))
             else KafkaSecurity(
                 protocol=text("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
                 sasl_mechanism=optional("KAFKA_SASL_MECHANISM"),
@@ -225,6 +227,16 @@ LOCAL_POSTGRES = "localhost:5433"
 LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
 
 
+def local_kafka_security(principal: str, password: str) -> KafkaSecurity:
+    """How ``principal`` signs in to the local stack's broker (SASL/SCRAM, no TLS on loopback)."""
+    return KafkaSecurity(
+        protocol="SASL_PLAINTEXT",
+        sasl_mechanism=LOCAL_KAFKA_MECHANISM,
+        sasl_username=principal,
+        sasl_password=password,
+    )
+
+
 @dataclass(frozen=True)
 class _LocalCredentials:
     kafka_security: KafkaSecurity
@@ -242,11 +254,6 @@ def _local_credentials(env: Mapping[str, str], principal: str | None) -> _LocalC
     if password is None:
         return None
     return _LocalCredentials(
-        kafka_security=KafkaSecurity(
-            protocol="SASL_PLAINTEXT",
-            sasl_mechanism=LOCAL_KAFKA_MECHANISM,
-            sasl_username=principal,
-            sasl_password=password,
-        ),
+        kafka_security=local_kafka_security(principal, password),
         database_url=f"postgresql://{principal}:{password}@{LOCAL_POSTGRES}/{LOCAL_DATABASE}",
     )

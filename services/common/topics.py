@@ -1,7 +1,8 @@
 """The platform's topics, declared once in deploy/topics.toml, and their creation.
 
 ``declared_topics()`` expands ``stays.raw.{establishment}`` for every row of
-deploy/establishments.csv, so a twelfth establishment is one line of data.
+deploy/establishments.csv, so a twelfth establishment is one line of data. Every topic's
+retention is written with its reason: a declaration without one is refused.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -28,6 +30,8 @@ class TopicSpec:
     compacted: bool
     retention_ms: int
     doc: str = ""
+    retention_reason: str = ""
+    """Why its records are kept as long as they are (required in deploy/topics.toml)."""
 
     @property
     def subject(self) -> str:
@@ -44,6 +48,28 @@ class TopicSpec:
         return config
 
 
+class TopicDeclarationError(ValueError):
+    """deploy/topics.toml declares a topic the platform cannot create as written."""
+
+
+def _retention_ms(entry: dict[str, Any], path: Path) -> int:
+    """A topic's time retention, checked against its purpose: every topic gives its reason; a
+    deleting topic says how many days, a compacted one keeps the latest record per key and
+    must not pretend otherwise."""
+    name = entry["name"]
+    if not str(entry.get("retention_reason", "")).strip():
+        raise TopicDeclarationError(f"{path}: topic {name!r} has no retention_reason")
+    compacted = bool(entry.get("compacted", False))
+    if compacted and "retention_days" in entry:
+        raise TopicDeclarationError(
+            f"{path}: topic {name!r} is compacted: it keeps the latest record of each key, "
+            "retention_days does not apply (say in retention_reason when a key goes)"
+        )
+    if not compacted and "retention_days" not in entry:
+        raise TopicDeclarationError(f"{path}: topic {name!r} has no retention_days")
+    return int(entry.get("retention_days", 0)) * DAY_MS
+
+
 def raw_topic(establishment_code: str) -> str:
     return f"{RAW_TOPIC_PREFIX}{establishment_code}"
 
@@ -57,6 +83,7 @@ def declared_topics(
     codes = [item.code for item in (establishments or load_establishments())]
     specs: list[TopicSpec] = []
     for entry in declaration["topic"]:
+        retention_ms = _retention_ms(entry, path)
         names = (
             [entry["name"].format(establishment=code) for code in codes]
             if "{establishment}" in entry["name"]
@@ -69,11 +96,9 @@ def declared_topics(
                     value_schema=entry.get("value_schema"),
                     partitions=int(entry.get("partitions", defaults.get("partitions", 3))),
                     compacted=bool(entry.get("compacted", False)),
-                    retention_ms=int(
-                        entry.get("retention_days", defaults.get("retention_days", 14))
-                    )
-                    * DAY_MS,
+                    retention_ms=retention_ms,
                     doc=entry.get("doc", ""),
+                    retention_reason=entry["retention_reason"].strip(),
                 )
             )
     return specs

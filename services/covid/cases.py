@@ -2,7 +2,9 @@
 
 The change and its record commit together (the common outbox), and timers are columns
 (``remind_at``, ``complete_at``) rather than in-memory schedules: they survive restarts, and
-several replicas share them through ``FOR UPDATE SKIP LOCKED``.
+several replicas share them through ``FOR UPDATE SKIP LOCKED``. A case is deleted
+``COVID_RETENTION_DAYS`` after it closed, with a tombstone for its key in the same transaction;
+only its id is kept, so that a replayed discharge does not open it again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class FollowupPublisher:
             self.serde.serialize(self.topic, value),
         )
 
+    def forget(self, conn: Conn, row: Mapping[str, Any]) -> None:
+        """A tombstone for a purged case: compaction then removes its records from the topic."""
+        enqueue(conn, OUTBOX_OWNER, self.topic, str(row["case_id"]), None)
+
 
 def _patient_to_json(patient: Mapping[str, Any]) -> str:
     birth = patient.get("birth_date")
@@ -78,6 +84,10 @@ def open_case(
     movement = f"{event['establishment']}:{event['movement']['movement_id']}"
     discharged_at = event["movement"]["occurred_at"]
     patient = event["patient"]
+    if conn.execute(
+        "SELECT 1 FROM covid_case_purged WHERE case_id = %s", (case_id(movement),)
+    ).fetchone():
+        return 0  # followed, closed and purged already: a replay of its discharge
     return _changed(
         conn,
         publisher,
@@ -163,4 +173,29 @@ def complete_due(conn: Conn, publisher: FollowupPublisher) -> int:
             "WHERE case_id IN (SELECT case_id FROM covid_case WHERE state = 'REMINDED' "
             "AND complete_at <= now() LIMIT 200 FOR UPDATE SKIP LOCKED)",
             (),
+        )
+
+
+def purge_closed(
+    conn: Conn, publisher: FollowupPublisher, retention: dt.timedelta, limit: int
+) -> int:
+    """Delete, in one transaction, up to ``limit`` cases closed longer than ``retention`` ago,
+    each with its tombstone in the outbox and its id kept; how many."""
+
+    def forget(conn: Conn, row: Mapping[str, Any]) -> None:
+        conn.execute(
+            "INSERT INTO covid_case_purged (case_id) VALUES (%s) ON CONFLICT DO NOTHING",
+            (row["case_id"],),
+        )
+        publisher.forget(conn, row)
+
+    with conn.transaction():
+        return change_and_announce(
+            conn,
+            "DELETE FROM covid_case WHERE case_id IN (SELECT case_id FROM covid_case "
+            "WHERE state = 'CLOSED' AND closed_at < now() - %s ORDER BY closed_at LIMIT %s "
+            "FOR UPDATE SKIP LOCKED)",
+            (retention, limit),
+            "case_id",
+            forget,
         )

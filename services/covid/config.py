@@ -26,6 +26,13 @@ class CovidConfig:
     )
     """How long after the reminder an untouched case is closed as complete."""
     timer_interval: float = setting(1.0, "COVID_TIMER_INTERVAL_SECONDS", minimum=0.01)
+    retention: dt.timedelta = setting(
+        dt.timedelta(days=30), "COVID_RETENTION_SECONDS", "COVID_RETENTION_DAYS", minimum=0
+    )
+    """How long after its closure a case is kept (for the GP's questions, a late correction);
+    then it is deleted and a tombstone removes it from ``covid.followups``."""
+    purge_interval: float = setting(3600.0, "COVID_PURGE_INTERVAL_SECONDS", minimum=0.01)
+    purge_batch: int = setting(500, "COVID_PURGE_BATCH", minimum=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CovidConfig:

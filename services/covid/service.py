@@ -1,8 +1,9 @@
 """Builds the covid follow-up service from its settings and runs it.
 
 Threads: intake (stay events → cases, through ``BatchConsumer``), the timer (reminders and
-completions, from the database, so a restart loses none), and the outbox relay (case states →
-``covid.followups``, which notify reads to write to the GP).
+completions, from the database, so a restart loses none), the retention timer (cases deleted
+``COVID_RETENTION_DAYS`` after closure, a tombstone each), and the outbox relay (case states and
+tombstones → ``covid.followups``, which notify reads to write to the GP).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.observability import lag_from_statistics
 from services.common.outbox import Conn
 from services.common.paths import PROJECT_ROOT
+from services.common.retention import Purge, purge_periodically
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
@@ -113,6 +115,7 @@ class CovidService:
         )
         self.threads.spawn("intake", consumer.run)
         self.threads.spawn("timer", lambda stop: self._timers(stop, publisher))
+        self.threads.spawn("retention", lambda stop: self._purge(stop, publisher))
         relay = outbox.OutboxRelay(
             connect(self.settings),
             make_producer(self.settings, "covid-followups"),
@@ -132,3 +135,14 @@ class CovidService:
                 if reminded or completed:
                     self.log.info("follow-up timers fired", reminded=reminded, completed=completed)
                 stop.wait(self.config.timer_interval)
+
+    def _purge(self, stop: threading.Event, publisher: cases.FollowupPublisher) -> None:
+        with connect(self.settings, autocommit=True) as conn:
+            closed_cases = Purge(
+                "closed follow-up cases",
+                lambda limit: cases.purge_closed(conn, publisher, self.config.retention, limit),
+                self.config.purge_batch,
+            )
+            purge_periodically(
+                stop, [closed_cases], self.config.purge_interval, self.log.bind(part="retention")
+            )

@@ -10,7 +10,7 @@ from services.dashboard.config import DashboardConfig
 
 def main() -> None:
     log = configure_logging("dashboard")
-    run(Settings.from_env(), DashboardConfig.from_env(), log)
+    run(Settings.from_env(principal="dashboard"), DashboardConfig.from_env(), log)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ class LagWatch:
 
     def _read(self) -> list[GroupLag]:
         if self._reader is None:
-            self._reader = LagReader(self.settings)
+            # The dashboard's principal reads offsets, never a record (deploy/access.toml).
+            self._reader = LagReader(self.settings, read_records=False)
         return self._reader.read(self.groups)
 
     def _close(self) -> None:

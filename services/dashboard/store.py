@@ -1,9 +1,9 @@
-"""Reads the day's figures from PostgreSQL: the analytics counts and views, notify's ledger and
-covid's cases, in one read-only snapshot so that the figures on the page agree with each other.
+"""Reads the day's figures from PostgreSQL, in one read-only snapshot so that the figures on the
+page agree with each other: only the views that analytics, notify and covid publish to the
+dashboard's role (``deploy/access.toml``, ``views_of``), never their tables.
 
-No query selects a column that holds patient data (``covid_case.patient``, ``ins``,
-``identity_key``; ``notification.message``, the recipient's address): only counts, states and
-times leave the database.
+Those views carry no patient data (no patient, INS or identity key of a case; no rendered message
+or recipient's address of a notice): only counts, states and times leave the database.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from services.dashboard.overview import DayRows, Latency, day_bounds, default_day
 
 LATEST_ACTIVITY = """
-    SELECT max(window_start) AS latest FROM analytics_counts
+    SELECT max(window_start) AS latest FROM analytics.v_counts
     WHERE metric = 'stay_events' AND granularity = 'HOUR' AND window_start < %(before)s
 """
 
@@ -26,13 +26,13 @@ HOURLY_STAYS = """
     SELECT establishment,
            extract(hour FROM window_start AT TIME ZONE 'Europe/Paris')::int AS hour,
            sum(count)::bigint AS stay_events
-    FROM analytics_counts
+    FROM analytics.v_counts
     WHERE metric = 'stay_events' AND granularity = 'HOUR'
       AND window_start >= %(start)s AND window_start < %(end)s
     GROUP BY 1, 2
 """
 
-DAILY_STAYS = "SELECT * FROM daily_stays WHERE day = %(day)s"
+DAILY_STAYS = "SELECT * FROM analytics.daily_stays WHERE day = %(day)s"
 
 # 'sending' is with the SMTP server right now; 'uncertain' went out or not before a crash and is
 # never resent: an operator looks at those in the ledger, they are not 'waiting'.
@@ -41,7 +41,7 @@ EMAILS = """
            count(*) FILTER (WHERE state = 'sent') AS sent,
            count(*) FILTER (WHERE state = 'failed') AS failed,
            count(*) FILTER (WHERE state IN ('pending', 'retrying', 'sending')) AS waiting
-    FROM notification
+    FROM notify.v_notices
     WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY establishment
 """
@@ -52,7 +52,7 @@ LATENCY = """
            count(*) AS count
     FROM (
         SELECT extract(epoch FROM sent_at - received_at)::float8 AS seconds
-        FROM notification
+        FROM notify.v_notices
         WHERE state = 'sent' AND sent_at IS NOT NULL AND received_at IS NOT NULL
           AND created_at >= %(start)s AND created_at < %(end)s
     ) AS delivered
@@ -63,12 +63,12 @@ COVID_CASES = """
            count(*) FILTER (WHERE state <> 'CLOSED') AS open,
            count(*) FILTER (WHERE state = 'REMINDED') AS reminded,
            count(*) FILTER (WHERE opened_at >= %(start)s AND opened_at < %(end)s) AS opened_on_day
-    FROM covid_case
+    FROM covid.v_cases
     WHERE state <> 'CLOSED' OR (opened_at >= %(start)s AND opened_at < %(end)s)
     GROUP BY establishment
 """
 
-COVID_DISCHARGES = "SELECT * FROM daily_covid_discharges WHERE day = %(day)s"
+COVID_DISCHARGES = "SELECT * FROM analytics.daily_covid_discharges WHERE day = %(day)s"
 
 
 class DashboardStore:

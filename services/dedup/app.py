@@ -198,7 +198,7 @@ def build_app(
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal="dedup")
     config = DedupConfig.from_env()
     threads = ServiceThreads(SERVICE, configure_logging(SERVICE))
     # Every log line names the service, whichever module or task it comes from.

@@ -36,6 +36,9 @@ from services.directory.service import (
 from services.directory.store import DirectoryError
 
 BAD_ROWS_SHOWN = 20
+IMPORT_REFUSED = 3
+"""The exit status of an import refused on its merits (a truncated file, a wrong layout), told
+apart from a crash (1) by whoever runs the import, such as ``make run``."""
 
 
 def _say(text: str) -> None:
@@ -141,7 +144,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         for path in (args.personnes, args.mssante):
             if not path.exists():
                 parser.error(f"{path}: no such file")
-    directory = build(settings or Settings.from_env(), topic=args.topic)
+    directory = build(settings or Settings.from_env(principal="directory"), topic=args.topic)
     try:
         if args.command == "import":
             _say(f"Importing {args.personnes} and {args.mssante}...")
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 )
             except (DirectoryError, ExtractLayoutError) as error:
                 _say(f"Import refused: {error}")
-                return 1
+                return IMPORT_REFUSED
             print("\n".join(summary_lines(summary)), flush=True)
             log.info(
                 "directory.imported",

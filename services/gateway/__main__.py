@@ -17,7 +17,7 @@ def main() -> None:
     # context, which every task of the event loop inherits.
     structlog.contextvars.bind_contextvars(service="gateway")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry lookup
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal="gateway")
     try:
         config = GatewayConfig.from_settings(settings)
         config.tls.server_context()  # refuse to start, saying what to set, before any work

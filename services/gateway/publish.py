@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", type=Path, help="JSON lines files; - for stdin")
     args = parser.parse_args(argv)
     try:
-        publisher = StayEventPublisher(Settings.from_env(), args.establishment, topic=args.topic)
+        publisher = StayEventPublisher(
+            Settings.from_env(principal="gateway"), args.establishment, topic=args.topic
+        )
         lines = read_lines(args.files)
     except (InvalidStayEvent, OSError, json.JSONDecodeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -36,6 +36,13 @@ class NotifyConfig:
     extra_secure_domains: tuple[str, ...] = setting((), "NOTIFY_EXTRA_SECURE_DOMAINS")
     max_recipients: int = setting(MAX_RECIPIENTS, "NOTIFY_MAX_RECIPIENTS", minimum=1)
     """Recipients of one event past this many are recorded as skipped, with the reason."""
+    retention: dt.timedelta = setting(
+        dt.timedelta(days=30), "NOTIFY_RETENTION_SECONDS", "NOTIFY_RETENTION_DAYS", minimum=0
+    )
+    """How long after its final status (sent, failed, skipped, uncertain) a notice keeps its
+    rendered message, to be resent or looked into; then only its status trail is kept."""
+    purge_interval: float = setting(3600.0, "NOTIFY_PURGE_INTERVAL_SECONDS", minimum=0.01)
+    purge_batch: int = setting(500, "NOTIFY_PURGE_BATCH", minimum=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:

@@ -3,10 +3,15 @@
 Each worker claims one notice at a time (``FOR UPDATE SKIP LOCKED``), so a recipient whose server
 is slow or failing holds one worker, never the service. Transient failures are retried with
 exponential backoff until ``give_up_after``; permanent ones and uncertain hand-offs are failed
-and dead-lettered with the rendered message, for an operator to inspect or replay. A notice whose
-address is not a plain address of the trust space never reaches SMTP: it fails the same way. One
-whose delivery raises on its content (``services.common.poison``) is tried ``POISON_ATTEMPTS``
-times, then failed and dead-lettered the same way, naming only the error's class.
+and dead-lettered, for an operator to look into or resend (``harpicoop replay-dead-letters``). A
+notice whose address is not a plain address of the trust space never reaches SMTP: it fails the
+same way. One whose delivery raises on its content (``services.common.poison``) is tried
+``POISON_ATTEMPTS`` times, then failed and dead-lettered the same way, naming only the error's
+class.
+
+A dead letter is a reference to the ledger row (its notification id), never the rendered email:
+the message stays in the ledger, which purges it ``NOTIFY_RETENTION_DAYS`` after the notice's
+final status, and is not copied to a topic that keeps it on its own terms.
 """
 
 from __future__ import annotations
@@ -25,6 +30,14 @@ from services.notify import ledger
 from services.notify.config import NotifyConfig
 from services.notify.smtp import Delivery, Outcome, SmtpSender
 from services.notify.status import StatusRecorder
+
+REFERENCE_HEADER = "notification_id"
+"""The dead letter header naming the ledger row it refers to."""
+
+
+def dead_letter_reference(notification_id: str) -> bytes:
+    """The key and value of a notice's dead letter: its ledger row's id, none of its content."""
+    return notification_id.encode("ascii")
 
 
 class DeliveryWorker:
@@ -103,14 +116,7 @@ class DeliveryWorker:
                 )
                 log.warning("notice delivery failed; to retry", error=type(error).__name__)
                 return
-            self.dead_letters.send(
-                key=notice.notification_id,
-                value=notice.message,
-                reason=f"notice failed: {detail}",
-                error=error,
-                description=detail,
-                headers=[("notification_id", notice.notification_id.encode())],
-            )
+            self._dead_letter(notice, f"notice failed: {detail}", error=error, description=detail)
             ledger.finish(self.conn, self.statuses, notice.notification_id, "failed", detail=detail)
             PROCESSED.labels("notify", "failed").inc()
             log.error("notice not delivered", state="failed", error=type(error).__name__)
@@ -119,6 +125,24 @@ class DeliveryWorker:
                 raise
             # Left 'sending': the sweeper marks it uncertain once its lease has run out.
             log.error("notice outcome not recorded", error=type(second).__name__)
+
+    def _dead_letter(
+        self,
+        notice: ledger.Claimed,
+        reason: str,
+        *,
+        error: Exception | None = None,
+        description: str | None = None,
+    ) -> None:
+        reference = dead_letter_reference(notice.notification_id)
+        self.dead_letters.send(
+            key=reference,
+            value=reference,
+            reason=reason,
+            error=error,
+            description=description,
+            headers=[(REFERENCE_HEADER, reference)],
+        )
 
     def _deliver(self, notice: ledger.Claimed) -> None:
         log = self.log.bind(notification_id=notice.notification_id, attempt=notice.attempts)
@@ -163,11 +187,8 @@ class DeliveryWorker:
             state = "uncertain" if outcome is Outcome.UNCERTAIN else "failed"
         # The dead letter first: should it fail, the notice stays 'sending' and expires to
         # 'uncertain' rather than being marked failed with no trace of its message.
-        self.dead_letters.send(
-            key=notice.notification_id,
-            value=notice.message,
-            reason=f"notice {state} (SMTP {delivery.smtp_code or 'no reply'}): {detail}",
-            headers=[("notification_id", notice.notification_id.encode())],
+        self._dead_letter(
+            notice, f"notice {state} (SMTP {delivery.smtp_code or 'no reply'}): {detail}"
         )
         ledger.finish(
             self.conn,

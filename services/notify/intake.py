@@ -23,6 +23,7 @@ from services.notify.notices import (
     decide,
     decide_followup,
     followup_event_id,
+    followup_movement_key,
     movement_key,
 )
 from services.notify.render import (
@@ -62,6 +63,14 @@ class Intake:
             self._followup(value)
         else:
             self._stay_event(value)
+
+    def forget(self, topic: str, key: bytes | None) -> None:
+        """A tombstone: on ``covid.followups``, the case was purged upstream (retention), so the
+        messages of its settled notices go now too; its notices' status trail stays."""
+        if topic != self.config.followups_topic or key is None:
+            return
+        purged = ledger.purge_messages_of(self.conn, followup_movement_key(key.decode()))
+        self.log.info("follow-up case forgotten", notices_purged=purged)
 
     def _stay_event(self, enriched: dict[str, Any]) -> None:
         event = enriched["event"]
@@ -104,7 +113,7 @@ class Intake:
                 notice.recipient,
                 self._establishment(followup["establishment"]),
             )
-            self._record(notice, ledger_event, f"covid:{followup['case_id']}", context)
+            self._record(notice, ledger_event, followup_movement_key(followup["case_id"]), context)
 
     def _establishment(self, code: str) -> str:
         return self.establishment_names.get(code, code)

@@ -1,12 +1,16 @@
 """The notification ledger in PostgreSQL: what was decided, what was sent, what is due.
 
 Every outcome is recorded with its status in the outbox, in the same transaction, so each one
-reaches ``notifications.status`` even if the service stops right after the change.
+reaches ``notifications.status`` even if the service stops right after the change. A notice's
+rendered message is purged ``NOTIFY_RETENTION_DAYS`` after its final status; its status trail
+(ids, states, attempts, SMTP codes, times) stays.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +21,8 @@ from services.notify.status import STATUS_COLUMNS, StatusRecorder
 
 _DELIVERED_STATES = ("sent", "sending", "uncertain")
 _WAITING_STATES = ("pending", "retrying")
+FINAL_STATES = ("sent", "failed", "skipped", "uncertain")
+"""States a notice leaves only when an operator asks for a resend."""
 
 
 @dataclass(frozen=True)
@@ -162,3 +168,62 @@ def expire_stale_claims(conn: Conn, statuses: StatusRecorder, lease: dt.timedelt
             "WHERE state = 'sending' AND claimed_at < now() - %s",
             (detail, lease),
         )
+
+
+def purge_messages(conn: Conn, retention: dt.timedelta, limit: int) -> int:
+    """Purge, in one transaction, the messages of up to ``limit`` notices whose final status is
+    older than ``retention``; how many. Rows another transaction holds are left for next time."""
+    with conn.transaction():
+        cursor = conn.execute(
+            "UPDATE notification SET message = NULL, message_purged_at = now() "
+            "WHERE notification_id IN ("
+            "  SELECT notification_id FROM notification"
+            "  WHERE message IS NOT NULL AND state = ANY(%s) AND updated_at < now() - %s"
+            "  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (list(FINAL_STATES), retention, limit),
+        )
+        return cursor.rowcount
+
+
+def purge_messages_of(conn: Conn, movement_key: str) -> int:
+    """Purge now the messages of a movement's settled notices (its subject's data was deleted
+    upstream); one still to send keeps its message until its own final status."""
+    return conn.execute(
+        "UPDATE notification SET message = NULL, message_purged_at = now() "
+        "WHERE movement_key = %s AND message IS NOT NULL AND state = ANY(%s)",
+        (movement_key, list(FINAL_STATES)),
+    ).rowcount
+
+
+class ResendOutcome(enum.StrEnum):
+    RESENDING = "resending"
+    """Failed or uncertain, message kept: pending again, the delivery workers send it."""
+    PURGED = "purged"
+    """Its message was purged (retention): there is nothing left to send."""
+    NOT_FAILED = "not_failed"
+    """Sent, skipped, or already waiting to go: nothing to do."""
+    UNKNOWN = "unknown"
+    """No such notice in this ledger."""
+
+
+@dataclass(frozen=True)
+class Resend:
+    outcome: ResendOutcome
+    state: str | None
+    purged_at: dt.datetime | None
+
+
+def request_resend(conn: Conn, notification_id: str, *, dry_run: bool = False) -> Resend:
+    """An operator's resend of a dead-lettered notice, through the ledger's own function
+    (migration 005): the only right it needs on the ledger."""
+    try:
+        uuid.UUID(notification_id)
+    except ValueError:
+        return Resend(ResendOutcome.UNKNOWN, None, None)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT outcome, found_state, purged_at FROM request_resend(%s, %s)",
+            (notification_id, dry_run),
+        ).fetchone()
+    assert row is not None  # the function always returns one row
+    return Resend(ResendOutcome(row[0]), row[1], row[2])

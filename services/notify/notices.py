@@ -154,6 +154,11 @@ def followup_event_id(case_id: str, reminders_sent: int) -> str:
     return f"covid:{case_id}:{reminders_sent}"
 
 
+def followup_movement_key(case_id: str) -> str:
+    """What a case's notices are grouped under in the ledger, as a stay's are by movement."""
+    return f"covid:{case_id}"
+
+
 def decide_followup(followup: Mapping[str, Any], extra_domains: Iterable[str] = ()) -> list[Notice]:
     """A newly opened case tells the GP; each reminder reminds them; closing says nothing."""
     gp = followup.get("gp")

@@ -1,8 +1,9 @@
 """Builds the notify service from its settings and runs its threads until asked to stop.
 
 Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
-outbox relay (statuses → ``notifications.status``) and one sweeper expiring interrupted
-hand-offs. Each has its own database connection.
+outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
+hand-offs, and the retention timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after
+their notice's final status. Each has its own database connection.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from services.common.establishments import load_establishments
 from services.common.kafka import make_consumer, make_producer
 from services.common.observability import lag_from_statistics
 from services.common.paths import PROJECT_ROOT
+from services.common.retention import Purge, purge_periodically
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
@@ -79,6 +81,7 @@ class NotifyService:
             conn=intake_conn,
             dead_letters=dead_letters,
             handle=intake.handle,
+            handle_tombstone=intake.forget,
             log=self.log.bind(part="intake"),
         )
         self.threads.spawn("intake", consumer.run)
@@ -105,6 +108,7 @@ class NotifyService:
         )
         self.threads.spawn("status", relay.run)
         self.threads.spawn("sweeper", self._sweep)
+        self.threads.spawn("retention", self._purge)
         self.log.info(
             "notify started", input_topic=self.config.input_topic, senders=self.config.senders
         )
@@ -118,3 +122,14 @@ class NotifyService:
                 if expired:
                     self.log.error("interrupted deliveries marked uncertain", count=expired)
                 stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))
+
+    def _purge(self, stop: threading.Event) -> None:
+        with connect(self.settings, autocommit=True) as conn:
+            messages = Purge(
+                "notice messages",
+                lambda limit: ledger.purge_messages(conn, self.config.retention, limit),
+                self.config.purge_batch,
+            )
+            purge_periodically(
+                stop, [messages], self.config.purge_interval, self.log.bind(part="retention")
+            )

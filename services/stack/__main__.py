@@ -1,28 +1,48 @@
-"""``python -m services.stack up|down|status|contract|tls``: the local stack, as ``make up`` and
-``make down``; ``contract`` deploys only the topics, schemas and migrations, to any cluster the
-environment names (the Kubernetes and compose deployments run it); ``tls`` only writes the local
-CA and the MLLP certificates under ``.stack/tls/`` (``up`` does it too).
+"""``python -m services.stack up|down|clean|status|contract|topics|schemas|roles|tls``: the local
+stack, as ``make up`` and ``make down``; ``contract`` deploys only the topics, schemas and
+migrations, to any cluster the environment names; ``topics`` and ``schemas`` only create the
+missing topics and register the schemas, for a deployment where each service migrates its own
+schema as its owner when it starts (compose runs both; on Kubernetes the Topic Operator makes the
+topics, so ``schemas`` alone); ``roles`` provisions the roles, schemas and grants of
+``deploy/access.toml`` in the database of ``DATABASE_URL``, an administrator's (passwords are the
+administrator's to set); ``tls`` only writes the local CA and the MLLP certificates under
+``.stack/tls/`` (``up`` does it too).
 
-``up`` installs what is missing, starts each component, waits for its health check, then deploys
-the platform's contract: every declared topic, every value schema (BACKWARD compatible), every
-service's database migrations. Running it twice is harmless.
+``up`` installs what is missing, starts each component, waits for its health check, provisions
+PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
+declared topic, ``deploy/access.toml`` as each principal's SCRAM credential and Kafka ACLs
+(applied as the broker's super user ``admin``), every value schema (BACKWARD compatible), every
+owner's database migrations (run as that owner). Running it twice is harmless. ``clean`` removes
+what ``up`` made, PostgreSQL's data kept outside the stack folder included (``make clean``, after
+``down``).
+
+``contract --acls`` and ``topics --acls`` also apply the declaration's ACLs (not its credentials,
+which a real cluster keeps elsewhere) to a cluster that is the platform's own and not managed by
+Strimzi; they run as the principal the environment names, which must be allowed to alter the
+cluster's ACLs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 import sys
 import time
 
+from services.common import outbox
+from services.common.access import ADMIN, LocalSecrets, declared_principals
+from services.common.acls import apply_access
 from services.common.db import apply_migrations, connect
 from services.common.kafka import make_admin
 from services.common.paths import PROJECT_ROOT
 from services.common.serde import SchemaCompatibilityError, make_registry_client, register_schemas
 from services.common.settings import Settings
 from services.common.topics import declared_topics, ensure_topics
-from services.stack.components import Postgres, all_components
+from services.stack.components import Kafka, Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
+from services.stack.roles import owners, provision
 from services.stack.tls import ensure_tls
 
 
@@ -30,19 +50,57 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def deploy_contract(settings: Settings) -> None:
-    """Topics, schemas and migrations: what every service relies on being there."""
+def deploy_contract(
+    settings: Settings, *, acls: bool = False, credentials: LocalSecrets | None = None
+) -> None:
+    """Topics, schemas and migrations: what every service relies on being there (``acls`` and
+    ``credentials``: as ``deploy_topics``)."""
+    deploy_topics(settings, acls=acls, credentials=credentials)
+    deploy_schemas(settings)
+    migrate_as_owners(settings)
+
+
+def migrate_as_owners(settings: Settings) -> None:
+    """Each owner's migrations, and the common outbox's, in its own schema, connected as that
+    owner: never as a superuser, so that what they create belongs to the service.
+
+    Only where the environment gives each owner its own credentials (the local stack's
+    secrets); elsewhere each service applies its own at start, as it always does.
+    """
+    for owner in owners(declared_principals().values()):
+        folder = PROJECT_ROOT / "services" / owner / "migrations"
+        if not folder.is_dir():
+            continue
+        as_owner = Settings.from_env(principal=owner)
+        if as_owner.database_url == settings.database_url:
+            _say("  migrations: each service applies its own at start (no owner credentials)")
+            return
+        with connect(as_owner) as conn:
+            applied = apply_migrations(conn, "common", outbox.MIGRATIONS)
+            applied += apply_migrations(conn, owner, folder)
+        if applied:
+            _say(f"  migrations of {owner} (as {owner}): {', '.join(applied)}")
+
+
+def deploy_topics(
+    settings: Settings, *, acls: bool = False, credentials: LocalSecrets | None = None
+) -> None:
+    """Every declared topic that does not exist yet (an existing one is never changed). With
+    ``acls``, the access declaration's ACLs too; with ``credentials`` (the local stack's
+    passwords), each principal's SCRAM credential and the local-only principals (the tests')."""
+    admin = make_admin(settings)
     specs = declared_topics()
-    created = ensure_topics(make_admin(settings), specs)
+    created = ensure_topics(admin, specs)
     _say(f"  topics: {len(specs)} declared, {len(created)} created")
-    ids = register_schemas(make_registry_client(settings), specs)
+    if acls or credentials is not None:
+        _say(f"  access: {apply_access(admin, local=credentials)}")
+
+
+def deploy_schemas(settings: Settings) -> None:
+    """Every value schema, registered with BACKWARD compatibility: a release that would break a
+    consumer stops here. Needs the registry only."""
+    ids = register_schemas(make_registry_client(settings), declared_topics())
     _say(f"  schemas: {len(ids)} subjects registered (BACKWARD)")
-    folders = sorted(PROJECT_ROOT.glob("services/*/migrations"))
-    with connect(settings) as conn:
-        for folder in folders:
-            applied = apply_migrations(conn, folder.parent.name, folder)
-            if applied:
-                _say(f"  migrations of {folder.parent.name}: {', '.join(applied)}")
 
 
 def tls(layout: StackLayout) -> None:
@@ -67,13 +125,17 @@ def up(layout: StackLayout) -> None:
             f"(port {component.port}, log {component.log})"
         )
         if component is postgres:
+            _say(f"  {'':9} {postgres.where()}")
             # The registry keeps its data here: it must be up before the registry starts.
             postgres.wait_healthy()
             postgres.bootstrap()
     for component in components:
         component.wait_healthy()
         _say(f"  {component.name:9} healthy")
-    deploy_contract(Settings.from_env())
+    kafka = next(item for item in components if isinstance(item, Kafka))
+    # Kafka as its super user, the one principal that may create topics and apply the ACLs.
+    admin = dataclasses.replace(Settings.from_env(), kafka_security=kafka.security(ADMIN))
+    deploy_contract(admin, credentials=kafka.secrets)
     _say(
         f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
         f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
@@ -85,6 +147,16 @@ def down(layout: StackLayout) -> None:
     for component in reversed(all_components(layout)):
         stopped = component.stop()
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
+
+
+def clean(layout: StackLayout) -> None:
+    """Everything ``up`` made: the stack folder and PostgreSQL's data kept outside it."""
+    postgres = Postgres(layout)
+    removed = postgres.forget()
+    if removed:
+        _say(f"  postgres  removed {removed}")
+    shutil.rmtree(layout.root, ignore_errors=True)
+    _say(f"  removed {layout.root}")
 
 
 def status(layout: StackLayout) -> int:
@@ -104,7 +176,16 @@ def status(layout: StackLayout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m services.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "contract", "tls"])
+    parser.add_argument(
+        "command",
+        choices=["up", "down", "clean", "status", "contract", "topics", "schemas", "roles", "tls"],
+    )
+    parser.add_argument(
+        "--acls",
+        action="store_true",
+        help="contract, topics: also apply deploy/access.toml as ACLs (a cluster that is the "
+        "platform's own and not managed by Strimzi)",
+    )
     args = parser.parse_args()
     layout = StackLayout.default()
     try:
@@ -112,10 +193,21 @@ def main() -> None:
             up(layout)
         elif args.command == "down":
             down(layout)
+        elif args.command == "clean":
+            down(layout)
+            clean(layout)
         elif args.command == "tls":
             tls(layout)
         elif args.command == "contract":
-            deploy_contract(Settings.from_env())
+            deploy_contract(Settings.from_env(principal=ADMIN), acls=args.acls)
+        elif args.command == "topics":
+            deploy_topics(Settings.from_env(principal=ADMIN), acls=args.acls)
+        elif args.command == "schemas":
+            deploy_schemas(Settings.from_env())
+        elif args.command == "roles":
+            deployed = [who for who in declared_principals().values() if not who.local_only]
+            with connect(Settings.from_env()) as conn:
+                provision(conn, deployed)
         else:
             sys.exit(status(layout))
     except (StackError, SchemaCompatibilityError) as error:

@@ -8,7 +8,9 @@ declared up only when its health check passes. Starting a running component does
 from __future__ import annotations
 
 import base64
+import functools
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -23,10 +25,15 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import sql
 
+from services.common.access import ADMIN, LocalSecrets, declared_principals
+from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
-from services.stack.layout import StackLayout, read_versions
+from services.common.settings import LOCAL_DATABASE, KafkaSecurity, local_kafka_security
+from services.stack.layout import OUTSIDE_STATE, StackLayout, postgres_home, read_versions
 from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
+from services.stack.roles import provision
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -116,24 +123,72 @@ class Postgres(Component):
     """Debian's PostgreSQL server binaries running a cluster of the project's own.
 
     PostgreSQL refuses to run as root, so when we are root the server runs as Debian's
-    ``postgres`` system user (or one we create). The superuser trusts local socket connections
-    only; TCP clients use the ``harpicoop`` role's password.
+    ``postgres`` system user (or one we create). That user must reach the cluster's folder: when
+    the stack folder is closed to it (a clone in root's home), the data, socket and log live in
+    a folder of this checkout's own under ``/var/lib/harpicoop`` instead (``postgres_home``).
+
+    The superuser trusts connections on the socket only, which is in a folder only the server's
+    user (and root) can enter: it provisions roles and databases, and nothing else runs as it.
+    Every principal of ``deploy/access.toml`` logs in over TCP with its own password
+    (``services.stack.roles``); the schema registry has its own role and database.
     """
 
     name = "postgres"
     port = 5433
     start_timeout = 60.0
-    app_role = "harpicoop"
-    app_password = "harpicoop"
-    databases = ("harpicoop", "registry")
+    database = LOCAL_DATABASE
+    registry_database = "registry"
+    registry_role = "registry"
+    legacy_role = "harpicoop"
+    """The one role every service and the registry shared before each had its own."""
+
+    def __init__(self, layout: StackLayout, port: int | None = None) -> None:
+        """Another port serves a throwaway cluster in tests (from a folder closed to others)."""
+        super().__init__(layout)
+        self.port = port or self.port
+
+    @functools.cached_property
+    def home(self) -> Path:
+        """The folder of the data, the socket and (when outside the stack folder) the log."""
+        user = self.server_user()
+        entry = pwd.getpwnam(user) if user else None
+        gids = os.getgrouplist(entry.pw_name, entry.pw_gid) if entry else []
+        return postgres_home(
+            self.layout.postgres,
+            self.layout.postgres_outside,
+            entry.pw_uid if entry else None,
+            gids,
+        )
+
+    @property
+    def outside(self) -> bool:
+        """True when the data is kept outside the stack folder, under /var/lib/harpicoop."""
+        return self.home != self.layout.postgres
+
+    @property
+    def log(self) -> Path:
+        return self.home / "postgres.log" if self.outside else self.layout.log(self.name)
 
     @property
     def data(self) -> Path:
-        return self.layout.postgres / "data"
+        return self.home / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.layout.postgres / "socket"
+        return self.home / "socket"
+
+    @property
+    def secrets(self) -> LocalSecrets:
+        return LocalSecrets(self.layout.secrets)
+
+    def where(self) -> str:
+        """Where the data is, for ``make up``'s output."""
+        if not self.outside:
+            return f"data in {self.data}"
+        return (
+            f"data in {self.data}: the '{self.server_user()}' user cannot reach "
+            f"{self.layout.root}; 'make clean' removes it"
+        )
 
     def bin_dir(self) -> Path:
         candidates = sorted(
@@ -154,11 +209,12 @@ class Postgres(Component):
             )
         print("  installing Debian's postgresql package (apt-get)...", flush=True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-q"], what="apt-get update", log=self.log, env=env)
+        log = self.layout.log(self.name)
+        run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
         run(
             ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
             what="apt-get install postgresql",
-            log=self.log,
+            log=log,
             env=env,
         )
 
@@ -190,26 +246,30 @@ class Postgres(Component):
         return ["runuser", "-u", user, "--", *argv] if user else argv
 
     def _prepare_dirs(self) -> None:
-        self.layout.postgres.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        if self.outside:
+            OUTSIDE_STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.touch()
+        if self.outside:
+            # Whose folder this is, for someone who finds it under /var/lib/harpicoop.
+            (self.home / "checkout").write_text(f"{self.layout.root}\n", encoding="utf-8")
         user = self.server_user()
         if user is None:
             return
         entry = pwd.getpwnam(user)
-        for path in (self.layout.postgres, self.socket_dir, self.log):
+        for path in (self.home, self.socket_dir, self.log):
             os.chown(path, entry.pw_uid, entry.pw_gid)
         if self.data.exists():
             os.chown(self.data, entry.pw_uid, entry.pw_gid)
         probe = subprocess.run(
-            ["runuser", "-u", user, "--", "test", "-w", str(self.layout.postgres)], check=False
+            ["runuser", "-u", user, "--", "test", "-w", str(self.home)], check=False
         )
         if probe.returncode != 0:
             raise StackError(
-                f"the '{user}' user cannot reach {self.layout.postgres}: a parent folder is closed "
-                f"to other users. Move the checkout (or set HARPICOOP_STACK_DIR) to a path all "
-                f"users can traverse, such as /srv or /work"
+                f"the '{user}' user cannot write to {self.home}: check its permissions and "
+                f"those of the folders above it"
             )
 
     def _initdb(self) -> None:
@@ -276,8 +336,8 @@ class Postgres(Component):
             what="pg_ctl start",
         )
 
-    def superuser_conninfo(self) -> str:
-        return f"host={self.socket_dir} port={self.port} user=postgres dbname=postgres"
+    def superuser_conninfo(self, database: str = "postgres") -> str:
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname={database}"
 
     def healthy(self) -> bool:
         try:
@@ -288,22 +348,49 @@ class Postgres(Component):
             return False
 
     def bootstrap(self) -> None:
-        """The application role and databases; idempotent."""
+        """The registry's role and database, the platform's database, and in it the roles,
+        schemas and grants of ``deploy/access.toml``, passwords from the stack's secrets (reset
+        each time: they follow the files). Idempotent."""
+        secrets = self.secrets
         with psycopg.connect(self.superuser_conninfo(), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.app_role,)
-            ).fetchone()
-            if not exists:
-                conn.execute(
-                    f"CREATE ROLE {self.app_role} LOGIN CREATEDB PASSWORD '{self.app_password}'"
+            if conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.legacy_role,)
+            ).fetchone():
+                raise StackError(
+                    f"this stack's PostgreSQL predates the per-service roles (one role "
+                    f"'{self.legacy_role}' for everything): run 'make clean' then 'make up' to "
+                    f"rebuild the local stack (its local data is lost)"
                 )
-            # DROP DATABASE ... WITH (FORCE) must be able to end an autovacuum worker too.
-            conn.execute(f"GRANT pg_signal_backend TO {self.app_role}")
-            for database in self.databases:
+            registry = sql.Identifier(self.registry_role)
+            if not conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (self.registry_role,)
+            ).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(registry))
+            conn.execute(
+                sql.SQL(
+                    "ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                ).format(registry, sql.Literal(secrets.ensure(self.registry_role)))
+            )
+            # The platform's database belongs to the superuser, so that no service owns its
+            # public schema; the registry's belongs to the registry, and only it may connect.
+            for database, owner in ((self.database, None), (self.registry_database, registry)):
+                name = sql.Identifier(database)
                 if not conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
                 ).fetchone():
-                    conn.execute(f"CREATE DATABASE {database} OWNER {self.app_role}")
+                    conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                if owner is not None:
+                    conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, owner))
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        with psycopg.connect(self.superuser_conninfo(self.database)) as conn:
+            provision(conn, declared_principals().values(), secrets.ensure)
+
+    def role_url(self, principal: str, database: str | None = None) -> str:
+        """How ``principal`` reaches ``database`` (the platform's by default) over TCP."""
+        password = self.secrets.ensure(principal)
+        return (
+            f"postgresql://{principal}:{password}@localhost:{self.port}/{database or self.database}"
+        )
 
     def stop(self) -> bool:
         if not self.running():
@@ -316,13 +403,42 @@ class Postgres(Component):
         )
         return True
 
+    def forget(self) -> Path | None:
+        """Remove the data kept outside the stack folder (``make clean``); the folder removed,
+        or None when the data lives in the stack folder. Stop the server first."""
+        if not self.outside or not self.home.exists():
+            return None
+        if self.running():
+            raise StackError(f"PostgreSQL still runs from {self.data}: 'make down' first")
+        shutil.rmtree(self.home)
+        return self.home
+
 
 class Kafka(Component):
-    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central."""
+    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central.
+
+    Every connection authenticates and every request is authorized:
+
+    - the client listener (``port``) takes SASL/SCRAM-SHA-512 only. The broker also talks to
+      itself there (transaction markers, for instance) as the super user ``admin``;
+    - the controller listener (``controller_port``) takes SASL/PLAIN with the one user ``admin``,
+      whose password is in this file's JAAS entry. SCRAM is not possible there: its credentials
+      live in the metadata log the controller serves, so the controller cannot need them to let
+      the broker in. A client without the admin's password is refused there as on the client port;
+      nobody is let in anonymously, so no ``User:ANONYMOUS`` super user is needed;
+    - ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``: besides ``admin``,
+      a principal may do only what an ACL from ``deploy/access.toml`` lets it.
+
+    The admin's SCRAM credential is written into the metadata at format time (``--add-scram``),
+    so the broker can sign in to itself from its first start. A data folder formatted before
+    authentication (or whose admin password was lost) keeps its topics and offsets: the broker
+    is started once the old open way, long enough to add the admin's credential, then restarted.
+    """
 
     name = "kafka"
     port = 9092
     controller_port = 9093
+    mechanism = "SCRAM-SHA-512"
 
     def __init__(
         self, layout: StackLayout, port: int | None = None, controller_port: int | None = None
@@ -331,6 +447,7 @@ class Kafka(Component):
         super().__init__(layout)
         self.port = port or self.port
         self.controller_port = controller_port or self.controller_port
+        self.secrets = LocalSecrets(layout.secrets)
 
     @property
     def home(self) -> Path:
@@ -348,6 +465,20 @@ class Kafka(Component):
     @property
     def config(self) -> Path:
         return self.layout.kafka / "server.properties"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"localhost:{self.port}"
+
+    @property
+    def _admin_stamp(self) -> Path:
+        """Which admin password the metadata holds a SCRAM credential of (a digest of it): none
+        means a data folder from before authentication."""
+        return self.data / "harpicoop-admin.sha256"
+
+    def security(self, principal: str = ADMIN) -> KafkaSecurity:
+        """How ``principal`` signs in to this broker (its password made if there is none)."""
+        return self.secrets.kafka_security(principal)
 
     def install(self) -> None:
         stamp = self.home / ".complete"
@@ -374,17 +505,62 @@ class Kafka(Component):
         )
         stamp.touch()
 
-    def _write_config(self) -> None:
-        self.layout.kafka.mkdir(parents=True, exist_ok=True)
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
-            "listeners": f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}",
+    def _listener_settings(self, password: str) -> dict[str, str]:
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        return {
+            "listeners": (
+                f"CLIENT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}"
+            ),
+            "advertised.listeners": f"CLIENT://localhost:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "CLIENT",
+            "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "listener.name.client.sasl.enabled.mechanisms": self.mechanism,
+            "sasl.mechanism.inter.broker.protocol": self.mechanism,
+            "listener.name.client.scram-sha-512.sasl.jaas.config": (
+                f'{scram} required username="{ADMIN}" password="{password}";'
+            ),
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            # username/password: how this node signs in to its controller; user_admin: the one
+            # user the controller listener accepts.
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{ADMIN}" password="{password}" '
+                f'user_{ADMIN}="{password}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
+        }
+
+    def _open_listener_settings(self) -> dict[str, str]:
+        """The listeners of a stack from before authentication: used only for the moment it
+        takes to give such a data folder the admin's credential."""
+        return {
+            "listeners": (
+                f"PLAINTEXT://localhost:{self.port},CONTROLLER://localhost:{self.controller_port}"
+            ),
             "advertised.listeners": f"PLAINTEXT://localhost:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+
+    def _write_config(self, *, open_listeners: bool = False) -> None:
+        self.layout.kafka.mkdir(parents=True, exist_ok=True)
+        # Its records are patients' stays and HL7 messages: for the stack's owner only.
+        os.chmod(self.layout.kafka, 0o700)
+        listeners = (
+            self._open_listener_settings()
+            if open_listeners
+            else self._listener_settings(self.secrets.ensure(ADMIN))
+        )
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
+            **listeners,
             "log.dirs": str(self.data),
             "num.partitions": "3",
             "offsets.topic.replication.factor": "1",
@@ -399,7 +575,11 @@ class Kafka(Component):
             "auto.create.topics.enable": "false",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
-        self.config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        # It holds the admin's password: readable by the stack's owner only, from the start.
+        descriptor = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.chmod(self.config, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write("".join(f"{key}={value}\n" for key, value in settings.items()))
 
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         java = _require_tool("java", "a Java 17 runtime (Debian package 'openjdk-17-jre-headless')")
@@ -414,44 +594,106 @@ class Kafka(Component):
             *args,
         ]
 
+    def _admin_digest(self) -> str:
+        return hashlib.sha256(self.secrets.ensure(ADMIN).encode("ascii")).hexdigest()
+
     def _format(self) -> None:
-        if (self.data / "meta.properties").exists():
-            return
+        """A new data folder, with the admin's SCRAM credential in its first metadata."""
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would take it for an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        password = self.secrets.ensure(ADMIN)
         run(
             self._java(
                 "kafka.tools.StorageTool",
                 "format",
-                "--ignore-formatted",
                 "-t",
                 cluster_id,
                 "-c",
                 str(self.config),
+                "--add-scram",
+                f'{self.mechanism}=[name={ADMIN},password="{password}"]',
             ),
             what="formatting Kafka storage",
             log=self.log,
         )
+        self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
 
-    def spawn(self) -> None:
-        self._write_config()
-        self._format()
+    def _admin_credential_missing(self) -> bool:
+        try:
+            return self._admin_stamp.read_text(encoding="ascii").strip() != self._admin_digest()
+        except FileNotFoundError:
+            return True
+
+    def _add_admin_credential(self) -> None:
+        """Start the broker the open way it was made, give it the admin's SCRAM credential,
+        stop it: its topics, records and offsets are kept."""
+        from confluent_kafka.admin import AdminClient
+
+        self._write_config(open_listeners=True)
+        self._spawn_broker()
+        try:
+            wait_until(
+                lambda: self._answers({}),
+                timeout=self.start_timeout,
+                what=f"{self.name} (started open to add the admin's credential)",
+                log=self.log,
+                alive=self.running,
+            )
+            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+            set_scram_credentials(admin, [ADMIN], self.secrets.ensure)
+        finally:
+            self.stop()
+        self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
+
+    def _spawn_broker(self) -> None:
         argv = self._java("kafka.Kafka", str(self.config), heap="1g")
         argv[1:1] = ["-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
         spawn(argv, log=self.log, pidfile=self.layout.pidfile(self.name))
 
-    def healthy(self) -> bool:
+    def spawn(self) -> None:
+        self._write_config()
+        if not (self.data / "meta.properties").exists():
+            self._format()
+        elif self._admin_credential_missing():
+            print(
+                f"  kafka     {self.data} holds no SCRAM credential of the current admin password "
+                f"(made before authentication, or .stack/secrets was renewed): starting it open "
+                f"on localhost once to add it; its topics, records and offsets are kept",
+                flush=True,
+            )
+            self._add_admin_credential()
+            self._write_config()
+        self._spawn_broker()
+
+    def _answers(self, security: dict[str, str]) -> bool:
         from confluent_kafka.admin import AdminClient
 
         if not port_open(self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": f"localhost:{self.port}", "log_level": 0})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, "log_level": 0, **security}
+        )
         try:
             metadata = admin.list_topics(timeout=3)
         except Exception:
             return False
         return bool(metadata.brokers)
+
+    def healthy(self) -> bool:
+        """The broker answers the admin, signed in."""
+        password = self.secrets.get(ADMIN)
+        if password is None:  # never started by this code: it cannot be asked
+            return False
+        return self._answers(local_kafka_security(ADMIN, password).librdkafka_config())
+
+    def start(self) -> bool:
+        if self.running() and not self.healthy() and self._answers({}):
+            raise StackError(
+                f"Kafka on port {self.port} runs without authentication (started before the "
+                f"stack required it): run 'make down', then 'make up' (its data is kept)"
+            )
+        return super().start()
 
 
 class Registry(Component):
@@ -511,9 +753,13 @@ class Registry(Component):
             "QUARKUS_MANAGEMENT_PORT": str(self.management_port),
             "APICURIO_STORAGE_KIND": "sql",
             "APICURIO_STORAGE_SQL_KIND": "postgresql",
-            "APICURIO_DATASOURCE_URL": f"jdbc:postgresql://localhost:{Postgres.port}/registry",
-            "APICURIO_DATASOURCE_USERNAME": Postgres.app_role,
-            "APICURIO_DATASOURCE_PASSWORD": Postgres.app_password,
+            "APICURIO_DATASOURCE_URL": (
+                f"jdbc:postgresql://localhost:{Postgres.port}/{Postgres.registry_database}"
+            ),
+            "APICURIO_DATASOURCE_USERNAME": Postgres.registry_role,
+            "APICURIO_DATASOURCE_PASSWORD": LocalSecrets(self.layout.secrets).ensure(
+                Postgres.registry_role
+            ),
             # Subjects deleted by hand (for instance after a failed experiment) must really go.
             "APICURIO_REST_DELETION_ARTIFACT_ENABLED": "true",
             "APICURIO_REST_DELETION_ARTIFACT_VERSION_ENABLED": "true",

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.paths import DEPLOY_DIR, PROJECT_ROOT
 
 VERSIONS_FILE = DEPLOY_DIR / "versions.mk"
+
+OUTSIDE_STATE = Path("/var/lib/harpicoop")
+"""Where PostgreSQL keeps a checkout's data when its server user cannot reach the stack folder
+(a clone in root's home, closed to other users): one folder per checkout."""
 
 
 def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
@@ -57,6 +64,18 @@ class StackLayout:
         return self.root / "postgres"
 
     @property
+    def postgres_outside(self) -> Path:
+        """This checkout's PostgreSQL folder under ``OUTSIDE_STATE``, named by a short hash of
+        the stack folder's path so that two checkouts never share one."""
+        key = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return OUTSIDE_STATE / key
+
+    @property
+    def secrets(self) -> Path:
+        """The principals' passwords (``services.common.access.LocalSecrets``)."""
+        return self.root / "secrets"
+
+    @property
     def mail(self) -> Path:
         """Every message the local SMTP server accepted, one ``.eml`` file each."""
         return self.root / "mail"
@@ -75,3 +94,39 @@ class StackLayout:
     def make_dirs(self) -> None:
         for folder in (self.dist, self.logs, self.run, self.kafka, self.postgres, self.mail):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+def reachable_by(path: Path, uid: int, gids: Collection[int]) -> bool:
+    """True when the user ``uid`` (in groups ``gids``) may traverse every existing folder from
+    ``/`` down to ``path``, by the permission bits the kernel checks (ACLs aside). Folders not
+    made yet are the stack's to create with the right owner."""
+    if uid == 0:
+        return True
+    for folder in [*reversed(path.parents), path]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return True
+        if info.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in gids:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def postgres_home(
+    inside: Path, outside: Path, server_uid: int | None, server_gids: Collection[int]
+) -> Path:
+    """Where PostgreSQL keeps its data, socket and log: in the stack folder (``inside``) when
+    the server's user can reach it, else ``outside``. Once a cluster lives outside it stays
+    there, even if the checkout's folder is opened later: its data is not moved behind the
+    user's back. ``server_uid`` None: the server runs as us."""
+    if (outside / "data" / "PG_VERSION").exists():
+        return outside
+    if server_uid is None or reachable_by(inside, server_uid, server_gids):
+        return inside
+    return outside

@@ -3,7 +3,8 @@
 Every accepted message is written atomically as one ``.eml`` file (RFC 5322, as received, with
 ``Return-Path`` and one ``X-Original-To`` per envelope recipient prepended, as delivering MTAs do),
 so tests and people can read exactly what a GP would receive. The message is on disk before the
-server answers 250: an accepted message is never lost.
+server answers 250: an accepted message is never lost. A message names a patient, so each file is
+readable by its owner only (0600, in a 0700 folder), whatever the process's umask.
 
 Like an operator's server, it refuses unknown mailboxes: addresses listed, one per line, in
 ``refused-recipients.txt`` in the mail folder get ``550 5.1.1`` (read at each RCPT, so a test
@@ -29,6 +30,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 REFUSED_FILE = "refused-recipients.txt"
+MESSAGE_MODE = 0o600
+"""Each kept message: identity and clinical context, for the mail folder's owner only."""
 
 
 class MaildirHandler:
@@ -37,6 +40,7 @@ class MaildirHandler:
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
         self.maildir.mkdir(parents=True, exist_ok=True)
+        self.maildir.chmod(0o700)  # also when the stack's layout made it first
 
     def _refused(self) -> set[str]:
         try:
@@ -60,7 +64,9 @@ class MaildirHandler:
         data = ("\r\n".join(trace) + "\r\n").encode("ascii", "replace") + content
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:12]}.eml"
         temporary = self.maildir / f".{name}.tmp"
-        with open(temporary, "wb") as out:
+        # Created 0600 from the start (never readable by others, even for an instant).
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MESSAGE_MODE)
+        with open(descriptor, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from services.common.access import TESTS
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
 
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help=f"some of: {', '.join(available())}")
     args = parser.parse_args()
     names = args.names or available()
-    settings = Settings.from_env()
+    settings = Settings.from_env(principal=TESTS)
     report: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {

@@ -11,8 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from services.common.establishments import load_establishments
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.serde import AvroSerde, make_registry_client, register_schemas
@@ -27,7 +25,7 @@ from tests.analytics.support import (
     stay,
     total,
 )
-from tests.support import ServiceProcess, eventually
+from tests.support import ServiceProcess, eventually, local_database_server
 
 EVENTS = 5_000
 KINDS = ("ADMISSION", "TRANSFER", "DISCHARGE", "ADMISSION", "TRANSFER")
@@ -74,9 +72,8 @@ def run(settings: Settings) -> dict[str, Any]:
     register_schemas(registry, list(specs.values()))
     topics = {name: spec.name for name, spec in specs.items()}
     database = prefix.replace("-", "_")
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")
-    database_url = f"{settings.database_url.rpartition('/')[0]}/{database}"
+    database_server = local_database_server()
+    database_url = database_server.create(database)
 
     serde = AvroSerde(registry, "harpicoop.EnrichedStayEvent")
     producer = make_producer(settings, "bench-analytics")
@@ -120,8 +117,7 @@ def run(settings: Settings) -> dict[str, Any]:
         published.consumer.close()
         admin.delete_topics(list(topics.values()), operation_timeout=10)
         delete_internal_topics(admin, prefix)
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        database_server.drop(database)
     return {
         "events": EVENTS,
         "start_to_first_count_seconds": round(first_count - started, 2),

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from confluent_kafka.schema_registry import Schema
 
 from services.common.kafka import make_admin
@@ -34,6 +33,7 @@ from services.directory.sample import (
     write_extracts,
 )
 from services.directory.service import ImportSummary, import_extracts
+from tests.support import as_principal, local_database_server
 
 # About 1.1 activity rows per practitioner: this many give a personnes extract of a million rows.
 PRACTITIONERS = 905_000
@@ -119,34 +119,20 @@ def _figures(summary: ImportSummary, publish_seconds: float, published: int) -> 
     }
 
 
-def _drop_database(settings: Settings, database: str) -> None:
-    # An autovacuum worker busy on the database (after a million deletes from the outbox) cannot
-    # be terminated by the platform's role: wait for it to finish.
-    for attempt in range(60):
-        try:
-            with psycopg.connect(settings.database_url, autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            return
-        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
-            if attempt == 59:
-                raise
-            time.sleep(1)
-
-
 def run(settings: Settings) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     database = f"bench_directory_{suffix}"
     topic = f"bench-practitioners-{suffix}"
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")
+    database_server = local_database_server()
+    # The directory's own role, as the service runs: its migrations land in its schema.
+    database_url = as_principal(database_server.create(database), "directory")
     admin = make_admin(settings)
     spec = TopicSpec(topic, PRACTITIONER_SCHEMA, 3, True, retention_ms=3_600_000)
     ensure_topics(admin, [spec])
     make_registry_client(settings).register_schema(
         spec.subject, Schema(expanded_schema_json(PRACTITIONER_SCHEMA), "AVRO")
     )
-    base, _, _ = settings.database_url.rpartition("/")
-    bench_settings = dataclasses.replace(settings, database_url=f"{base}/{database}")
+    bench_settings = dataclasses.replace(settings, database_url=database_url)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-directory-") as name:
             folder = Path(name)
@@ -170,7 +156,7 @@ def run(settings: Settings) -> dict[str, Any]:
                 directory.close()
     finally:
         admin.delete_topics([topic])
-        _drop_database(settings, database)
+        database_server.drop(database)
     return {
         "generate_seconds": round(generate_seconds, 1),
         "first_import": _figures(first, first_publish, first_published),

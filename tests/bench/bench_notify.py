@@ -17,7 +17,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from tests.notify.builders import enriched, recipient
-from tests.support import MailServer, ServiceProcess, free_port, stack_env
+from tests.support import MailServer, ServiceProcess, free_port, local_database_server, stack_env
 
 EVENTS = 2_000
 
@@ -37,9 +37,8 @@ def _topic(settings: Settings, schema: str | None) -> str:
 
 def run(settings: Settings) -> dict[str, Any]:
     database = f"bench_notify_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {database}")
-    database_url = f"{settings.database_url.rpartition('/')[0]}/{database}"
+    database_server = local_database_server()
+    database_url = database_server.create(database)
     topics = {
         "input": _topic(settings, "harpicoop.EnrichedStayEvent"),
         "followups": _topic(settings, "harpicoop.CovidFollowup"),
@@ -102,8 +101,7 @@ def run(settings: Settings) -> dict[str, Any]:
             service.stop()
             mail.stop()
         on_disk = len(list((Path(folder) / "mail").glob("*.eml")))
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    database_server.drop(database)
     make_admin(settings).delete_topics(list(topics.values()))
     return {
         "events": EVENTS,

@@ -18,7 +18,7 @@ from services.common.serde import AvroSerde
 from tests.common.test_patient_data import FRAME
 from tests.common.test_serde import consume_one, stay_event
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("tests_environment")]
 
 
 def test_tail_decodes_records_and_hides_patient_data_unless_revealed_for_a_reason(

@@ -23,10 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from services.common.access import ADMIN
+from services.common.kafka import make_admin
 from services.common.paths import PROJECT_ROOT
-from tests.conftest import throwaway_broker
+from services.common.settings import Settings
+from tests.conftest import on_broker, throwaway_broker
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +57,13 @@ with LagReader(Settings.from_env()) as reader:
 # create its offsets topic and load the group coordinators while the reader asks.
 MEMBERS = """
 import sys
-from confluent_kafka import Consumer
+from services.common.kafka import make_consumer
+from services.common.settings import Settings
 
-bootstrap, topic, *groups = sys.argv[1:]
+topic, *groups = sys.argv[1:]
 members = []
 for group in groups:
-    member = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    member = make_consumer(Settings.from_env(), "member", group, log_level=0)
     member.subscribe([topic])
     members.append(member)
 while True:
@@ -82,7 +86,10 @@ def cpu_load() -> Iterator[None]:
 def start_a_broker_under_the_reader(tmp_path: Path) -> tuple[int | None, list[str]]:
     """A brand-new broker started while the reader asks; how the reader ended, its output."""
     broker = throwaway_broker(tmp_path)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{broker.port}"}
+    # As the broker's super user: its ACLs cannot be applied before it is up, and the readers
+    # ask from before.
+    settings = on_broker(Settings(), broker, ADMIN)
+    env = {**os.environ, **settings.environment()}
     output = tmp_path / "reader.out"
     with open(output, "w") as out:
         reader = subprocess.Popen(
@@ -97,10 +104,11 @@ def start_a_broker_under_the_reader(tmp_path: Path) -> tuple[int | None, list[st
                 sys.executable,
                 "-c",
                 MEMBERS,
-                env["KAFKA_BOOTSTRAP_SERVERS"],
                 TOPIC,
                 *(f"{group}-other" for group in GROUPS),
             ],
+            cwd=PROJECT_ROOT,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -108,7 +116,7 @@ def start_a_broker_under_the_reader(tmp_path: Path) -> tuple[int | None, list[st
         # The reader asks from before the broker listens until well after it is up.
         broker.start()
         broker.wait_healthy()
-        admin = AdminClient({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]})
+        admin = make_admin(settings)
         admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(timeout=60)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and reader.poll() is None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from services.common.db import connect
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.notify.builders import enriched, recipient
@@ -238,3 +239,66 @@ def test_poison_records_are_dead_lettered_and_the_next_discharge_opens_its_case(
     dead = dead_letters_on(consumer_factory(service.topics["dead_letter"]), 2)
     assert_poison_dead_lettered(dead, service.topics["enriched"], "covid")
     assert_alive_and_healthy(service)
+
+
+def test_a_closed_case_is_purged_with_a_tombstone_and_notify_forgets_it(
+    covid_factory: Callable[..., ServiceProcess],
+    notify_factory: Callable[..., ServiceProcess],
+    mail_server: MailServer,
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+    consumer_factory: Callable[..., Consumer],
+    empty_database: str,
+) -> None:
+    service = covid_factory(COVID_RETENTION_SECONDS="3", COVID_PURGE_INTERVAL_SECONDS="0.2")
+    address = f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
+    gp = recipient("10101010104", address)
+    notifier = notify_factory(mail_server, followups_topic=service.topics["followups"])
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], discharge("V6", "POSITIVE", gp, now))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+    case_id = followups.seen[0]["case_id"]
+    eventually(lambda: mail_server.to(address), what="the follow-up email")
+
+    publish(service.topics["enriched"], discharge("V6", "POSITIVE", gp, now, action="CANCEL"))
+    records = consumer_factory(service.topics["followups"])
+    seen: list[tuple[bytes | None, bool]] = []
+
+    def tombstone() -> bool:
+        for message in records.consume(100, timeout=0.5):
+            if message.error() is None:
+                seen.append((message.key(), message.value() is None))
+        return (case_id.encode(), True) in seen
+
+    eventually(tombstone, timeout=60, what="the tombstone of the purged case")
+    assert seen[-1] == (case_id.encode(), True) and seen.count((case_id.encode(), True)) == 1
+    with connect(empty_database) as conn:
+        assert conn.execute("SELECT count(*) FROM covid_case").fetchone() == (0,)
+        assert conn.execute("SELECT case_id::text FROM covid_case_purged").fetchall() == [
+            (case_id,)
+        ]
+
+        # Notify reads the tombstone past (no dead letter) and forgets the case's message.
+        def forgotten() -> bool:
+            rows = conn.execute(
+                "SELECT state, message FROM notification WHERE movement_key = %s",
+                (f"covid:{case_id}",),
+            ).fetchall()
+            return rows == [("sent", None)]
+
+        eventually(forgotten, timeout=60, what="notify forgetting the purged case's email")
+    assert_alive_and_healthy(notifier)
+    assert '"record dead-lettered"' not in notifier.output()
+
+    # The purged case's discharge replayed (a re-enrichment, say) does not open it again: the
+    # next discharge of the same stay, behind it in the partition, is the only new case.
+    publish(service.topics["enriched"], discharge("V6", "POSITIVE", gp, now))
+    later = discharge("V6", "POSITIVE", gp, now, message_id="MSG-V6-later")
+    later["event"]["movement"]["movement_id"] = "MVT-V6-later"
+    publish(service.topics["enriched"], later)
+    eventually(lambda: followups.states()[-1] == ("OPEN", None, 0), what="the later case")
+    assert [item["state"] for item in followups.read() if item["case_id"] == case_id] == [
+        "OPEN",
+        "CLOSED",
+    ]

@@ -21,7 +21,7 @@ from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
 from services.dashboard.overview import PARIS
 from tests.dashboard.browser import browser, chromium  # noqa: F401  # fixtures
-from tests.support import ServiceProcess, eventually, free_port, stack_env
+from tests.support import ServiceProcess, as_principal, eventually, free_port, stack_env
 
 # The services whose tables the dashboard reads; their own migrations create them.
 READ_FROM = ("analytics", "notify", "covid")
@@ -145,9 +145,10 @@ class PlatformRows:
 
 @pytest.fixture
 def platform_rows(empty_database: str) -> Iterator[PlatformRows]:
-    """A fresh database with the analytics, notify and covid tables, as ``make up`` makes them."""
-    with psycopg.connect(empty_database, autocommit=True) as conn:
-        for service in READ_FROM:
+    """A fresh database with the analytics, notify and covid tables and the views they publish,
+    each migrated by its owner as ``make up`` does; rows are written as the tests' role."""
+    for service in READ_FROM:
+        with psycopg.connect(as_principal(empty_database, service), autocommit=True) as conn:
             apply_migrations(conn, service, PROJECT_ROOT / "services" / service / "migrations")
     rows = PlatformRows(empty_database)
     yield rows

@@ -45,7 +45,10 @@ def kafka_topic(spec: TopicSpec) -> dict[str, Any]:
         "metadata": {
             "name": resource_name(spec.name),
             "labels": {"strimzi.io/cluster": KAFKA_CLUSTER},
-            "annotations": {"harpicoop.io/doc": spec.doc},
+            "annotations": {
+                "harpicoop.io/doc": spec.doc,
+                "harpicoop.io/retention-reason": spec.retention_reason,
+            },
         },
         "spec": {
             "topicName": spec.name,

@@ -55,9 +55,9 @@ REQUIRED = {
     "stack": frozenset(),
 }
 """The platform variables each service cannot do without; any other service needs STREAMS."""
-SCRIPTS = {"contract": STREAMS | DATABASE}
-"""The same for the workloads running ``python -c`` (topics, schemas and migrations); others
-(waiting for a port, say) need none."""
+SCRIPTS = {"contract": STREAMS}
+"""The same for the workloads running a script (``python -c`` or ``sh -c``: the contract's
+topics and schemas); others (waiting for a port, say) need none."""
 
 FIXED_VARIABLES = {
     "KAFKA_BOOTSTRAP_SERVERS",
@@ -428,6 +428,8 @@ def test_every_declared_topic_has_one_kafka_topic_with_its_partitions_and_cleanu
         assert spec["replicas"] == 3, name
         assert config["cleanup.policy"] == ("compact" if topic.compacted else "delete"), name
         assert int(config["min.insync.replicas"]) == 2, name
+        annotations = item["metadata"]["annotations"]
+        assert annotations["harpicoop.io/retention-reason"] == topic.retention_reason, name
         if not topic.compacted:
             assert int(config["retention.ms"]) == topic.retention_ms, name
     assert set(seen) == set(declared), f"no KafkaTopic for {sorted(set(declared) - set(seen))}"
@@ -470,7 +472,11 @@ def test_clients_reach_the_brokers_through_a_listener_of_the_cluster() -> None:
     host, port = platform["KAFKA_BOOTSTRAP_SERVERS"].split(":")
     assert host == f"{KAFKA_CLUSTER}-kafka-bootstrap"
     listener = listeners[int(port)]
-    assert (platform["KAFKA_SECURITY_PROTOCOL"] == "SSL") == listener["tls"]
+    # TLS and SCRAM on the listener is SASL_SSL for the client, with the same mechanism.
+    assert listener["tls"] is True
+    assert listener["authentication"]["type"] == "scram-sha-512"
+    assert platform["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert platform["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
 
 
 # --- services and their environment --------------------------------------------------------------
@@ -572,9 +578,10 @@ def test_every_container_has_resource_requests_and_limits() -> None:
 def test_services_are_probed_and_scraped_on_their_metrics_port() -> None:
     for workload in kubernetes_workloads():
         name = workload["metadata"]["name"]
+        # The registry and the mail sink are not ours; the operator's console serves nothing.
         if workload["kind"] not in {"Deployment", "StatefulSet"} or workload["metadata"][
             "name"
-        ] in {"registry", "mail-sink"}:
+        ] in {"registry", "mail-sink", "operator"}:
             continue
         template = workload["spec"]["template"]
         annotations = template["metadata"]["annotations"]

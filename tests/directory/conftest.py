@@ -17,12 +17,14 @@ from services.common.settings import Settings
 from services.directory.bootstrap import PRACTITIONER_SCHEMA, Directory, build
 from services.directory.extracts import MSSANTE_COLUMNS, PERSONNES_COLUMNS, format_line
 from services.directory.sample import row
+from tests.support import as_principal
 
 
 @pytest.fixture
 def directory_settings(stack: Settings, empty_database: str) -> Settings:
-    """The stack's settings pointing at a database of this test's own."""
-    return dataclasses.replace(stack, database_url=empty_database)
+    """The stack's settings pointing at a database of this test's own, as the directory's role
+    (the directory runs in the test's process: no ``ServiceProcess`` to pick its role)."""
+    return dataclasses.replace(stack, database_url=as_principal(empty_database, "directory"))
 
 
 @pytest.fixture

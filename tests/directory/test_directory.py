@@ -34,6 +34,7 @@ from tests.directory.conftest import (
     present,
     write_day,
 )
+from tests.support import stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -238,7 +239,7 @@ def test_an_import_killed_midway_leaves_the_previous_day_intact(
     command += ["import", "--personnes", str(personnes), "--mssante", str(mssante)]
     importer = subprocess.Popen(
         command,
-        env={**os.environ, "DATABASE_URL": directory_settings.database_url},
+        env=stack_env(directory_settings),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -355,3 +356,25 @@ def test_bad_rows_are_listed_in_the_summary(directory: Directory, tmp_path: Path
     summary = import_extracts(directory.store, directory.publisher, personnes, mssante)
     assert summary.personnes.bad_rows == [BadRow(2, "2 fields where the header has 56")]
     assert summary.changes.practitioners == 1
+
+
+def test_make_run_on_a_stack_holding_another_directory_says_how_to_replace_it(
+    directory: Directory,
+    directory_settings: Settings,
+    practitioners_topic: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.cli.run import RunError, load_directory_sample
+
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    directory.publisher.publish_queued()
+    before = state(directory)
+    monkeypatch.setenv("DATABASE_URL", directory_settings.database_url)
+
+    with pytest.raises(RunError, match="make run REPLACE_DIRECTORY=1"):
+        load_directory_sample(False, topic=practitioners_topic)
+    assert state(directory) == before
+
+    load_directory_sample(True, topic=practitioners_topic)
+    assert state(directory) != before

@@ -4,7 +4,6 @@ written. Runs against a throwaway broker that the test stops and starts."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from services.common.settings import Settings
 from services.gateway.bootstrap import GatewayConfig
 from services.gateway.intake import STAY_EVENT_SCHEMA
 from services.stack.components import Kafka
+from tests.conftest import on_broker
 from tests.gateway.messages import movement
 from tests.gateway.support import (
     ConnectionClosed,
@@ -48,7 +48,7 @@ def send_like_an_engine(port: int, message: bytes, give_up_after: float) -> tupl
 def test_no_aa_while_the_broker_is_down_and_acceptance_once_it_is_back(
     stack: Settings, registry: SchemaRegistryClient, private_kafka: Kafka
 ) -> None:
-    settings = dataclasses.replace(stack, kafka_bootstrap_servers=f"localhost:{private_kafka.port}")
+    settings = on_broker(stack, private_kafka)
     topics, _names = create_gateway_topics(make_admin(settings), registry, partitions=1)
     config = GatewayConfig(host="127.0.0.1", port=0, topics=topics, ack_timeout=ACK_TIMEOUT)
     during_outage = movement("A03", control_id="OUTAGE1", visit="V-OUTAGE")

@@ -21,6 +21,7 @@ from services.gateway.intake import STAY_EVENT_SCHEMA
 from services.gateway.publish import InvalidStayEvent, StayEventPublisher, from_json
 from tests.common.test_serde import stay_event
 from tests.gateway.support import read_topic
+from tests.support import stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +68,11 @@ def test_the_api_refuses_an_event_that_does_not_fit(
     assert "Lefèvre" not in str(raised.value)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(stack: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.gateway.publish", *args],
         cwd=PROJECT_ROOT,
+        env=stack_env(stack),
         capture_output=True,
         text=True,
         timeout=60,
@@ -93,7 +95,7 @@ def test_the_cli_publishes_a_json_lines_file(
         del event["received_at"]  # filled in on publishing
     source = tmp_path / "events.jsonl"
     source.write_text("\n".join(as_json(event) for event in events) + "\n\n", encoding="utf-8")
-    done = run_cli("--establishment", "toul", "--topic", topic, str(source))
+    done = run_cli(stack, "--establishment", "toul", "--topic", topic, str(source))
     assert done.returncode == 0, done.stderr
     assert f"published 3 stay events to {topic}" in done.stdout
     records = read_topic(stack, topic, AvroSerde(registry, STAY_EVENT_SCHEMA), 3)
@@ -110,7 +112,7 @@ def test_the_cli_publishes_nothing_when_a_line_is_invalid(
     naive = {**stay_event("V2"), "sent_at": "2026-03-02T08:15:30"}
     source = tmp_path / "events.jsonl"
     source.write_text(as_json(stay_event("V1")) + "\n" + as_json(naive) + "\n", encoding="utf-8")
-    done = run_cli("--establishment", "chrunancy", "--topic", topic, str(source))
+    done = run_cli(stack, "--establishment", "chrunancy", "--topic", topic, str(source))
     assert done.returncode == 1
     assert f"{source}:2:" in done.stderr and "sent_at" in done.stderr
     assert read_topic(stack, topic, AvroSerde(registry, STAY_EVENT_SCHEMA), 1, timeout=3) == []

@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.common.outbox import Conn
+from services.notify import ledger
+from services.notify.notices import Notice, NoticeKind, movement_key, notification_id
+from services.notify.status import StatusRecorder
 from tests.common.test_serde import stay_event
 
 
@@ -44,3 +48,13 @@ def enriched(
         event["stay"]["discharge_disposition"] = "Retour à domicile"
         event["stay"]["discharged_at"] = event["movement"]["occurred_at"]
     return {"event": event, "recipients": recipients, "enriched_at": dt.datetime.now(dt.UTC)}
+
+
+def put_notice(conn: Conn, statuses: StatusRecorder, rpps: str, address: str) -> str:
+    """A pending admission notice in the ledger, as intake records it; its id."""
+    event = enriched("V900", [])["event"]
+    notice_id = notification_id(event["event_id"], rpps, NoticeKind.ADMISSION)
+    notice = Notice(notice_id, NoticeKind.ADMISSION, recipient(rpps, address))
+    message = f"To: {address}\r\nSubject: Hospitalisation\r\n\r\nBonjour\r\n".encode()
+    assert ledger.record(conn, statuses, notice, event, movement_key(event), message, notice_id)
+    return notice_id

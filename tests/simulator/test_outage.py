@@ -23,7 +23,7 @@ from services.simulator.engine import Engine, EngineSettings, Pacer
 from services.simulator.scenario import DayConfig
 from services.simulator.stats import EngineStats
 from services.stack.components import Kafka
-from tests.conftest import unique
+from tests.conftest import on_broker, unique
 from tests.gateway.support import read_topic, running_gateway, session_pki
 from tests.simulator.conftest import MONDAY
 from tests.simulator.support import create_simulator_topics
@@ -40,7 +40,7 @@ async def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 def test_an_engine_resends_through_a_broker_outage_and_loses_nothing(
     stack: Settings, registry: SchemaRegistryClient, private_kafka: Kafka
 ) -> None:
-    settings = dataclasses.replace(stack, kafka_bootstrap_servers=f"localhost:{private_kafka.port}")
+    settings = on_broker(stack, private_kafka)
     topics, _ = create_simulator_topics(make_admin(settings), registry, unique("test-sim-outage"))
     plan = plan_day(DayConfig(MONDAY, seed="outage", rate=0.3, ack_lost_share=0.0), ["toul"])
     messages = outbound(plan)["toul"][:6]

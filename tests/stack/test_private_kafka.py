@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.settings import Settings
 from services.stack.components import Kafka
+from tests.conftest import on_broker
 
 pytestmark = pytest.mark.integration
 
 
-def test_records_written_before_a_broker_restart_are_read_after_it(private_kafka: Kafka) -> None:
-    bootstrap = f"localhost:{private_kafka.port}"
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def test_records_written_before_a_broker_restart_are_read_after_it(
+    stack: Settings, private_kafka: Kafka
+) -> None:
+    settings = on_broker(stack, private_kafka)
+    admin = make_admin(settings)
     admin.create_topics([NewTopic("outage", 1, 1)])["outage"].result()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = make_producer(settings, "test-outage")
     producer.produce("outage", key=b"chrunancy:V1", value=b"before")
     assert producer.flush(10) == 0
 
@@ -25,9 +28,7 @@ def test_records_written_before_a_broker_restart_are_read_after_it(private_kafka
     private_kafka.start()
     private_kafka.wait_healthy()
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "outage", "auto.offset.reset": "earliest"}
-    )
+    consumer = make_consumer(settings, "test-outage", "outage")
     consumer.subscribe(["outage"])
     values = []
     for _ in range(30):

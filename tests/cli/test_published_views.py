@@ -1,0 +1,46 @@
+"""The run summary, its drain check and its end-of-run checks read what notify, covid and
+analytics publish, as the operator: the same figures as from their tables, without any right on
+those tables (a throwaway cluster, provisioned as the stack is)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from services.cli.reconcile import published_outcomes
+from services.cli.run import pending_notices, published_figures
+from services.common.settings import Settings
+from tests.dashboard.conftest import PlatformRows
+
+SINCE = dt.datetime(2025, 3, 10, 8, 0, tzinfo=dt.UTC)
+
+
+def test_the_operator_reads_a_runs_figures_from_the_published_views(
+    owners_database: Callable[[str], str],
+) -> None:
+    rows = PlatformRows(owners_database("tests"))
+    later = SINCE + dt.timedelta(hours=1)
+    rows.notification("chrunancy", "sent", later, latency=dt.timedelta(seconds=2))
+    rows.notification("chrunancy", "pending", later)
+    rows.notification("toul", "failed", later)
+    rows.covid_case("toul", "OPEN", later)
+    rows.stays(later, "chrunancy", 5, "ADMISSION")
+    rows.count("stay_events", SINCE, "chrunancy", 7, granularity="DAY")
+    # The case of the movement below (the helper makes up a movement key of its own).
+    opened = rows.conn.execute(
+        "UPDATE covid_case SET movement_key = 'toul:M1' RETURNING case_id::text"
+    ).fetchone()
+    rows.close()
+    operator = Settings(database_url=owners_database("operator"))
+
+    assert pending_notices(operator) == 1
+    figures = published_figures(operator, SINCE)
+    assert figures.states == {"sent": 1, "pending": 1, "failed": 1}
+    assert figures.p50 is not None and 1.9 < figures.p50 < 2.2
+    assert figures.covid == (1, 1) and figures.analytics == (5, 0)
+
+    event = {"event_id": "e-1", "establishment": "toul", "movement": {"movement_id": "M1"}}
+    outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
+    assert outcomes.ledger == [] and len(outcomes.sent) == 1
+    assert outcomes.opened == [opened[0] if opened else None]
+    assert outcomes.counted == {("chrunancy", SINCE.date()): 7}

@@ -1,0 +1,43 @@
+"""The dashboard's store reads a day's figures as the dashboard's role: from the views analytics,
+notify and covid publish to it, on a throwaway cluster provisioned as the stack is."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+
+from services.dashboard.overview import DayRows
+from services.dashboard.store import DashboardStore
+from tests.dashboard.conftest import PlatformRows, at
+
+
+def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
+    owners_database: Callable[[str], str],
+) -> None:
+    day = dt.date(2025, 3, 10)
+    rows = PlatformRows(owners_database("tests"))
+    rows.stays(at(day, 9), "chrunancy", 4, "DISCHARGE")
+    rows.notification("chrunancy", "sent", at(day, 9), latency=dt.timedelta(seconds=3))
+    rows.notification("chrunancy", "retrying", at(day, 10))
+    rows.covid_case("toul", "REMINDED", at(day, 11), patient={"family_name": "DUPONT"})
+    rows.count("covid_discharges", at(day, 11), "toul", 1, covid_status="POSITIVE")
+    rows.close()
+
+    async def read() -> DayRows:
+        store = DashboardStore(owners_database("dashboard"))
+        try:
+            return await store.read_day(day, today=day + dt.timedelta(days=1))
+        finally:
+            await store.close()
+
+    figures = asyncio.run(read())
+    assert figures.hourly == [{"establishment": "chrunancy", "hour": 9, "stay_events": 4}]
+    assert figures.stays[0]["discharges"] == 4
+    assert figures.emails == [{"establishment": "chrunancy", "sent": 1, "failed": 0, "waiting": 1}]
+    assert figures.latency.count == 1
+    assert figures.covid_cases == [
+        {"establishment": "toul", "open": 1, "reminded": 1, "opened_on_day": 1}
+    ]
+    assert figures.covid_discharges[0]["positive"] == 1
+    assert "DUPONT" not in str(figures)

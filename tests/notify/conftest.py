@@ -1,0 +1,67 @@
+"""Notify's ledger and delivery worker as the service builds them, on a fresh database and
+fresh topics of the test's own."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import pytest
+import structlog
+from confluent_kafka import Producer
+
+from services.common import outbox
+from services.common.db import apply_migrations, connect
+from services.common.deadletter import DeadLetters
+from services.common.serde import AvroSerde
+from services.common.settings import Settings
+from services.notify.config import NotifyConfig
+from services.notify.delivery import DeliveryWorker
+from services.notify.service import MIGRATIONS
+from services.notify.smtp import SmtpSender
+from services.notify.status import StatusRecorder
+from tests.support import MailServer
+
+
+@pytest.fixture
+def ledger_conn(empty_database: str) -> Iterator[outbox.Conn]:
+    """The notify ledger in a fresh PostgreSQL database, migrated as the service does at start,
+    so claims, outcomes and their statuses are the real SQL (autocommit, as a worker's is)."""
+    with connect(empty_database, autocommit=True) as conn:
+        outbox.migrate(conn)
+        apply_migrations(conn, "notify", MIGRATIONS)
+        yield conn
+
+
+@pytest.fixture
+def dead_letter_topic(topic_factory: Callable[..., str]) -> str:
+    """A fresh dead-letter topic of the test's own: the records read back are this test's."""
+    return topic_factory()
+
+
+@pytest.fixture
+def worker(
+    stack: Settings,
+    mail_server: MailServer,
+    ledger_conn: outbox.Conn,
+    dead_letter_topic: str,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> DeliveryWorker:
+    """The worker as the service builds it: the real SmtpSender pointed at ``mail_server`` (an
+    SMTP server writing one .eml per accepted message), dead letters produced to Kafka, and
+    statuses serialised against the registry for a fresh status topic."""
+    settings = dataclasses.replace(
+        stack, smtp_host="localhost", smtp_port=mail_server.port, smtp_security="none"
+    )
+    status_topic = topic_factory("harpicoop.NotificationStatus")
+    return DeliveryWorker(
+        config=NotifyConfig(),
+        sender_address=settings.smtp_from,
+        conn=ledger_conn,
+        smtp=SmtpSender(settings),
+        dead_letters=DeadLetters(producer_factory(), "notify", dead_letter_topic),
+        statuses=StatusRecorder(serde_factory("harpicoop.NotificationStatus"), status_topic),
+        log=structlog.get_logger(),
+    )
