@@ -244,7 +244,7 @@ def build_app(
 
     @app.timer(config.report_interval.total_seconds())  # type: ignore[untyped-decorator]
     async def report() -> None:
-        log.info("analytics.progress", **tally)
+        log.info("analytics.progress", counts=dict(tally))
 
     return app
 

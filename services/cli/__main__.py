@@ -8,7 +8,10 @@
     harpicoop import --personnes F --mssante F   load a day's directory extracts
     harpicoop run [--speed N | --fast]       the whole platform fed a simulated day
 
-``tail`` hides patient-identifying fields unless ``--show-patient`` is given.
+``tail`` hides patient data (``services.common.patient_data``) on every topic, the raw HL7
+archive included (its MSH and EVN segments and the names of the others). ``--reveal --reason
+TEXT`` shows everything, once a line saying who, when, which records and why is in the audit log
+(``HARPICOOP_AUDIT_LOG``, by default the stack's ``logs/audit.log``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from typing import Any
 import httpx
 from confluent_kafka import Message
 
+from services.cli.audit import audit_log_path, record_reveal
 from services.cli.lag import consumer_lag
 from services.common.db import connect
 from services.common.deadletter import HEADER_PREFIX, header_list, read_error_headers
 from services.common.kafka import make_consumer, make_producer
-from services.common.logging import drop_patient_fields
 from services.common.observability import DEFAULT_PORTS
+from services.common.patient_data import hide_dead_letter_headers, hide_patient_data
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import topic_spec
@@ -91,41 +95,75 @@ def tail(
     topic: str,
     count: int,
     follow: bool,
-    show_patient: bool,
+    reveal_reason: str | None = None,
     schema: str | None = None,
 ) -> int:
+    """The last ``count`` records (or every record, following), patient data hidden unless a
+    reason to reveal it is given; that reason is audited before any record is shown."""
     schema = schema or topic_spec(topic).value_schema
     serde = AvroSerde(make_registry_client(settings), schema) if schema else None
     consumer = make_consumer(
         settings, "harpicoop-cli-tail", f"harpicoop-tail-{uuid.uuid4().hex[:8]}"
     )
     consumer.subscribe([topic])
-    shown: list[str] = []
+    reveal = reveal_reason is not None
+    audited: set[int] = set()  # partitions whose reading is in the audit log, when following
+    shown: list[tuple[int, int, str]] = []
     try:
         for message in _until_end(consumer, follow):
-            line = _describe(message, serde, show_patient)
-            if follow:
-                _say(line)
-            else:
-                shown = [*shown[-(count - 1) :], line] if count > 1 else [line]
+            partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+            line = _describe(message, serde, schema, reveal)
+            if not follow:
+                shown = (
+                    [*shown[-(count - 1) :], (partition, offset, line)]
+                    if count > 1
+                    else [(partition, offset, line)]
+                )
+                continue
+            if reveal and partition not in audited:
+                if not _audit(topic, {partition: (offset, None)}, reveal_reason):
+                    return 1
+                audited.add(partition)
+            _say(line)
     finally:
         consumer.close()
-    for line in shown:
+    if reveal and shown:
+        ranges: dict[int, tuple[int, int | None]] = {}
+        for partition, offset, _line in shown:
+            first, _last = ranges.get(partition, (offset, offset))
+            ranges[partition] = (min(first, offset), offset)
+        if not _audit(topic, ranges, reveal_reason):
+            return 1
+    for _partition, _offset, line in shown:
         _say(line)
     return 0
 
 
-def _describe(message: Message, serde: AvroSerde | None, show_patient: bool) -> str:
+def _audit(topic: str, offsets: dict[int, tuple[int, int | None]], reason: str | None) -> bool:
+    path = audit_log_path()
+    try:
+        record_reveal(path, topic=topic, offsets=offsets, reason=reason or "")
+    except OSError as error:
+        print(f"error: cannot write the audit log {path} ({error}); nothing shown", file=sys.stderr)
+        return False
+    return True
+
+
+def _describe(message: Message, serde: AvroSerde | None, schema: str | None, reveal: bool) -> str:
     value: Any
     raw = message.value()
     if raw is None:
         value = None
-    elif serde is None:
-        value = {"bytes": len(raw), "errors": read_error_headers(message.headers())}
+    elif serde is None or schema is None:
+        errors = read_error_headers(message.headers())
+        value = {
+            "bytes": len(raw),
+            "errors": errors if reveal else hide_dead_letter_headers(errors),
+        }
     else:
         value = serde.deserialize(str(message.topic()), raw)
-        if not show_patient:
-            value = dict(drop_patient_fields(None, "", {"value": value}))["value"]
+        if not reveal:
+            value = hide_patient_data(schema, value)
     record = {
         "partition": message.partition(),
         "offset": message.offset(),
@@ -282,7 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     tail_cmd.add_argument("topic")
     tail_cmd.add_argument("-n", type=int, default=10, help="how many of the last records")
     tail_cmd.add_argument("--follow", action="store_true", help="keep printing new records")
-    tail_cmd.add_argument("--show-patient", action="store_true", help="do not hide patient data")
+    tail_cmd.add_argument(
+        "--reveal",
+        action="store_true",
+        help="show patient data too (needs --reason; the reading is written to the audit log)",
+    )
+    tail_cmd.add_argument("--reason", help="why patient data must be seen (with --reveal)")
     tail_cmd.add_argument("--schema", help="value schema of an undeclared topic (harpicoop.X)")
     replay = commands.add_parser("replay-dead-letters", help="back to where they came from")
     replay.add_argument("topic", help="a dead-letter topic, e.g. deadletter.enrich")
@@ -326,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status":
             return status(settings)
         if args.command == "tail":
-            return tail(settings, args.topic, args.n, args.follow, args.show_patient, args.schema)
+            if args.reveal and not (args.reason or "").strip():
+                parser.error("--reveal needs --reason TEXT: why patient data must be seen")
+            reason = args.reason.strip() if args.reveal else None
+            return tail(settings, args.topic, args.n, args.follow, reason, args.schema)
         if args.command == "replay-dead-letters":
             return replay_dead_letters(settings, args.topic, args.to, args.dry_run)
         if args.command == "reenrich":

@@ -96,7 +96,7 @@ class BatchConsumer:
         with self.conn.transaction():
             for message in messages:
                 if message.error() is not None:
-                    self.log.warning("consumer error", error=str(message.error()))
+                    self.log.warning("consumer error", error=message.error())
                     continue
                 self._one(message)
                 place = (str(message.topic()), int(message.partition() or 0))

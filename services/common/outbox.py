@@ -132,7 +132,7 @@ class OutboxRelay:
                     "outbox publication failed",
                     owner=self.owner,
                     unconfirmed=unconfirmed,
-                    errors=[str(error) for error in list(errors.values())[:3]],
+                    errors=list(errors.values())[:3],
                 )
                 raise RoundFailed
             if refused:

@@ -32,7 +32,7 @@ class ServiceThreads:
             try:
                 target(self.stop)
             except Exception:
-                self.log.exception(f"{self.name} part failed; stopping", part=part)
+                self.log.exception("part failed; stopping", part=part)
                 self.stop.set()
 
         thread = threading.Thread(target=guarded, name=f"{self.name}-{part}", daemon=True)
@@ -77,5 +77,5 @@ def run_service(
     threads = start(Settings.from_env(principal=name), log)
     threads.stop_on_signals()
     threads.serve_observability()
-    log.info(f"{name} started")
+    log.info("started")  # the service is bound to the logger
     threads.wait()

@@ -53,7 +53,7 @@ def run(settings: Settings, config: DashboardConfig, log: structlog.stdlib.Bound
             shutdown_timeout=5,
         )
     except OSError as error:  # most often: the port is taken, by another dashboard perhaps
-        log.error("cannot listen", host=config.host, port=config.port, error=str(error))
+        log.error("cannot listen", host=config.host, port=config.port, error=error)
         raise SystemExit(1) from None
     finally:
         observability.stop()

@@ -54,7 +54,7 @@ class LagWatch:
         except Exception as error:
             FAILED.labels("dashboard", "kafka").inc()
             if self.latest.error is None:  # once per outage, not every few seconds
-                self.log.warning("consumer lag unavailable", error=str(error))
+                self.log.warning("consumer lag unavailable", error=error)
             self.latest = LagReading(self.latest.groups, self.latest.checked_at, str(error))
             return
         if self.latest.error is not None:

@@ -64,7 +64,7 @@ def _stop_if_failed(sent: asyncio.Future[Any]) -> None:
     # faust only logs a failed send, and commits the input offsets all the same.
     error = None if sent.cancelled() else sent.exception()
     if sent.cancelled() or error is not None:
-        log.error("dedup.write_failed", error=repr(error))
+        log.error("dedup.write_failed", error=error)
         stop_without_commit()
 
 
@@ -188,7 +188,7 @@ def build_app(
             "dedup.counts",
             inputs=len(input_names),
             this_run=dict(deduplicator.outcomes),
-            **counts.totals(),
+            totals=counts.totals(),
         )
 
     app.timer(config.topic_refresh.total_seconds())(follow_new_inputs)
@@ -207,7 +207,7 @@ def main() -> None:
     try:
         inputs, partitions = wait_for_inputs(settings, config)
     except TopicsNotReady as error:
-        log.error("dedup.not_started", reason=str(error))
+        log.error("dedup.not_started", error=error)
         sys.exit(2)
     log.info("dedup.starting", inputs=list(inputs), partitions=partitions, group=config.group_id)
     app = build_app(settings, config, inputs, partitions, replication_factor(make_admin(settings)))

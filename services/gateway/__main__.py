@@ -22,7 +22,7 @@ def main() -> None:
         config = GatewayConfig.from_settings(settings)
         config.tls.server_context()  # refuse to start, saying what to set, before any work
     except SettingsError as error:
-        structlog.get_logger("gateway").error("cannot start", reason=str(error))
+        structlog.get_logger("gateway").error("cannot start", error=error)
         print(f"gateway: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
     asyncio.run(serve(settings, config))

@@ -214,7 +214,7 @@ class MessageHandler:
                     topic, intake.publication.schema, intake.publication.value
                 )
             except RecordUnencodable as error:
-                log.error("record does not fit its schema", detail=str(error))
+                log.error("record does not fit its schema", error=error)
                 intake = intake.failed(
                     Problem(
                         ErrorCode.INTERNAL_ERROR,

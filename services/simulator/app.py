@@ -24,7 +24,7 @@ from services.simulator.files import write_day
 from services.simulator.hl7 import message_bytes
 from services.simulator.practitioners import directory_gps
 from services.simulator.profiles import Profile, load_profiles
-from services.simulator.scenario import PARIS, Day, DayConfig, build_day
+from services.simulator.scenario import PARIS, Canary, Day, DayConfig, build_day
 from services.simulator.stats import EngineStats, progress_line, summary, summary_text
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -44,6 +44,13 @@ def _share(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
     return value
+
+
+def _canary(text: str) -> Canary:
+    try:
+        return Canary.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FAMILY,GIVEN,YYYY-MM-DD,INS") from error
 
 
 def _positive(text: str) -> float:
@@ -110,6 +117,14 @@ def parser() -> argparse.ArgumentParser:
         type=_share,
         default=0.01,
         help="share of messages sent twice because the engine lost the ACK",
+    )
+    day.add_argument(
+        "--canary",
+        type=_canary,
+        default=os.environ.get("SIMULATOR_CANARY") or None,
+        metavar="FAMILY,GIVEN,YYYY-MM-DD,INS",
+        help="for tests: the first patient of each establishment carries this identity, to "
+        "search the platform's outputs for it (default: $SIMULATOR_CANARY, unset: none)",
     )
     day.add_argument(
         "--establishments", default="", help="comma-separated codes to simulate (default: all)"
@@ -248,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gp_share=args.gp_share,
         unknown_gp_share=args.unknown_gp_share,
         ack_lost_share=args.ack_lost_share,
+        canary=args.canary,
     )
     codes = [code.strip() for code in args.establishments.split(",") if code.strip()]
     plan = plan_day(config, codes)

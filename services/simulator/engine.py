@@ -122,7 +122,11 @@ class Engine:
                     await asyncio.sleep(delay)
                 await self._deliver(message)
         except CannotConnect:
-            self._log.error("gateway unreachable, engine stopped", **self._where())
+            self._log.error(
+                "gateway unreachable, engine stopped",
+                host=self.settings.host,
+                port=self.settings.port,
+            )
         finally:
             await self._disconnect()
 
@@ -147,16 +151,15 @@ class Engine:
                     return
                 if ack.rejected:
                     self.stats.rejected += 1
+                    # The ACK's text may quote the message: its code says enough.
                     self._log.warning(
-                        "message rejected", control_id=message.control_id, code=ack.code,
-                        reason=ack.text,
-                    )  # fmt: skip
+                        "message rejected", control_id=message.control_id, code=ack.code
+                    )
                     return
                 refusals += 1
                 self._log.warning(
-                    "message refused", control_id=message.control_id, code=ack.code,
-                    reason=ack.text, sends=sends,
-                )  # fmt: skip
+                    "message refused", control_id=message.control_id, code=ack.code, sends=sends
+                )
             failures += 1
             out_of_patience = time.monotonic() - first_try > self.settings.patience
             if refusals >= self.settings.max_refusals or out_of_patience:
@@ -191,7 +194,7 @@ class Engine:
             self._log.warning("no ACK in time", control_id=message.control_id)
         except OSError as error:
             self.stats.connection_losses += 1
-            self._log.warning("connection lost", control_id=message.control_id, error=str(error))
+            self._log.warning("connection lost", control_id=message.control_id, error=error)
         # After a time-out or a loss, start again on a fresh connection, as engines do.
         await self._disconnect()
         return None
@@ -219,7 +222,7 @@ class Engine:
                 if now - first_failure > self.settings.patience:
                     raise CannotConnect(str(error)) from error
                 if failures == 1:
-                    self._log.warning("cannot connect, retrying", error=str(error))
+                    self._log.warning("cannot connect, retrying", error=error)
                 await asyncio.sleep(self._pause(failures))
                 continue
             self.stats.connects += 1
@@ -237,6 +240,3 @@ class Engine:
 
     def _pause(self, attempt: int) -> float:
         return float(min(self.settings.max_pause, self.settings.retry_pause * 2 ** (attempt - 1)))
-
-    def _where(self) -> dict[str, object]:
-        return {"host": self.settings.host, "port": self.settings.port}

@@ -110,6 +110,27 @@ BIRTH_DEPARTMENTS = ("54", "54", "54", "55", "57", "88", "67", "75")
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A patient identity no other patient has, for tests that search where patient data went.
+
+    It replaces the identity (names, birth date, INS, qualified) of the first patient each
+    establishment receives each date whose GP is in the directory (so that its notices are
+    sent), not one already in the house; it does so after every random draw, so the rest of
+    the day is the same as without it."""
+
+    family_name: str
+    given_name: str
+    birth_date: dt.date
+    ins: str
+
+    @classmethod
+    def parse(cls, text: str) -> Canary:
+        """``FAMILY,GIVEN,YYYY-MM-DD,INS``."""
+        family, given, birth, ins = (part.strip() for part in text.split(","))
+        return cls(family, given, dt.date.fromisoformat(birth), ins)
+
+
+@dataclass(frozen=True)
 class DayConfig:
     """What a simulated day is: when, how busy, and the habits of the engines."""
 
@@ -128,6 +149,8 @@ class DayConfig:
     """Share of patients whose declared GP has an RPPS number unknown to the directory."""
     ack_lost_share: float = 0.01
     """Share of messages whose ACK the engine loses, so it sends the message again."""
+    canary: Canary | None = None
+    """For tests: the identity some patients carry (see ``Canary``)."""
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
@@ -262,6 +285,7 @@ class _EngineDay:
         self.visits = 0
         self.movements = 0
         self.ipps: set[str] = set()
+        self.canary_seen = False
         self.window_start = self.config.window_start
         self.window_end = self.config.window_end
         self.midnight = dt.datetime.combine(self.date, dt.time(0), tzinfo=PARIS)
@@ -425,7 +449,8 @@ class _EngineDay:
         length = max(1, round(self.rng.triangular(low, high, mode)))
         days_ago = self.rng.randint(1, length)
         admitted_at = self.midnight - dt.timedelta(days=days_ago, hours=-self.rng.uniform(7, 20))
-        patient = self._new_patient(unit)
+        # May send nothing today (no movement before tomorrow): not where a canary goes.
+        patient = self._new_patient(unit, may_be_canary=False)
         mode_: AdmissionMode = "SCHEDULED" if self.rng.random() < 0.5 else "EMERGENCY"
         stay = self._open_stay(
             patient, unit, "I", "R" if mode_ == "SCHEDULED" else "U", mode_, admitted_at
@@ -699,7 +724,7 @@ class _EngineDay:
             last_sent=start,
         )
 
-    def _new_patient(self, unit: Unit) -> Patient:
+    def _new_patient(self, unit: Unit, *, may_be_canary: bool = True) -> Patient:
         rng = self.rng
         age = self._age(unit)
         sex: str = "F" if unit.kind == "maternity" or rng.random() < 0.52 else "M"
@@ -719,8 +744,21 @@ class _EngineDay:
         ins = self._ins(sex, birth_date) if reliability != "VIDE" else None
         town, postal_code = rng.choice(TOWNS)
         address = Address(f"{rng.randint(1, 140)} {rng.choice(STREETS)}", town, postal_code)
+        ipp = self._new_ipp()  # drawn before the GP, as it always was: same seed, same day
+        gp = self._gp(postal_code)
+        canary = self.config.canary
+        routable = gp is not None and gp.id in self.directory_ids
+        if canary is not None and may_be_canary and routable and not self.canary_seen:
+            self.canary_seen = True
+            family, given, birth_date, birth_name = (
+                canary.family_name,
+                canary.given_name,
+                canary.birth_date,
+                None,
+            )
+            ins, reliability = canary.ins, "VALI"
         return Patient(
-            ipp=self._new_ipp(),
+            ipp=ipp,
             family_name=family,
             given_name=given,
             birth_date=birth_date,
@@ -729,7 +767,7 @@ class _EngineDay:
             birth_name=birth_name,
             ins=ins,
             reliability=reliability,
-            gp=self._gp(postal_code),
+            gp=gp,
         )
 
     def _gp(self, postal_code: str) -> Practitioner | None:

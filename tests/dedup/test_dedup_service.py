@@ -241,12 +241,12 @@ def _settled_counts(service: ServiceProcess, timeout: float = 30.0) -> dict[str,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         reports = [
-            {key: value for key, value in report.items() if key.startswith("dropped.")}
+            {key: value for key, value in report["totals"].items() if key.startswith("dropped.")}
             for report in log_events(service, "dedup.counts")
         ]
         if len(reports) >= 2 and reports[-1] == reports[-2]:
             time.sleep(1.5)
-            again = log_events(service, "dedup.counts")[-1]
+            again = log_events(service, "dedup.counts")[-1]["totals"]
             if {k: v for k, v in again.items() if k.startswith("dropped.")} == reports[-1]:
                 return reports[-1]
         time.sleep(0.5)

@@ -13,7 +13,7 @@ import pytest
 from services.simulator.hl7 import message_bytes
 from services.simulator.model import CANCEL_TRIGGER, MOVEMENT_TRIGGERS, AdtMessage, Practitioner
 from services.simulator.profiles import Profile
-from services.simulator.scenario import PARIS, Day, DayConfig, build_day
+from services.simulator.scenario import PARIS, Canary, Day, DayConfig, build_day
 from tests.simulator.conftest import MONDAY
 
 
@@ -255,3 +255,32 @@ def test_nonsense_settings_are_refused(field: str, value: float) -> None:
     overrides: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=field):
         DayConfig(MONDAY, **overrides)
+
+
+def test_a_canary_identity_replaces_one_patient_per_establishment_and_nothing_else(
+    profiles: list[Profile], gps: list[Practitioner], monday: Day
+) -> None:
+    canary = Canary.parse("CANARIQXZ,Ondinewkp,1913-07-29,213075499977738")
+    day = build_day(DayConfig(MONDAY, seed=1, canary=canary), profiles, gps)
+
+    assert [m.control_id for m in day.all_messages()] == [
+        m.control_id for m in monday.all_messages()
+    ]
+    carriers = {(m.establishment, m.patient.ipp) for m in day.all_messages()}
+    carriers = {key for key in carriers if patients(day)[key].patient.ins == canary.ins}
+    assert {establishment for establishment, _ipp in carriers} == set(monday.messages)
+    for key in carriers:
+        patient = patients(day)[key].patient
+        assert (patient.family_name, patient.given_name, patient.birth_date) == (
+            "CANARIQXZ",
+            "Ondinewkp",
+            dt.date(1913, 7, 29),
+        )
+        assert patient.reliability == "VALI" and patient.gp in gps
+    others = [m for m in day.all_messages() if m.patient.ins != canary.ins]
+    assert len(others) < len(monday.all_messages())
+    assert all(b"CANARIQXZ" not in message_bytes(m, _profile(profiles, m)) for m in others)
+
+
+def _profile(profiles: list[Profile], message: AdtMessage) -> Profile:
+    return next(p for p in profiles if p.establishment.code == message.establishment)
