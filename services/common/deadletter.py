@@ -14,6 +14,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from services.common.logging import error_name
+
 HEADER_PREFIX = "harpicoop.errors."
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -37,8 +39,11 @@ def error_headers(
     offset: int | None,
     description: str | None = None,
 ) -> Headers:
-    """``description`` stands for the error's message when that may quote the record."""
-    message = description if description is not None else str(error) if error else None
+    """``description`` is a message the caller vouches for (an SMTP reply, a rule's words).
+    Without one the header names what the error is, never what it says: a decoder's or a
+    driver's message may quote the record, and a dead-letter header is read by operators and
+    kept a month (``error_name``: the exception's type, a Kafka error's code)."""
+    message = description if description is not None else error_name(error) if error else None
     values = {
         "service": service,
         "reason": reason,

@@ -108,6 +108,10 @@ def error_name(error: Any) -> str | None:
         code = error.args[0] if isinstance(error, KafkaException) and error.args else None
         if isinstance(code, KafkaError):
             return f"{_qualified(type(error))}({code.name()})"
+        # The registry's own error code (40403: no such schema) says what went wrong, no more.
+        registry_code = getattr(error, "error_code", None)
+        if isinstance(registry_code, int):
+            return f"{_qualified(type(error))}({registry_code})"
         return _qualified(type(error))
     if isinstance(error, str) and _TYPE_NAME.fullmatch(error):
         return error  # a type name or an error code the caller already reduced it to

@@ -27,7 +27,7 @@ def test_a_poison_record_is_dead_lettered_with_its_origin_and_reason(
     poison = consume_one(consumer_factory(source))
 
     DeadLetters(producer, "enrich", topic=dead).send_message(
-        poison, "undecodable value", ValueError("unknown schema id 39")
+        poison, "undecodable value", ValueError("'DUPONT Marie' is not a valid enum symbol")
     )
 
     kept = consume_one(consumer_factory(dead))
@@ -41,4 +41,6 @@ def test_a_poison_record_is_dead_lettered_with_its_origin_and_reason(
     assert errors["service"] == "enrich"
     assert errors["reason"] == "undecodable value"
     assert errors["exception.class.name"] == "ValueError"
-    assert errors["exception.message"] == "unknown schema id 39"
+    # What the error is, never what it says: a decoder's message may quote the record.
+    assert errors["exception.message"] == "ValueError"
+    assert not any("DUPONT" in value for value in errors.values())

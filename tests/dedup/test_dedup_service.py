@@ -216,7 +216,8 @@ def test_poison_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
         assert errors["service"] == "dedup"
         assert errors["reason"] == "undecodable value"
         assert {"partition", "offset", "exception.class.name", "exception.message"} <= set(errors)
-    assert "40403" in read_error_headers(kept[1].headers())["exception.message"]
+    # What the error is, never what it says (a decoder may quote the record).
+    assert read_error_headers(kept[1].headers())["exception.message"].endswith("UndecodableValue")
     assert [value["event_id"] for value in decoded(rig.serde, passed)] == ["alpha:P1"]
 
 
