@@ -92,7 +92,8 @@ class Processes:
                 what = f"crashed (signal {-code})"
         else:
             what = f"stopped on its own (exit {code})"
-        tail = last_lines(log, 8)
+        # Enough for a fault handler's stack dump and the log line before it.
+        tail = last_lines(log, 14)
         return (
             f"{name} {what}; the other services are stopped. The end of {log}:\n"
             + "".join(f"    {line}\n" for line in tail)
