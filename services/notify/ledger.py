@@ -108,13 +108,22 @@ def record(
 
 
 def claim_due(conn: Conn, limit: int = 1) -> list[Claimed]:
-    """Take due notices for sending; committed before the SMTP exchange starts."""
+    """Take due notices for sending; committed before the SMTP exchange starts.
+
+    A notice waits while an earlier one of its stay to the same address is unsettled (to send,
+    being sent, to retry): a GP never reads a stay's discharge before its transfer, whichever
+    workers hold them. A worker's claim is committed before it sends, so another worker sees
+    the earlier notice 'sending' and leaves the later one alone."""
     with conn.transaction():
         rows = conn.execute(
             "UPDATE notification SET state = 'sending', attempts = attempts + 1, "
             "claimed_at = now(), updated_at = now() WHERE notification_id IN ("
-            "  SELECT notification_id FROM notification"
+            "  SELECT notification_id FROM notification n"
             "  WHERE state IN ('pending', 'retrying') AND next_attempt_at <= now()"
+            "  AND NOT EXISTS (SELECT 1 FROM notification earlier"
+            "    WHERE earlier.stay_key = n.stay_key"
+            "    AND earlier.recipient_address = n.recipient_address AND earlier.seq < n.seq"
+            "    AND earlier.state IN ('pending', 'retrying', 'sending'))"
             "  ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
             "RETURNING notification_id, recipient_address, message, attempts, created_at",
             (limit,),
