@@ -4,12 +4,17 @@ keeps each header line as published, with its source in SOURCES.md)."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
+from services.common.settings import Settings
+from services.directory.__main__ import IMPORT_REFUSED
+from services.directory.bootstrap import Directory
 from services.directory.extracts import (
     ActivityRow,
     BadRow,
@@ -19,6 +24,8 @@ from services.directory.extracts import (
     read_mssante,
     read_personnes,
 )
+from tests.directory.conftest import TopicReader, latest, present
+from tests.support import stack_env
 
 LAYOUTS = Path(__file__).parent / "layouts"
 
@@ -183,3 +190,53 @@ def test_an_unused_column_may_be_missing_and_an_mssante_file_without_addresses_i
     without = Header("|".join(name for name in mssante.names if name != "Adresse BAL"))
     with pytest.raises(ExtractLayoutError, match='no column "Adresse BAL"'):
         list(read_mssante(without.extract(MAILBOX)))
+
+
+@pytest.mark.integration
+def test_the_import_command_takes_the_layouts_in_turn_and_refuses_a_file_missing_a_column(
+    directory: Directory,
+    directory_settings: Settings,
+    practitioners_topic: str,
+    read_practitioners: TopicReader,
+    tmp_path: Path,
+) -> None:
+    def run_import(
+        day: str, personnes: Header, mssante: Header
+    ) -> subprocess.CompletedProcess[str]:
+        personnes_file = tmp_path / f"PS_LibreAcces_Personne_activite_{day}.txt"
+        personnes_file.write_bytes(personnes.extract(GP, ADELI).getvalue())
+        mssante_file = tmp_path / f"Extraction_Correspondance_MSSante_{day}.txt"
+        mssante_file.write_bytes(mssante.extract(MAILBOX, SERVICE).getvalue())
+        command = [sys.executable, "-m", "services.directory", "--topic", practitioners_topic]
+        command += ["import", "--personnes", str(personnes_file), "--mssante", str(mssante_file)]
+        env = stack_env(directory_settings)
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    older = run_import(
+        "202112010000",
+        Header.published("personnes-52.header"),
+        Header.published("mssante-31.header"),
+    )
+    assert older.returncode == 0, older.stderr
+    assert "practitioners: 1 added" in older.stdout
+    gp = present(latest(read_practitioners(1)), GP["Identifiant PP"])
+    assert (gp["family_name"], gp["city"]) == ("THIÉBAUT", "Lunéville")
+    assert [box["address"] for box in gp["mailboxes"]] == [MAILBOX["Adresse BAL"].lower()]
+    before = list(directory.store.practitioner_states())
+
+    # The same people in another layout are the same directory: nothing to change.
+    variant = run_import(
+        "202609230000",
+        Header.published("personnes-56-variant.header"),
+        Header.published("mssante-31-short.header"),
+    )
+    assert variant.returncode == 0, variant.stderr
+    assert "practitioners: 0 added, 0 changed, 0 removed" in variant.stdout
+
+    published = Header.published("personnes-56.header")
+    lost = Header("|".join(name for name in published.names if name != "Nom d'exercice") + "|")
+    refused = run_import("202612060000", lost, Header.published("mssante-31.header"))
+    assert refused.returncode == IMPORT_REFUSED
+    assert 'no column "Nom d\'exercice"' in refused.stderr
+    assert list(directory.store.practitioner_states()) == before
+    assert directory.publisher.pending() == 0
