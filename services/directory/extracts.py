@@ -4,8 +4,11 @@
 practitioner with two practices has two rows); ``Extraction_Correspondance_MSSante`` one row
 per secure mailbox. Both are UTF-8, ``|``-separated, with one header row, no quoting, and rows
 that end with a trailing ``|`` in the personnes file. Columns are found by their header name, not
-their position, so the reader follows the publisher's small layout changes (columns added at the
-end, a capital letter changed) and refuses a file that lost a column it needs.
+their position, so the reader follows the publisher's layout changes over the years (the
+personnes file has had 48, 52 and 56 columns; names changed case, accents and wording, see
+``_fold`` and ``_VARIANTS``). Only the columns read are required; a file that lost one of them is
+refused with an ``ExtractLayoutError`` naming it. tests/directory/layouts/ keeps every published
+header found, with its source.
 
 Everything here is pure: lines in, ``ActivityRow`` / ``MailboxRow`` / ``BadRow`` out, with the
 line number of each bad row (the header is line 1).
@@ -23,7 +26,8 @@ from typing import BinaryIO
 
 from services.common.mailbox import plain_address
 
-# The header of PS_LibreAcces_Personne_activite as published since 2023 (56 columns).
+# The header of PS_LibreAcces_Personne_activite as published today (56 columns); the samples and
+# test files are written in it.
 PERSONNES_COLUMNS: tuple[str, ...] = (
     "Type d'identifiant PP",
     "Identifiant PP",
@@ -175,8 +179,33 @@ class OutOfScope:
     line: int
 
 
+# Other spellings under which ANS has published a column the import reads (the name in the
+# layouts above is today's). Case, accents, spacing and the apostrophe's form need no entry:
+# ``_fold`` makes them equal. The other renamings seen (``Code département (coord. structure)``,
+# ``Code fonction``, ``Code genre d'activité``...) are of columns nobody reads, so they do not
+# matter. tests/directory/layouts/ keeps each published header with its source.
+_VARIANTS: dict[str, tuple[str, ...]] = {
+    # The mono-table extraction that preceded PS_LibreAcces.
+    "Code civilité d'exercice": ("Code civilité exercice",),
+    "Identifiant technique de la structure": ("Identifiant structure",),
+    # The MSSanté extract as some descriptions of it spell this column, like the personnes one.
+    "Type Identifiant PP": ("Type d'identifiant PP",),
+}
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+
+
 def _fold(name: str) -> str:
-    return unicodedata.normalize("NFC", name).strip().casefold()
+    """A header name reduced to what tells columns apart: "Libellé" and "Libelle", "Code
+    Département" and "code département", "d\u2019exercice" and "d'exercice", doubled or
+    non-breaking spaces are all one name."""
+    decomposed = unicodedata.normalize("NFKD", name.translate(_APOSTROPHES))
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(bare.casefold().split())
+
+
+def _spellings(name: str) -> tuple[str, ...]:
+    return (name, *_VARIANTS.get(name, ()))
 
 
 class _Layout:
@@ -190,17 +219,31 @@ class _Layout:
     def __init__(
         self, header: list[str], required: tuple[str, ...], optional: tuple[str, ...], file: str
     ) -> None:
-        positions = {_fold(name): index for index, name in enumerate(header) if name.strip()}
-        missing = [name for name in required if _fold(name) not in positions]
-        if missing:
-            raise ExtractLayoutError(
-                f"{file}: the header has no column {', '.join(repr(m) for m in missing)}; "
-                f"is this really the {file} extract?"
-            )
+        positions: dict[str, int] = {}
+        for index, name in enumerate(header):
+            # The first of two columns with one name wins, as a reader by position would.
+            if name.strip():
+                positions.setdefault(_fold(name), index)
         self.width = len(header)
+
+        def find(name: str) -> int | None:
+            for spelling in _spellings(name):
+                if (index := positions.get(_fold(spelling))) is not None:
+                    return index
+            return None
+
+        found = {name: find(name) for name in (*required, *optional)}
+        missing = [name for name in required if found[name] is None]
+        if missing:
+            # Double quotes: the names themselves hold apostrophes ("Nom d'exercice").
+            names = ", ".join(f'"{name}"' for name in missing)
+            raise ExtractLayoutError(
+                f"{file}: the header has no column {names} (under any spelling it is known "
+                f"by); is this really the {file} extract?"
+            )
         # A lacking optional column points one past the row, where "" is appended.
         self._getter = itemgetter(
-            *(positions.get(_fold(name), self.width) for name in (*required, *optional))
+            *(self.width if index is None else index for index in found.values())
         )
 
     def pick(self, fields: list[str]) -> list[str]:
