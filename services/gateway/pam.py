@@ -310,7 +310,7 @@ def _names(pid: Segment) -> tuple[Repetition | None, Repetition | None, Repetiti
     return by_type.get("D"), by_type.get("L"), first
 
 
-def person(pid: Segment, reader: Reader) -> dict[str, Any]:
+def demographics(pid: Segment, reader: Reader) -> dict[str, Any]:
     """What PID says of the patient besides the identifiers; nothing required, dates checked."""
     used, legal, first = _names(pid)
     # The family name: the used name's when sent, else the birth name's, else whatever
@@ -342,7 +342,7 @@ def patient(message: Message, reader: Reader) -> dict[str, Any]:
             pid.location(3),
         )
     qualified = any(rep.component(1).upper() == "VALI" for rep in pid.repetitions(32))
-    found = person(pid, reader)
+    found = demographics(pid, reader)
     if not found["family_name"]:
         raise MessageError(
             ErrorCode.REQUIRED_FIELD_MISSING,
@@ -360,7 +360,7 @@ def identity(message: Message, reader: Reader) -> None:
     identifiers and names, plausible dates.
     """
     check_plain_text(message)
-    person(_segment(message, "PID", "patient identification"), reader)
+    demographics(_segment(message, "PID", "patient identification"), reader)
 
 
 def admission_mode(pv1: Segment) -> str:
