@@ -23,6 +23,8 @@ EVERY_FIELD = frozenset({"*"})
 PATIENT_DATA: Mapping[str, frozenset[str]] = {
     # Who the stay is for: names, birth date, sex, the establishment's and the national ids.
     "harpicoop.Patient": EVERY_FIELD,
+    # A name as sent (PID-5's used and birth names): patient data wherever it is used.
+    "harpicoop.PersonName": EVERY_FIELD,
     # The patient id merged away and its billing number: they find the patient's other record.
     "harpicoop.PatientMerge": frozenset({"merged_ipp", "merged_billing_number"}),
     # The message as received, and the parser's explanation, which may quote a field of it.

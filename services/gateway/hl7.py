@@ -39,6 +39,11 @@ DEFAULT_CODECS = ("utf-8", "iso8859-1")
 # Formatting escapes (\.br\ and friends) for text fields; line breaks kept, layout dropped.
 _FORMATTING = {".br": "\n", ".sp": "\n"}
 
+NULL = '""'
+"""HL7's null: "this value is deleted / empty" (v2.5 2.5.3). A field, repetition, component or
+subcomponent sent as ``""`` reads as empty through every accessor below, so no value downstream
+is ever the two quotes themselves (a unit named ``""``)."""
+
 
 class ErrorCode(Enum):
     """HL7 table 0357, the message error condition codes used in ERR-3."""
@@ -237,7 +242,10 @@ class Repetition:
             text = parts[subcomponent - 1]
         elif subcomponent > 1:
             return ""
-        return unescape(text, self._dialect).strip() if delimiters.escape in text else text.strip()
+        text = text.strip()
+        if text == NULL:
+            return ""
+        return unescape(text, self._dialect).strip() if delimiters.escape in text else text
 
     def components(self) -> list[str]:
         """Every component unescaped and unstripped, subcomponents left joined: what a check
@@ -248,7 +256,7 @@ class Repetition:
         ]
 
     def __bool__(self) -> bool:
-        return bool(self.raw.strip())
+        return bool(self.raw.strip()) and self.raw.strip() != NULL
 
 
 class Segment:
@@ -276,7 +284,13 @@ class Segment:
         if split is None:
             raw = self.raw(field)
             separator = self._dialect.delimiters.repetition
-            split = [Repetition(part, self._dialect) for part in raw.split(separator) if part]
+            # A repetition that is only the null carries no value: it is left out, like an
+            # empty one (a whole field sent as "" therefore has no repetition).
+            split = [
+                Repetition(part, self._dialect)
+                for part in raw.split(separator)
+                if part and part.strip() != NULL
+            ]
             self._split[field] = split
         return split
 

@@ -3,9 +3,10 @@
 Pure: bytes in, a decision out, never an exception. The envelope (MSH) decides between a
 rejection (AR: unreadable, unknown sending facility, a sending facility other than the one the
 connection's certificate belongs to, not ADT, wrong version) and going on; the trigger then
-decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28 and A31 are kept in
-the archive only, and other triggers are acknowledged and ignored. A frame holding more than one
-message is refused whole (AE): nothing of it is published.
+decides the rest. Movements become StayEvents, A40 merges PatientMerges, A28, A31 and A47 are
+kept in the archive only (with or without a PI-typed identifier), and other triggers are
+acknowledged and ignored. A frame holding more than one message is refused whole (AE): nothing
+of it is published.
 """
 
 from __future__ import annotations
@@ -203,9 +204,8 @@ def _decide(
         publication = Publication("merges", PATIENT_MERGE_SCHEMA, mapped.key, mapped.value)
         return Outcome.PUBLISHED, publication, mapped.warnings
     if trigger in pam.IDENTITY_TRIGGERS:
-        pam.check_plain_text(message)
         reader = pam.Reader(rules.timezone, received_at)
-        pam.patient(message, reader)  # an identity message must at least identify a patient
+        pam.identity(message, reader)
         return Outcome.KEPT, None, tuple(reader.warnings)
     return Outcome.IGNORED, None, ()
 

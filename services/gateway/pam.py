@@ -63,14 +63,21 @@ CANCEL_TRIGGERS = frozenset({"A11", "A12", "A13", "A38", "A52", "A53", "A55"})
 CORRECTION_TRIGGER = "Z99"
 MOVEMENT_TRIGGERS = frozenset(KIND_BY_TRIGGER) | {CORRECTION_TRIGGER}
 MERGE_TRIGGER = "A40"
-IDENTITY_TRIGGERS = frozenset({"A28", "A31", MERGE_TRIGGER})
+# ITI-30 identity feed messages the platform archives without publishing: create (A28), update
+# (A31), change of an identifier (A47, PAM FR: a new or deleted INS).
+IDENTITY_TRIGGERS = frozenset({"A28", "A31", "A47"})
 ACTIONS = frozenset({"INSERT", "UPDATE", "CANCEL"})
 
 CARE_ROLES = frozenset({"ODRP", "RP", "RT", "SUBS"})
-# ROL-4 identifies a practitioner by RPPS when its type (XCN-13) or assigning authority
-# (XCN-9) says so; the national id "8" + RPPS (IDNPS) is accepted too.
+# A practitioner field (XCN: ROL-4, PV1-7, PV1-8, PV1-17) repeats, one identifier per
+# repetition: an ADELI number, the RPPS, a local id, in any order. A repetition holds the RPPS
+# when its identifier type (XCN-13) says RPPS, or IDNPS with the "8" prefix (8 + RPPS, IHE
+# France data types N.FR, XCN-1). XCN-13 is required with an identifier and decides when sent:
+# ASIP-SANTE-PS (XCN-9) assigns ADELI numbers too. Only an empty XCN-13 lets the authority
+# stand in for it.
 RPPS_ID_TYPES = frozenset({"RPPS", "IDNPS"})
 RPPS_AUTHORITIES = frozenset({"RPPS", "ASIP-SANTE-PS", "1.2.250.1.71.4.2.1"})
+IDNPS_RPPS_PREFIX = "8"
 
 # Admission mode. Emergency signals win: PV1-2 E (emergency), PV1-4 E/U/A (emergency, urgent,
 # accident; PAM FR's "U" urgence), PV1-14 URG/U or 7 (admitted through the emergency room, HL7
@@ -101,7 +108,7 @@ PLAIN_FIELDS: dict[str, dict[int, str]] = {
         36: "discharge disposition",
         37: "discharge destination",
     },
-    "ZBE": {1: "movement id", 7: "medical responsibility unit"},
+    "ZBE": {1: "movement id", 7: "medical responsibility unit", 8: "care responsibility unit"},
     "ROL": {4: "role person"},
     "MRG": {1: "merged patient identifiers", 3: "merged billing number"},
 }
@@ -277,8 +284,54 @@ def _identifier(repetitions: list[Repetition], id_type: str) -> str | None:
     return None
 
 
+def _name(repetition: Repetition | None) -> dict[str, Any] | None:
+    """harpicoop.PersonName from one XPN; None when it names nobody."""
+    if repetition is None:
+        return None
+    name = {
+        "family_name": _optional(repetition.component(1)),
+        "given_name": _optional(repetition.component(2)),
+        "other_given_names": _optional(repetition.component(3)),
+    }
+    return name if any(name.values()) else None
+
+
+def _names(pid: Segment) -> tuple[Repetition | None, Repetition | None, Repetition | None]:
+    """PID-5's used name (type D), birth name (type L), and first repetition with a family name.
+
+    PAM FR: the used-name repetition may carry only the used given name, its family name left
+    empty when it is the birth name (the spec's own A31 example).
+    """
+    names = pid.repetitions(5)
+    by_type: dict[str, Repetition] = {}
+    for repetition in names:
+        by_type.setdefault(repetition.component(7).upper(), repetition)
+    first = next((rep for rep in names if rep.component(1)), None)
+    return by_type.get("D"), by_type.get("L"), first
+
+
+def demographics(pid: Segment, reader: Reader) -> dict[str, Any]:
+    """What PID says of the patient besides the identifiers; nothing required, dates checked."""
+    used, legal, first = _names(pid)
+    # The family name: the used name's when sent, else the birth name's, else whatever
+    # repetition names the patient (an engine that leaves the name type out).
+    named = next((rep for rep in (used, legal, first) if rep and rep.component(1)), None)
+    given = next((rep.component(2) for rep in (used, named, legal) if rep and rep.component(2)), "")
+    family_name = named.component(1) if named else ""
+    birth_name = legal.component(1) if legal else ""
+    return {
+        "family_name": family_name,
+        "given_name": _optional(given),
+        "birth_name": birth_name if birth_name and birth_name != family_name else None,
+        "birth_date": reader.date(pid, 7, "birth date", BIRTH),
+        "sex": _optional(pid.get(8)),
+        "used_name": _name(used),
+        "legal_name": _name(legal),
+    }
+
+
 def patient(message: Message, reader: Reader) -> dict[str, Any]:
-    """harpicoop.Patient from PID."""
+    """harpicoop.Patient from PID: the IPP and a family name are required."""
     pid = _segment(message, "PID", "patient identification")
     ids = pid.repetitions(3)
     ipp = _identifier(ids, "PI")
@@ -289,26 +342,25 @@ def patient(message: Message, reader: Reader) -> dict[str, Any]:
             pid.location(3),
         )
     qualified = any(rep.component(1).upper() == "VALI" for rep in pid.repetitions(32))
-    names = pid.repetitions(5)
-    by_type = {rep.component(7).upper(): rep for rep in reversed(names)}
-    # PAM FR: name type D is the used name, L the birth (legal) name.
-    used = by_type.get("D") or by_type.get("L") or (names[0] if names else None)
-    family_name = used.component(1) if used else ""
-    if not family_name:
+    found = demographics(pid, reader)
+    if not found["family_name"]:
         raise MessageError(
-            ErrorCode.REQUIRED_FIELD_MISSING, "PID-5 (patient name) is required", pid.location(5)
+            ErrorCode.REQUIRED_FIELD_MISSING,
+            "PID-5 (patient name) has no family name, neither used (D) nor birth (L)",
+            pid.location(5),
         )
-    birth = by_type.get("L")
-    birth_name = birth.component(1) if birth else ""
-    return {
-        "ipp": ipp,
-        "ins": _identifier(ids, "INS") if qualified else None,
-        "family_name": family_name,
-        "given_name": _optional(used.component(2) if used else ""),
-        "birth_name": birth_name if birth_name and birth_name != family_name else None,
-        "birth_date": reader.date(pid, 7, "birth date", BIRTH),
-        "sex": _optional(pid.get(8)),
-    }
+    return {"ipp": ipp, "ins": _identifier(ids, "INS") if qualified else None, **found}
+
+
+def identity(message: Message, reader: Reader) -> None:
+    """Checks an identity message (A28, A31, A47) the platform only archives.
+
+    Nothing of it is published, so no identifier is required (PID-3 may hold only an INS or
+    another domain's id); what it does carry must still be readable: a PID segment, printable
+    identifiers and names, plausible dates.
+    """
+    check_plain_text(message)
+    demographics(_segment(message, "PID", "patient identification"), reader)
 
 
 def admission_mode(pv1: Segment) -> str:
@@ -326,15 +378,38 @@ def admission_mode(pv1: Segment) -> str:
     return "UNKNOWN"
 
 
-def _rpps(person: Repetition) -> str | None:
-    identifier = person.component(1)
-    id_type = person.component(13).upper()
-    authority = {person.component(9, 1).upper(), person.component(9, 2)}
-    if not (id_type in RPPS_ID_TYPES or authority & RPPS_AUTHORITIES):
-        return None
-    if len(identifier) == 12 and identifier.startswith("8"):
+def _rpps(repetition: Repetition) -> str | None:
+    """The RPPS number one XCN repetition carries, or None."""
+    identifier = repetition.component(1)
+    id_type = repetition.component(13).upper()
+    if id_type:
+        if id_type not in RPPS_ID_TYPES:
+            return None  # ADELI, a local id (EI)...: typed, and not an RPPS
+    else:
+        authority = {repetition.component(9, 1).upper(), repetition.component(9, 2)}
+        if not authority & RPPS_AUTHORITIES:
+            return None
+    if len(identifier) == 12 and identifier.startswith(IDNPS_RPPS_PREFIX):
         identifier = identifier[1:]
     return identifier if len(identifier) == 11 and identifier.isdigit() else None
+
+
+def practitioner(repetitions: list[Repetition]) -> dict[str, Any]:
+    """A practitioner field (XCN, repeating): the RPPS from whichever repetition carries it, the
+    name from that repetition, else from the first one that names someone."""
+    rpps, carrier = next(
+        ((found, rep) for rep in repetitions if (found := _rpps(rep)) is not None), (None, None)
+    )
+    named = (
+        carrier
+        if carrier is not None and carrier.component(2)
+        else next((rep for rep in repetitions if rep.component(2)), None)
+    )
+    return {
+        "rpps": rpps,
+        "family_name": _optional(named.component(2) if named else ""),
+        "given_name": _optional(named.component(3) if named else ""),
+    }
 
 
 def care_team(message: Message) -> list[dict[str, Any]]:
@@ -344,17 +419,32 @@ def care_team(message: Message) -> list[dict[str, Any]]:
         if rol.get(2).upper() == "DE":
             continue
         role = rol.get(3).upper()
-        people = rol.repetitions(4)
-        person = people[0] if people else None
         team.append(
-            {
-                "role": role if role in CARE_ROLES else "OTHER",
-                "rpps": _rpps(person) if person else None,
-                "family_name": _optional(person.component(2) if person else ""),
-                "given_name": _optional(person.component(3) if person else ""),
-            }
+            {"role": role if role in CARE_ROLES else "OTHER", **practitioner(rol.repetitions(4))}
         )
     return team
+
+
+def _visit_practitioner(pv1: Segment, number: int) -> dict[str, Any] | None:
+    """harpicoop.PractitionerRef from PV1-7, PV1-8 or PV1-17; None when the field is empty."""
+    found = practitioner(pv1.repetitions(number))
+    return found if any(found.values()) else None
+
+
+def medical_unit(zbe: Segment) -> tuple[str | None, str | None]:
+    """The unit of medical responsibility (code, name): ZBE-7, the field PAM FR 2.11 gives it,
+    else ZBE-8 (the care unit), where some engines put it with ZBE-7 empty.
+
+    Both are XON: the unit's code in XON-10 (XON-3 in engines that predate PAM FR's
+    restriction), its name in XON-1.
+    """
+    for number in (7, 8):
+        for repetition in zbe.repetitions(number):
+            code = repetition.component(10) or repetition.component(3)
+            name = repetition.component(1)
+            if code or name:
+                return _optional(code), _optional(name)
+    return None, None
 
 
 def covid_status(message: Message, establishment: str, mapping: CovidMapping) -> str:
@@ -436,7 +526,7 @@ def stay_event(
     movement_id = reader.required(zbe, 1, "movement id")
     occurred_at = reader.timestamp(zbe, 2, "movement date and time", EVENT, required=True)
     person = patient(message, reader)
-    unit = zbe.repetitions(7)
+    unit, unit_name = medical_unit(zbe)
     stay_key = f"{establishment.code}:{visit_number}"
     value: dict[str, Any] = {
         "event_id": event_id(establishment, control_id),
@@ -452,9 +542,8 @@ def stay_event(
         "movement": {
             "movement_id": movement_id,
             "occurred_at": occurred_at,
-            # ZBE-7 is an XON: the unit's code in XON-10 (XON-3 in older engines), label XON-1.
-            "unit": _optional(unit[0].component(10) or unit[0].component(3)) if unit else None,
-            "unit_name": _optional(unit[0].component(1)) if unit else None,
+            "unit": unit,
+            "unit_name": unit_name,
         },
         "patient": person,
         "stay": {
@@ -467,6 +556,9 @@ def stay_event(
             "discharged_at": reader.timestamp(pv1, 45, "discharge date and time", EVENT),
             "discharge_disposition": _optional(pv1.get(36)),
             "discharge_destination": _optional(pv1.get(37)),
+            "attending_doctor": _visit_practitioner(pv1, 7),
+            "referring_doctor": _visit_practitioner(pv1, 8),
+            "admitting_doctor": _visit_practitioner(pv1, 17),
         },
         "care_team": care_team(message),
         "covid_status": covid_status(message, establishment.code, covid),

@@ -35,6 +35,8 @@ def test_the_patient_inside_a_stay_event_is_hidden_field_by_field() -> None:
         "birth_name": None,
         "birth_date": HIDDEN,
         "sex": HIDDEN,
+        "used_name": HIDDEN,
+        "legal_name": None,
     }
     assert hidden["stay_key"] == "chrunancy:V1" and hidden["movement"] == event["movement"]
     # Practitioners are not patients: the care team stays readable.

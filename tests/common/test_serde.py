@@ -46,6 +46,12 @@ def stay_event(visit: str) -> dict[str, Any]:
             "birth_name": None,
             "birth_date": dt.date(1948, 7, 14),
             "sex": "F",
+            "used_name": {
+                "family_name": "Lefèvre",
+                "given_name": "Hélène",
+                "other_given_names": None,
+            },
+            "legal_name": None,
         },
         "stay": {
             "visit_number": visit,
@@ -57,6 +63,13 @@ def stay_event(visit: str) -> dict[str, Any]:
             "discharged_at": None,
             "discharge_disposition": None,
             "discharge_destination": None,
+            "attending_doctor": {
+                "rpps": "10101010102",
+                "family_name": "Petit",
+                "given_name": "Noé",
+            },
+            "referring_doctor": None,
+            "admitting_doctor": None,
         },
         "care_team": [
             {"role": "ODRP", "rpps": "10101010101", "family_name": "Martin", "given_name": "Jeanne"}

@@ -338,7 +338,8 @@ case(
     check=expect(merged_ipp="IPP0999", **{"patient.ipp": "IPP0001"}),
 )
 case("A08 not used in France", "AA", "IGNORED", movement, "A08")
-case("A47 not used here", "AA", "IGNORED", movement, "A47")
+case("A47 identifier change", "AA", "KEPT", identity, "A47")
+case("A31 without an IPP", "AA", "KEPT", identity, "A31", ipp="", ins="2480799123456")
 
 # --- Enhanced acknowledgement mode --------------------------------------------------------------
 case("MSH-15 AL accepted", "CA", "PUBLISHED", movement, accept_ack="AL")

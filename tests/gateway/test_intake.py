@@ -96,22 +96,24 @@ def test_content_problems_are_errors_with_ae() -> None:
     assert intake.charset == "iso8859-1"
 
 
-@pytest.mark.parametrize("trigger", ["A08", "A29", "A47", "Z00"])
+@pytest.mark.parametrize("trigger", ["A08", "A29", "Z00"])
 def test_triggers_the_platform_does_not_use_are_acknowledged_and_ignored(trigger: str) -> None:
     intake = decide(movement(trigger))
     assert (intake.outcome, intake.code, intake.publication) == (Outcome.IGNORED, "AA", None)
     assert intake.trigger == trigger
 
 
-@pytest.mark.parametrize("trigger", ["A28", "A31"])
+@pytest.mark.parametrize("trigger", ["A28", "A31", "A47"])
 def test_identity_messages_are_kept_and_acknowledged(trigger: str) -> None:
     intake = decide(identity(trigger))
     assert (intake.outcome, intake.code, intake.publication) == (Outcome.KEPT, "AA", None)
     assert intake.charset == "utf-8"
 
 
-def test_an_identity_message_without_an_ipp_is_an_error() -> None:
-    assert decide(identity("A31", ipp="")).code == "AE"
+def test_an_identity_message_without_an_ipp_is_kept_all_the_same() -> None:
+    # Nothing of it is published: the archive needs no IPP (PAM FR engines may send only an INS).
+    intake = decide(identity("A31", ipp=""))
+    assert (intake.outcome, intake.code) == (Outcome.KEPT, "AA")
 
 
 def test_a_merge_is_published_to_the_merges_under_the_surviving_patient() -> None:

@@ -76,6 +76,16 @@ def test_an_admission_becomes_a_complete_stay_event() -> None:
             "birth_name": "Müller-Château",
             "birth_date": dt.date(1948, 7, 14),
             "sex": "F",
+            "used_name": {
+                "family_name": "Lefèvre",
+                "given_name": "Hélène",
+                "other_given_names": None,
+            },
+            "legal_name": {
+                "family_name": "Müller-Château",
+                "given_name": "Hélène",
+                "other_given_names": None,
+            },
         },
         "stay": {
             "visit_number": "V2026-0042",
@@ -87,6 +97,9 @@ def test_an_admission_becomes_a_complete_stay_event() -> None:
             "discharged_at": None,
             "discharge_disposition": None,
             "discharge_destination": None,
+            "attending_doctor": None,
+            "referring_doctor": None,
+            "admitting_doctor": None,
         },
         "care_team": [
             {
