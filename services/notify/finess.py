@@ -1,7 +1,7 @@
 """The public FINESS extract of establishments (``etalab_cs1100507_stock_*.csv``), as published.
 
 The file, published on data.gouv.fr by the ministry of health, is ``;``-separated with no quoting,
-in ISO-8859-1 (older files) or UTF-8: a first line that describes the extract
+in a Windows code page (Windows-1252) or UTF-8: a first line that describes the extract
 (``finess;etalab;<version>;<date>``), then one section of ``structureet`` rows (one per
 geographical establishment, ET) and one of ``geolocalisation`` rows. Lines carry no column names:
 each field is known by its position in the published layout (``STRUCTUREET_FIELDS``).
@@ -74,11 +74,12 @@ class FinessEstablishment:
 
 
 def decode(raw: bytes) -> str:
-    """UTF-8 when it is (newer files), else ISO-8859-1 as the extract was long published."""
+    """UTF-8 when it is, else Windows-1252 as the extract was long published (a byte that code
+    page leaves undefined becomes U+FFFD rather than refusing the whole file)."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("iso-8859-1")
+        return raw.decode("cp1252", errors="replace")
 
 
 def read_structures(lines: Iterable[str]) -> dict[str, FinessEstablishment]:

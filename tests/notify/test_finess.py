@@ -48,9 +48,9 @@ def test_corsican_numbers_are_numbers() -> None:
     assert list(found) == ["2A0000000"]
 
 
-def test_iso_8859_1_and_utf_8_files_are_both_read() -> None:
-    text = "CENTRE HOSPITALIER DE LUNÉVILLE"
-    assert decode(text.encode("iso-8859-1")) == text
+def test_windows_1252_and_utf_8_files_are_both_read() -> None:
+    text = "CENTRE HOSPITALIER DE LUNÉVILLE, VANDŒUVRE"
+    assert decode(text.encode("cp1252")) == text
     assert decode(text.encode("utf-8")) == text
 
 
