@@ -61,7 +61,7 @@ class NotifyService:
         establishments = load_establishments()
         names = {item.code: item.name for item in establishments}
         # Reference data read once at start, as establishments.csv is: names (about 100,000 in a
-        # national FINESS extract, a second to read) that only the rendering needs; a newer file
+        # national FINESS extract, half a second to read) that only the rendering needs; a newer file
         # takes effect when notify restarts.
         vocabulary = Vocabulary(
             units=load_units(self.config.units_file),
