@@ -60,9 +60,9 @@ class NotifyService:
         dead_letters = DeadLetters(producer, "notify", self.config.dead_letter_topic)
         establishments = load_establishments()
         names = {item.code: item.name for item in establishments}
-        # Reference data read once at start, as establishments.csv is: names (about 100,000 in a
-        # national FINESS extract, half a second to read) that only the rendering needs; a newer file
-        # takes effect when notify restarts.
+        # Reference data read once at start, as establishments.csv is: names (about 100,000 in
+        # a national FINESS extract, half a second to read) that only the rendering needs; a
+        # newer file takes effect when notify restarts.
         vocabulary = Vocabulary(
             units=load_units(self.config.units_file),
             places=places(establishments, load_finess_names(self.config.finess_extract)),
