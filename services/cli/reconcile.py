@@ -5,6 +5,8 @@
 - A cancelled movement whose notice went out has a retraction.
 - Every email the ledger says was sent is on disk exactly once (the SMTP server writes one file
   per message it accepted).
+- No email shows a bare code where words are expected (unit, discharge disposition, destination,
+  establishment; the test is notify's own, ``services.notify.wording.fields_without_words``).
 - Every discharge with Covid-19 status POSITIVE or SUSPECTED opened a follow-up case (the rules
   are the covid service's own, ``services.covid.rules``).
 - Analytics count every stay event of the days the run touched, once.
@@ -18,6 +20,8 @@ import collections
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from email import message_from_binary_file, policy
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid.rules import Effect, case_id, effects
 from services.notify.notices import NOTIFIABLE_KINDS, Earlier, NoticeKind, decide, movement_key
+from services.notify.wording import fields_without_words
 
 NOTIFICATION_HEADER = "X-Harpicoop-Notification-Id"
 SHOWN = 3
@@ -188,6 +193,34 @@ def emails_check(sent: Iterable[str], on_disk: Mapping[str, int]) -> Check:
     )
 
 
+def words_check(maildir: Path, started: float) -> Check:
+    """Each email written since ``started`` reads its fields in words: a failure names the
+    notification and the fields that show a code, never what they show."""
+    read = 0
+    coded: list[str] = []
+    for path in sorted(maildir.glob("*.eml")):
+        if path.stat().st_mtime < started:
+            continue
+        with open(path, "rb") as source:
+            email = message_from_binary_file(source, _class=EmailMessage, policy=policy.default)
+        body = email.get_body(("plain",))
+        if body is None:
+            continue
+        read += 1
+        fields = fields_without_words(body.get_content())
+        if fields:
+            name = str(email.get(NOTIFICATION_HEADER, path.name)).strip()
+            coded.append(f"{name} ({', '.join(fields)})")
+    return Check(
+        "each email shows words, never a bare code, in its unit, discharge and destination",
+        read,
+        read - len(coded),
+        tuple(coded),
+        "deploy/units.csv and the FINESS extract name what notify knows; "
+        "services/notify/wording.py says what is words",
+    )
+
+
 def covid_check(run: RunRecords, opened: Iterable[str]) -> Check:
     expected = {
         case_id(movement_key(event)) for event in run.events if Effect.OPEN in effects(event)
@@ -251,6 +284,7 @@ def reconcile(
     return [
         *notices_checks(run, found.ledger),
         emails_check(found.sent, emails_on_disk(maildir, started)),
+        words_check(maildir, started),
         covid_check(run, found.opened),
         analytics_check(days, found.counted),
     ]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.common.settings import read_config, setting
+from services.notify.finess import SAMPLE_EXTRACT
 from services.notify.notices import MAX_RECIPIENTS
+from services.notify.wording import UNITS_CSV
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class NotifyConfig:
     )
     """How long after its final status (sent, failed, skipped, uncertain) a notice keeps its
     rendered message, to be resent or looked into; then only its status trail is kept."""
+    finess_extract: Path = setting(SAMPLE_EXTRACT, "NOTIFY_FINESS_EXTRACT")
+    """The public FINESS extract (etalab_cs1100507_stock_*.csv) naming discharge destinations;
+    read at start, so a newer extract takes effect when notify restarts."""
+    units_file: Path = setting(UNITS_CSV, "NOTIFY_UNITS_FILE")
+    """Unit code → name per establishment, for events whose unit comes without its name."""
     purge_interval: float = setting(3600.0, "NOTIFY_PURGE_INTERVAL_SECONDS", minimum=0.01)
     purge_batch: int = setting(500, "NOTIFY_PURGE_BATCH", minimum=1)
 

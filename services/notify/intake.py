@@ -34,6 +34,7 @@ from services.notify.render import (
     render,
 )
 from services.notify.status import StatusRecorder
+from services.notify.wording import Vocabulary
 
 
 class Intake:
@@ -48,12 +49,14 @@ class Intake:
         establishment_names: Mapping[str, str],
         statuses: StatusRecorder,
         log: structlog.stdlib.BoundLogger,
+        vocabulary: Vocabulary,
     ) -> None:
         self.config = config
         self.sender_address = sender_address
         self.conn = conn
         self.establishment_names = establishment_names
         self.statuses = statuses
+        self.vocabulary = vocabulary
         self.log = log
         self.recorded = 0
 
@@ -95,7 +98,11 @@ class Intake:
                     self.conn, self.statuses, key, notice.recipient["rpps"], reason
                 )
             context = notice_context(
-                notice.kind, event, notice.recipient, self._establishment(event["establishment"])
+                notice.kind,
+                event,
+                notice.recipient,
+                self._establishment(event["establishment"]),
+                self.vocabulary,
             )
             self._record(notice, event, key, context)
 

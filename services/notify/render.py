@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from services.notify.notices import NoticeKind
+from services.notify.wording import Vocabulary, discharge_disposition_words
 
 PARIS = ZoneInfo("Europe/Paris")
 # Short enough for the whole Message-ID header to stay on one line (78 characters).
@@ -46,6 +47,10 @@ EVENT_WORDING = {
     "TRANSFER": "transfert",
     "DISCHARGE": "sortie",
 }
+
+
+NO_VOCABULARY = Vocabulary()
+"""Names a unit only from the message and no destination: words or nothing, still."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,9 @@ def notice_context(
     event: Mapping[str, Any],
     recipient: Mapping[str, Any],
     establishment_name: str,
+    vocabulary: Vocabulary = NO_VOCABULARY,
 ) -> dict[str, Any]:
+    """Every field in words; a code ``vocabulary`` has no words for is left out, never shown."""
     patient = event["patient"]
     stay = event["stay"]
     movement = event["movement"]
@@ -98,12 +105,14 @@ def notice_context(
         "event_wording": EVENT_WORDING.get(event["kind"], event["kind"].lower()),
         **_who(patient, recipient),
         "establishment": establishment_name,
-        "unit": movement.get("unit_name") or movement.get("unit") or "non précisé",
+        "unit": vocabulary.unit(
+            event["establishment"], movement.get("unit"), movement.get("unit_name")
+        ),
         "when": _local(movement["occurred_at"]),
         "emergency": stay.get("admission_mode") == "EMERGENCY",
         "scheduled": stay.get("admission_mode") == "SCHEDULED",
-        "discharge_disposition": stay.get("discharge_disposition"),
-        "discharge_destination": stay.get("discharge_destination"),
+        "discharge_disposition": discharge_disposition_words(stay.get("discharge_disposition")),
+        "discharge_destination": vocabulary.destination(stay.get("discharge_destination")),
         "covid_status": COVID_WORDING.get(event.get("covid_status") or "UNKNOWN", "non renseigné"),
         "event_id": event["event_id"],
     }

@@ -28,9 +28,11 @@ from services.common.settings import Settings
 from services.notify import ledger
 from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
+from services.notify.finess import load_finess_names
 from services.notify.intake import Intake
 from services.notify.smtp import SmtpSender
 from services.notify.status import OUTBOX_OWNER, StatusRecorder
+from services.notify.wording import Vocabulary, load_units, places
 
 MIGRATIONS = PROJECT_ROOT / "services" / "notify" / "migrations"
 
@@ -56,7 +58,15 @@ class NotifyService:
         self.statuses = statuses
         producer = make_producer(self.settings, "notify")
         dead_letters = DeadLetters(producer, "notify", self.config.dead_letter_topic)
-        names = {item.code: item.name for item in load_establishments()}
+        establishments = load_establishments()
+        names = {item.code: item.name for item in establishments}
+        # Reference data read once at start, as establishments.csv is: names (about 100,000 in
+        # a national FINESS extract, half a second to read) that only the rendering needs; a
+        # newer file takes effect when notify restarts.
+        vocabulary = Vocabulary(
+            units=load_units(self.config.units_file),
+            places=places(establishments, load_finess_names(self.config.finess_extract)),
+        )
         intake_conn = connect(self.settings)
         intake = Intake(
             config=self.config,
@@ -65,6 +75,7 @@ class NotifyService:
             establishment_names=names,
             statuses=statuses,
             log=self.log.bind(part="intake"),
+            vocabulary=vocabulary,
         )
         consumer = BatchConsumer(
             consumer=make_consumer(

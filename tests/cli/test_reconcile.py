@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from email.message import EmailMessage
 from pathlib import Path
 
 from services.cli.reconcile import (
@@ -15,9 +16,11 @@ from services.cli.reconcile import (
     emails_on_disk,
     notices_checks,
     stay_days,
+    words_check,
 )
 from services.covid.rules import case_id
 from services.notify.notices import NoticeKind, notification_id
+from services.notify.render import notice_context, render
 from tests.notify.builders import enriched, recipient
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
@@ -114,3 +117,34 @@ def test_analytics_must_count_every_event_of_a_day_once() -> None:
     # Counting too much is as wrong as counting too little.
     assert not analytics_check(days, {("chrunancy", day): 4}).ok
     assert dt.date(2026, 3, 2) == day
+
+
+def _eml(folder: Path, name: str, ident: str, body: str) -> None:
+    message = EmailMessage()
+    message["X-Harpicoop-Notification-Id"] = ident
+    message["Subject"] = "Sortie"
+    message.set_content(body)
+    message.add_alternative(f"<p>{body}</p>", subtype="html")
+    (folder / name).write_bytes(message.as_bytes())
+
+
+def test_an_email_showing_a_bare_code_fails_the_words_check(tmp_path: Path) -> None:
+    _eml(tmp_path, "1.eml", "a", "Service : Cardiologie\nMode de sortie : retour à domicile\n")
+    _eml(tmp_path, "2.eml", "b", "Service : 4011\nMode de sortie : 3\n")
+    _eml(tmp_path, "3.eml", "c", "Destination : CH_TOUL\n")
+    check_ = words_check(tmp_path, 0.0)
+    assert not check_.ok and (check_.expected, check_.found) == (3, 1)
+    assert check_.missing == ("b (Service, Mode de sortie)", "c (Destination)")
+    # Files older than the run are not the run's.
+    assert words_check(tmp_path, float("inf")).expected == 0
+
+
+def test_rendered_notices_pass_the_words_check(tmp_path: Path) -> None:
+    event = enriched("V1", [recipient("10101010101", "a@b.mssante.fr")], kind="DISCHARGE")
+    content = render(
+        notice_context(
+            NoticeKind.DISCHARGE, event["event"], event["recipients"][0], "CHRU de Nancy"
+        )
+    )
+    _eml(tmp_path, "1.eml", "a", content.text)
+    assert words_check(tmp_path, 0.0).ok

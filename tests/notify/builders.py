@@ -35,6 +35,8 @@ def enriched(
     message_id: str | None = None,
     covid_status: str = "UNKNOWN",
     admission_mode: str = "EMERGENCY",
+    disposition: str = "8",
+    destination: str | None = None,
 ) -> dict[str, Any]:
     event = stay_event(visit)
     event["kind"] = kind
@@ -45,7 +47,8 @@ def enriched(
     event["covid_status"] = covid_status
     event["stay"]["admission_mode"] = admission_mode
     if kind == "DISCHARGE":
-        event["stay"]["discharge_disposition"] = "Retour à domicile"
+        event["stay"]["discharge_disposition"] = disposition  # PV1-36 as engines send it
+        event["stay"]["discharge_destination"] = destination
         event["stay"]["discharged_at"] = event["movement"]["occurred_at"]
     return {"event": event, "recipients": recipients, "enriched_at": dt.datetime.now(dt.UTC)}
 

@@ -7,6 +7,7 @@ import datetime as dt
 from services.notify.config import NotifyConfig
 from services.notify.notices import NoticeKind
 from services.notify.render import build_message, notice_context, render
+from services.notify.wording import Vocabulary, fields_without_words
 from tests.notify.builders import enriched, recipient
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
@@ -55,3 +56,34 @@ def test_retries_back_off_exponentially_up_to_a_ceiling() -> None:
     config = NotifyConfig(retry_initial=dt.timedelta(seconds=5), retry_max=dt.timedelta(minutes=1))
     delays = [config.retry_delay(attempt).total_seconds() for attempt in range(1, 7)]
     assert delays == [5, 10, 20, 40, 60, 60]
+
+
+VOCABULARY = Vocabulary(
+    units={"chrunancy": {"URGA": "Urgences adultes Central"}},
+    places={"CH_TOUL": "Centre hospitalier de Toul"},
+)
+
+
+def test_a_transfer_out_reads_in_words() -> None:
+    event = enriched("V1", [GP], kind="DISCHARGE", disposition="7", destination="CH_TOUL")
+    event = event["event"]
+    event["movement"].update(unit="URGA", unit_name=None)
+    context = notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy", VOCABULARY)
+    content = render(context)
+    assert "Service : Urgences adultes Central" in content.text
+    assert "Mode de sortie : transfert vers un autre établissement" in content.text
+    assert "Destination : Centre hospitalier de Toul" in content.text
+    assert "<td>transfert vers un autre établissement</td>" in content.html
+    assert fields_without_words(content.text) == []
+
+
+def test_codes_without_words_are_left_out_of_the_notice() -> None:
+    event = enriched("V1", [GP], kind="DISCHARGE", disposition="X9", destination="123456789")
+    event = event["event"]
+    event["movement"].update(unit="4011", unit_name=None)
+    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy", VOCABULARY))
+    for label in ("Service", "Mode de sortie", "Destination"):
+        assert f"{label} :" not in content.text
+        assert f">{label}<" not in content.html
+    assert "4011" not in content.text and "123456789" not in content.html
+    assert "Statut Covid-19 à la sortie" in content.text

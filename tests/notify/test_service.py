@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, Producer
 
 from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
+from services.notify.wording import fields_without_words
 from tests.notify.builders import enriched, recipient
 from tests.support import (
     MailServer,
@@ -99,22 +100,36 @@ def test_one_admission_gives_exactly_one_email_with_the_right_words(
     assert len(mail_server.to(to)) == 1
 
 
-def test_a_discharge_carries_the_covid_status_and_the_destination(
+def test_a_discharge_carries_the_covid_status_and_the_destination_in_words(
     mail_server: MailServer,
     notify_factory: Callable[..., ServiceProcess],
     publish: Callable[..., None],
 ) -> None:
     to = address()
     service = notify_factory(mail_server)
-    publish(
-        service.topics["input"],
-        enriched("V101", [recipient("10101010102", to)], kind="DISCHARGE", covid_status="POSITIVE"),
+    # A transfer out (PMSI mode 7) to an establishment of the FINESS sample in deploy/, from a
+    # unit the message names by its code only: the words come from deploy/.
+    discharge = enriched(
+        "V101",
+        [recipient("10101010102", to)],
+        kind="DISCHARGE",
+        covid_status="POSITIVE",
+        disposition="7",
+        destination="990000047",
     )
+    discharge["event"]["movement"].update(unit="URGA", unit_name=None)
+    publish(service.topics["input"], discharge)
     [email] = eventually(lambda: mail_server.to(to), what="the discharge email")
     text = email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert email["Subject"].startswith("Sortie d'hospitalisation de votre patient(e)")
     assert "Statut Covid-19 à la sortie : positif" in text
-    assert "Mode de sortie : Retour à domicile" in text
+    assert "Service : Urgences adultes Central" in text
+    assert "Mode de sortie : transfert vers un autre établissement" in text
+    assert (
+        "Destination : CENTRE HOSPITALIER REGIONAL METZ-THIONVILLE HOPITAL DE MERCY "
+        "(57530 ARS LAQUENEXY)" in text
+    )
+    assert fields_without_words(text) == []
 
 
 def test_duplicate_deliveries_and_a_crash_mid_batch_still_give_one_email_each(

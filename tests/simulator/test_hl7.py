@@ -3,16 +3,22 @@ charset MSH-18 names, delimiters in names escaped, and every field where PAM FR 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.common.establishments import establishments_by_facility
+from services.common.establishments import establishments_by_facility, load_establishments
 from services.gateway.covid import load_covid_mapping
 from services.gateway.hl7 import parse
 from services.gateway.intake import IntakeRules, Outcome, take_in
+from services.notify.finess import load_finess_names
+from services.notify.notices import NOTIFIABLE_KINDS
+from services.notify.render import notice_context
+from services.notify.render import render as render_notice
+from services.notify.wording import Vocabulary, fields_without_words, load_units, places
 from services.simulator.hl7 import encode, message_bytes, parse_ack, render
 from services.simulator.model import AdtMessage, Patient, Practitioner
 from services.simulator.profiles import Profile
@@ -144,3 +150,33 @@ def test_acks_are_read_from_their_msa_and_err() -> None:
     assert refused.text == "PV1-19 (visit number) is required"
     assert parse_ack(b"garbage") is None
     assert parse_ack(b"MSH|^~\\&|A|B|C|D|20260302||ADT^A01|1|P|2.5\rPID|1\r") is None
+
+
+def test_every_notice_of_the_day_reads_in_words(
+    monday: Day, profiles: list[Profile], rules: IntakeRules
+) -> None:
+    """What the gateway makes of a simulated day, rendered as notify would with what deploy/
+    ships: no unit, disposition or destination shown as a code, even when an engine leaves the
+    unit's name out of ZBE-7."""
+    vocabulary = Vocabulary(
+        units=load_units(), places=places(load_establishments(), load_finess_names())
+    )
+    by_code = {item.establishment.code: item for item in profiles}
+    gp = {"role": "ODRP", "given_name": "Jeanne", "family_name": "Martin"}
+    shown: collections.Counter[str] = collections.Counter()
+    for item in monday.all_messages():
+        intake = take_in(message_bytes(item, by_code[item.establishment]), rules, RECEIVED_AT)
+        assert intake.publication is not None
+        event = intake.publication.value
+        notice = NOTIFIABLE_KINDS.get(event["kind"])
+        if notice is None:
+            continue
+        name = by_code[item.establishment].establishment.name
+        for unit_name in (event["movement"]["unit_name"], None):
+            event["movement"]["unit_name"] = unit_name
+            text = render_notice(notice_context(notice, event, gp, name, vocabulary)).text
+            assert fields_without_words(text) == [], text
+            shown.update(line.split(" : ")[0] for line in text.splitlines() if " : " in line)
+    # The fields are there, not merely left out (a Monday: about 1,250 notices, 800 discharges,
+    # some 20 transfers out, each rendered twice).
+    assert shown["Service"] > 1000 and shown["Mode de sortie"] > 100 and shown["Destination"] > 0
