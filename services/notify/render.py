@@ -49,6 +49,24 @@ EVENT_WORDING = {
 }
 
 
+STAY_ONGOING = frozenset({"ADMISSION", "CHANGE_TO_INPATIENT", "TRANSFER"})
+
+
+def liaison_sentence(kind: NoticeKind, event_kind: str) -> str | None:
+    """What the notice may say of the lettre de liaison (the discharge summary the establishment
+    owes the GP on the day of discharge): due at discharge while the stay goes on, sent by the
+    establishment once the patient is out; nothing in a retraction (the event was cancelled) or
+    in a Covid-19 follow-up (the discharge notice said it)."""
+    told_of = event_kind if kind is NoticeKind.CORRECTION else kind.value
+    if kind in (NoticeKind.RETRACTION, NoticeKind.COVID_FOLLOWUP, NoticeKind.COVID_REMINDER):
+        return None
+    if told_of in STAY_ONGOING:
+        return "La lettre de liaison vous parviendra à la sortie."
+    if told_of == "DISCHARGE":
+        return "La lettre de liaison de ce séjour vous est adressée séparément par l'établissement."
+    return None
+
+
 NO_VOCABULARY = Vocabulary()
 """Names a unit only from the message and no destination: words or nothing, still."""
 
@@ -103,6 +121,7 @@ def notice_context(
         "kind": kind.value,
         "event_kind": event["kind"],
         "event_wording": EVENT_WORDING.get(event["kind"], event["kind"].lower()),
+        "liaison": liaison_sentence(kind, event["kind"]),
         **_who(patient, recipient),
         "establishment": establishment_name,
         "unit": vocabulary.unit(
@@ -130,6 +149,7 @@ def followup_context(
         "kind": kind.value,
         "event_kind": "DISCHARGE",
         "event_wording": EVENT_WORDING["DISCHARGE"],
+        "liaison": liaison_sentence(kind, "DISCHARGE"),
         **_who(patient, recipient),
         "establishment": establishment_name,
         "unit": None,

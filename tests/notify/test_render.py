@@ -6,7 +6,7 @@ import datetime as dt
 
 from services.notify.config import NotifyConfig
 from services.notify.notices import NoticeKind
-from services.notify.render import build_message, notice_context, render
+from services.notify.render import build_message, liaison_sentence, notice_context, render
 from services.notify.wording import Vocabulary, fields_without_words
 from tests.notify.builders import enriched, recipient
 
@@ -87,3 +87,33 @@ def test_codes_without_words_are_left_out_of_the_notice() -> None:
         assert f">{label}<" not in content.html
     assert "4011" not in content.text and "123456789" not in content.html
     assert "Statut Covid-19 à la sortie" in content.text
+
+
+def footer(kind: NoticeKind, event_kind: str, action: str = "INSERT") -> str:
+    event = enriched("V1", [GP], kind=event_kind, action=action)["event"]
+    text = render(notice_context(kind, event, GP, "CHRU de Nancy")).text
+    [line] = [line for line in text.splitlines() if line.startswith("Ce message vous est adressé")]
+    return line
+
+
+def test_the_footer_speaks_of_the_lettre_de_liaison_as_the_notice_stands() -> None:
+    ongoing = "La lettre de liaison vous parviendra à la sortie."
+    sent = "La lettre de liaison de ce séjour vous est adressée séparément par l'établissement."
+    assert footer(NoticeKind.ADMISSION, "ADMISSION").endswith(ongoing)
+    assert footer(NoticeKind.TRANSFER, "TRANSFER").endswith(ongoing)
+    # Once the patient is out, the letter is not still to come "at discharge".
+    assert footer(NoticeKind.DISCHARGE, "DISCHARGE").endswith(sent)
+    assert footer(NoticeKind.CORRECTION, "DISCHARGE", "UPDATE").endswith(sent)
+    assert footer(NoticeKind.CORRECTION, "ADMISSION", "UPDATE").endswith(ongoing)
+    # A cancelled event promises nothing; the follow-ups come after the discharge notice.
+    assert footer(NoticeKind.RETRACTION, "ADMISSION", "CANCEL").endswith("de ce(tte) patient(e).")
+    assert "liaison" not in footer(NoticeKind.RETRACTION, "DISCHARGE", "CANCEL")
+    for kind in (NoticeKind.COVID_FOLLOWUP, NoticeKind.COVID_REMINDER):
+        assert liaison_sentence(kind, "DISCHARGE") is None
+
+
+def test_the_html_footer_is_the_texts() -> None:
+    event = enriched("V1", [GP], kind="DISCHARGE")["event"]
+    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy"))
+    assert "adressée séparément par l&#39;établissement." in content.html
+    assert "vous parviendra à la sortie" not in content.html
