@@ -4,6 +4,8 @@
 - A later admission of the same patient in any establishment of the GHT closes their open cases
   (READMISSION); so does a later event carrying a NEGATIVE status (NEGATIVE_RESULT).
 - The cancellation of the discharge closes the case it opened (DISCHARGE_CANCELLED).
+- A discharge by death opens no case and closes the patient's open ones (DECEASED): nobody is
+  reminded to follow up a patient who died.
 - An open case is reminded to the GP once after the reminder delay, and completes some time later.
 """
 
@@ -14,6 +16,8 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+from services.common.dispositions import is_death
 
 _CASE_NAMESPACE = uuid.UUID("1b8e0a52-2f7e-4c55-9d2e-7a6f0c3e9b41")
 
@@ -26,6 +30,7 @@ class Effect(enum.Enum):
     CLOSE_READMISSION = "READMISSION"
     CLOSE_NEGATIVE = "NEGATIVE_RESULT"
     CLOSE_CANCELLED = "DISCHARGE_CANCELLED"
+    CLOSE_DECEASED = "DECEASED"
 
 
 def case_id(discharge_event_id: str) -> str:
@@ -57,6 +62,8 @@ def effects(event: Mapping[str, Any]) -> list[Effect]:
     if event["kind"] == "DISCHARGE":
         if event["action"] == "CANCEL":
             found.append(Effect.CLOSE_CANCELLED)
+        elif is_death(event["stay"].get("discharge_disposition")):
+            found.append(Effect.CLOSE_DECEASED)
         elif event["covid_status"] in FOLLOWED_STATUSES:
             found.append(Effect.OPEN)
     if event["kind"] in READMISSION_KINDS and event["action"] == "INSERT":

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from services.common.dispositions import is_death
 from services.notify.notices import NoticeKind
 from services.notify.wording import Vocabulary, discharge_disposition_words
 
@@ -130,6 +131,7 @@ def notice_context(
         "when": _local(movement["occurred_at"]),
         "emergency": stay.get("admission_mode") == "EMERGENCY",
         "scheduled": stay.get("admission_mode") == "SCHEDULED",
+        "deceased": is_death(stay.get("discharge_disposition")),
         "discharge_disposition": discharge_disposition_words(stay.get("discharge_disposition")),
         "discharge_destination": vocabulary.destination(stay.get("discharge_destination")),
         "covid_status": COVID_WORDING.get(event.get("covid_status") or "UNKNOWN", "non renseigné"),
@@ -156,6 +158,7 @@ def followup_context(
         "when": _local(followup["opened_at"]),
         "emergency": False,
         "scheduled": False,
+        "deceased": False,
         "discharge_disposition": None,
         "discharge_destination": None,
         "covid_status": COVID_WORDING.get(followup["covid_status"], "non renseigné"),
@@ -175,6 +178,8 @@ def subject(context: Mapping[str, Any]) -> str:
         return f"Hospitalisation{mode} de votre patient(e) — {where}"
     if kind == "TRANSFER":
         return f"Transfert de votre patient(e) — {where}"
+    if kind == "DISCHARGE" and context["deceased"]:
+        return f"Décès de votre patient(e) — {where}"
     if kind == "DISCHARGE":
         return f"Sortie d'hospitalisation de votre patient(e) — {where}"
     if kind == "CORRECTION":

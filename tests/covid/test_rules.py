@@ -33,6 +33,14 @@ def test_effects_of_stay_events(
     assert effects(event) == expected
 
 
+@pytest.mark.parametrize("action", ["INSERT", "UPDATE"])
+def test_a_discharge_by_death_opens_no_case_and_closes_the_patients(action: str) -> None:
+    # PMSI mode de sortie 9: nobody is to be reminded to follow up a patient who died.
+    event = enriched("V1", [], kind="DISCHARGE", action=action, covid_status="POSITIVE")["event"]
+    event["stay"]["discharge_disposition"] = "9"
+    assert effects(event) == [Effect.CLOSE_DECEASED]
+
+
 def test_the_same_person_is_recognised_despite_accents_case_and_spacing() -> None:
     a = {
         "family_name": "Lefèvre",

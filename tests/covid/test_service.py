@@ -186,6 +186,34 @@ def test_a_later_negative_result_or_a_cancelled_discharge_closes_the_case(
     )
 
 
+def test_a_correction_to_a_discharge_by_death_closes_the_case_it_had_opened(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], discharge("V6", "POSITIVE", GP, now))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+
+    # The establishment corrects the discharge: the patient died (PMSI mode de sortie 9).
+    died = discharge("V6", "POSITIVE", GP, now, action="UPDATE", disposition="9")
+    publish(service.topics["enriched"], died)
+    eventually(
+        lambda: followups.states()[-1] == ("CLOSED", "DECEASED", 0), what="closed, no reminder"
+    )
+    # And a discharge by death opens no case at all.
+    publish(service.topics["enriched"], discharge("V7", "POSITIVE", GP, now, disposition="9"))
+    # Discharged after the death's time, so the death closes it not, in whatever order
+    # the two stays' partitions are read.
+    marker = discharge("V8", "SUSPECTED", GP, now + dt.timedelta(hours=1))
+    publish(service.topics["enriched"], marker)
+    eventually(lambda: len(followups.states()) == 3, what="the next discharge's case")
+    assert followups.states()[-1] == ("OPEN", None, 0)
+    assert [state for state, _, _ in followups.states()].count("OPEN") == 2
+
+
 def test_a_reminder_pending_across_a_restart_fires_once_and_the_gp_gets_both_emails(
     covid_factory: Callable[..., ServiceProcess],
     notify_factory: Callable[..., ServiceProcess],

@@ -117,3 +117,15 @@ def test_the_html_footer_is_the_texts() -> None:
     content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy"))
     assert "adressée séparément par l&#39;établissement." in content.html
     assert "vous parviendra à la sortie" not in content.html
+
+
+def test_a_discharge_by_death_has_its_own_words() -> None:
+    event = enriched("V1", [GP], kind="DISCHARGE", disposition="9")["event"]
+    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy"))
+    assert content.subject == "Décès de votre patient(e) — CHRU de Nancy"
+    assert "du décès de votre patient(e), survenu le 02/03/2026 à 09:15" in content.text
+    assert "sorti(e) d'hospitalisation" not in content.text
+    assert "<strong>décès</strong>" in content.html
+    alive = enriched("V1", [GP], kind="DISCHARGE", disposition="8")["event"]
+    other = render(notice_context(NoticeKind.DISCHARGE, alive, GP, "CHRU de Nancy"))
+    assert other.subject.startswith("Sortie d'hospitalisation")
