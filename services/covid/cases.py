@@ -79,8 +79,13 @@ def open_case(
     event: Mapping[str, Any],
     gp: Mapping[str, Any] | None,
     reminder_delay: dt.timedelta,
+    complete_after: dt.timedelta,
 ) -> int:
-    """Open the case of a discharge (a replay changes nothing; a correction updates the status)."""
+    """Open the case of a discharge (a replay changes nothing; a correction updates the status).
+
+    A discharge that comes so late (replayed, or sent late by its engine) that its reminder
+    would already be due opens without one: the GP gets the follow-up alone, not a follow-up
+    and a reminder together, and the case completes ``complete_after`` from now."""
     movement = f"{event['establishment']}:{event['movement']['movement_id']}"
     discharged_at = event["movement"]["occurred_at"]
     patient = event["patient"]
@@ -93,8 +98,10 @@ def open_case(
         publisher,
         "INSERT INTO covid_case (case_id, stay_key, establishment, discharge_event_id, "
         "movement_key, ins, identity_key, patient, gp, covid_status, state, opened_at, "
-        "discharged_at, remind_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'OPEN', now(), "
-        "%s, %s) ON CONFLICT (case_id) DO UPDATE SET covid_status = EXCLUDED.covid_status, "
+        "discharged_at, remind_at, complete_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+        "'OPEN', now(), %s, CASE WHEN %s > now() THEN %s END, "
+        "CASE WHEN %s > now() THEN NULL ELSE now() + %s END) "
+        "ON CONFLICT (case_id) DO UPDATE SET covid_status = EXCLUDED.covid_status, "
         "updated_at = now() WHERE covid_case.state <> 'CLOSED' "
         "AND covid_case.covid_status <> EXCLUDED.covid_status",
         (
@@ -110,6 +117,9 @@ def open_case(
             event["covid_status"],
             discharged_at,
             discharged_at + reminder_delay,
+            discharged_at + reminder_delay,
+            discharged_at + reminder_delay,
+            complete_after,
         ),
     )
 
@@ -163,14 +173,15 @@ def remind_due(conn: Conn, publisher: FollowupPublisher, complete_after: dt.time
 
 
 def complete_due(conn: Conn, publisher: FollowupPublisher) -> int:
-    """Reminded cases left untouched long enough are closed as complete."""
+    """Reminded cases left untouched long enough are closed as complete, and so are the cases
+    opened too late for a reminder (``open_case``)."""
     with conn.transaction():
         return _changed(
             conn,
             publisher,
             "UPDATE covid_case SET state = 'CLOSED', closed_at = now(), "
             "close_reason = 'FOLLOWUP_COMPLETE', complete_at = NULL, updated_at = now() "
-            "WHERE case_id IN (SELECT case_id FROM covid_case WHERE state = 'REMINDED' "
+            "WHERE case_id IN (SELECT case_id FROM covid_case WHERE state IN ('OPEN', 'REMINDED') "
             "AND complete_at <= now() LIMIT 200 FOR UPDATE SKIP LOCKED)",
             (),
         )

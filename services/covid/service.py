@@ -54,7 +54,12 @@ class CaseKeeper:
         for effect in effects(event):
             if effect is Effect.OPEN:
                 changed = cases.open_case(
-                    self.conn, self.publisher, event, gp, self.config.reminder_delay
+                    self.conn,
+                    self.publisher,
+                    event,
+                    gp,
+                    self.config.reminder_delay,
+                    self.config.complete_after,
                 )
             elif effect is Effect.CLOSE_CANCELLED:
                 changed = cases.close_cancelled(self.conn, self.publisher, event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -212,6 +213,32 @@ def test_a_correction_to_a_discharge_by_death_closes_the_case_it_had_opened(
     eventually(lambda: len(followups.states()) == 3, what="the next discharge's case")
     assert followups.states()[-1] == ("OPEN", None, 0)
     assert [state for state, _, _ in followups.states()].count("OPEN") == 2
+
+
+def test_a_discharge_too_late_for_its_reminder_sends_the_follow_up_alone(
+    covid_factory: Callable[..., ServiceProcess],
+    notify_factory: Callable[..., ServiceProcess],
+    mail_server: MailServer,
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory(COVID_REMINDER_DELAY_SECONDS="60", COVID_COMPLETE_AFTER_SECONDS="3")
+    address = f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
+    gp = recipient("10101010104", address)
+    notify_factory(mail_server, followups_topic=service.topics["followups"])
+    # Replayed, or sent late by its engine: its reminder was due an hour ago.
+    late = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    publish(service.topics["enriched"], discharge("V9", "POSITIVE", gp, late))
+    followups = followups_of(service)
+    eventually(
+        lambda: followups.states()[-1:] == [("CLOSED", "FOLLOWUP_COMPLETE", 0)],
+        what="opened, never reminded, then complete",
+    )
+    assert followups.states() == [("OPEN", None, 0), ("CLOSED", "FOLLOWUP_COMPLETE", 0)]
+    [email] = eventually(lambda: mail_server.to(address), what="the follow-up email")
+    assert email["Subject"].startswith("Suivi Covid-19 de votre patient(e)")
+    time.sleep(2)  # a reminder, were one sent, would be on its way by now
+    assert len(mail_server.to(address)) == 1
 
 
 def test_a_reminder_pending_across_a_restart_fires_once_and_the_gp_gets_both_emails(
