@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn, change_and_announce, enqueue
 from services.common.serde import AvroSerde
 from services.covid.rules import case_id, identity_key
@@ -86,7 +87,7 @@ def open_case(
     A discharge that comes so late (replayed, or sent late by its engine) that its reminder
     would already be due opens without one: the GP gets the follow-up alone, not a follow-up
     and a reminder together, and the case completes ``complete_after`` from now."""
-    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    movement = movement_key(event)
     discharged_at = event["movement"]["occurred_at"]
     patient = event["patient"]
     if conn.execute(
@@ -147,7 +148,7 @@ def close_for_patient(
 
 
 def close_cancelled(conn: Conn, publisher: FollowupPublisher, event: Mapping[str, Any]) -> int:
-    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    movement = movement_key(event)
     return _changed(
         conn,
         publisher,

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.notify import ledger
 from services.notify.config import NotifyConfig
@@ -24,7 +25,6 @@ from services.notify.notices import (
     decide_followup,
     followup_event_id,
     followup_movement_key,
-    movement_key,
 )
 from services.notify.render import (
     MESSAGE_ID_DOMAIN,
