@@ -71,7 +71,8 @@ def test_the_ans_examples_reuse_movement_312_across_five_stays() -> None:
     stays = {
         published.event.stay_key
         for published in CORPUS
-        if published.event and published.event.movement_id == "312"
+        if published.event
+        and published.event.movement_id == "312"
         and published.establishment == "chrunancy"
     }
     assert len(stays) == 5
@@ -102,8 +103,10 @@ def test_the_ack_to_a_published_message_is_an_hl7_ack(published: Published) -> N
         intake.context, code, intake.problems, control_id="ACK1", now=published.received_at
     )
 
-    ack = parse_ack(payload.decode(intake.context.codec if intake.context else "ascii"),
-                    strict=published.ack_strict)
+    ack = parse_ack(
+        payload.decode(intake.context.codec if intake.context else "ascii"),
+        strict=published.ack_strict,
+    )
 
     assert ack.msa.msa_1.value == published.ack
     assert ack.msa.msa_2.value == published.echoed_control_id

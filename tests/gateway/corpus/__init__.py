@@ -103,7 +103,9 @@ def _rewrite(data: bytes, published_facility: str, facility: str, name: str) -> 
     separator = lines[number][3:4]
     header = lines[number].split(separator)
     if header[3].decode("ascii") != published_facility:
-        raise ValueError(f"{name}: MSH-4 is {header[3]!r}, the manifest says {published_facility!r}")
+        raise ValueError(
+            f"{name}: MSH-4 is {header[3]!r}, the manifest says {published_facility!r}"
+        )
     header[3] = facility.encode("ascii")
     lines[number] = separator.join(header)
     return lines
@@ -133,7 +135,9 @@ def load(manifest: Path = FOLDER / "manifest.toml") -> list[Published]:
         entry = dict(entry)
         file = entry.pop("file")
         name = entry.pop("name", Path(file).stem)
-        lines = _rewrite((FOLDER / file).read_bytes(), entry.pop("published_facility"), entry["facility"], name)
+        lines = _rewrite(
+            (FOLDER / file).read_bytes(), entry.pop("published_facility"), entry["facility"], name
+        )
         event = entry.pop("event", None)
         corpus.append(
             Published(
