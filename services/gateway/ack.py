@@ -19,9 +19,11 @@ from services.gateway.hl7 import Delimiters, Problem, Segment, codec_for
 APPLICATION = "HARPICOOP"
 FACILITY = "GHT_SUD_LORRAINE"
 DEFAULT_VERSION = "2.5"
-# HL7 gave MSH-9 its third component (the message structure) in 2.3.1, and ERR its fields 2 to
-# 12 in 2.5; before that ERR-1 alone said where and what (segment^sequence^field^code&text&
-# table). An ACK is written in the shape of the version it declares, the message's own.
+# HL7 gave MSH its field 18 (the character set) in 2.3, MSH-9 its third component (the message
+# structure) in 2.3.1, and ERR its fields 2 to 12 in 2.5; before that ERR-1 alone said where
+# and what (segment^sequence^field^code&text&table). An ACK is written in the shape of the
+# version it declares, the message's own.
+CHARSET_SINCE = (2, 3)
 STRUCTURE_SINCE = (2, 3, 1)
 ERROR_FIELDS_SINCE = (2, 5)
 COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}
@@ -142,7 +144,7 @@ def build_ack(
         "NE" if enhanced else "",
         "NE" if enhanced else "",
         "",
-        _declared_charset(echoed(18), codec),
+        _declared_charset(echoed(18), codec) if version >= CHARSET_SINCE else "",
     ]
     errors = [problem for problem in problems if problem.severity == "E"]
     summary = delimiters.escape_text(errors[0].text) if errors else ""

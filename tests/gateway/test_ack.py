@@ -138,6 +138,7 @@ def test_a_message_whose_bytes_break_its_declared_charset_gets_a_readable_ack() 
     [
         # Before 2.3.1, MSH-9 has no message structure; before 2.5, ERR-1 alone says where and
         # what (ELD), ERR-2 to ERR-12 do not exist.
+        ("2.2", "ACK^A01", "ERR|PV1^1^19^101&Required field missing&HL70357"),
         ("2.3", "ACK^A01", "ERR|PV1^1^19^101&Required field missing&HL70357"),
         ("2.4", "ACK^A01^ACK", "ERR|PV1^1^19^101&Required field missing&HL70357"),
         ("2.5", "ACK^A01^ACK", "ERR||PV1^1^19^1|101^Required field missing^HL70357|E||||"),
@@ -154,6 +155,8 @@ def test_an_ack_has_the_shape_of_the_version_it_declares(
 
     header, msa, err_segment = ack.decode("iso8859-1").rstrip("\r").split("\r")
     assert header.split("|")[8:12] == [message_type, "A9", "P", version]
+    # MSH-18 (the character set) exists from 2.3 on.
+    assert header.split("|")[17:] == ([] if version == "2.2" else ["8859/1"])
     assert msa == "MSA|AE|MSG00001|PV1-19 is required"
     assert err_segment == err + ("PV1-19 is required" if version == "2.5" else "")
     independent = parse_ack(ack.decode("iso8859-1"))  # HL7's ACK of that version, per hl7apy
