@@ -14,7 +14,12 @@ from confluent_kafka import Consumer, Producer
 from services.common.db import connect
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
+from services.gateway.bootstrap import GatewayConfig
+from services.gateway.handler import Topics
+from services.gateway.intake import RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
 from tests.covid.builders import patient_merge, survivor
+from tests.gateway.messages import identity
+from tests.gateway.support import MllpClient, read_ack, running_gateway
 from tests.notify.builders import enriched, recipient
 from tests.support import (
     MailServer,
@@ -459,4 +464,46 @@ def test_a_discharge_of_the_merged_record_arriving_after_the_merge_is_the_surviv
     publish(service.topics["enriched"], readmitted)
     eventually(
         lambda: followups.states()[-1] == ("CLOSED", "READMISSION", 0), what="closed by A's return"
+    )
+
+
+def test_an_a40_sent_to_the_gateway_moves_the_case(
+    stack: Settings,
+    covid_factory: Callable[..., ServiceProcess],
+    topic_factory: Callable[..., str],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], of_record(discharge("G1", "POSITIVE", GP, now), "IPP-B"))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="B's case opened")
+
+    # The CHRU's engine merges IPP-B into IPP-A, whose qualified identity carries the INS.
+    topics = Topics(
+        stays=topic_factory(STAY_EVENT_SCHEMA),
+        merges=service.topics["merges"],
+        archive=topic_factory(RAW_MESSAGE_SCHEMA),
+    )
+    merge = identity(
+        "A40",
+        control_id=f"MRG-{uuid.uuid4().hex[:8]}",
+        ipp="IPP-A",
+        family="Durand",
+        given="Marie",
+        ins="248077514812345",
+        identity_status="VALI",
+        merged_ipp="IPP-B",
+    )
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
+    with running_gateway(stack, config) as gateway, MllpClient(gateway.port) as engine:
+        assert read_ack(engine.send(merge)).code == "AA"
+
+    eventually(lambda: len(followups.states()) == 2, what="the case moved")
+    moved = followups.seen[1]["patient"]
+    assert (moved["ipp"], moved["ins"], moved["family_name"]) == (
+        "IPP-A",
+        "248077514812345",
+        "Durand",
     )
