@@ -507,3 +507,24 @@ def test_an_a40_sent_to_the_gateway_moves_the_case(
         "248077514812345",
         "Durand",
     )
+
+
+def test_a_merge_is_forgotten_after_the_retention(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    empty_database: str,
+) -> None:
+    # It holds the survivor's identity: kept only as long as a closed case.
+    service = covid_factory(COVID_RETENTION_SECONDS="4", COVID_PURGE_INTERVAL_SECONDS="0.2")
+    publish(service.topics["merges"], patient_merge(survivor("IPP-A"), "IPP-B"))
+    with connect(empty_database) as conn:
+
+        def merges() -> list[tuple[str, str]]:
+            if conn.execute("SELECT to_regclass('covid_patient_merge')").fetchone() == (None,):
+                return []  # the service has not migrated yet
+            return conn.execute(
+                "SELECT merged_ipp, patient ->> 'ipp' FROM covid_patient_merge"
+            ).fetchall()
+
+        assert eventually(merges, what="the merge recorded") == [("IPP-B", "IPP-A")]
+        eventually(lambda: not merges(), what="the merge forgotten")
