@@ -32,7 +32,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from services.stack.__main__ import clean
-from services.stack.components import Kafka, Postgres
+from services.stack.components import Imap, Kafka, Postgres
 from services.stack.layout import StackLayout
 from tests.support import (
     OWNERS,
@@ -44,6 +44,7 @@ from tests.support import (
     free_port,
     local_database_server,
     stack_env,
+    started_imap,
     started_postgres,
 )
 
@@ -81,13 +82,15 @@ def stack() -> Iterator[Settings]:
     from services.stack.components import all_components
 
     layout = StackLayout.default()
-    already_up = all(item.running() and item.healthy() for item in all_components(layout))
-    up(layout)
+    # Tests that read a mailbox start an IMAP server of their own (``imap_server``), as they do
+    # SMTP servers: the suite neither needs nor starts the stack's.
+    needed = [item for item in all_components(layout) if not isinstance(item, Imap)]
+    started = up(layout, needed)
     try:
         yield Settings.from_env(principal=TESTS)
     finally:
-        if not already_up:
-            down(layout)
+        if started:
+            down(layout, started)
 
 
 @pytest.fixture
@@ -301,6 +304,29 @@ def private_kafka(stack: Settings, tmp_path: Path) -> Iterator[Kafka]:
 def mail_server(tmp_path: Path) -> Iterator[MailServer]:
     """A real SMTP server of the test's own (so it can be taken down), keeping .eml files."""
     server = MailServer(tmp_path / "mail", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def imap_server(tmp_path: Path) -> Iterator[Imap]:
+    """A real IMAP server (Dovecot, as the stack runs it) of the test's own: its own folder,
+    port and mailbox password (``imap_server.password()``); stopped and removed at the end."""
+    layout = StackLayout(tmp_path / "imap-stack")
+    layout.make_dirs()
+    server = started_imap(layout)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.forget()
+
+
+@pytest.fixture
+def reporting_mail_server(tmp_path: Path, imap_server: Imap) -> Iterator[MailServer]:
+    """``mail_server``, returning delivery status notifications to ``imap_server``."""
+    server = MailServer(tmp_path / "mail", free_port(), imap=imap_server)
     server.start()
     yield server
     server.stop()
