@@ -1,3 +1,4 @@
+-- Numbered 010: 009 is taken by a change made alongside (confidentiality and opposition).
 -- Proof of delivery: what the platform's mailbox says of each notice after the SMTP hand-off
 -- (services.notify.receipts). The ledger state stays the hand-off's outcome ('sent'); these
 -- times say what came back: a DSN of delivery, a read receipt, a bounce. Each is set once, by
