@@ -178,7 +178,7 @@ class Settings:
             return value
 
         def transport(name: str) -> SmtpSecurity:
-            value = text(name, "none").lower()
+            value = (env.get(name) or "none").lower()
             if value not in _SMTP_SECURITY_VALUES:
                 raise SettingsError(
                     f"{name}={value!r}: use one of {', '.join(_SMTP_SECURITY_VALUES)}"
