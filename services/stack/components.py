@@ -825,12 +825,22 @@ class Imap(Component):
     """What says the server's folder was made (``server_home``)."""
 
     def __init__(
-        self, layout: StackLayout, port: int | None = None, mailbox: str | None = None
+        self,
+        layout: StackLayout,
+        port: int | None = None,
+        mailbox: str | None = None,
+        *,
+        certificate: tuple[Path, Path] | None = None,
+        tls_port: int | None = None,
     ) -> None:
-        """Another port serves a throwaway server in tests."""
+        """Another port serves a throwaway server in tests. With ``certificate`` (a PEM
+        certificate and its key), it offers STARTTLS on ``port`` and implicit TLS on
+        ``tls_port``: how an operator's IMAP server is reached (``IMAP_SECURITY``)."""
         super().__init__(layout)
         self.port = port or self.port
         self.mailbox = mailbox or Settings().smtp_from
+        self.certificate = certificate
+        self.tls_port = tls_port
 
     @property
     def secrets(self) -> LocalSecrets:
@@ -927,7 +937,7 @@ instance_name = harpicoop-imap-{instance}
 log_path = /dev/stderr
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+{self._ssl_settings()}
 # Loopback only, and the local default IMAP_SECURITY=none.
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -954,7 +964,9 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.tls_port or 0}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -976,6 +988,15 @@ service lmtp {{
         )
         users.chmod(0o600)
 
+    def _ssl_settings(self) -> str:
+        if self.certificate is None:
+            return "ssl = no"
+        return (
+            f"ssl = yes\nssl_min_protocol = TLSv1.2\n"
+            f"ssl_cert = <{self.home / 'tls' / 'cert.pem'}\n"
+            f"ssl_key = <{self.home / 'tls' / 'key.pem'}"
+        )
+
     def _prepare_dirs(self) -> None:
         if self.outside:
             OUTSIDE_STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -985,6 +1006,12 @@ service lmtp {{
             (self.home / "checkout").write_text(f"{self.layout.root}\n", encoding="utf-8")
         if len(str(self.lmtp_socket)) > 100:
             raise StackError(f"{self.lmtp_socket} is too long a path for a socket")
+        if self.certificate is not None:
+            # Copies its user can read, wherever the originals are.
+            (self.home / "tls").mkdir(mode=0o700, exist_ok=True)
+            for source, name in zip(self.certificate, ("cert.pem", "key.pem"), strict=True):
+                shutil.copyfile(source, self.home / "tls" / name)
+                (self.home / "tls" / name).chmod(0o600)
         self._write_config()
         if os.geteuid() != 0:
             return
