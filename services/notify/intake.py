@@ -148,6 +148,9 @@ class Intake:
             recipient_address=notice.recipient["mssante_address"],
             notification_id=notice.notification_id,
             created_at=dt.datetime.now(dt.UTC),
+            read_receipt_to=self.sender_address
+            if self.config.wants_read_receipt(notice.recipient["rpps"])
+            else None,
         )
         # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
         return email.as_bytes(policy=SMTP_POLICY)
