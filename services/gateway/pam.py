@@ -505,16 +505,17 @@ def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
 
 
 def movement_authority(zbe: Segment) -> str | None:
-    """ZBE-1's assigning authority (EI-3, the universal id, else EI-2, the namespace id).
+    """ZBE-1's assigning authority: EI-2, the namespace id, else EI-3, the universal id.
 
-    The universal id is preferred because engines send it with or without the namespace
-    (``312^CHU-X^000897406`` and ``312^^000897406^ISO`` are one numbering); the type (EI-4)
-    only says how to read it."""
+    The namespace is preferred because published engines send it in every shape they use for
+    one numbering: ``312^CHU-X^000897406``, and ``312^CHU-X&000897406&N`` where the whole HD
+    is packed into EI-2 as subcomponents (ANS examples); the universal id alone only when no
+    namespace is sent. The universal id's type (EI-4) only says how to read it."""
     repetitions = zbe.repetitions(1)
     if not repetitions:
         return None
     first = repetitions[0]
-    return _optional(first.component(3)) or _optional(first.component(2))
+    return _optional(first.component(2)) or _optional(first.component(3))
 
 
 def stay_event(

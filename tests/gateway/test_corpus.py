@@ -5,12 +5,16 @@ The same corpus goes through a running gateway in test_corpus_gateway.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.common.establishments import establishments_by_facility
+from services.common.movements import movement_key
+from services.common.streams import SourceRecord
+from services.dedup.rules import Claim, Verdict, decide
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.covid import load_covid_mapping
 from services.gateway.intake import IntakeRules, take_in
@@ -32,9 +36,7 @@ def event_fields(value: dict[str, object]) -> dict[str, object]:
         "action": value["action"],
         "establishment": value["establishment"],
         "stay_key": value["stay_key"],
-        # The first component: the movement's identity is being widened to ZBE-1 with its
-        # assigning authority, and the corpus holds to what every version of it keeps.
-        "movement_id": str(movement["movement_id"]).split("^")[0],
+        "movement_id": movement["movement_id"],
         "unit": movement["unit"],
         "gp_rpps": next((member["rpps"] for member in team if member["role"] == "ODRP"), None),
     }
@@ -78,6 +80,36 @@ def test_the_ans_examples_reuse_movement_312_across_five_stays() -> None:
         and published.establishment == "chrunancy"
     }
     assert len(stays) == 5
+
+
+def test_five_stays_reusing_movement_312_are_five_movements_for_dedup() -> None:
+    # As published, each stay's movement is 312 of the same numbering (ZBE-1 312^CHU-X^000897406):
+    # only the stay tells them apart, and dedup must let all five admissions through.
+    events = []
+    for published in CORPUS:
+        if (
+            published.event
+            and published.event.movement_id == "312"
+            and published.establishment == "chrunancy"
+        ):
+            intake = take_in(published.raw, RULES, published.received_at, published.establishment)
+            assert intake.publication is not None
+            events.append(intake.publication.value)
+    assert {event["movement"]["authority"] for event in events} == {"CHU-X"}
+    assert len({movement_key(event) for event in events}) == len(events) == 5
+    claims: dict[str, Claim] = {}
+    verdicts = []
+    for offset, event in enumerate(events):
+        source = SourceRecord("stays.raw.chrunancy", 0, offset)
+        decision = decide(event, source, claims.get, dt.timedelta(days=2), offset)
+        claims.update(decision.claims)
+        verdicts.append(decision.verdict)
+    assert verdicts.count(Verdict.UNIQUE) == 5
+    assert set(verdicts) <= {
+        Verdict.UNIQUE,
+        Verdict.REPEATED_MOVEMENT_ACTION,
+        Verdict.RESENT_MESSAGE,
+    }
 
 
 @pytest.mark.parametrize("published", CORPUS, ids=NAMES)
