@@ -2,8 +2,9 @@
 
 Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
 outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
-hand-offs, and the retention timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after
-their notice's final status. Each has its own database connection.
+hand-offs, one withdrawing the waiting notices of patients who objected, and the retention
+timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after their notice's final status.
+Each has its own database connection.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.finess import load_finess_names
 from services.notify.intake import Intake
+from services.notify.privacy import withdraw_withheld
+from services.notify.sensitivity import load_policy
 from services.notify.smtp import SmtpSender
 from services.notify.status import OUTBOX_OWNER, StatusRecorder
 from services.notify.wording import Vocabulary, load_units, places
@@ -76,6 +79,7 @@ class NotifyService:
             statuses=statuses,
             log=self.log.bind(part="intake"),
             vocabulary=vocabulary,
+            sensitivity=load_policy(self.config.sensitivity_file),
         )
         consumer = BatchConsumer(
             consumer=make_consumer(
@@ -119,6 +123,7 @@ class NotifyService:
         )
         self.threads.spawn("status", relay.run)
         self.threads.spawn("sweeper", self._sweep)
+        self.threads.spawn("withheld", self._withdraw_withheld)
         self.threads.spawn("retention", self._purge)
         self.log.info(
             "notify started", input_topic=self.config.input_topic, senders=self.config.senders
@@ -133,6 +138,19 @@ class NotifyService:
                 if expired:
                     self.log.error("interrupted deliveries marked uncertain", count=expired)
                 stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))
+
+    def _withdraw_withheld(self, stop: threading.Event) -> None:
+        """Notices an objection held (the operator's record_opposition) become skipped with the
+        reason, each status published: the function itself cannot serialise a status."""
+        assert self.statuses is not None  # set by start()
+        statuses = self.statuses
+        with connect(self.settings, autocommit=True) as conn:
+            while not stop.is_set():
+                with conn.transaction():
+                    withdrawn = withdraw_withheld(conn, statuses)
+                if withdrawn:
+                    self.log.info("withheld notices withdrawn", count=withdrawn)
+                stop.wait(self.config.withheld_interval)
 
     def _purge(self, stop: threading.Event) -> None:
         with connect(self.settings, autocommit=True) as conn:
