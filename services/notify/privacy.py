@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,3 +94,46 @@ def withdraw_withheld(conn: Conn, statuses: StatusRecorder, stay_key: str | None
             statuses.record,
         )
     return withdrawn
+
+
+# The operator's side of the register (``harpicoop opposition``): through the migration's
+# functions only, named with notify's schema (the operator's role has no search path of its own).
+
+
+@dataclass(frozen=True)
+class Recorded:
+    opposition_id: int
+    created: bool
+    """False: the patient's objection was already in the register (this id)."""
+    held: int
+    """Waiting notices held at once, to be recorded as skipped by notify."""
+
+
+@dataclass(frozen=True)
+class Opposition:
+    opposition_id: int
+    establishment: str
+    ins: str | None
+    ipp: str | None
+    recorded_at: dt.datetime
+
+
+def record_opposition(conn: Conn, establishment: str, ins: str | None, ipp: str | None) -> Recorded:
+    row = conn.execute(
+        "SELECT opposition_id, created, held FROM notify.record_opposition(%s, %s, %s)",
+        (establishment, ins, ipp),
+    ).fetchone()
+    assert row is not None  # the function always returns one row
+    return Recorded(int(row[0]), bool(row[1]), int(row[2]))
+
+
+def lift_opposition(conn: Conn, opposition_id: int) -> bool:
+    row = conn.execute("SELECT notify.lift_opposition(%s)", (opposition_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def list_oppositions(conn: Conn) -> list[Opposition]:
+    rows = conn.execute(
+        "SELECT opposition_id, establishment, ins, ipp, recorded_at FROM notify.list_oppositions()"
+    ).fetchall()
+    return [Opposition(int(row[0]), row[1], row[2], row[3], row[4]) for row in rows]
