@@ -105,17 +105,19 @@ def _list(settings: Settings) -> int:
     return 0
 
 
-def _audited(action: str, details: dict[str, object]) -> bool:
+class _NotAudited(Exception):
+    """Raised inside the change's transaction, so that it rolls back."""
+
+
+def _audit(action: str, details: dict[str, object]) -> None:
     """The change's line is on disk before the change is committed: no unaudited change."""
     path = audit_log_path()
     try:
         record_change(path, action, details)
     except OSError as error:
-        print(
-            f"error: cannot write the audit log {path} ({error}); nothing changed", file=sys.stderr
-        )
-        return False
-    return True
+        say = f"error: cannot write the audit log {path} ({error}); nothing changed"
+        print(say, file=sys.stderr)
+        raise _NotAudited from error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
