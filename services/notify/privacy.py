@@ -137,3 +137,16 @@ def list_oppositions(conn: Conn) -> list[Opposition]:
         "SELECT opposition_id, establishment, ins, ipp, recorded_at FROM notify.list_oppositions()"
     ).fetchall()
     return [Opposition(int(row[0]), row[1], row[2], row[3], row[4]) for row in rows]
+
+
+def purge_stays(conn: Conn, retention: dt.timedelta, limit: int) -> int:
+    """Forget, in one transaction, up to ``limit`` stays nothing was heard of for ``retention``
+    (their patient's identifiers go with them); how many. The opposition register is kept: it is
+    the patient's standing request, lifted only when they withdraw it."""
+    with conn.transaction():
+        return conn.execute(
+            "DELETE FROM stay_privacy WHERE stay_key IN ("
+            "  SELECT stay_key FROM stay_privacy WHERE updated_at < now() - %s"
+            "  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED)",
+            (retention, limit),
+        ).rowcount

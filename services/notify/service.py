@@ -31,7 +31,7 @@ from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.finess import load_finess_names
 from services.notify.intake import Intake
-from services.notify.privacy import withdraw_withheld
+from services.notify.privacy import purge_stays, withdraw_withheld
 from services.notify.sensitivity import load_policy
 from services.notify.smtp import SmtpSender
 from services.notify.status import OUTBOX_OWNER, StatusRecorder
@@ -159,6 +159,14 @@ class NotifyService:
                 lambda limit: ledger.purge_messages(conn, self.config.retention, limit),
                 self.config.purge_batch,
             )
+            stays = Purge(
+                "stay protections",
+                lambda limit: purge_stays(conn, self.config.retention, limit),
+                self.config.purge_batch,
+            )
             purge_periodically(
-                stop, [messages], self.config.purge_interval, self.log.bind(part="retention")
+                stop,
+                [messages, stays],
+                self.config.purge_interval,
+                self.log.bind(part="retention"),
             )

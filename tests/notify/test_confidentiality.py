@@ -5,6 +5,7 @@ stops the later ones, and the waiting ones are withdrawn."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -238,3 +239,60 @@ def test_protected_and_opposed_stays_send_nothing_and_an_objection_stops_later_n
         ("chrunancy:V20", False, True),
         ("chrunancy:V30", False, True),
     ]
+
+
+def test_a_stay_unheard_of_past_the_retention_is_forgotten(ledger_conn: outbox.Conn) -> None:
+    old, recent = enriched("V1", [])["event"], enriched("V2", [])["event"]
+    old["patient_protected"] = True
+    for event in (old, recent):
+        privacy.remember_stay(ledger_conn, event)
+    ledger_conn.execute(
+        "UPDATE stay_privacy SET updated_at = now() - interval '31 days' WHERE stay_key = %s",
+        (old["stay_key"],),
+    )
+    assert privacy.purge_stays(ledger_conn, dt.timedelta(days=30), 100) == 1
+    kept = ledger_conn.execute("SELECT stay_key FROM stay_privacy").fetchall()
+    assert kept == [(recent["stay_key"],)]
+
+
+def test_the_sensitivity_policy_suppresses_or_shortens_notices(
+    mail_server: MailServer,
+    notify_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> None:
+    """deploy/sensitivity.toml as shipped: the psychiatric centre's stays go to nobody, CH
+    Ravenel's psychiatric units are not named."""
+    service = notify_factory(mail_server)
+    statuses = consumer_factory(service.topics["status"])
+    status_serde = serde_factory("harpicoop.NotificationStatus")
+    seen: list[dict[str, Any]] = []
+    at_cpn, at_ravenel = address(), address()
+    psychiatric = enriched("V40", [recipient("10101011004", at_cpn)], movement_id="M40")
+    psychiatric["event"].update(establishment="cpn", stay_key="cpn:V40")
+    psychiatric["event"]["movement"].update(unit="G01", unit_name=None)
+    ravenel = enriched(
+        "V50",
+        [recipient("10101011005", at_ravenel)],
+        kind="DISCHARGE",
+        movement_id="M50",
+        disposition="7",
+        destination="CH_TOUL",
+    )
+    ravenel["event"].update(establishment="ravenel", stay_key="ravenel:V50")
+    ravenel["event"]["movement"].update(unit="PSY1", unit_name="Psychiatrie générale secteur 1")
+    publish(service.topics["input"], psychiatric)
+    publish(service.topics["input"], ravenel)
+
+    [email] = eventually(lambda: mail_server.to(at_ravenel), what="the minimal discharge notice")
+    text = email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Centre hospitalier Ravenel" in email["Subject"]
+    assert "Psychiatrie" not in text and "Service :" not in text
+    assert "Destination :" not in text and "Toul" not in text
+    [withheld] = eventually(
+        lambda: skipped(statuses, status_serde, seen), what="the psychiatric centre's skip"
+    )
+    assert withheld["stay_key"] == "cpn:V40"
+    assert withheld["detail"] == SkipReason.SENSITIVE_UNIT.sentence
+    assert mail_server.to(at_cpn) == []
