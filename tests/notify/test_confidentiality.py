@@ -17,9 +17,11 @@ from confluent_kafka import Consumer, Producer
 
 from services.cli.__main__ import main
 from services.cli.reconcile import withheld_check, withheld_stays
+from services.cli.run import record_day_oppositions
 from services.common import outbox
 from services.common.db import connect
 from services.common.serde import AvroSerde
+from services.common.settings import Settings
 from services.common.skip_reasons import SkipReason
 from services.notify import privacy
 from services.notify.delivery import DeliveryWorker
@@ -296,3 +298,23 @@ def test_the_sensitivity_policy_suppresses_or_shortens_notices(
     assert withheld["stay_key"] == "cpn:V40"
     assert withheld["detail"] == SkipReason.SENSITIVE_UNIT.sentence
     assert mail_server.to(at_cpn) == []
+
+
+def test_make_run_records_the_days_objections_as_the_operator(
+    ledger_conn: outbox.Conn,
+    empty_database: str,
+    operator: Callable[..., tuple[int, str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before the day is sent, as ``make run`` calls the simulator: each objection once, in the
+    register and in the audit log, however often it is recorded."""
+    args = ["--fast", "--seed", "7", "--rate", "0.3", "--date", "2026-03-02"]
+    settings = Settings(database_url=as_principal(empty_database, "operator"))
+    recorded = record_day_oppositions(settings, args)
+    assert recorded > 0
+    assert record_day_oppositions(settings, args) == recorded  # a second run: nothing new
+    listed = operator("list", capsys=capsys)[1].strip().splitlines()[1:]
+    assert len(listed) == recorded
+    audit = (tmp_path / "audit.log").read_text().splitlines()
+    assert len(audit) == recorded and all('"by": "make run"' in line for line in audit)
