@@ -318,3 +318,41 @@ def test_make_run_records_the_days_objections_as_the_operator(
     assert len(listed) == recorded
     audit = (tmp_path / "audit.log").read_text().splitlines()
     assert len(audit) == recorded and all('"by": "make run"' in line for line in audit)
+
+
+def test_the_running_service_withdraws_a_retrying_notice_of_a_patient_who_objects(
+    mail_server: MailServer,
+    notify_factory: Callable[..., ServiceProcess],
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+    empty_database: str,
+    operator: Callable[..., tuple[int, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A notice waiting for its next attempt when the objection comes is never sent: notify's
+    sweeper records it skipped and publishes that status."""
+    service = notify_factory(mail_server, NOTIFY_WITHHELD_INTERVAL_SECONDS="0.5")
+    statuses = consumer_factory(service.topics["status"])
+    status_serde = serde_factory("harpicoop.NotificationStatus")
+    eventually(lambda: migrated(empty_database), what="notify's migrations")
+    notice = str(uuid.uuid4())
+    with connect(empty_database, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO notify.stay_privacy (stay_key, establishment, ipp) "
+            "VALUES ('toul:V60', 'toul', 'IPP-RETRY')"
+        )
+        conn.execute(
+            "INSERT INTO notify.notification (notification_id, event_id, stay_key, establishment,"
+            " movement_key, kind, recipient_rpps, recipient_address, message_id, message, state,"
+            " attempts, next_attempt_at) VALUES (%s, 'toul:M60', 'toul:V60', 'toul', 'toul:M60',"
+            " 'ADMISSION', '10101011006', %s, '<x@y>', '\\x00', 'retrying', 1,"
+            " now() + interval '1 hour')",
+            (notice, address()),
+        )
+    assert operator("add", "--establishment", "toul", "--ipp", "IPP-RETRY", capsys=capsys)[0] == 0
+    seen: list[dict[str, Any]] = []
+    [withdrawn] = eventually(
+        lambda: skipped(statuses, status_serde, seen), what="the withdrawn notice's status"
+    )
+    assert withdrawn["notification_id"] == notice
+    assert withdrawn["detail"] == SkipReason.OPPOSED.sentence
