@@ -514,6 +514,19 @@ def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
     return KIND_BY_TRIGGER[trigger], None
 
 
+def movement_authority(zbe: Segment) -> str | None:
+    """ZBE-1's assigning authority (EI-3, the universal id, else EI-2, the namespace id).
+
+    The universal id is preferred because engines send it with or without the namespace
+    (``312^CHU-X^000897406`` and ``312^^000897406^ISO`` are one numbering); the type (EI-4)
+    only says how to read it."""
+    repetitions = zbe.repetitions(1)
+    if not repetitions:
+        return None
+    first = repetitions[0]
+    return _optional(first.component(3)) or _optional(first.component(2))
+
+
 def stay_event(
     message: Message,
     establishment: Establishment,
@@ -534,6 +547,7 @@ def stay_event(
     kind, original_trigger = _kind(zbe, trigger, action)
     visit_number = reader.required(pv1, 19, "visit number")
     movement_id = reader.required(zbe, 1, "movement id")
+    authority = movement_authority(zbe)
     occurred_at = reader.timestamp(zbe, 2, "movement date and time", EVENT, required=True)
     person = patient(message, reader)
     unit, unit_name = medical_unit(zbe)
@@ -551,6 +565,7 @@ def stay_event(
         "received_at": received_at,
         "movement": {
             "movement_id": movement_id,
+            "authority": authority,
             "occurred_at": occurred_at,
             "unit": unit,
             "unit_name": unit_name,

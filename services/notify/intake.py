@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.common.skip_reasons import SkipReason
 from services.notify import ledger, privacy
@@ -27,7 +28,6 @@ from services.notify.notices import (
     decide_followup,
     followup_event_id,
     followup_movement_key,
-    movement_key,
     withheld_reason,
 )
 from services.notify.render import (
@@ -174,6 +174,9 @@ class Intake:
             recipient_address=notice.recipient["mssante_address"],
             notification_id=notice.notification_id,
             created_at=dt.datetime.now(dt.UTC),
+            read_receipt_to=self.sender_address
+            if self.config.wants_read_receipt(notice.recipient["rpps"])
+            else None,
         )
         # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
         return email.as_bytes(policy=SMTP_POLICY)

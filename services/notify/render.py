@@ -212,7 +212,10 @@ def build_message(
     recipient_address: str,
     notification_id: str,
     created_at: dt.datetime,
+    read_receipt_to: str | None = None,
 ) -> EmailMessage:
+    """The notice; with ``read_receipt_to``, asking the GP's mail client for a read receipt
+    there (RFC 8098), which it may send or not."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient_address
@@ -220,6 +223,8 @@ def build_message(
     message["Date"] = format_datetime(created_at.astimezone(PARIS))
     message["Message-ID"] = f"<{notification_id}@{MESSAGE_ID_DOMAIN}>"
     message["X-Harpicoop-Notification-Id"] = notification_id
+    if read_receipt_to:
+        message["Disposition-Notification-To"] = read_receipt_to
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     return message

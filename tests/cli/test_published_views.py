@@ -28,7 +28,7 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     rows.count("stay_events", SINCE, "chrunancy", 7, granularity="DAY")
     # The case of the movement below (the helper makes up a movement key of its own).
     opened = rows.conn.execute(
-        "UPDATE covid_case SET movement_key = 'toul:M1' RETURNING case_id::text"
+        "UPDATE covid_case SET movement_key = 'toul:V1||M1' RETURNING case_id::text"
     ).fetchone()
     # A stay under PD1-12 Y: the check "no notice sent for a protected or opposed patient".
     rows.conn.execute(

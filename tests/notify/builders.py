@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.notify import ledger
-from services.notify.notices import Notice, NoticeKind, movement_key, notification_id
+from services.notify.notices import Notice, NoticeKind, notification_id
 from services.notify.status import StatusRecorder
 from tests.common.test_serde import stay_event
 
