@@ -42,6 +42,7 @@ from services.analytics.config import AnalyticsConfig
 from services.analytics.counting import (
     COVID_DISCHARGES,
     NOTIFICATIONS,
+    SKIPPED_NOTIFICATIONS,
     STAY_EVENTS,
     UNROUTABLE_STAY_EVENTS,
     EventClock,
@@ -108,6 +109,7 @@ def build_app(
         STAY_EVENTS: config.stay_events_topic,
         UNROUTABLE_STAY_EVENTS: config.stay_events_topic,
         NOTIFICATIONS: config.notifications_topic,
+        SKIPPED_NOTIFICATIONS: config.notifications_topic,
         COVID_DISCHARGES: config.covid_discharges_topic,
     }
 

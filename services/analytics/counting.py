@@ -27,6 +27,7 @@ from typing import Any
 
 from services.common.movements import movement_key
 from services.common.schemas import expanded_schema_json
+from services.common.skip_reasons import reason_code
 
 UTC = dt.UTC
 
@@ -38,6 +39,9 @@ COVID_DISCHARGES = "covid_discharges"
 """Discharges by their latest Covid-19 status (corrections move them, cancellations remove them)."""
 NOTIFICATIONS = "notifications"
 """Notices by final delivery status: SENT, FAILED or SKIPPED, each notice once per status."""
+SKIPPED_NOTIFICATIONS = "skipped_notifications"
+"""Skipped notices by reason (its code, never the detail itself) and notice kind: a part of
+``notifications``, what a data-protection officer asks of protections and objections."""
 
 FINAL_DELIVERY_STATUSES = frozenset({"SENT", "FAILED", "SKIPPED"})
 
@@ -45,7 +49,15 @@ COVID_STATUSES: tuple[str, ...] = tuple(
     json.loads(expanded_schema_json("harpicoop.CovidStatus"))["symbols"]
 )
 
-DIMENSIONS = ("event_kind", "action", "admission_mode", "delivery_status", "covid_status")
+DIMENSIONS = (
+    "event_kind",
+    "action",
+    "admission_mode",
+    "delivery_status",
+    "covid_status",
+    "skip_reason",
+    "notice_kind",
+)
 """The dimension fields of ``AnalyticsCount``, in its order; a series sets some of them."""
 
 
@@ -169,7 +181,7 @@ def status_observations(status: Mapping[str, Any]) -> list[Observation]:
     """A final delivery status counts once per notice and status; RETRYING is not an outcome."""
     if status["status"] not in FINAL_DELIVERY_STATUSES:
         return []
-    return [
+    observations = [
         Observation(
             NOTIFICATIONS,
             status["establishment"],
@@ -178,6 +190,21 @@ def status_observations(status: Mapping[str, Any]) -> list[Observation]:
             epoch_ms(status["at"]),
         )
     ]
+    if status["status"] == "SKIPPED":
+        # The reason's code, not the detail: a closed set of words, whatever a detail may say.
+        observations.append(
+            Observation(
+                SKIPPED_NOTIFICATIONS,
+                status["establishment"],
+                (
+                    ("skip_reason", reason_code(status.get("detail"))),
+                    ("notice_kind", status["kind"]),
+                ),
+                str(status["notification_id"]),
+                epoch_ms(status["at"]),
+            )
+        )
+    return observations
 
 
 def window_start_ms(at_ms: int, granularity: Granularity) -> int:

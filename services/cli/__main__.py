@@ -7,6 +7,7 @@
     harpicoop reenrich                       run unroutable events through enrichment again
     harpicoop import --personnes F --mssante F   load a day's directory extracts
     harpicoop run [--speed N | --fast]       the whole platform fed a simulated day
+    harpicoop opposition add|remove|list     the patients' objections to being notified
 
 ``tail`` hides patient data (``services.common.patient_data``) on every topic, the raw HL7
 archive included (its MSH and EVN segments and the names of the others). ``--reveal --reason
@@ -29,6 +30,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Message
 
+from services.cli import oppositions
 from services.cli.audit import audit_log_path, record_reveal
 from services.cli.lag import consumer_lag
 from services.common.db import connect
@@ -335,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     again.add_argument("--from", dest="source", default="stays.unroutable")
     again.add_argument("--to", dest="target", default="stays.unique")
     commands.add_parser("import", help="load directory extracts", add_help=False)
+    oppositions.add_parser(commands)
     run_cmd = commands.add_parser("run", help="the whole platform fed a simulated day (make run)")
     pace = run_cmd.add_mutually_exclusive_group()
     pace.add_argument(
@@ -377,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return replay_dead_letters(settings, args.topic, args.to, args.dry_run)
         if args.command == "reenrich":
             return reenrich(settings, args.source, args.target)
+        if args.command == "opposition":
+            return oppositions.run(settings, args)
         if args.command == "run":
             from services.cli.run import run
 

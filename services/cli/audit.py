@@ -1,5 +1,6 @@
-"""The audit log of what an operator chose to see: one JSON line per ``--reveal``, written and
-flushed to disk before anything is shown.
+"""The audit log of what an operator chose to see or change: one JSON line per ``--reveal``
+(written and flushed to disk before anything is shown) and per change to the opposition register
+(written once the change is committed, with the opposition's id only).
 
 The file (``HARPICOOP_AUDIT_LOG``, by default the stack's ``logs/audit.log``) is opened for
 appending only and created readable by its owner alone (0600). The operator is the OS account
@@ -14,6 +15,7 @@ import os
 import pwd
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from services.stack.layout import StackLayout
 
@@ -33,14 +35,32 @@ def record_reveal(
 ) -> None:
     """Append who revealed which records of ``topic`` (partition → first and last offset, last
     None when following) and why; raises ``OSError`` if the line is not on disk."""
+    _append(
+        path,
+        "tail --reveal",
+        {
+            "topic": topic,
+            "offsets": {
+                str(p): {"first": first, "last": last} for p, (first, last) in offsets.items()
+            },
+            "reason": reason,
+        },
+    )
+
+
+def record_change(path: Path, action: str, details: Mapping[str, Any]) -> None:
+    """Append who made which change (``details``: ids, never names); raises ``OSError`` if the
+    line is not on disk."""
+    _append(path, action, details)
+
+
+def _append(path: Path, action: str, details: Mapping[str, Any]) -> None:
     line = {
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "operator": operator_login(),
         "uid": os.getuid(),
-        "action": "tail --reveal",
-        "topic": topic,
-        "offsets": {str(p): {"first": first, "last": last} for p, (first, last) in offsets.items()},
-        "reason": reason,
+        "action": action,
+        **details,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -10,6 +10,8 @@
 - Every discharge with Covid-19 status POSITIVE or SUSPECTED opened a follow-up case (the rules
   are the covid service's own, ``services.covid.rules``).
 - Analytics count every stay event of the days the run touched, once.
+- No notice was handed to the SMTP server for a protected stay (PD1-12 or PV2-22) or an opposed
+  patient once it was so (notify's own view, ``notify.v_withheld_stays``).
 
 Only ids are named in what a check reports: event ids, notification ids; never a patient.
 """
@@ -17,6 +19,7 @@ Only ids are named in what a check reports: event ids, notification ids; never a
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -288,7 +291,23 @@ def reconcile(
         words_check(maildir, started),
         covid_check(run, found.opened),
         analytics_check(days, found.counted),
+        withheld_check(found.withheld),
     ]
+
+
+def withheld_check(withheld: Iterable[tuple[str, int]]) -> Check:
+    """``withheld``: each of the run's stays withheld from everyone (protected, or its patient
+    opposed), with how many of its notices were handed to the SMTP server after that."""
+    rows = list(withheld)
+    sent = tuple(sorted(f"{stay} ({count} sent)" for stay, count in rows if count))
+    return Check(
+        "no notice sent for a protected or opposed patient",
+        len(rows),
+        len(rows) - len(sent),
+        sent,
+        "notify.v_withheld_stays says since when each stay is withheld; "
+        "read .stack/logs/notify.log for these stay keys",
+    )
 
 
 @dataclass(frozen=True)
@@ -302,6 +321,8 @@ class PublishedOutcomes:
     """Ids of the follow-up cases of the run's movements."""
     counted: dict[tuple[str, dt.date], int]
     """Stay events counted per establishment and UTC day, for the days asked."""
+    withheld: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    """The stays asked that are withheld from everyone, and their notices sent since."""
 
 
 def published_outcomes(
@@ -312,7 +333,9 @@ def published_outcomes(
 ) -> PublishedOutcomes:
     """Read from notify's, covid's and analytics' published views (``settings`` names the
     operator), never from their tables."""
+    events = list(events)
     event_ids = [event["event_id"] for event in events]
+    stays = {event["stay_key"] for event in events}
     movements = [movement_key(event) for event in events]
     with connect(settings) as conn:
         ledger = conn.execute(
@@ -334,9 +357,21 @@ def published_outcomes(
             "AND (window_start AT TIME ZONE 'UTC')::date = ANY(%s) GROUP BY 1, 2",
             (sorted(days),),
         ).fetchall()
+        withheld = withheld_stays(conn, stays)
     return PublishedOutcomes(
         ledger=[tuple(str(value) for value in row) for row in ledger],  # type: ignore[misc]
         sent=[str(row[0]) for row in sent],
         opened=[str(row[0]) for row in opened],
         counted={(str(place), day): int(count) for place, day, count in counted},
+        withheld=withheld,
     )
+
+
+def withheld_stays(conn: Any, stays: Iterable[str]) -> list[tuple[str, int]]:
+    """Of ``stays``, those withheld from everyone, with their notices sent since (notify's
+    published view: stay keys and counts only)."""
+    rows = conn.execute(
+        "SELECT stay_key, sent_since FROM notify.v_withheld_stays WHERE stay_key = ANY(%s)",
+        (sorted(stays),),
+    ).fetchall()
+    return [(str(stay), int(count)) for stay, count in rows]

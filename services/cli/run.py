@@ -387,6 +387,25 @@ def load_directory_sample(replace: bool, topic: str = PRACTITIONERS_TOPIC) -> No
         raise RunError(f"loading the directory sample stopped with exit {loaded.returncode}")
 
 
+def record_day_oppositions(settings: Settings, simulator_args: list[str]) -> int:
+    """Record, as the operator (notify's record_opposition), the objections of the day's
+    patients before the day is sent: their notices must go to nobody. How many."""
+    from services.cli.audit import audit_log_path, record_change
+    from services.notify.privacy import record_opposition
+    from services.simulator.app import day_config, day_oppositions, parser, plan_day
+
+    config, codes = day_config(parser().parse_args(simulator_args))
+    oppositions = day_oppositions(plan_day(config, codes).day)
+    audit = audit_log_path()
+    with connect(settings) as conn, conn.transaction():
+        for establishment, ins, ipp in oppositions:
+            recorded = record_opposition(conn, establishment, ins, ipp)
+            if recorded.created:  # audited as the operator command's are: the id only
+                details = {"opposition_id": recorded.opposition_id, "by": "make run"}
+                record_change(audit, "opposition add", details)
+    return len(oppositions)
+
+
 def run(
     settings: Settings,
     simulator_args: list[str],
@@ -449,6 +468,8 @@ def run(
                 f"{emails_since(layout.mail, started):,} emails"
             )
 
+        opposed = record_day_oppositions(settings, simulator_args)
+        _say(f"Recorded {opposed:,} patients' objections to being notified, as establishments ask")
         _say(
             f"Replaying a day of the GHT (python -m services.simulator {' '.join(simulator_args)})"
         )

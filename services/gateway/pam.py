@@ -447,6 +447,16 @@ def medical_unit(zbe: Segment) -> tuple[str | None, str | None]:
     return None, None
 
 
+def protection(message: Message, segment: str, field: int) -> bool | None:
+    """A PAM FR protection indicator (HL7 table 0136): PD1-12 for the patient, PV2-22 for the
+    stay. True for Y, False for N; None when the message does not say (no segment, empty, the
+    HL7 null, or a value outside the table), so that the stay keeps what an earlier message said.
+    PV1-16 (VIP) is not one: PAM FR defines it as a category of patient, not a request."""
+    found = message.first(segment)
+    value = found.get(field).upper() if found is not None else ""
+    return {"Y": True, "N": False}.get(value)
+
+
 def covid_status(message: Message, establishment: str, mapping: CovidMapping) -> str:
     """The last SARS-CoV-2 observation's mapped result; UNKNOWN when there is none."""
     status = UNKNOWN
@@ -578,6 +588,8 @@ def stay_event(
         },
         "care_team": care_team(message),
         "covid_status": covid_status(message, establishment.code, covid),
+        "patient_protected": protection(message, "PD1", 12),
+        "stay_protected": protection(message, "PV2", 22),
     }
     return Mapped(stay_key, value, tuple(reader.warnings))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from services.common.settings import read_config, setting
 from services.notify.finess import SAMPLE_EXTRACT
 from services.notify.notices import MAX_RECIPIENTS
+from services.notify.sensitivity import SENSITIVITY_TOML
 from services.notify.wording import UNITS_CSV
 
 
@@ -49,6 +50,11 @@ class NotifyConfig:
     read at start, so a newer extract takes effect when notify restarts."""
     units_file: Path = setting(UNITS_CSV, "NOTIFY_UNITS_FILE")
     """Unit code → name per establishment, for events whose unit comes without its name."""
+    sensitivity_file: Path = setting(SENSITIVITY_TOML, "NOTIFY_SENSITIVITY_FILE")
+    """What a notice may say, by establishment and unit (notify, minimal, suppress)."""
+    withheld_interval: float = setting(2.0, "NOTIFY_WITHHELD_INTERVAL_SECONDS", minimum=0.01)
+    """How often notices held by a new objection are recorded as skipped (they are held, never
+    sent, from the moment the objection is recorded)."""
     read_receipts: tuple[str, ...] = setting((), "NOTIFY_READ_RECEIPTS")
     """The RPPS ids of the practitioners whose notices ask for a read receipt (RFC 8098), or
     ``*`` for all; none by default (a GP's client may ask its user, which some find a burden)."""

@@ -16,15 +16,19 @@ import structlog
 
 from services.common.movements import movement_key
 from services.common.outbox import Conn
-from services.notify import ledger
+from services.common.skip_reasons import SkipReason
+from services.notify import ledger, privacy
 from services.notify.config import NotifyConfig
 from services.notify.notices import (
     Notice,
     NoticeKind,
+    Privacy,
+    Sensitivity,
     decide,
     decide_followup,
     followup_event_id,
     followup_movement_key,
+    withheld_reason,
 )
 from services.notify.render import (
     MESSAGE_ID_DOMAIN,
@@ -33,6 +37,7 @@ from services.notify.render import (
     notice_context,
     render,
 )
+from services.notify.sensitivity import SensitivityPolicy
 from services.notify.status import StatusRecorder
 from services.notify.wording import Vocabulary
 
@@ -50,6 +55,7 @@ class Intake:
         statuses: StatusRecorder,
         log: structlog.stdlib.BoundLogger,
         vocabulary: Vocabulary,
+        sensitivity: SensitivityPolicy | None = None,
     ) -> None:
         self.config = config
         self.sender_address = sender_address
@@ -57,6 +63,7 @@ class Intake:
         self.establishment_names = establishment_names
         self.statuses = statuses
         self.vocabulary = vocabulary
+        self.sensitivity = sensitivity or SensitivityPolicy()
         self.log = log
         self.recorded = 0
 
@@ -78,6 +85,16 @@ class Intake:
     def _stay_event(self, enriched: dict[str, Any]) -> None:
         event = enriched["event"]
         key = movement_key(event)
+        stay = privacy.remember_stay(self.conn, event)
+        policy = Privacy(
+            protected=stay.protected,
+            opposed=stay.opposed,
+            sensitivity=self.sensitivity.of(event["establishment"], event["movement"].get("unit")),
+        )
+        withheld = withheld_reason(policy)
+        if stay.protected or stay.opposed:
+            # What an earlier event of the stay left waiting goes no further either.
+            privacy.withdraw_withheld(self.conn, self.statuses, event["stay_key"])
         earlier = (
             ledger.earlier_notices(
                 self.conn, key, [item["rpps"] for item in enriched["recipients"]]
@@ -86,13 +103,17 @@ class Intake:
             else {}
         )
         for notice in decide(
-            enriched, earlier, self.config.extra_secure_domains, self.config.max_recipients
+            enriched,
+            earlier,
+            self.config.extra_secure_domains,
+            self.config.max_recipients,
+            withheld,
         ):
             if notice.withdraws_waiting:
-                reason = (
-                    "the movement was cancelled before its notice was sent"
+                reason = withheld or (
+                    SkipReason.CANCELLED.sentence
                     if notice.kind is NoticeKind.RETRACTION
-                    else "replaced by a corrected notice before it was sent"
+                    else SkipReason.REPLACED.sentence
                 )
                 ledger.withdraw_waiting(
                     self.conn, self.statuses, key, notice.recipient["rpps"], reason
@@ -103,11 +124,16 @@ class Intake:
                 notice.recipient,
                 self._establishment(event["establishment"]),
                 self.vocabulary,
+                minimal=policy.sensitivity is Sensitivity.MINIMAL,
             )
             self._record(notice, event, key, context)
 
     def _followup(self, followup: dict[str, Any]) -> None:
-        for notice in decide_followup(followup, self.config.extra_secure_domains):
+        # A follow-up speaks of its stay: withheld when the stay is protected or the patient
+        # objected (its discharge notice was withheld too).
+        stay = privacy.stay_privacy(self.conn, followup["stay_key"])
+        withheld = withheld_reason(Privacy(protected=stay.protected, opposed=stay.opposed))
+        for notice in decide_followup(followup, self.config.extra_secure_domains, withheld):
             ledger_event = {
                 "event_id": followup_event_id(followup["case_id"], followup["reminders_sent"]),
                 "stay_key": followup["stay_key"],

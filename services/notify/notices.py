@@ -9,6 +9,9 @@
   withdraws the waiting notice; of one never notified, nothing.
 - A recipient who opted out, or whose address is malformed or outside the MSSanté secure domains,
   gets nothing: the notice is recorded as skipped, with the reason.
+- A stay withheld from everyone (a protection indicator, the patient's objection, a unit whose
+  sensitivity policy suppresses notices) gives every recipient a skipped notice with that reason,
+  retractions and corrections included: nothing at all is said about it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.mailbox import plain_address, secure_address
+from services.common.skip_reasons import SkipReason
 
 # Fixed forever: notification ids derived from it must stay the same across versions.
 _NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
@@ -71,13 +75,47 @@ def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
 def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
     address = recipient.get("mssante_address")
     if recipient.get("opted_out"):
-        return "the practitioner opted out of notifications"
+        return SkipReason.OPTED_OUT.sentence
     if not address:
-        return "the practitioner has no secure messaging address"
+        return SkipReason.NO_ADDRESS.sentence
     if plain_address(address) is None:
-        return "the address is not one plain email address"
+        return SkipReason.MALFORMED_ADDRESS.sentence
     if secure_address(address, extra_domains) is None:
-        return "the address is outside the MSSanté secure domains"
+        return SkipReason.INSECURE_ADDRESS.sentence
+    return None
+
+
+class Sensitivity(enum.StrEnum):
+    """What a unit's sensitivity policy (deploy/sensitivity.toml) lets a notice say."""
+
+    NOTIFY = "notify"
+    """An ordinary notice."""
+    MINIMAL = "minimal"
+    """A notice that names neither the unit nor the discharge destination."""
+    SUPPRESS = "suppress"
+    """No notice: recorded as skipped, with the reason."""
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """What the platform knows of a stay's confidentiality when one of its events comes in."""
+
+    protected: bool = False
+    """A protection indicator (PD1-12 or PV2-22) said Y for this stay, and no later N lifted it."""
+    opposed: bool = False
+    """The patient's objection is in the opposition register."""
+    sensitivity: Sensitivity = Sensitivity.NOTIFY
+
+
+def withheld_reason(privacy: Privacy) -> str | None:
+    """Why nothing may be said about the stay to anyone, or None. A protection and an objection
+    are the patient's own requests and come first; the unit's policy is the establishment's."""
+    if privacy.protected:
+        return SkipReason.PROTECTED.sentence
+    if privacy.opposed:
+        return SkipReason.OPPOSED.sentence
+    if privacy.sensitivity is Sensitivity.SUPPRESS:
+        return SkipReason.SENSITIVE_UNIT.sentence
     return None
 
 
@@ -91,8 +129,11 @@ def decide(
     earlier: Mapping[str, Earlier],
     extra_domains: Iterable[str] = (),
     max_recipients: int = MAX_RECIPIENTS,
+    withheld: str | None = None,
 ) -> list[Notice]:
     """The notices of one enriched event.
+
+    ``withheld`` (from ``withheld_reason``) skips every one of them with that reason.
 
     ``earlier`` maps a recipient's RPPS to what became of their notices for the same movement;
     it matters only for updates and cancellations. Recipients come in enrich's order (the GP
@@ -121,7 +162,7 @@ def decide(
                     notification_id(event["event_id"], rpps, NoticeKind.RETRACTION),
                     NoticeKind.RETRACTION,
                     recipient,
-                    skip_reason="the movement was cancelled before its notice was sent",
+                    skip_reason=withheld or SkipReason.CANCELLED.sentence,
                     withdraws_waiting=True,
                 )
             )
@@ -135,9 +176,12 @@ def decide(
                 kind,
                 recipient,
                 skip_reason=(
-                    f"past the first {max_recipients} recipients of the event"
-                    if over_cap
-                    else _skip_reason(recipient, extra)
+                    withheld
+                    or (
+                        SkipReason.TOO_MANY_RECIPIENTS.sentence.format(limit=max_recipients)
+                        if over_cap
+                        else _skip_reason(recipient, extra)
+                    )
                 ),
                 withdraws_waiting=withdraws,
             )
@@ -155,8 +199,11 @@ def followup_movement_key(case_id: str) -> str:
     return f"covid:{case_id}"
 
 
-def decide_followup(followup: Mapping[str, Any], extra_domains: Iterable[str] = ()) -> list[Notice]:
-    """A newly opened case tells the GP; each reminder reminds them; closing says nothing."""
+def decide_followup(
+    followup: Mapping[str, Any], extra_domains: Iterable[str] = (), withheld: str | None = None
+) -> list[Notice]:
+    """A newly opened case tells the GP; each reminder reminds them; closing says nothing.
+    ``withheld`` skips the notice with that reason."""
     gp = followup.get("gp")
     if gp is None or followup["state"] == "CLOSED":
         return []
@@ -167,6 +214,6 @@ def decide_followup(followup: Mapping[str, Any], extra_domains: Iterable[str] = 
             notification_id(event_id, gp["rpps"], kind),
             kind,
             gp,
-            skip_reason=_skip_reason(gp, list(extra_domains)),
+            skip_reason=withheld or _skip_reason(gp, list(extra_domains)),
         )
     ]

@@ -113,11 +113,15 @@ def notice_context(
     recipient: Mapping[str, Any],
     establishment_name: str,
     vocabulary: Vocabulary = NO_VOCABULARY,
+    *,
+    minimal: bool = False,
 ) -> dict[str, Any]:
-    """Every field in words; a code ``vocabulary`` has no words for is left out, never shown."""
+    """Every field in words; a code ``vocabulary`` has no words for is left out, never shown.
+    ``minimal`` (a unit's sensitivity policy) leaves out the unit and the destination too."""
     patient = event["patient"]
     stay = event["stay"]
     movement = event["movement"]
+    unit, unit_name = movement.get("unit"), movement.get("unit_name")
     return {
         "kind": kind.value,
         "event_kind": event["kind"],
@@ -125,15 +129,15 @@ def notice_context(
         "liaison": liaison_sentence(kind, event["kind"]),
         **_who(patient, recipient),
         "establishment": establishment_name,
-        "unit": vocabulary.unit(
-            event["establishment"], movement.get("unit"), movement.get("unit_name")
-        ),
+        "unit": None if minimal else vocabulary.unit(event["establishment"], unit, unit_name),
         "when": _local(movement["occurred_at"]),
         "emergency": stay.get("admission_mode") == "EMERGENCY",
         "scheduled": stay.get("admission_mode") == "SCHEDULED",
         "deceased": is_death(stay.get("discharge_disposition")),
         "discharge_disposition": discharge_disposition_words(stay.get("discharge_disposition")),
-        "discharge_destination": vocabulary.destination(stay.get("discharge_destination")),
+        "discharge_destination": None
+        if minimal
+        else vocabulary.destination(stay.get("discharge_destination")),
         "covid_status": COVID_WORDING.get(event.get("covid_status") or "UNKNOWN", "non renseigné"),
         "event_id": event["event_id"],
     }

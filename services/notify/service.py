@@ -2,10 +2,11 @@
 
 Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
 outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
-hand-offs, the retention timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after
-their notice's final status, and the receipts reader (``receipts_reader``: delivery reports,
-read receipts and bounces from the platform's mailbox over IMAP, unless
-``NOTIFY_RECEIPTS_READER=off``). Each has its own database connection.
+hand-offs, one withdrawing the waiting notices of patients who objected, the retention timer
+purging rendered messages ``NOTIFY_RETENTION_DAYS`` after their notice's final status, and the
+receipts reader (``receipts_reader``: delivery reports, read receipts and bounces from the
+platform's mailbox over IMAP, unless ``NOTIFY_RECEIPTS_READER=off``). Each has its own database
+connection.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.finess import load_finess_names
 from services.notify.intake import Intake
+from services.notify.privacy import purge_stays, withdraw_withheld
 from services.notify.receipts_reader import ReceiptsReader
+from services.notify.sensitivity import load_policy
 from services.notify.smtp import SmtpSender
 from services.notify.status import OUTBOX_OWNER, StatusRecorder
 from services.notify.wording import Vocabulary, load_units, places
@@ -79,6 +82,7 @@ class NotifyService:
             statuses=statuses,
             log=self.log.bind(part="intake"),
             vocabulary=vocabulary,
+            sensitivity=load_policy(self.config.sensitivity_file),
         )
         consumer = BatchConsumer(
             consumer=make_consumer(
@@ -132,6 +136,7 @@ class NotifyService:
             )
             self.threads.spawn("receipts", reader.run)
         self.threads.spawn("sweeper", self._sweep)
+        self.threads.spawn("withheld", self._withdraw_withheld)
         self.threads.spawn("retention", self._purge)
         self.log.info(
             "notify started", input_topic=self.config.input_topic, senders=self.config.senders
@@ -147,6 +152,19 @@ class NotifyService:
                     self.log.error("interrupted deliveries marked uncertain", count=expired)
                 stop.wait(min(30.0, self.config.sending_lease.total_seconds() / 2))
 
+    def _withdraw_withheld(self, stop: threading.Event) -> None:
+        """Notices an objection held (the operator's record_opposition) become skipped with the
+        reason, each status published: the function itself cannot serialise a status."""
+        assert self.statuses is not None  # set by start()
+        statuses = self.statuses
+        with connect(self.settings, autocommit=True) as conn:
+            while not stop.is_set():
+                with conn.transaction():
+                    withdrawn = withdraw_withheld(conn, statuses)
+                if withdrawn:
+                    self.log.info("withheld notices withdrawn", count=withdrawn)
+                stop.wait(self.config.withheld_interval)
+
     def _purge(self, stop: threading.Event) -> None:
         with connect(self.settings, autocommit=True) as conn:
             messages = Purge(
@@ -154,6 +172,14 @@ class NotifyService:
                 lambda limit: ledger.purge_messages(conn, self.config.retention, limit),
                 self.config.purge_batch,
             )
+            stays = Purge(
+                "stay protections",
+                lambda limit: purge_stays(conn, self.config.retention, limit),
+                self.config.purge_batch,
+            )
             purge_periodically(
-                stop, [messages], self.config.purge_interval, self.log.bind(part="retention")
+                stop,
+                [messages, stays],
+                self.config.purge_interval,
+                self.log.bind(part="retention"),
             )

@@ -182,6 +182,35 @@ class Plan:
     profiles: list[Profile]
 
 
+def day_config(args: argparse.Namespace) -> tuple[DayConfig, list[str]]:
+    """The day the arguments describe, and the establishments chosen (none: all)."""
+    config = DayConfig(
+        date=args.date,
+        seed=args.seed,
+        rate=args.rate,
+        start=args.start,
+        duration=args.duration,
+        covid_prevalence=args.covid_prevalence,
+        gp_share=args.gp_share,
+        unknown_gp_share=args.unknown_gp_share,
+        ack_lost_share=args.ack_lost_share,
+        canary=args.canary,
+    )
+    return config, [code.strip() for code in args.establishments.split(",") if code.strip()]
+
+
+def day_oppositions(day: Day) -> list[tuple[str, str | None, str | None]]:
+    """The objections the day's patients gave their establishments, as the operator records
+    them: (establishment, qualified INS or None, IPP when the INS is not qualified)."""
+    found: set[tuple[str, str | None, str | None]] = set()
+    for message in day.all_messages():
+        patient = message.patient
+        if patient.opposed:
+            qualified = patient.ins if patient.reliability == "VALI" else None
+            found.add((message.establishment, qualified, None if qualified else patient.ipp))
+    return sorted(found, key=lambda item: (item[0], item[1] or "", item[2] or ""))
+
+
 def plan_day(config: DayConfig, codes: Sequence[str] = ()) -> Plan:
     """The day of the chosen establishments (all when ``codes`` is empty)."""
     profiles = load_profiles(load_establishments())
@@ -253,19 +282,7 @@ def _stack_tls() -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging("simulator", "WARNING")
-    config = DayConfig(
-        date=args.date,
-        seed=args.seed,
-        rate=args.rate,
-        start=args.start,
-        duration=args.duration,
-        covid_prevalence=args.covid_prevalence,
-        gp_share=args.gp_share,
-        unknown_gp_share=args.unknown_gp_share,
-        ack_lost_share=args.ack_lost_share,
-        canary=args.canary,
-    )
-    codes = [code.strip() for code in args.establishments.split(",") if code.strip()]
+    config, codes = day_config(args)
     plan = plan_day(config, codes)
     messages = plan.day.all_messages()
     print(

@@ -83,6 +83,9 @@ def render(message: AdtMessage, profile: Profile) -> str:
         _segment("EVN", {2: ts(message.sent_at), 6: ts(message.occurred_at)}),
         _pid(message, facility),
     ]
+    # A protected patient's messages say so, transfers excepted: notify must remember it.
+    if message.patient.protected and message.trigger != "A02":
+        segments.append(_segment("PD1", {12: "Y"}))
     gp = message.patient.gp
     if gp is not None:
         segments.append(_rol(1, CareTeamMember("ODRP", gp)))

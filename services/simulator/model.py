@@ -77,6 +77,10 @@ class Patient:
     """PID-32."""
     gp: Practitioner | None = None
     """The declared general practitioner (ROL ODRP)."""
+    protected: bool = False
+    """The patient asked for confidentiality: PD1-12 Y (left out of transfers, which inherit it)."""
+    opposed: bool = False
+    """The patient objected to their practitioners being notified (the opposition register)."""
 
 
 @dataclass(frozen=True)

@@ -151,13 +151,24 @@ class DayConfig:
     """Share of messages whose ACK the engine loses, so it sends the message again."""
     canary: Canary | None = None
     """For tests: the identity some patients carry (see ``Canary``)."""
+    protected_share: float = 0.02
+    """Share of patients who ask for confidentiality (PD1-12 Y)."""
+    opposed_share: float = 0.01
+    """Share of patients who objected to their practitioners being notified."""
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise ValueError("rate must be positive")
         if self.duration <= dt.timedelta(0):
             raise ValueError("duration must be positive")
-        for name in ("covid_prevalence", "gp_share", "unknown_gp_share", "ack_lost_share"):
+        for name in (
+            "covid_prevalence",
+            "gp_share",
+            "unknown_gp_share",
+            "ack_lost_share",
+            "protected_share",
+            "opposed_share",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.gp_share + self.unknown_gp_share > 1.0:
@@ -757,6 +768,9 @@ class _EngineDay:
                 None,
             )
             ins, reliability = canary.ins, "VALI"
+        # Drawn from the IPP, not from the day's generator: the rest of the day stays as it was
+        # for a seed; the canary is told of, so never withheld.
+        is_canary = canary is not None and ins == canary.ins
         return Patient(
             ipp=ipp,
             family_name=family,
@@ -768,7 +782,14 @@ class _EngineDay:
             ins=ins,
             reliability=reliability,
             gp=gp,
+            protected=not is_canary and self._share(ipp, "protected") < self.config.protected_share,
+            opposed=not is_canary and self._share(ipp, "opposed") < self.config.opposed_share,
         )
+
+    def _share(self, ipp: str, what: str) -> float:
+        """A number in [0, 1) drawn from the patient's IPP, the seed and ``what``."""
+        digest = hashlib.blake2b(f"{self.config.seed}:{self.code}:{ipp}:{what}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
 
     def _gp(self, postal_code: str) -> Practitioner | None:
         draw = self.rng.random()

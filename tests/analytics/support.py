@@ -17,7 +17,15 @@ from services.common.settings import Settings
 from tests.common.test_serde import stay_event
 from tests.support import stack_env
 
-DIMENSIONS = ("event_kind", "action", "admission_mode", "delivery_status", "covid_status")
+DIMENSIONS = (
+    "event_kind",
+    "action",
+    "admission_mode",
+    "delivery_status",
+    "covid_status",
+    "skip_reason",
+    "notice_kind",
+)
 
 Row = tuple[str, str, dt.datetime, str, frozenset[tuple[str, str]]]
 """metric, granularity, window start, establishment, dimensions: what a count is of."""

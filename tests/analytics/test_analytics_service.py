@@ -21,6 +21,7 @@ from services.common.deadletter import read_error_headers
 from services.common.movements import movement_key
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
+from services.common.skip_reasons import reason_code
 from tests.analytics.support import (
     Published,
     Row,
@@ -116,6 +117,10 @@ class Inputs:
                 identity = f"{item['notification_id']}/{item['status']}"
                 dims = {"delivery_status": item["status"]}
                 add(item["at"], "notifications", item["establishment"], dims, identity)
+            if item["status"] == "SKIPPED":
+                reason = {"skip_reason": reason_code(item["detail"]), "notice_kind": item["kind"]}
+                at, place = item["at"], item["establishment"]
+                add(at, "skipped_notifications", place, reason, item["notification_id"])
         return {row: len(identities) for row, identities in seen.items()}
 
 
@@ -358,7 +363,7 @@ def test_counts_add_up_to_what_was_sent_in_through_duplicates_late_events_and_a_
         metrics_by_topic[topic].add(value["metric"])
     assert metrics_by_topic == {
         rig.topics["stay_events"]: {"stay_events", "unroutable_stay_events"},
-        rig.topics["notifications"]: {"notifications"},
+        rig.topics["notifications"]: {"notifications", "skipped_notifications"},
         rig.topics["covid_discharges"]: {"covid_discharges"},
     }
     stay_ids = {event["event_id"] for event, _ in everything.stays} - everything.too_late

@@ -23,6 +23,7 @@ from services.analytics.counting import (
     window_start_ms,
 )
 from services.common.movements import movement_key
+from services.common.skip_reasons import SkipReason
 from tests.common.test_serde import stay_event
 
 UTC = dt.UTC
@@ -131,6 +132,29 @@ def test_notices_count_once_per_final_status_and_retries_not_at_all() -> None:
     ]
     assert sent[0].identity != failed[0].identity
     assert status_observations(status("SENT")) == sent
+
+
+def test_a_skipped_notice_also_counts_under_its_reason_and_kind_and_nothing_else() -> None:
+    skipped = {
+        **status("SKIPPED", "N7"),
+        "kind": "TRANSFER",
+        "detail": SkipReason.PROTECTED.sentence,
+        "recipient_rpps": "10101010101",
+        "recipient_address": "jeanne.martin@medecin.mssante.fr",
+        "stay_key": "chrunancy:V1",
+    }
+    by_status, by_reason = status_observations(skipped)
+    assert by_status.metric == "notifications"
+    assert by_reason.metric == "skipped_notifications"
+    assert by_reason.establishment == "chrunancy"
+    assert by_reason.dimensions == (("skip_reason", "protected"), ("notice_kind", "TRANSFER"))
+    encoded = by_reason.encode()
+    for value in ("10101010101", "jeanne.martin", "V1", "PD1-12"):
+        assert value.encode() not in encoded
+    unknown = status_observations({**skipped, "detail": "a detail naming someone"})[1]
+    assert unknown.dimensions[0] == ("skip_reason", "other")
+    key = count_key(count_record(by_reason, Granularity.DAY, 0, 3, 0))
+    assert key.endswith("|chrunancy|skip_reason=protected|notice_kind=TRANSFER")
 
 
 def test_an_observation_carries_no_patient_data_and_survives_its_topic() -> None:

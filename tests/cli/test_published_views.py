@@ -30,6 +30,11 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     opened = rows.conn.execute(
         "UPDATE covid_case SET movement_key = 'toul:V1||M1' RETURNING case_id::text"
     ).fetchone()
+    # A stay under PD1-12 Y: the check "no notice sent for a protected or opposed patient".
+    rows.conn.execute(
+        "INSERT INTO notify.stay_privacy (stay_key, establishment, ipp, patient_protected, "
+        "protected_since) VALUES ('toul:V1', 'toul', 'IPP1', true, now())"
+    )
     rows.close()
     operator = Settings(database_url=owners_database("operator"))
 
@@ -49,3 +54,4 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
     assert outcomes.opened == [opened[0] if opened else None]
     assert outcomes.counted == {("chrunancy", SINCE.date()): 7}
+    assert outcomes.withheld == [("toul:V1", 0)]

@@ -16,6 +16,7 @@ from services.cli.reconcile import (
     emails_on_disk,
     notices_checks,
     stay_days,
+    withheld_check,
     words_check,
 )
 from services.common.movements import movement_key
@@ -148,3 +149,12 @@ def test_rendered_notices_pass_the_words_check(tmp_path: Path) -> None:
     )
     _eml(tmp_path, "1.eml", "a", content.text)
     assert words_check(tmp_path, 0.0).ok
+
+
+def test_a_notice_sent_for_a_protected_or_opposed_stay_fails_the_check() -> None:
+    ok = withheld_check([("chrunancy:V1", 0), ("cpn:V2", 0)])
+    assert ok.ok and ok.expected == 2
+    failed = withheld_check([("chrunancy:V1", 0), ("toul:V3", 2)])
+    assert not failed.ok and failed.found == 1
+    assert failed.missing == ("toul:V3 (2 sent)",)
+    assert "no notice sent for a protected or opposed patient" in failed.line()

@@ -76,6 +76,8 @@ def stay_event(visit: str) -> dict[str, Any]:
             {"role": "ODRP", "rpps": "10101010101", "family_name": "Martin", "given_name": "Jeanne"}
         ],
         "covid_status": "UNKNOWN",
+        "patient_protected": None,
+        "stay_protected": None,
     }
 
 

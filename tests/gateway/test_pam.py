@@ -113,6 +113,8 @@ def test_an_admission_becomes_a_complete_stay_event() -> None:
             {"role": "SUBS", "rpps": "10001234567", "family_name": "Ægir", "given_name": "Zoé"},
         ],
         "covid_status": "NEGATIVE",
+        "patient_protected": None,
+        "stay_protected": None,
     }
 
 
