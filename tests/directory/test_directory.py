@@ -283,20 +283,29 @@ def test_preferences_are_kept_and_carried_on_the_topic(
         preferred_address="Cabinet.Vautrin@medecin.mssante.fr",
     )
     set_preferences(directory.store, directory.publisher, A, opted_out=True)
+    set_preferences(directory.store, directory.publisher, A, mode="DIGEST", digest_hour=7)
     with pytest.raises(DirectoryError, match="not one of the secure mailboxes"):
         set_preferences(
             directory.store, directory.publisher, A, preferred_address="emilie@gmail.com"
         )
     with pytest.raises(DirectoryError, match="no practitioner"):
         set_preferences(directory.store, directory.publisher, E, opted_out=True)
-    assert directory.publisher.publish_queued() == 2
+    assert directory.publisher.publish_queued() == 3
 
-    now = latest(read_practitioners(6))
+    now = latest(read_practitioners(7))
     assert present(now, D)["preferences"] == {
         "opted_out": False,
         "preferred_address": "cabinet.vautrin@medecin.mssante.fr",
+        "delivery": {
+            "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
+            "mode": "REALTIME",
+            "digest_hour": 18,
+        },
     }
+    # Each change keeps what it does not name: the opt-out of A holds beside its digest.
     assert present(now, A)["preferences"]["opted_out"] is True
+    assert present(now, A)["preferences"]["delivery"]["mode"] == "DIGEST"
+    assert present(now, A)["preferences"]["delivery"]["digest_hour"] == 7
 
     # The next day drops the preferred mailbox: the record no longer offers it, the opt-out
     # of A still holds.
@@ -316,9 +325,10 @@ def test_preferences_are_kept_and_carried_on_the_topic(
     )
     import_extracts(directory.store, directory.publisher, *second_day, max_removed_share=0.0)
     directory.publisher.publish_queued()
-    now = latest(read_practitioners(9))
+    now = latest(read_practitioners(10))
     assert present(now, D)["preferences"]["preferred_address"] is None
     assert present(now, A)["preferences"]["opted_out"] is True
+    assert present(now, A)["preferences"]["delivery"]["mode"] == "DIGEST"
 
 
 def test_changes_wait_in_the_outbox_while_kafka_is_unreachable(
