@@ -1,9 +1,9 @@
 """A practitioner's choices of what notices they get and when: the defaults, in one place.
 
-The directory stores them, publishes them on ``practitioners`` (``NotificationPreferences.delivery``),
+The directory stores them and publishes them on ``practitioners`` (``preferences.delivery``),
 enrich copies them into each recipient (``Recipient.delivery``), notify decides by them. All three
-read and write the ``DeliveryChoices`` record through this module, so a missing or partial record
-(one written before the choices existed) means the defaults everywhere.
+read and write the ``DeliveryChoices`` record through this module, so a missing or partial
+record (one written before the choices existed) means the defaults everywhere.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class DeliveryChoices:
             raise ValueError(f"digest hour {self.digest_hour} is not an hour of the day (0-23)")
 
     def record(self) -> dict[str, Any]:
-        """The ``DeliveryChoices`` Avro record (kinds in a fixed order: same choices, same bytes)."""
+        """The ``DeliveryChoices`` Avro record; kinds in a fixed order (same choices, same bytes)."""
         return {
             "event_kinds": [kind.value for kind in EventChoice if kind in self.kinds],
             "mode": self.mode.value,
