@@ -51,7 +51,7 @@ class DeliveryChoices:
             raise ValueError(f"digest hour {self.digest_hour} is not an hour of the day (0-23)")
 
     def record(self) -> dict[str, Any]:
-        """The ``DeliveryChoices`` Avro record; kinds in a fixed order (same choices, same bytes)."""
+        """The ``DeliveryChoices`` record; kinds in a fixed order (same choices, same bytes)."""
         return {
             "event_kinds": [kind.value for kind in EventChoice if kind in self.kinds],
             "mode": self.mode.value,
