@@ -9,6 +9,8 @@
   withdraws the waiting notice; of one never notified, nothing.
 - A recipient who opted out, or whose address is malformed or outside the MSSanté secure domains,
   gets nothing: the notice is recorded as skipped, with the reason.
+- A recipient's own choices (``services.notify.choices``) skip the kinds they did not ask for, and
+  defer to their daily digest what their mode holds back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.mailbox import plain_address, secure_address
+from services.notify.choices import by_choices
 
 # Fixed forever: notification ids derived from it must stay the same across versions.
 _NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
@@ -62,6 +65,8 @@ class Notice:
     skip_reason: str | None = None
     withdraws_waiting: bool = False
     """True when the earlier, still waiting notice of this movement must not go out."""
+    deferred: bool = False
+    """True when it goes in the recipient's daily digest, not on its own."""
 
 
 def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
@@ -133,17 +138,24 @@ def decide(
         else:
             continue
         over_cap = rank >= max_recipients and before is not Earlier.DELIVERED
+        skip_reason = (
+            f"past the first {max_recipients} recipients of the event"
+            if over_cap
+            else _skip_reason(recipient, extra)
+        )
+        deferred = False
+        if skip_reason is None:
+            skip_reason, deferred = by_choices(
+                kind, event, recipient, told_before=before is Earlier.DELIVERED
+            )
         notices.append(
             Notice(
                 notification_id(event["event_id"], rpps, kind),
                 kind,
                 recipient,
-                skip_reason=(
-                    f"past the first {max_recipients} recipients of the event"
-                    if over_cap
-                    else _skip_reason(recipient, extra)
-                ),
+                skip_reason=skip_reason,
                 withdraws_waiting=withdraws,
+                deferred=deferred,
             )
         )
     return notices

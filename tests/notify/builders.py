@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from services.common.outbox import Conn
+from services.common.preferences import DeliveryChoices, EventChoice
 from services.notify import ledger
 from services.notify.notices import Notice, NoticeKind, movement_key, notification_id
 from services.notify.status import StatusRecorder
@@ -13,8 +14,14 @@ from tests.common.test_serde import stay_event
 
 
 def recipient(
-    rpps: str, address: str | None, *, role: str = "ODRP", opted_out: bool = False
+    rpps: str,
+    address: str | None,
+    *,
+    role: str = "ODRP",
+    opted_out: bool = False,
+    choices: DeliveryChoices | None = None,
 ) -> dict[str, Any]:
+    """A recipient as enrich writes it; ``choices`` None: the defaults (transfers off)."""
     return {
         "role": role,
         "rpps": rpps,
@@ -22,7 +29,12 @@ def recipient(
         "given_name": "Jeanne",
         "mssante_address": address,
         "opted_out": opted_out,
+        "delivery": (choices or DeliveryChoices()).record(),
     }
+
+
+EVERY_KIND = DeliveryChoices(kinds=frozenset(EventChoice))
+"""Choices of a practitioner who asked to be told of everything, transfers included."""
 
 
 def enriched(
