@@ -27,7 +27,9 @@ _NOT_ASKED = {
     EventChoice.ADMISSION: "the practitioner does not ask to be told of admissions",
     EventChoice.TRANSFER: "the practitioner does not ask to be told of transfers",
     EventChoice.DISCHARGE: "the practitioner does not ask to be told of discharges",
-    EventChoice.CORRECTION: "the practitioner does not ask to be told of corrections and retractions",
+    EventChoice.CORRECTION: (
+        "the practitioner does not ask to be told of corrections and retractions"
+    ),
 }
 DISCHARGES_ONLY_REASON = "the practitioner asks for discharges and emergency admissions only"
 
