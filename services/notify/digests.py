@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
+DIGEST_LINES_HEADER = "X-Harpicoop-Digest-Lines"
+"""The ids of the notices a digest tells, in its order: ids only, never a patient."""
 # Fixed forever: digest ids derived from it must stay the same across versions.
 _DIGEST_NAMESPACE = uuid.UUID("2b0f3d59-8a4e-4f0e-b7c1-9d6a4c1e7f21")
 
