@@ -94,7 +94,7 @@ def digests(mail: MailServer) -> list[EmailMessage]:
 
 
 def text(message: EmailMessage) -> str:
-    return message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    return str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
 
 
 def states(conn: outbox.Conn) -> dict[str, int]:
