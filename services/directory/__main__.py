@@ -4,7 +4,7 @@
     python -m services.directory import --sample
     python -m services.directory preferences RPPS --opt-out
     python -m services.directory preferences RPPS --preferred-address ADDRESS
-    python -m services.directory preferences RPPS --mode digest --digest-hour 18
+    python -m services.directory preferences RPPS [RPPS...] --mode digest --digest-hour 18
     python -m services.directory preferences RPPS --kinds admission,discharge,transfer,correction
     python -m services.directory publish
 
@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         f"(default {DEFAULT_MAX_REMOVED_SHARE})",
     )
     preferences = commands.add_parser("preferences", help="set a practitioner's preferences")
-    preferences.add_argument("rpps")
+    preferences.add_argument(
+        "rpps", nargs="+", help="one practitioner, or several given the same choices"
+    )
     choice = preferences.add_mutually_exclusive_group()
     choice.add_argument("--opt-out", dest="opted_out", action="store_true", default=None)
     choice.add_argument("--opt-in", dest="opted_out", action="store_false")
@@ -213,22 +215,34 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 mailboxes=summary.changes.mailboxes,
             )
         elif args.command == "preferences":
+            if len(args.rpps) > 1 and args.preferred_address:
+                _say("Refused: a preferred address is one practitioner's own; give one RPPS")
+                return 1
+            changed = 0
             try:
-                set_preferences(
-                    directory.store,
-                    directory.publisher,
-                    args.rpps,
-                    opted_out=args.opted_out,
-                    preferred_address=args.preferred_address,
-                    clear_preferred_address=args.no_preferred_address,
-                    event_kinds=None if args.kinds is None else [kind.value for kind in args.kinds],
-                    mode=None if args.mode is None else args.mode.value,
-                    digest_hour=args.digest_hour,
-                )
+                for rpps in args.rpps:
+                    set_preferences(
+                        directory.store,
+                        directory.publisher,
+                        rpps,
+                        opted_out=args.opted_out,
+                        preferred_address=args.preferred_address,
+                        clear_preferred_address=args.no_preferred_address,
+                        event_kinds=None
+                        if args.kinds is None
+                        else [kind.value for kind in args.kinds],
+                        mode=None if args.mode is None else args.mode.value,
+                        digest_hour=args.digest_hour,
+                    )
+                    log.info("directory.preferences_set", rpps=rpps)
+                    changed += 1
             except DirectoryError as error:
                 _say(f"Refused: {error}")
-                return 1
-            log.info("directory.preferences_set", rpps=args.rpps)
+                if not changed:
+                    return 1
+                # Those set before it stay set: published now, as any change.
+                _say(f"{changed} practitioner(s) before it were set")
+                return max(_publish(directory), 1)
         return _publish(directory)
     finally:
         directory.close()

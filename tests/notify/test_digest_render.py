@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from services.notify.notices import NoticeKind
 from services.notify.render import digest_context, notice_context, render_digest
@@ -13,11 +14,12 @@ from tests.notify.builders import enriched, recipient
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
 
 
-def line(kind: NoticeKind, event_kind: str, visit: str, action: str = "INSERT") -> object:
+def line(kind: NoticeKind, event_kind: str, visit: str, action: str = "INSERT") -> dict[str, Any]:
     event = enriched(visit, [GP], kind=event_kind, action=action, admission_mode="SCHEDULED")
     context = notice_context(kind, event["event"], GP, "CHRU de Nancy", Vocabulary())
     # As intake keeps it with the deferred notice, and reads it back for the digest.
-    return json.loads(json.dumps(context, ensure_ascii=False))
+    kept: dict[str, Any] = json.loads(json.dumps(context, ensure_ascii=False))
+    return kept
 
 
 def test_a_digest_lists_each_event_in_words_in_the_order_given() -> None:
