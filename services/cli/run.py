@@ -373,7 +373,8 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         "",
         f"Emails: {states.get('sent', 0):,} sent, "
         f"{states.get('failed', 0) + states.get('uncertain', 0):,} failed, "
-        f"{states.get('skipped', 0):,} not sent on purpose (opt-out, cancelled before sending); "
+        f"{states.get('skipped', 0):,} not sent on purpose (opt-out, choices, cancelled before "
+        f"sending), {states.get('deferred', 0):,} told in a daily digest; "
         f"{on_disk:,} .eml files on disk"
         + (f" ({backlog:,} of them about events received before this run)" if backlog else ""),
         "  latency from MLLP receipt to SMTP acceptance: "

@@ -15,15 +15,14 @@ import pytest
 import structlog
 
 from services.common import outbox
-from services.common.db import connect
 from services.common.preferences import DeliveryChoices, EventChoice, Mode
 from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.digests import DIGEST_LINES_HEADER, PARIS
 from services.notify.intake import Intake
 from services.notify.wording import Vocabulary, fields_without_words
-from tests.notify.builders import enriched, recipient
-from tests.support import MailServer, as_principal
+from tests.notify.builders import at, enriched, recipient, send_digests_now, timed
+from tests.support import MailServer
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +33,6 @@ GP = recipient(
     choices=DeliveryChoices(kinds=frozenset(EventChoice), mode=Mode.DIGEST, digest_hour=18),
 )
 YESTERDAY = dt.datetime.now(PARIS).date() - dt.timedelta(days=1)
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=PARIS)
 
 
 def event(
@@ -59,9 +54,7 @@ def event(
         admission_mode=admission_mode,
         message_id=f"MSG-{visit}-{kind}-{action}-{movement}",
     )
-    value["event"]["movement"]["occurred_at"] = occurred
-    value["event"]["received_at"] = received
-    return value
+    return timed(value, occurred, received)
 
 
 @pytest.fixture
@@ -100,15 +93,6 @@ def text(message: EmailMessage) -> str:
 def states(conn: outbox.Conn) -> dict[str, int]:
     rows = conn.execute("SELECT state, count(*) FROM notification GROUP BY state").fetchall()
     return {str(state): int(count) for state, count in rows}
-
-
-def send_digests_now(database: str) -> int:
-    """The operator's end of the day (make run): every waiting digest is due at once."""
-    with connect(as_principal(database, "operator")) as conn:
-        row = conn.execute("SELECT notify.send_digests_now()").fetchone()
-        conn.commit()
-    assert row is not None
-    return int(row[0])
 
 
 def test_a_digest_lists_the_days_events_in_order_once_and_discharges_go_at_once(
