@@ -187,6 +187,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         for path in (args.personnes, args.mssante):
             if not path.exists():
                 parser.error(f"{path}: no such file")
+    if args.command == "preferences" and len(args.rpps) > 1 and args.preferred_address:
+        parser.error("a preferred address is one practitioner's own: give one RPPS")
     directory = build(settings or Settings.from_env(principal="directory"), topic=args.topic)
     try:
         if args.command == "import":
@@ -215,9 +217,6 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 mailboxes=summary.changes.mailboxes,
             )
         elif args.command == "preferences":
-            if len(args.rpps) > 1 and args.preferred_address:
-                _say("Refused: a preferred address is one practitioner's own; give one RPPS")
-                return 1
             changed = 0
             try:
                 for rpps in args.rpps:
