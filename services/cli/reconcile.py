@@ -357,10 +357,11 @@ def published_outcomes(
             "WHERE state = 'sent' AND sent_at >= %s",
             (since,),
         ).fetchall()
+        # By event id only: a movement's lines from an earlier run went in that run's digests.
         deferred = conn.execute(
-            "SELECT notification_id::text FROM notify.v_digest_lines WHERE state = 'deferred' "
-            "AND (event_id = ANY(%s) OR movement_key = ANY(%s))",
-            (event_ids, movements),
+            "SELECT notification_id::text FROM notify.v_digest_lines "
+            "WHERE state = 'deferred' AND event_id = ANY(%s)",
+            (event_ids,),
         ).fetchall()
         opened = conn.execute(
             "SELECT case_id::text FROM covid.v_cases WHERE movement_key = ANY(%s)", (movements,)
