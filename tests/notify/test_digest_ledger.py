@@ -177,3 +177,36 @@ def test_a_digest_whose_every_line_is_withdrawn_is_not_sent(
         "SELECT detail FROM notification WHERE kind = 'DIGEST' AND state = 'skipped'"
     ).fetchall()
     assert detail == "every event it was to list was withdrawn before it was sent"
+
+
+def test_a_correction_replaces_its_line_and_a_late_event_goes_in_the_next_digest(
+    intake: Intake,
+    worker: DeliveryWorker,
+    ledger_conn: outbox.Conn,
+    mail_server: MailServer,
+    empty_database: str,
+) -> None:
+    admission = event("VE", "ADMISSION", "E1", at(YESTERDAY, 9), at(YESTERDAY, 9, 1))
+    corrected = event("VE", "ADMISSION", "E1", at(YESTERDAY, 9, 30), at(YESTERDAY, 9, 40))
+    corrected["event"]["action"] = "UPDATE"
+    corrected["event"]["event_id"] += "-UPDATE"
+    take_in(intake, admission)
+    take_in(intake, corrected)
+    deliver_all(worker)
+    [digest] = digests(mail_server)
+    assert f"1. {YESTERDAY:%d/%m/%Y} à 09:30 — Hospitalisation programmée" in text(digest)
+    assert "2. " not in text(digest), "the corrected line replaced the first"
+
+    # An event of yesterday morning that comes in after yesterday's digest went: next digest.
+    late = event("VF", "ADMISSION", "F1", at(YESTERDAY, 8), at(YESTERDAY, 8, 5))
+    take_in(intake, late)
+    [(digest_of_late,)] = ledger_conn.execute(
+        "SELECT digest_id::text FROM notification WHERE event_id = %s",
+        (late["event"]["event_id"],),
+    ).fetchall()
+    assert digest_of_late != digest["X-Harpicoop-Notification-Id"]
+    deliver_all(worker)
+    assert len(digests(mail_server)) == 1
+    assert send_digests_now(empty_database) == 1
+    deliver_all(worker)
+    assert len(digests(mail_server)) == 2
