@@ -15,7 +15,7 @@ INSTALLED   := $(VENV)/.installed
 help:
 	@echo "make run      start the stack and the platform, replay a simulated day"
 	@echo "make test     run the whole test suite against the real stack"
-	@echo "make up       start the local stack (Kafka, registry, PostgreSQL, SMTP)"
+	@echo "make up       start the local stack (Kafka, registry, PostgreSQL, SMTP, IMAP)"
 	@echo "make down     stop it"
 	@echo "make status   show what is running"
 	@echo "make bench    run the benchmarks, figures as JSON in bench-results/"

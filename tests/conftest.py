@@ -32,7 +32,7 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from services.stack.__main__ import clean
-from services.stack.components import Kafka, Postgres
+from services.stack.components import Imap, Kafka, Postgres
 from services.stack.layout import StackLayout
 from tests.support import (
     OWNERS,
@@ -44,6 +44,7 @@ from tests.support import (
     free_port,
     local_database_server,
     stack_env,
+    started_imap,
     started_postgres,
 )
 
@@ -81,13 +82,15 @@ def stack() -> Iterator[Settings]:
     from services.stack.components import all_components
 
     layout = StackLayout.default()
-    already_up = all(item.running() and item.healthy() for item in all_components(layout))
-    up(layout)
+    # Tests that read a mailbox start an IMAP server of their own (``imap_server``), as they do
+    # SMTP servers: the suite neither needs nor starts the stack's.
+    needed = [item for item in all_components(layout) if not isinstance(item, Imap)]
+    started = up(layout, needed)
     try:
         yield Settings.from_env(principal=TESTS)
     finally:
-        if not already_up:
-            down(layout)
+        if started:
+            down(layout, started)
 
 
 @pytest.fixture
@@ -307,6 +310,29 @@ def mail_server(tmp_path: Path) -> Iterator[MailServer]:
 
 
 @pytest.fixture
+def imap_server(tmp_path: Path) -> Iterator[Imap]:
+    """A real IMAP server (Dovecot, as the stack runs it) of the test's own: its own folder,
+    port and mailbox password (``imap_server.password()``); stopped and removed at the end."""
+    layout = StackLayout(tmp_path / "imap-stack")
+    layout.make_dirs()
+    server = started_imap(layout)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.forget()
+
+
+@pytest.fixture
+def reporting_mail_server(tmp_path: Path, imap_server: Imap) -> Iterator[MailServer]:
+    """``mail_server``, returning delivery status notifications to ``imap_server``."""
+    server = MailServer(tmp_path / "mail", free_port(), imap=imap_server)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def certificates(tmp_path: Path) -> dict[str, Path]:
     """A CA, a server certificate for localhost and a client certificate, as PEM files."""
     import trustme
@@ -373,7 +399,8 @@ def notify_factory(
             NOTIFY_RETRY_INITIAL_SECONDS="0.5",
             NOTIFY_RETRY_MAX_SECONDS="2",
             NOTIFY_POLL_INTERVAL_SECONDS="0.1",
-            **extra_env,
+            # The platform's mailbox is read only by the tests that give it an IMAP server.
+            **{"NOTIFY_RECEIPTS_READER": "off", **extra_env},
         )
         return service_factory("notify", env, topics)
 

@@ -24,10 +24,15 @@ from services.common.access import TESTS, LocalSecrets, declared_principals
 from services.common.deadletter import read_error_headers
 from services.common.paths import PROJECT_ROOT
 from services.common.settings import Settings
-from services.stack.components import Postgres
+from services.stack.components import Imap, Postgres
 from services.stack.layout import StackLayout
 from services.stack.roles import provision
-from services.stack.smtp_sink import REFUSED_FILE, build_controller, tls_server_context
+from services.stack.smtp_sink import (
+    BOUNCE_FILE,
+    REFUSED_FILE,
+    build_controller,
+    tls_server_context,
+)
 
 
 def free_port() -> int:
@@ -55,11 +60,19 @@ class MailServer:
     port: int
     security: str = "none"
     tls: Any = None
+    imap: Imap | None = None
+    """The IMAP server its delivery reports go to (and the mailbox it holds), if any."""
     controller: Any = field(default=None, repr=False)
 
     def start(self) -> None:
         self.controller = build_controller(
-            "localhost", self.port, self.maildir, security=self.security, tls_context=self.tls
+            "localhost",
+            self.port,
+            self.maildir,
+            security=self.security,
+            tls_context=self.tls,
+            lmtp=self.imap.lmtp_socket if self.imap else None,
+            mailboxes=(self.imap.mailbox,) if self.imap else (),
         )
         self.controller.start()
 
@@ -71,6 +84,11 @@ class MailServer:
     def refuse(self, address: str) -> None:
         with open(self.maildir / REFUSED_FILE, "a", encoding="utf-8") as refused:
             refused.write(f"{address}\n")
+
+    def bounce(self, address: str) -> None:
+        """Mail to ``address`` is accepted, then bounces (a failed DSN to the sender)."""
+        with open(self.maildir / BOUNCE_FILE, "a", encoding="utf-8") as bouncing:
+            bouncing.write(f"{address}\n")
 
     def messages(self) -> list[EmailMessage]:
         return [
@@ -112,6 +130,33 @@ def closed_layout() -> StackLayout:
     layout = StackLayout(closed / "clone" / ".stack")
     layout.make_dirs()
     return layout
+
+
+def started_imap(layout: StackLayout) -> Imap:
+    """The stack's IMAP server on ``layout`` and a free port, started and healthy."""
+    server = Imap(layout, port=free_port())
+    server.install()
+    server.start()
+    server.wait_healthy()
+    return server
+
+
+def mailbox_messages(server: Imap, folder: str = "INBOX") -> list[bytes]:
+    """Every message in a folder of the IMAP server's mailbox, as received, oldest first."""
+    import imaplib
+
+    client = imaplib.IMAP4("localhost", server.port)
+    try:
+        client.login(server.mailbox, server.password())
+        client.select(folder, readonly=True)
+        _, found = client.search(None, "ALL")
+        messages = []
+        for number in found[0].split():
+            _, parts = client.fetch(number, "(BODY.PEEK[])")
+            messages.append(bytes(parts[0][1]))  # type: ignore[index]
+        return messages
+    finally:
+        client.logout()
 
 
 def started_postgres(layout: StackLayout) -> Postgres:

@@ -126,6 +126,7 @@ def pipeline(
                 DATABASE_URL=empty_database,
                 COVID_ENRICHED_TOPIC=internal["enriched"],
                 COVID_UNROUTABLE_TOPIC=internal["unroutable"],
+                COVID_MERGES_TOPIC=topics.merges,
                 COVID_FOLLOWUPS_TOPIC=internal["followups"],
                 COVID_DEADLETTER_TOPIC=internal["dead_covid"],
                 COVID_GROUP_ID=f"{group}-covid",

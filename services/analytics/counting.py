@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from services.common.movements import movement_key
 from services.common.schemas import expanded_schema_json
 
 UTC = dt.UTC
@@ -147,7 +148,7 @@ def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observa
 def discharge_observations(event: Mapping[str, Any], at_ms: int) -> list[Observation]:
     """For every Covid-19 status, whether the discharge is there now: under its status when
     inserted or corrected, nowhere when cancelled."""
-    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    movement = movement_key(event)
     status = None if event["action"] == "CANCEL" else str(event["covid_status"])
     version = epoch_ms(event["received_at"])
     return [

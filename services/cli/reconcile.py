@@ -30,11 +30,12 @@ from typing import Any
 
 from services.cli.topics_since import records_since
 from services.common.db import connect
+from services.common.movements import movement_key
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid.rules import Effect, case_id, effects
 from services.notify.digests import DIGEST_LINES_HEADER
-from services.notify.notices import NOTIFIABLE_KINDS, Earlier, NoticeKind, decide, movement_key
+from services.notify.notices import NOTIFIABLE_KINDS, Earlier, NoticeKind, decide
 from services.notify.wording import fields_without_words
 
 NOTIFICATION_HEADER = "X-Harpicoop-Notification-Id"

@@ -435,12 +435,10 @@ def run(
     ``replace_directory`` lets the sample replace whatever directory the stack holds (the
     directory import otherwise refuses to remove most of it, rightly for a real extract)."""
     from services.stack.__main__ import up
-    from services.stack.components import all_components
 
     layout = StackLayout.default()
-    # A stack that was already up (make up) is left up; one this run started is stopped with it.
-    stack_was_up = all(item.running() and item.healthy() for item in all_components(layout))
-    up(layout)
+    # A stack that was already up (make up) is left up; what this run started is stopped with it.
+    started_here = up(layout)
     since = dt.datetime.now(dt.UTC)
     started = time.time()
     processes = Processes(layout)
@@ -541,8 +539,8 @@ def run(
         return 1
     finally:
         processes.stop_all()
-        if not stack_was_up:
+        if started_here:
             from services.stack.__main__ import down
 
-            down(layout)
+            down(layout, started_here)
     return 1 if failed else 0

@@ -52,6 +52,16 @@ UNARCHIVED = Counter(
     "Refused frames answered but not archived, their source address being over its budget.",
     ["service"],
 )
+RECEIPTS = Counter(
+    "harpicoop_notify_receipts_total",
+    "Messages read from the platform's mailbox, by outcome (recorded, known, unmatched).",
+    ["outcome"],
+)
+UNCONFIRMED = Gauge(
+    "harpicoop_notify_unconfirmed",
+    "Notices sent longer ago than NOTIFY_DSN_WINDOW_SECONDS with no delivery report or bounce.",
+    ["establishment"],
+)
 LAG = Gauge(
     "harpicoop_consumer_lag",
     "Records not yet consumed, per input partition.",

@@ -133,6 +133,15 @@ class Settings:
     smtp_ca_file: str | None = None
     mllp_host: str = "0.0.0.0"
     mllp_port: int = 2575
+    imap_host: str = "localhost"
+    imap_port: int = 1143
+    imap_user: str = "harpicoop@ght-sud-lorraine.mssante.fr"
+    """The applicative mailbox, where DSNs, read receipts and bounces arrive: the sending
+    address's own."""
+    imap_password: str | None = None
+    """Locally, the stack's (``.stack/secrets/imap-mailbox``)."""
+    imap_security: SmtpSecurity = "none"
+    imap_ca_file: str | None = None
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -168,11 +177,15 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r} is outside 1..65535")
             return value
 
-        security = text("SMTP_SECURITY", defaults.smtp_security).lower()
-        if security not in _SMTP_SECURITY_VALUES:
-            raise SettingsError(
-                f"SMTP_SECURITY={security!r}: use one of {', '.join(_SMTP_SECURITY_VALUES)}"
-            )
+        def transport(name: str) -> SmtpSecurity:
+            value = (env.get(name) or "none").lower()
+            if value not in _SMTP_SECURITY_VALUES:
+                raise SettingsError(
+                    f"{name}={value!r}: use one of {', '.join(_SMTP_SECURITY_VALUES)}"
+                )
+            return value  # type: ignore[return-value]  # checked just above
+
+        security = transport("SMTP_SECURITY")
         return cls(
             kafka_bootstrap_servers=text(
                 "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
@@ -183,13 +196,19 @@ class Settings:
             ),
             smtp_host=text("SMTP_HOST", defaults.smtp_host),
             smtp_port=port("SMTP_PORT", defaults.smtp_port),
-            smtp_security=security,  # type: ignore[arg-type]  # checked just above
+            smtp_security=security,
             smtp_from=text("SMTP_FROM", defaults.smtp_from),
             smtp_client_cert=optional("SMTP_CLIENT_CERT"),
             smtp_client_key=optional("SMTP_CLIENT_KEY"),
             smtp_ca_file=optional("SMTP_CA_FILE"),
             mllp_host=text("MLLP_HOST", defaults.mllp_host),
             mllp_port=port("MLLP_PORT", defaults.mllp_port),
+            imap_host=text("IMAP_HOST", defaults.imap_host),
+            imap_port=port("IMAP_PORT", defaults.imap_port),
+            imap_user=text("IMAP_USER", defaults.imap_user),
+            imap_password=optional("IMAP_PASSWORD") or _local_mailbox_password(),
+            imap_security=transport("IMAP_SECURITY"),
+            imap_ca_file=optional("IMAP_CA_FILE"),
             # Credentials or a protocol named in the environment win over the local stack's.
             kafka_security=local.kafka_security
             if local and not (env.get("KAFKA_SASL_USERNAME") or env.get("KAFKA_SECURITY_PROTOCOL"))
@@ -223,6 +242,8 @@ class Settings:
 
 
 LOCAL_DATABASE = "harpicoop"
+IMAP_MAILBOX_SECRET = "imap-mailbox"
+"""The local stack's file (in ``.stack/secrets``) of the applicative mailbox's password."""
 LOCAL_POSTGRES = "localhost:5433"
 LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
 
@@ -257,3 +278,10 @@ def _local_credentials(env: Mapping[str, str], principal: str | None) -> _LocalC
         kafka_security=local_kafka_security(principal, password),
         database_url=f"postgresql://{principal}:{password}@{LOCAL_POSTGRES}/{LOCAL_DATABASE}",
     )
+
+
+def _local_mailbox_password() -> str | None:
+    """The local stack's IMAP mailbox password, if it made one (``components.Imap``)."""
+    from services.common.access import LocalSecrets
+
+    return LocalSecrets.default().get(IMAP_MAILBOX_SECRET)

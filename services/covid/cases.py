@@ -5,6 +5,9 @@ The change and its record commit together (the common outbox), and timers are co
 several replicas share them through ``FOR UPDATE SKIP LOCKED``. A case is deleted
 ``COVID_RETENTION_DAYS`` after it closed, with a tombstone for its key in the same transaction;
 only its id is kept, so that a replayed discharge does not open it again.
+
+A patient merge (A40) moves the merged record's open cases to the survivor and is remembered
+(``covid_patient_merge``) for the merged record's events that arrive after it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn, change_and_announce, enqueue
 from services.common.serde import AvroSerde
-from services.covid.rules import case_id, identity_key
+from services.covid.rules import PatientRecord, case_id, identity_key
 
 OUTBOX_OWNER = "covid"
 
@@ -86,7 +90,7 @@ def open_case(
     A discharge that comes so late (replayed, or sent late by its engine) that its reminder
     would already be due opens without one: the GP gets the follow-up alone, not a follow-up
     and a reminder together, and the case completes ``complete_after`` from now."""
-    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    movement = movement_key(event)
     discharged_at = event["movement"]["occurred_at"]
     patient = event["patient"]
     if conn.execute(
@@ -147,7 +151,7 @@ def close_for_patient(
 
 
 def close_cancelled(conn: Conn, publisher: FollowupPublisher, event: Mapping[str, Any]) -> int:
-    movement = f"{event['establishment']}:{event['movement']['movement_id']}"
+    movement = movement_key(event)
     return _changed(
         conn,
         publisher,
@@ -185,6 +189,70 @@ def complete_due(conn: Conn, publisher: FollowupPublisher) -> int:
             "AND complete_at <= now() LIMIT 200 FOR UPDATE SKIP LOCKED)",
             (),
         )
+
+
+def record_merge(
+    conn: Conn, merged: PatientRecord, survivor: Mapping[str, Any], merge_event_id: str
+) -> bool:
+    """Remember that ``merged`` is ``survivor`` now; records merged earlier into ``merged``
+    follow it to its survivor. Whether the merge was new (a replay records nothing)."""
+    patient = _patient_to_json(survivor)
+    conn.execute(
+        "UPDATE covid_patient_merge SET patient = %s WHERE establishment = %s "
+        "AND patient ->> 'ipp' = %s",
+        (patient, merged.establishment, merged.ipp),
+    )
+    return (
+        conn.execute(
+            "INSERT INTO covid_patient_merge (establishment, merged_ipp, patient, merge_event_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            (merged.establishment, merged.ipp, patient, merge_event_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def survivor_of(conn: Conn, record: PatientRecord) -> dict[str, Any] | None:
+    """The patient a merged record is now, or None if it was not merged."""
+    row = conn.execute(
+        "SELECT patient FROM covid_patient_merge WHERE establishment = %s AND merged_ipp = %s",
+        (record.establishment, record.ipp),
+    ).fetchone()
+    return _patient_from_json(row[0]) if row else None
+
+
+def move_cases(
+    conn: Conn, publisher: FollowupPublisher, merged: PatientRecord, survivor: Mapping[str, Any]
+) -> int:
+    """The merged record's open and reminder-pending cases become the survivor's: its patient
+    data, INS and identity key, so that its later events (a readmission, a death) find them.
+    A replay finds none left under the merged IPP and changes nothing. Closed cases are history
+    and stay as they were."""
+    return _changed(
+        conn,
+        publisher,
+        "UPDATE covid_case SET patient = %s, ins = %s, identity_key = %s, updated_at = now() "
+        "WHERE state <> 'CLOSED' AND establishment = %s AND patient ->> 'ipp' = %s",
+        (
+            _patient_to_json(survivor),
+            survivor.get("ins"),
+            identity_key(survivor),
+            merged.establishment,
+            merged.ipp,
+        ),
+    )
+
+
+def purge_merges(conn: Conn, retention: dt.timedelta, limit: int) -> int:
+    """Forget up to ``limit`` merges recorded longer than ``retention`` ago; how many."""
+    with conn.transaction():
+        return conn.execute(
+            "DELETE FROM covid_patient_merge WHERE (establishment, merged_ipp) IN ("
+            "SELECT establishment, merged_ipp FROM covid_patient_merge "
+            "WHERE recorded_at < now() - %s ORDER BY recorded_at LIMIT %s "
+            "FOR UPDATE SKIP LOCKED)",
+            (retention, limit),
+        ).rowcount
 
 
 def purge_closed(

@@ -14,6 +14,8 @@ class CovidConfig:
     enriched_topic: str = setting("stays.enriched", "COVID_ENRICHED_TOPIC")
     unroutable_topic: str = setting("stays.unroutable", "COVID_UNROUTABLE_TOPIC")
     """Unroutable stays count too: a readmission no GP can be told of still closes a case."""
+    merges_topic: str = setting("patients.merges", "COVID_MERGES_TOPIC")
+    """Patient merges (A40): a merged record's open cases move to the surviving patient."""
     followups_topic: str = setting("covid.followups", "COVID_FOLLOWUPS_TOPIC")
     dead_letter_topic: str = setting("deadletter.covid", "COVID_DEADLETTER_TOPIC")
     group_id: str = setting("covid", "COVID_GROUP_ID")
@@ -30,7 +32,8 @@ class CovidConfig:
         dt.timedelta(days=30), "COVID_RETENTION_SECONDS", "COVID_RETENTION_DAYS", minimum=0
     )
     """How long after its closure a case is kept (for the GP's questions, a late correction);
-    then it is deleted and a tombstone removes it from ``covid.followups``."""
+    then it is deleted and a tombstone removes it from ``covid.followups``. A patient merge is
+    kept as long after it was recorded."""
     purge_interval: float = setting(3600.0, "COVID_PURGE_INTERVAL_SECONDS", minimum=0.01)
     purge_batch: int = setting(500, "COVID_PURGE_BATCH", minimum=1)
 

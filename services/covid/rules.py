@@ -7,6 +7,8 @@
 - A discharge by death opens no case and closes the patient's open ones (DECEASED): nobody is
   reminded to follow up a patient who died.
 - An open case is reminded to the GP once after the reminder delay, and completes some time later.
+- A merge (A40) of an establishment's patient record into another moves the merged record's open
+  cases to the surviving patient: from then on they are the survivor's, found by its identity.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import enum
 import unicodedata
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from services.common.dispositions import is_death
@@ -71,3 +74,29 @@ def effects(event: Mapping[str, Any]) -> list[Effect]:
     if event["covid_status"] == "NEGATIVE" and event["action"] != "CANCEL":
         found.append(Effect.CLOSE_NEGATIVE)
     return found
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """One establishment's record of a patient: IPPs are per establishment."""
+
+    establishment: str
+    ipp: str
+
+
+def record_of(establishment: str, patient: Mapping[str, Any]) -> PatientRecord:
+    return PatientRecord(establishment, patient["ipp"])
+
+
+def merged_record(merge: Mapping[str, Any]) -> PatientRecord | None:
+    """The record a merge does away with (its events and cases are the survivor's from then
+    on); None when the merge names the survivor's own IPP, which moves nothing."""
+    merged = PatientRecord(merge["establishment"], merge["merged_ipp"])
+    return None if merged == record_of(merge["establishment"], merge["patient"]) else merged
+
+
+def as_survivor(event: Mapping[str, Any], survivor: Mapping[str, Any]) -> dict[str, Any]:
+    """A stay event of a merged record, read as the surviving patient's: the survivor's
+    identity entirely (the merge's PID is who the patient is now), nothing of the merged one's
+    kept, so that the identity key and INS are the survivor's."""
+    return {**event, "patient": dict(survivor)}

@@ -1,6 +1,7 @@
 """Builds the covid follow-up service from its settings and runs it.
 
-Threads: intake (stay events → cases, through ``BatchConsumer``), the timer (reminders and
+Threads: intake (stay events → cases, and patient merges → cases moved to the survivor, through
+``BatchConsumer``), the timer (reminders and
 completions, from the database, so a restart loses none), the retention timer (cases deleted
 ``COVID_RETENTION_DAYS`` after closure, a tombstone each), and the outbox relay (case states and
 tombstones → ``covid.followups``, which notify reads to write to the GP).
@@ -28,13 +29,13 @@ from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid import cases
 from services.covid.config import CovidConfig
-from services.covid.rules import Effect, effects
+from services.covid.rules import Effect, as_survivor, effects, merged_record, record_of
 
 MIGRATIONS = PROJECT_ROOT / "services" / "covid" / "migrations"
 
 
 class CaseKeeper:
-    """Applies the rules to each stay event, within the batch's transaction."""
+    """Applies the rules to each stay event and patient merge, within the batch's transaction."""
 
     def __init__(
         self,
@@ -48,8 +49,32 @@ class CaseKeeper:
         self.config = config
         self.log = log
 
-    def handle(self, _topic: str, value: dict[str, Any]) -> None:
+    def handle(self, topic: str, value: dict[str, Any]) -> None:
+        if topic == self.config.merges_topic:
+            self._merge(value)
+        else:
+            self._stay_event(value)
+
+    def _merge(self, merge: dict[str, Any]) -> None:
+        merged = merged_record(merge)
+        if merged is None:
+            return
+        cases.record_merge(self.conn, merged, merge["patient"], merge["event_id"])
+        moved = cases.move_cases(self.conn, self.publisher, merged, merge["patient"])
+        if moved:
+            self.log.info(
+                "follow-up cases moved to the surviving patient",
+                event_id=merge["event_id"],
+                cases=moved,
+            )
+
+    def _stay_event(self, value: dict[str, Any]) -> None:
         event = value["event"]
+        # An event of a record merged away (sent before the merge, arrived after it): the
+        # survivor's, so that it finds, and opens, the survivor's cases.
+        survivor = cases.survivor_of(self.conn, record_of(event["establishment"], event["patient"]))
+        if survivor is not None:
+            event = as_survivor(event, survivor)
         gp = next((r for r in value.get("recipients", []) if r["role"] == "ODRP"), None)
         for effect in effects(event):
             if effect is Effect.OPEN:
@@ -110,6 +135,7 @@ class CovidService:
             topics={
                 self.config.enriched_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
                 self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
+                self.config.merges_topic: AvroSerde(registry, "harpicoop.PatientMerge"),
             },
             conn=intake_conn,
             dead_letters=DeadLetters(
@@ -129,7 +155,12 @@ class CovidService:
         )
         self.threads.spawn("relay", relay.run)
         self.log.info(
-            "covid started", inputs=[self.config.enriched_topic, self.config.unroutable_topic]
+            "covid started",
+            inputs=[
+                self.config.enriched_topic,
+                self.config.unroutable_topic,
+                self.config.merges_topic,
+            ],
         )
 
     def _timers(self, stop: threading.Event, publisher: cases.FollowupPublisher) -> None:
@@ -148,6 +179,14 @@ class CovidService:
                 lambda limit: cases.purge_closed(conn, publisher, self.config.retention, limit),
                 self.config.purge_batch,
             )
+            merges = Purge(
+                "patient merges",
+                lambda limit: cases.purge_merges(conn, self.config.retention, limit),
+                self.config.purge_batch,
+            )
             purge_periodically(
-                stop, [closed_cases], self.config.purge_interval, self.log.bind(part="retention")
+                stop,
+                [closed_cases, merges],
+                self.config.purge_interval,
+                self.log.bind(part="retention"),
             )

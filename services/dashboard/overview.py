@@ -34,7 +34,9 @@ STAY_PARTS = (
 # Columns of the ``daily_stays`` view shown per establishment; unroutable events are a part of
 # the others (no GP could be told), not a kind of their own.
 STAY_COLUMNS = ("stay_events", "admissions", *STAY_PARTS, "unroutable")
-EMAIL_COLUMNS = ("sent", "failed", "waiting")
+EMAIL_COLUMNS = ("sent", "failed", "waiting", "delivered", "read", "bounced")
+# The share of sent notices a receipt proved delivered, or read (None when none was sent).
+EMAIL_SHARES = ("delivered", "read")
 COVID_CASE_COLUMNS = ("open", "reminded", "opened_on_day")
 # Columns of the ``daily_covid_discharges`` view: discharges by Covid-19 status at discharge.
 COVID_STATUS_COLUMNS = ("positive", "suspected", "negative", "not_tested", "unknown")
@@ -119,6 +121,9 @@ def overview(
     for line in stays:
         line["other"] = line["stay_events"] - sum(line[part] for part in STAY_PARTS)
     emails = _per_establishment(codes, rows.emails, EMAIL_COLUMNS)
+    email_total: dict[str, Any] = dict(_total(emails, EMAIL_COLUMNS))
+    for line in [*emails, email_total]:
+        line.update(_shares(line))
     covid_cases = _per_establishment(codes, rows.covid_cases, COVID_CASE_COLUMNS)
     covid_discharges = _per_establishment(codes, rows.covid_discharges, COVID_STATUS_COLUMNS)
     hourly = hourly_counts(codes, rows.hourly)
@@ -136,7 +141,7 @@ def overview(
         },
         "emails": {
             "by_establishment": emails,
-            "total": _total(emails, EMAIL_COLUMNS),
+            "total": email_total,
             "latency_seconds": {
                 "p50": _rounded(rows.latency.p50_seconds),
                 "p99": _rounded(rows.latency.p99_seconds),
@@ -209,6 +214,14 @@ def _per_establishment(
 
 def _total(lines: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, int]:
     return {column: sum(int(line[column]) for line in lines) for column in columns}
+
+
+def _shares(line: Mapping[str, Any]) -> dict[str, float | None]:
+    sent = int(line["sent"])
+    return {
+        f"{column}_share": round(int(line[column]) / sent, 3) if sent else None
+        for column in EMAIL_SHARES
+    }
 
 
 def _rounded(seconds: float | None) -> float | None:

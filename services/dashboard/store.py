@@ -35,12 +35,16 @@ HOURLY_STAYS = """
 DAILY_STAYS = "SELECT * FROM analytics.daily_stays WHERE day = %(day)s"
 
 # 'sending' is with the SMTP server right now; 'uncertain' went out or not before a crash and is
-# never resent: an operator looks at those in the ledger, they are not 'waiting'.
+# never resent: an operator looks at those in the ledger, they are not 'waiting'. Delivered, read
+# and bounced come from the platform's mailbox (notify's receipts reader), after 'sent'.
 EMAILS = """
     SELECT establishment,
            count(*) FILTER (WHERE state = 'sent') AS sent,
            count(*) FILTER (WHERE state = 'failed') AS failed,
-           count(*) FILTER (WHERE state IN ('pending', 'retrying', 'sending')) AS waiting
+           count(*) FILTER (WHERE state IN ('pending', 'retrying', 'sending')) AS waiting,
+           count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
+           count(*) FILTER (WHERE read_at IS NOT NULL) AS read,
+           count(*) FILTER (WHERE bounced_at IS NOT NULL) AS bounced
     FROM notify.v_notices
     WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY establishment

@@ -3,10 +3,12 @@
 Two identities of each event are remembered once it passes:
 
 - the message: establishment and MSH-10 — an engine resends a message it got no ACK for;
-- the movement action: establishment, ZBE-1 movement id and ZBE-4 action — the same movement
-  inserted or cancelled twice under different message ids. A correction (UPDATE) of a movement
-  may rightly come several times with different content, so for corrections the identity also
-  holds a fingerprint of the content: only an identical correction is dropped.
+- the movement action: the movement (its stay, ZBE-1's id and assigning authority, see
+  ``services.common.movements``) and ZBE-4 action — the same movement inserted or cancelled
+  twice under different message ids. Two stays that reuse a movement number are two
+  movements. A correction (UPDATE) of a movement may rightly come several times with different
+  content, so for corrections the identity also holds a fingerprint of the content: only an
+  identical correction is dropped.
 
 What is remembered for an identity is a ``Claim``: the input record that passed with it. Reading
 that very record again (after a crash, before its offset was committed) is a replay, not a
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from services.common.movements import movement_key
 from services.common.streams import SourceRecord
 
 
@@ -88,7 +91,7 @@ def message_identity(event: Mapping[str, Any]) -> str:
 
 
 def movement_action_identity(event: Mapping[str, Any]) -> str:
-    identity = f"movement|{event['establishment']}|{event['movement']['movement_id']}|"
+    identity = f"movement|{movement_key(event)}|"
     identity += str(event["action"])
     if event["action"] == "UPDATE":
         identity += f"|{content_fingerprint(event)}"

@@ -19,6 +19,13 @@ from services.gateway.hl7 import Delimiters, Problem, Segment, codec_for
 APPLICATION = "HARPICOOP"
 FACILITY = "GHT_SUD_LORRAINE"
 DEFAULT_VERSION = "2.5"
+# HL7 gave MSH its field 18 (the character set) in 2.3, MSH-9 its third component (the message
+# structure) in 2.3.1, and ERR its fields 2 to 12 in 2.5; before that ERR-1 alone said where
+# and what (segment^sequence^field^code&text&table). An ACK is written in the shape of the
+# version it declares, the message's own.
+CHARSET_SINCE = (2, 3)
+STRUCTURE_SINCE = (2, 3, 1)
+ERROR_FIELDS_SINCE = (2, 5)
 COMMIT_CODES = {"AA": "CA", "AE": "CE", "AR": "CR"}
 
 
@@ -63,6 +70,38 @@ def _declared_charset(sent: str, codec: str) -> str:
     return {"iso8859-1": "8859/1", "utf-8": "UNICODE UTF-8"}.get(codec, "")
 
 
+def _version(header: Segment | None) -> tuple[int, ...]:
+    """MSH-12's version id as numbers, ``2.3.1`` as (2, 3, 1); the default when unreadable."""
+    text = header.get(12) if header else ""
+    try:
+        return tuple(int(part) for part in (text or DEFAULT_VERSION).split("."))
+    except ValueError:
+        return tuple(int(part) for part in DEFAULT_VERSION.split("."))
+
+
+def _err(problem: Problem, version: tuple[int, ...], delimiters: Delimiters) -> list[str]:
+    """An ERR segment's fields for one problem, as the ACK's version lays ERR out."""
+    comp, sub = delimiters.component, delimiters.subcomponent
+    location = problem.location
+    error = [problem.code.code, problem.code.text, "HL70357"]
+    if version < ERROR_FIELDS_SINCE:
+        # ERR-1 (ELD): segment, sequence, field, then the error as a CE in subcomponents.
+        where = location.erl()[:3] if location else ["", "", ""]
+        where += [""] * (3 - len(where))
+        return ["ERR", comp.join([*where, sub.join(error)]).rstrip(comp)]
+    return [
+        "ERR",
+        "",
+        comp.join(delimiters.escape_text(part) for part in location.erl()) if location else "",
+        comp.join(error),
+        problem.severity,
+        "",
+        "",
+        "",
+        delimiters.escape_text(problem.text),
+    ]
+
+
 def build_ack(
     context: AckContext | None,
     code: str,
@@ -82,6 +121,10 @@ def build_ack(
         return header.raw(number) if header else ""
 
     trigger = header.get(9, 2) if header else ""
+    version = _version(header)
+    message_type = ["ACK", delimiters.escape_text(trigger)]
+    if version >= STRUCTURE_SINCE:
+        message_type.append("ACK")
     enhanced = context.enhanced if context else False
     msh = [
         "MSH",
@@ -92,7 +135,7 @@ def build_ack(
         echoed(4),
         now.strftime("%Y%m%d%H%M%S%z"),
         "",
-        comp.join(["ACK", delimiters.escape_text(trigger), "ACK"]) if trigger else "ACK",
+        comp.join(message_type) if trigger else "ACK",
         delimiters.escape_text(control_id),
         echoed(11) or "P",
         echoed(12) or DEFAULT_VERSION,
@@ -101,7 +144,7 @@ def build_ack(
         "NE" if enhanced else "",
         "NE" if enhanced else "",
         "",
-        _declared_charset(echoed(18), codec),
+        _declared_charset(echoed(18), codec) if version >= CHARSET_SINCE else "",
     ]
     errors = [problem for problem in problems if problem.severity == "E"]
     summary = delimiters.escape_text(errors[0].text) if errors else ""
@@ -109,23 +152,5 @@ def build_ack(
         "MSH" + sep + sep.join(msh[1:]).rstrip(sep),
         sep.join(["MSA", code, echoed(10), summary]).rstrip(sep),
     ]
-    for problem in problems:
-        location = problem.location
-        segments.append(
-            sep.join(
-                [
-                    "ERR",
-                    "",
-                    comp.join(delimiters.escape_text(part) for part in location.erl())
-                    if location
-                    else "",
-                    comp.join([problem.code.code, problem.code.text, "HL70357"]),
-                    problem.severity,
-                    "",
-                    "",
-                    "",
-                    delimiters.escape_text(problem.text),
-                ]
-            )
-        )
+    segments += [sep.join(_err(problem, version, delimiters)) for problem in problems]
     return ("\r".join(segments) + "\r").encode(codec, errors="replace")

@@ -504,6 +504,20 @@ def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
     return KIND_BY_TRIGGER[trigger], None
 
 
+def movement_authority(zbe: Segment) -> str | None:
+    """ZBE-1's assigning authority: EI-2, the namespace id, else EI-3, the universal id.
+
+    The namespace is preferred because published engines send it in every shape they use for
+    one numbering: ``312^CHU-X^000897406``, and ``312^CHU-X&000897406&N`` where the whole HD
+    is packed into EI-2 as subcomponents (ANS examples); the universal id alone only when no
+    namespace is sent. The universal id's type (EI-4) only says how to read it."""
+    repetitions = zbe.repetitions(1)
+    if not repetitions:
+        return None
+    first = repetitions[0]
+    return _optional(first.component(2)) or _optional(first.component(3))
+
+
 def stay_event(
     message: Message,
     establishment: Establishment,
@@ -524,6 +538,7 @@ def stay_event(
     kind, original_trigger = _kind(zbe, trigger, action)
     visit_number = reader.required(pv1, 19, "visit number")
     movement_id = reader.required(zbe, 1, "movement id")
+    authority = movement_authority(zbe)
     occurred_at = reader.timestamp(zbe, 2, "movement date and time", EVENT, required=True)
     person = patient(message, reader)
     unit, unit_name = medical_unit(zbe)
@@ -541,6 +556,7 @@ def stay_event(
         "received_at": received_at,
         "movement": {
             "movement_id": movement_id,
+            "authority": authority,
             "occurred_at": occurred_at,
             "unit": unit,
             "unit_name": unit_name,

@@ -49,12 +49,30 @@ class NotifyConfig:
     read at start, so a newer extract takes effect when notify restarts."""
     units_file: Path = setting(UNITS_CSV, "NOTIFY_UNITS_FILE")
     """Unit code → name per establishment, for events whose unit comes without its name."""
+    read_receipts: tuple[str, ...] = setting((), "NOTIFY_READ_RECEIPTS")
+    """The RPPS ids of the practitioners whose notices ask for a read receipt (RFC 8098), or
+    ``*`` for all; none by default (a GP's client may ask its user, which some find a burden)."""
+    receipts_reader: str = setting("on", "NOTIFY_RECEIPTS_READER")
+    """``off``: the platform's mailbox is not read (no IMAP server to read, or another notify
+    reads it)."""
+    dsn_window: dt.timedelta = setting(
+        dt.timedelta(hours=1), "NOTIFY_DSN_WINDOW_SECONDS", minimum=1
+    )
+    """A notice sent longer ago than this with no delivery report nor bounce is counted as
+    unconfirmed (metric ``harpicoop_notify_unconfirmed``)."""
+    receipts_poll_interval: float = setting(
+        30.0, "NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS", minimum=0.01
+    )
+    """How often the receipts reader looks at the platform's mailbox."""
     purge_interval: float = setting(3600.0, "NOTIFY_PURGE_INTERVAL_SECONDS", minimum=0.01)
     purge_batch: int = setting(500, "NOTIFY_PURGE_BATCH", minimum=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifyConfig:
         return read_config(cls, environ)
+
+    def wants_read_receipt(self, rpps: str) -> bool:
+        return "*" in self.read_receipts or rpps in self.read_receipts
 
     def retry_delay(self, attempt: int) -> dt.timedelta:
         """Exponential backoff from ``retry_initial``, capped at ``retry_max``."""

@@ -147,7 +147,10 @@ class DeliveryWorker:
     def _deliver(self, notice: ledger.Claimed) -> None:
         log = self.log.bind(notification_id=notice.notification_id, attempt=notice.attempts)
         delivery = self._refusal(notice) or self.smtp.send(
-            notice.message, self.sender_address, notice.recipient_address
+            notice.message,
+            self.sender_address,
+            notice.recipient_address,
+            envelope_id=notice.notification_id,
         )
         outcome = delivery.outcome
         if outcome is Outcome.SENT:

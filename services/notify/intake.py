@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.common.preferences import choices_of
 from services.notify import ledger
@@ -34,7 +35,6 @@ from services.notify.notices import (
     decide_followup,
     followup_event_id,
     followup_movement_key,
-    movement_key,
 )
 from services.notify.render import (
     MESSAGE_ID_DOMAIN,
@@ -169,6 +169,7 @@ class Intake:
             recipient_address=address,
             notification_id=digest,
             created_at=dt.datetime.now(dt.UTC),
+            read_receipt_to=self.sender_address if self.config.wants_read_receipt(rpps) else None,
             # Ids only: which notices the digest tells, for the run's checks and operators.
             headers={DIGEST_LINES_HEADER: " ".join(ledger.digest_line_ids(self.conn, digest))},
         )
@@ -228,6 +229,9 @@ class Intake:
             recipient_address=notice.recipient["mssante_address"],
             notification_id=notice.notification_id,
             created_at=dt.datetime.now(dt.UTC),
+            read_receipt_to=self.sender_address
+            if self.config.wants_read_receipt(notice.recipient["rpps"])
+            else None,
         )
         # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
         return email.as_bytes(policy=SMTP_POLICY)

@@ -388,3 +388,59 @@ def request_resend(conn: Conn, notification_id: str, *, dry_run: bool = False) -
         ).fetchone()
     assert row is not None  # the function always returns one row
     return Resend(ResendOutcome(row[0]), row[1], row[2])
+
+
+RECEIPT_COLUMNS = {"DELIVERED": "delivered_at", "READ": "read_at", "BOUNCED": "bounced_at"}
+
+
+def record_receipt(
+    conn: Conn,
+    statuses: StatusRecorder,
+    receipt_id: str,
+    kind: str,
+    notification_id: str | None,
+    detail: str,
+) -> str:
+    """Record what a message of the mailbox said, once per message (``receipt_id``) and once per
+    notice and kind: 'recorded', 'known' (this message or an earlier one already said it),
+    'unmatched' (no notice of this ledger, or not a receipt). The notice's status is announced
+    when it changed, in the same transaction."""
+    column = RECEIPT_COLUMNS.get(kind)
+    with conn.transaction():
+        if column is not None and notification_id is not None:
+            known = conn.execute(
+                "SELECT 1 FROM notification WHERE notification_id = %s", (notification_id,)
+            ).fetchone()
+            if known is None:
+                kind, detail = "UNMATCHED", f"{detail}; no such notice"
+        inserted = conn.execute(
+            "INSERT INTO notification_receipt (receipt_id, notification_id, kind, detail) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (receipt_id) DO NOTHING",
+            (receipt_id, notification_id, kind, detail),
+        ).rowcount
+        if kind == "UNMATCHED":
+            return "unmatched"
+        if not inserted:
+            return "known"
+        column = RECEIPT_COLUMNS[kind]
+        changed = change_and_announce(
+            conn,
+            f"UPDATE notification SET {column} = now() "
+            f"WHERE notification_id = %s AND {column} IS NULL",
+            (notification_id,),
+            STATUS_COLUMNS,
+            lambda c, row: statuses.record(c, {**row, "detail": detail}, kind),
+        )
+    return "recorded" if changed else "known"
+
+
+def unconfirmed(conn: Conn, window: dt.timedelta) -> dict[str, int]:
+    """Notices sent longer ago than ``window`` that no delivery report nor bounce confirmed, by
+    establishment (a server that sends no DSN, or one still to come)."""
+    rows = conn.execute(
+        "SELECT establishment, count(*) FROM notification WHERE state = 'sent' "
+        "AND delivered_at IS NULL AND bounced_at IS NULL AND sent_at < now() - %s "
+        "GROUP BY establishment",
+        (window,),
+    ).fetchall()
+    return {row[0]: int(row[1]) for row in rows}

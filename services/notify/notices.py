@@ -73,10 +73,6 @@ def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
     return str(uuid.uuid5(_NOTIFICATION_NAMESPACE, f"{event_id}|{rpps}|{kind.value}"))
 
 
-def movement_key(event: Mapping[str, Any]) -> str:
-    return f"{event['establishment']}:{event['movement']['movement_id']}"
-
-
 def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
     address = recipient.get("mssante_address")
     if recipient.get("opted_out"):

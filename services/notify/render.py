@@ -237,8 +237,11 @@ def build_message(
     recipient_address: str,
     notification_id: str,
     created_at: dt.datetime,
+    read_receipt_to: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
+    """The notice; with ``read_receipt_to``, asking the GP's mail client for a read receipt
+    there (RFC 8098), which it may send or not; ``headers``, more of the platform's own."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient_address
@@ -246,6 +249,8 @@ def build_message(
     message["Date"] = format_datetime(created_at.astimezone(PARIS))
     message["Message-ID"] = f"<{notification_id}@{MESSAGE_ID_DOMAIN}>"
     message["X-Harpicoop-Notification-Id"] = notification_id
+    if read_receipt_to:
+        message["Disposition-Notification-To"] = read_receipt_to
     for name, value in (headers or {}).items():
         message[name] = value
     message.set_content(content.text)

@@ -2,8 +2,10 @@
 
 Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
 outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
-hand-offs, and the retention timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after
-their notice's final status. Each has its own database connection.
+hand-offs, the retention timer purging rendered messages ``NOTIFY_RETENTION_DAYS`` after
+their notice's final status, and the receipts reader (``receipts_reader``: delivery reports,
+read receipts and bounces from the platform's mailbox over IMAP, unless
+``NOTIFY_RECEIPTS_READER=off``). Each has its own database connection.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.finess import load_finess_names
 from services.notify.intake import Intake
+from services.notify.receipts_reader import ReceiptsReader
 from services.notify.smtp import SmtpSender
 from services.notify.status import OUTBOX_OWNER, StatusRecorder
 from services.notify.wording import Vocabulary, load_units, places
@@ -118,6 +121,16 @@ class NotifyService:
             self.log.bind(part="status"),
         )
         self.threads.spawn("status", relay.run)
+        if self.config.receipts_reader.lower() != "off":
+            reader = ReceiptsReader(
+                settings=self.settings,
+                conn=connect(self.settings, autocommit=True),
+                statuses=statuses,
+                log=self.log.bind(part="receipts"),
+                poll_interval=self.config.receipts_poll_interval,
+                unconfirmed_after=self.config.dsn_window,
+            )
+            self.threads.spawn("receipts", reader.run)
         self.threads.spawn("sweeper", self._sweep)
         self.threads.spawn("retention", self._purge)
         self.log.info(

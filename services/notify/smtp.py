@@ -8,6 +8,11 @@ The SMTP exchange is done step by step so that the outcome says where it stopped
 before the message body was sent means nothing was delivered and it is safe to try again; a
 connection lost while the body was being accepted leaves the delivery unknown, and the message is
 then never resent (at most once).
+
+Where the server speaks DSN (RFC 3461), each notice asks for a delivery status notification on
+success and on failure, with the notification id as its envelope id (``ENVID``) and only the
+headers returned (``RET=HDRS``: a report never carries the patient's notice back);
+``services.notify.receipts`` reads them from the platform's mailbox.
 """
 
 from __future__ import annotations
@@ -85,14 +90,17 @@ class SmtpSender:
         self._client = self._connect()
         return self._client
 
-    def send(self, message: bytes, sender: str, recipient: str) -> Delivery:
+    def send(
+        self, message: bytes, sender: str, recipient: str, envelope_id: str | None = None
+    ) -> Delivery:
         try:
             client = self._ready_client()
-            code, text = client.mail(sender)
+            mail_options, rcpt_options = dsn_options(envelope_id, recipient, client.has_extn("dsn"))
+            code, text = client.mail(sender, mail_options)
             if code != 250:
                 client.rset()
                 return _classify(code, text)
-            code, text = client.rcpt(recipient)
+            code, text = client.rcpt(recipient, rcpt_options)
             if code not in (250, 251):
                 client.rset()
                 return _classify(code, text)
@@ -122,6 +130,27 @@ class SmtpSender:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._client.quit()
             self._client = None
+
+
+def xtext(value: str) -> str:
+    """RFC 3461's xtext: '+', '=' and characters outside printable ASCII as ``+XX``."""
+    return "".join(
+        f"+{ord(char):02X}" if char in "+=" or not 33 <= ord(char) <= 126 else char
+        for char in value
+    )
+
+
+def dsn_options(
+    envelope_id: str | None, recipient: str, server_speaks_dsn: bool
+) -> tuple[list[str], list[str]]:
+    """The MAIL and RCPT parameters asking for delivery status notifications, where the server
+    advertises DSN and the notice has an id to report under; none otherwise."""
+    if not server_speaks_dsn or not envelope_id:
+        return [], []
+    return (
+        ["RET=HDRS", f"ENVID={xtext(envelope_id)}"],
+        ["NOTIFY=SUCCESS,FAILURE", f"ORCPT=rfc822;{xtext(recipient)}"],
+    )
 
 
 def _describe(error: BaseException) -> str:

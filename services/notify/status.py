@@ -44,9 +44,10 @@ class StatusRecorder:
         self.serde = serde
         self.topic = topic
 
-    def record(self, conn: Conn, row: Mapping[str, Any]) -> None:
-        """Enqueue the status of a ledger row (as returned with ``STATUS_COLUMNS``)."""
-        status = PUBLISHED_STATUS[row["state"]]
+    def record(self, conn: Conn, row: Mapping[str, Any], status: str | None = None) -> None:
+        """Enqueue the status of a ledger row (as returned with ``STATUS_COLUMNS``): its
+        state's, or ``status`` (a receipt's: DELIVERED, READ, BOUNCED)."""
+        status = status or PUBLISHED_STATUS[row["state"]]
         if status is None:
             return
         value = {

@@ -39,7 +39,7 @@ from services.common.paths import PROJECT_ROOT
 from services.common.serde import SchemaCompatibilityError, make_registry_client, register_schemas
 from services.common.settings import Settings
 from services.common.topics import declared_topics, ensure_topics
-from services.stack.components import Kafka, Postgres, all_components
+from services.stack.components import Component, Imap, Kafka, Postgres, all_components
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
 from services.stack.roles import owners, provision
@@ -109,21 +109,28 @@ def tls(layout: StackLayout) -> None:
     _say(f"  tls: {done} in {layout.tls}")
 
 
-def up(layout: StackLayout) -> None:
+def up(layout: StackLayout, components: list[Component] | None = None) -> list[Component]:
+    """Start ``components`` (every one by default) and deploy the contract; those it started,
+    for a caller that stops only what it started (``down``'s ``components``)."""
     started = time.monotonic()
     layout.make_dirs()
     tls(layout)
-    components = all_components(layout)
+    components = all_components(layout) if components is None else components
+    newly_started: list[Component] = []
     _say(f"Local stack under {layout.root}")
     for component in components:
         component.install()
     postgres = next(item for item in components if isinstance(item, Postgres))
     for component in components:
         was_started = component.start()
+        if was_started:
+            newly_started.append(component)
         _say(
             f"  {component.name:9} {'starting' if was_started else 'already running'} "
             f"(port {component.port}, log {component.log})"
         )
+        if isinstance(component, Imap):
+            _say(f"  {'':9} {component.where()}")
         if component is postgres:
             _say(f"  {'':9} {postgres.where()}")
             # The registry keeps its data here: it must be up before the registry starts.
@@ -139,22 +146,23 @@ def up(layout: StackLayout) -> None:
     _say(
         f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
         f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
-        f"(mail in {layout.mail})"
+        f"(mail in {layout.mail}), IMAP localhost:{Imap.port} (the platform's mailbox)"
     )
+    return newly_started
 
 
-def down(layout: StackLayout) -> None:
-    for component in reversed(all_components(layout)):
+def down(layout: StackLayout, components: list[Component] | None = None) -> None:
+    for component in reversed(all_components(layout) if components is None else components):
         stopped = component.stop()
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
 
 
 def clean(layout: StackLayout) -> None:
     """Everything ``up`` made: the stack folder and PostgreSQL's data kept outside it."""
-    postgres = Postgres(layout)
-    removed = postgres.forget()
-    if removed:
-        _say(f"  postgres  removed {removed}")
+    for server in (Postgres(layout), Imap(layout)):
+        removed = server.forget()
+        if removed:
+            _say(f"  {server.name:9} removed {removed}")
     shutil.rmtree(layout.root, ignore_errors=True)
     _say(f"  removed {layout.root}")
 

@@ -1,4 +1,4 @@
-"""The four components of the local stack, installed, started, checked and stopped the same way.
+"""The five components of the local stack, installed, started, checked and stopped the same way.
 
 A component is installed once (downloads are kept under ``.stack/dist`` and in Maven's own cache),
 started as a detached process with its pid in ``.stack/run`` and its log in ``.stack/logs``, and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import glob
+import grp
 import hashlib
 import os
 import pwd
@@ -30,8 +31,20 @@ from psycopg import sql
 from services.common.access import ADMIN, LocalSecrets, declared_principals
 from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
-from services.common.settings import LOCAL_DATABASE, KafkaSecurity, local_kafka_security
-from services.stack.layout import OUTSIDE_STATE, StackLayout, postgres_home, read_versions
+from services.common.settings import (
+    IMAP_MAILBOX_SECRET,
+    LOCAL_DATABASE,
+    KafkaSecurity,
+    Settings,
+    local_kafka_security,
+)
+from services.stack.layout import (
+    OUTSIDE_STATE,
+    StackLayout,
+    postgres_home,
+    read_versions,
+    server_home,
+)
 from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
 from services.stack.roles import provision
 
@@ -783,6 +796,259 @@ class Registry(Component):
         return ready.status_code == 200 and subjects.status_code == 200
 
 
+def _ssha512(password: str) -> str:
+    """Dovecot's ``{SSHA512}`` scheme: the salted SHA-512 of the password, never the password."""
+    salt = os.urandom(16)
+    digest = hashlib.sha512(password.encode() + salt).digest()
+    return "{SSHA512}" + base64.b64encode(digest + salt).decode("ascii")
+
+
+class Imap(Component):
+    """Debian's Dovecot holding the platform's applicative mailbox, where delivery status
+    notifications, read receipts and bounces arrive (``services.notify.receipts`` reads it).
+
+    IMAP on ``port`` (loopback, plain: the local default ``IMAP_SECURITY=none``), and LMTP on a
+    socket of its own folder open to its user only: the local SMTP server delivers what it
+    returns to the sender there (``services.stack.smtp_sink``). One mailbox user, the platform's
+    sending address (``SMTP_FROM``), its password in ``.stack/secrets/imap-mailbox``.
+
+    Dovecot runs entirely as one unprivileged user (its "rootless" mode: no chroot, one uid for
+    every process and every mailbox): Debian's ``dovecot`` user when we are root, else ourselves.
+    As PostgreSQL's, its folder moves under ``/var/lib/harpicoop`` when that user cannot reach
+    the stack folder; its log goes to its standard error, into ``.stack/logs/imap.log``.
+    """
+
+    name = "imap"
+    port = 1143
+    start_timeout = 30.0
+    kept = Path("dovecot.conf")
+    """What says the server's folder was made (``server_home``)."""
+
+    def __init__(
+        self,
+        layout: StackLayout,
+        port: int | None = None,
+        mailbox: str | None = None,
+        *,
+        certificate: tuple[Path, Path] | None = None,
+        tls_port: int | None = None,
+    ) -> None:
+        """Another port serves a throwaway server in tests. With ``certificate`` (a PEM
+        certificate and its key), it offers STARTTLS on ``port`` and implicit TLS on
+        ``tls_port``: how an operator's IMAP server is reached (``IMAP_SECURITY``)."""
+        super().__init__(layout)
+        self.port = port or self.port
+        self.mailbox = mailbox or Settings().smtp_from
+        self.certificate = certificate
+        self.tls_port = tls_port
+
+    @property
+    def secrets(self) -> LocalSecrets:
+        return LocalSecrets(self.layout.secrets)
+
+    def password(self) -> str:
+        """The applicative mailbox's password (``IMAP_PASSWORD``'s local default)."""
+        return self.secrets.ensure(IMAP_MAILBOX_SECRET)
+
+    def server_user(self) -> pwd.struct_passwd:
+        """Who the server runs as: Debian's ``dovecot`` user when we are root, else us."""
+        if os.geteuid() != 0:
+            return pwd.getpwuid(os.geteuid())
+        try:
+            return pwd.getpwnam("dovecot")
+        except KeyError:
+            raise StackError(
+                "the 'dovecot' system user is missing: reinstall Debian's 'dovecot-core' package"
+            ) from None
+
+    @functools.cached_property
+    def home(self) -> Path:
+        user = self.server_user()
+        gids = os.getgrouplist(user.pw_name, user.pw_gid)
+        return server_home(self.layout.imap, self.layout.imap_outside, user.pw_uid, gids, self.kept)
+
+    @property
+    def outside(self) -> bool:
+        return self.home != self.layout.imap
+
+    @property
+    def config(self) -> Path:
+        return self.home / "dovecot.conf"
+
+    @property
+    def run_dir(self) -> Path:
+        """Dovecot's ``base_dir``: its sockets, the LMTP one included."""
+        return self.home / "run"
+
+    @property
+    def lmtp_socket(self) -> Path:
+        return self.run_dir / "lmtp"
+
+    @property
+    def maildirs(self) -> Path:
+        return self.home / "mail"
+
+    def where(self) -> str:
+        if not self.outside:
+            return f"mail in {self.maildirs}"
+        return (
+            f"mail in {self.maildirs}: the '{self.server_user().pw_name}' user cannot reach "
+            f"{self.layout.root}; 'make clean' removes it"
+        )
+
+    def install(self) -> None:
+        if Path("/usr/sbin/dovecot").exists() and Path("/usr/lib/dovecot/lmtp").exists():
+            return
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise StackError(
+                "Dovecot is missing: install Debian's 'dovecot-imapd' and 'dovecot-lmtpd' "
+                "packages (sudo apt-get install dovecot-imapd dovecot-lmtpd) and run again"
+            )
+        print("  installing Debian's dovecot-imapd and dovecot-lmtpd (apt-get)...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        log = self.layout.log(self.name)
+        run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
+        run(
+            [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "dovecot-imapd",
+                "dovecot-lmtpd",
+            ],
+            what="apt-get install dovecot-imapd dovecot-lmtpd",
+            log=log,
+            env=env,
+        )
+
+    def _write_config(self) -> None:
+        """The whole configuration, none of ``/etc/dovecot``: this server is the stack's own."""
+        user = self.server_user()
+        group = grp.getgrgid(user.pw_gid).gr_name
+        users = self.home / "users"
+        instance = hashlib.sha256(str(self.home).encode()).hexdigest()[:8]
+        self.config.write_text(
+            f"""# Written by the local stack (services.stack.components.Imap) at each start.
+base_dir = {self.run_dir}
+state_dir = {self.home / "state"}
+instance_name = harpicoop-imap-{instance}
+log_path = /dev/stderr
+protocols = imap lmtp
+listen = 127.0.0.1
+{self._ssl_settings()}
+# Loopback only, and the local default IMAP_SECURITY=none.
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {user.pw_name}
+default_internal_group = {group}
+default_login_user = {user.pw_name}
+first_valid_uid = {user.pw_uid}
+last_valid_uid = {user.pw_uid}
+first_valid_gid = {user.pw_gid}
+last_valid_gid = {user.pw_gid}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = {users}
+}}
+userdb {{
+  driver = passwd-file
+  args = {users}
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.tls_port or 0}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0600
+  }}
+}}
+""",
+            encoding="utf-8",
+        )
+        mailbox_home = self.maildirs / self.mailbox
+        users.write_text(
+            f"{self.mailbox}:{_ssha512(self.password())}:{user.pw_uid}:{user.pw_gid}::"
+            f"{mailbox_home}\n",
+            encoding="utf-8",
+        )
+        users.chmod(0o600)
+
+    def _ssl_settings(self) -> str:
+        if self.certificate is None:
+            return "ssl = no"
+        return (
+            f"ssl = yes\nssl_min_protocol = TLSv1.2\n"
+            f"ssl_cert = <{self.home / 'tls' / 'cert.pem'}\n"
+            f"ssl_key = <{self.home / 'tls' / 'key.pem'}"
+        )
+
+    def _prepare_dirs(self) -> None:
+        if self.outside:
+            OUTSIDE_STATE.mkdir(mode=0o755, parents=True, exist_ok=True)
+        for folder in (self.home, self.run_dir, self.home / "state", self.maildirs):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.outside:
+            (self.home / "checkout").write_text(f"{self.layout.root}\n", encoding="utf-8")
+        if len(str(self.lmtp_socket)) > 100:
+            raise StackError(f"{self.lmtp_socket} is too long a path for a socket")
+        if self.certificate is not None:
+            # Copies its user can read, wherever the originals are.
+            (self.home / "tls").mkdir(mode=0o700, exist_ok=True)
+            for source, name in zip(self.certificate, ("cert.pem", "key.pem"), strict=True):
+                shutil.copyfile(source, self.home / "tls" / name)
+                (self.home / "tls" / name).chmod(0o600)
+        self._write_config()
+        if os.geteuid() != 0:
+            return
+        user = self.server_user()
+        for path in (self.home, *self.home.rglob("*")):
+            os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+    def spawn(self) -> None:
+        self._prepare_dirs()
+        argv = ["/usr/sbin/dovecot", "-F", "-c", str(self.config)]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", self.server_user().pw_name, "--", *argv]
+        spawn(argv, log=self.log, pidfile=self.layout.pidfile(self.name))
+
+    def healthy(self) -> bool:
+        """The IMAP greeting on its port, and the LMTP socket there."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as connection:
+                greeting = connection.recv(200)
+        except OSError:
+            return False
+        return greeting.startswith(b"* OK") and self.lmtp_socket.is_socket()
+
+    def forget(self) -> Path | None:
+        """Remove the mailboxes kept outside the stack folder (``make clean``), as
+        ``Postgres.forget``. Stop the server first."""
+        try:
+            if not self.outside or not self.home.exists():
+                return None
+        except StackError:  # Dovecot was never installed: nothing of it anywhere
+            return None
+        if self.running():
+            raise StackError(f"the IMAP server still runs from {self.home}: 'make down' first")
+        shutil.rmtree(self.home)
+        return self.home
+
+
 class Smtp(Component):
     """The local SMTP server standing in for the MSSanté operator: keeps every message as .eml."""
 
@@ -791,6 +1057,12 @@ class Smtp(Component):
     start_timeout = 30.0
 
     def spawn(self) -> None:
+        imap = Imap(self.layout)
+        try:
+            # Delivery reports and read receipts go to the platform's mailbox (Imap).
+            reports = ["--lmtp", str(imap.lmtp_socket), "--mailbox", imap.mailbox]
+        except StackError:  # Dovecot not installed (a test session starts no IMAP server)
+            reports = []
         spawn(
             [
                 sys.executable,
@@ -802,6 +1074,7 @@ class Smtp(Component):
                 str(self.port),
                 "--maildir",
                 str(self.layout.mail),
+                *reports,
             ],
             log=self.log,
             pidfile=self.layout.pidfile(self.name),
@@ -816,5 +1089,6 @@ class Smtp(Component):
 
 
 def all_components(layout: StackLayout) -> list[Component]:
-    """In start order: the registry keeps its data in PostgreSQL."""
-    return [Postgres(layout), Kafka(layout), Registry(layout), Smtp(layout)]
+    """In start order: the registry keeps its data in PostgreSQL; the SMTP server returns
+    delivery status notifications to the IMAP server."""
+    return [Postgres(layout), Kafka(layout), Registry(layout), Imap(layout), Smtp(layout)]

@@ -71,6 +71,16 @@ class StackLayout:
         return OUTSIDE_STATE / key
 
     @property
+    def imap(self) -> Path:
+        """The IMAP server's configuration, users and mailboxes (``components.Imap``)."""
+        return self.root / "imap"
+
+    @property
+    def imap_outside(self) -> Path:
+        """As ``postgres_outside``, for the IMAP server's user."""
+        return self.postgres_outside.with_name(f"{self.postgres_outside.name}-imap")
+
+    @property
     def secrets(self) -> Path:
         """The principals' passwords (``services.common.access.LocalSecrets``)."""
         return self.root / "secrets"
@@ -125,7 +135,20 @@ def postgres_home(
     the server's user can reach it, else ``outside``. Once a cluster lives outside it stays
     there, even if the checkout's folder is opened later: its data is not moved behind the
     user's back. ``server_uid`` None: the server runs as us."""
-    if (outside / "data" / "PG_VERSION").exists():
+    return server_home(inside, outside, server_uid, server_gids, Path("data") / "PG_VERSION")
+
+
+def server_home(
+    inside: Path,
+    outside: Path,
+    server_uid: int | None,
+    server_gids: Collection[int],
+    kept: Path,
+) -> Path:
+    """Where a server run as an unprivileged user keeps its state: ``inside`` the stack folder
+    when that user can reach it, else ``outside``; once ``outside / kept`` exists (its state was
+    made there), always ``outside``."""
+    if (outside / kept).exists():
         return outside
     if server_uid is None or reachable_by(inside, server_uid, server_gids):
         return inside

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from services.common.deadletter import read_error_headers
+from services.common.movements import movement_key
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.analytics.support import (
@@ -86,7 +87,7 @@ class Inputs:
             if not routed:
                 add(at, "unroutable_stay_events", est, dims, event_id)
             if event["kind"] == "DISCHARGE":
-                discharges[f"{est}:{event['movement']['movement_id']}"].append(event)
+                discharges[movement_key(event)].append(event)
         # A discharge counts under its latest status (by receipt; a cancellation, nowhere), and
         # every status it stood under is shown, if only as a zero.
         for movement, words in discharges.items():

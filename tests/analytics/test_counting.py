@@ -22,6 +22,7 @@ from services.analytics.counting import (
     stay_observations,
     window_start_ms,
 )
+from services.common.movements import movement_key
 from tests.common.test_serde import stay_event
 
 UTC = dt.UTC
@@ -77,7 +78,7 @@ def test_a_discharge_is_present_under_its_status_only_and_a_cancellation_under_n
         "UNKNOWN": False,
     }
     # The movement is the identity: its correction and its cancellation speak of it.
-    assert {item.identity for item in inserted[1:]} == {"chrunancy:MVT1"}
+    assert {item.identity for item in inserted[1:]} == {movement_key(discharge())}
     received = epoch_ms(discharge()["received_at"])
     assert {item.version for item in inserted[1:]} == {received}
     cancelled = stay_observations(discharge("CANCEL"), routed=True)

@@ -28,7 +28,7 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     rows.count("stay_events", SINCE, "chrunancy", 7, granularity="DAY")
     # The case of the movement below (the helper makes up a movement key of its own).
     opened = rows.conn.execute(
-        "UPDATE covid_case SET movement_key = 'toul:M1' RETURNING case_id::text"
+        "UPDATE covid_case SET movement_key = 'toul:V1||M1' RETURNING case_id::text"
     ).fetchone()
     rows.close()
     operator = Settings(database_url=owners_database("operator"))
@@ -39,7 +39,12 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     assert figures.p50 is not None and 1.9 < figures.p50 < 2.2
     assert figures.covid == (1, 1) and figures.analytics == (5, 0)
 
-    event = {"event_id": "e-1", "establishment": "toul", "movement": {"movement_id": "M1"}}
+    event = {
+        "event_id": "e-1",
+        "establishment": "toul",
+        "stay_key": "toul:V1",
+        "movement": {"movement_id": "M1"},
+    }
     outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
     assert outcomes.opened == [opened[0] if opened else None]

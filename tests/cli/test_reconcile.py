@@ -20,6 +20,7 @@ from services.cli.reconcile import (
     stay_days,
     words_check,
 )
+from services.common.movements import movement_key
 from services.covid.rules import case_id
 from services.notify.notices import NoticeKind, notification_id
 from services.notify.render import notice_context, render
@@ -34,11 +35,10 @@ def ledger_row(
 ) -> tuple[str, str, str, str, str, str]:
     inner = event["event"]
     assert isinstance(inner, dict)
-    movement = f"{inner['establishment']}:{inner['movement']['movement_id']}"
     return (
         notification_id(str(inner["event_id"]), rpps, kind),
         str(inner["event_id"]),
-        movement,
+        movement_key(inner),
         rpps,
         state,
         kind.value,
@@ -102,9 +102,9 @@ def test_each_positive_or_suspected_discharge_needs_a_follow_up() -> None:
     negative = enriched("V4", [GP], kind="DISCHARGE", covid_status="NEGATIVE", movement_id="M4")
     suspected = enriched("V5", [GP], kind="DISCHARGE", covid_status="SUSPECTED", movement_id="M5")
     run = RunRecords([positive, negative], [{"event": suspected["event"], "reason": "NO_GP"}])
-    result = covid_check(run, [case_id("chrunancy:M3")])
+    result = covid_check(run, [case_id(movement_key(positive["event"]))])
     assert (result.expected, result.found) == (2, 1)
-    assert result.missing == (case_id("chrunancy:M5"),)
+    assert result.missing == (case_id(movement_key(suspected["event"])),)
 
 
 def test_analytics_must_count_every_event_of_a_day_once() -> None:

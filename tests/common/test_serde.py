@@ -34,6 +34,7 @@ def stay_event(visit: str) -> dict[str, Any]:
         "received_at": at + dt.timedelta(seconds=1),
         "movement": {
             "movement_id": "MVT1",
+            "authority": "CHRU-NANCY-GAM",
             "occurred_at": at,
             "unit": "CARDIO",
             "unit_name": "Cardiologie",

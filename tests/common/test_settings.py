@@ -28,6 +28,25 @@ def test_defaults_point_at_the_local_stack() -> None:
     )
     assert settings.mllp_port == 2575
     assert settings.kafka_security.librdkafka_config() == {"security.protocol": "PLAINTEXT"}
+    # The stack's IMAP server and the platform's mailbox, the sending address's own.
+    assert (settings.imap_host, settings.imap_port, settings.imap_security) == (
+        "localhost",
+        1143,
+        "none",
+    )
+    assert settings.imap_user == settings.smtp_from
+
+
+def test_the_mailbox_password_comes_from_the_environment_else_the_local_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARPICOOP_STACK_DIR", str(tmp_path))
+    assert Settings.from_env({}).imap_password is None  # a stack that made no mailbox
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "imap-mailbox").write_text("local-one\n")
+    assert Settings.from_env({}).imap_password == "local-one"
+    given = Settings.from_env({"IMAP_PASSWORD": "operator", "IMAP_SECURITY": "STARTTLS"})
+    assert (given.imap_password, given.imap_security) == ("operator", "starttls")
 
 
 def test_environment_overrides_each_fixed_name() -> None:
@@ -67,6 +86,8 @@ def test_environment_overrides_each_fixed_name() -> None:
         ("SMTP_PORT", "twenty-five", "not a port number"),
         ("MLLP_PORT", "70000", "outside 1..65535"),
         ("SMTP_SECURITY", "ssl", "use one of none, starttls, tls"),
+        ("IMAP_SECURITY", "ssl", "use one of none, starttls, tls"),
+        ("IMAP_PORT", "993a", "not a port number"),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_named(name: str, value: str, says: str) -> None:

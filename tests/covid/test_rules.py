@@ -6,7 +6,15 @@ import datetime as dt
 
 import pytest
 
-from services.covid.rules import Effect, effects, identity_key
+from services.covid.rules import (
+    Effect,
+    PatientRecord,
+    as_survivor,
+    effects,
+    identity_key,
+    merged_record,
+)
+from tests.covid.builders import patient_merge, survivor
 from tests.notify.builders import enriched
 
 
@@ -75,3 +83,35 @@ def test_the_birth_name_identifies_a_patient_whose_used_name_changed() -> None:
         "sex": "F",
     }
     assert identity_key(a) == identity_key(b)
+
+
+def test_a_merge_does_away_with_the_merged_record_of_its_establishment() -> None:
+    merge = patient_merge(survivor("IPP-A"), "IPP-B", establishment="luneville")
+    assert merged_record(merge) == PatientRecord("luneville", "IPP-B")
+    # The same IPP elsewhere is another patient's record: IPPs are per establishment.
+    assert merged_record(merge) != PatientRecord("chrunancy", "IPP-B")
+
+
+def test_a_merge_naming_the_survivor_itself_moves_nothing() -> None:
+    assert merged_record(patient_merge(survivor("IPP-A"), "IPP-A")) is None
+
+
+def test_an_event_of_the_merged_record_is_the_survivors_and_finds_the_survivors_cases() -> None:
+    merged_discharge = enriched("V1", [], kind="DISCHARGE", covid_status="POSITIVE")["event"]
+    surviving = survivor("IPP-A", ins="248077514812345")
+    later_death_of_survivor = enriched("V2", [], kind="DISCHARGE")["event"]
+    later_death_of_survivor["patient"] = {**surviving, "family_name": "DURAND"}
+
+    read = as_survivor(merged_discharge, surviving)
+    assert read["patient"] == surviving and read["stay_key"] == merged_discharge["stay_key"]
+    assert merged_discharge["patient"]["ipp"] != "IPP-A"  # the event as received is left as is
+    # The survivor's later events recognise the moved case as the patient's own, and the merged
+    # record's identity (another birth name here) no longer does.
+    assert identity_key(read["patient"]) == identity_key(later_death_of_survivor["patient"])
+    assert identity_key(read["patient"]) != identity_key(merged_discharge["patient"])
+    # Nothing of the merged identity is kept where the survivor's record leaves a field empty:
+    # a birth name kept would change the identity key.
+    assert (
+        as_survivor(merged_discharge, survivor("IPP-A", birth_name=None))["patient"]["birth_name"]
+        is None
+    )

@@ -14,6 +14,12 @@ from confluent_kafka import Consumer, Producer
 from services.common.db import connect
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
+from services.gateway.bootstrap import GatewayConfig
+from services.gateway.handler import Topics
+from services.gateway.intake import RAW_MESSAGE_SCHEMA, STAY_EVENT_SCHEMA
+from tests.covid.builders import patient_merge, survivor
+from tests.gateway.messages import identity
+from tests.gateway.support import MllpClient, read_ack, running_gateway
 from tests.notify.builders import enriched, recipient
 from tests.support import (
     MailServer,
@@ -42,6 +48,7 @@ def covid_factory(
             "enriched": topic_factory("harpicoop.EnrichedStayEvent"),
             "unroutable": topic_factory("harpicoop.UnroutableStayEvent"),
             "followups": topic_factory("harpicoop.CovidFollowup", compacted=True),
+            "merges": topic_factory("harpicoop.PatientMerge"),
             "dead_letter": topic_factory(),
         }
         env = stack_env(
@@ -50,6 +57,7 @@ def covid_factory(
             COVID_ENRICHED_TOPIC=topics["enriched"],
             COVID_UNROUTABLE_TOPIC=topics["unroutable"],
             COVID_FOLLOWUPS_TOPIC=topics["followups"],
+            COVID_MERGES_TOPIC=topics["merges"],
             COVID_DEADLETTER_TOPIC=topics["dead_letter"],
             COVID_GROUP_ID=group_factory(),
             COVID_TIMER_INTERVAL_SECONDS="0.2",
@@ -94,14 +102,16 @@ def publish(
     producer = producer_factory()
 
     def send(topic: str, value: dict[str, Any]) -> None:
-        schema = (
-            "harpicoop.UnroutableStayEvent" if "reason" in value else "harpicoop.EnrichedStayEvent"
-        )
-        producer.produce(
-            topic,
-            key=value["event"]["stay_key"],
-            value=serde_factory(schema).serialize(topic, value),
-        )
+        if "merged_ipp" in value:  # keyed as the gateway keys it: by the surviving record
+            schema, key = (
+                "harpicoop.PatientMerge",
+                f"{value['establishment']}:{value['patient']['ipp']}",
+            )
+        elif "reason" in value:
+            schema, key = "harpicoop.UnroutableStayEvent", value["event"]["stay_key"]
+        else:
+            schema, key = "harpicoop.EnrichedStayEvent", value["event"]["stay_key"]
+        producer.produce(topic, key=key, value=serde_factory(schema).serialize(topic, value))
         assert producer.flush(10) == 0
 
     return send
@@ -357,3 +367,164 @@ def test_a_closed_case_is_purged_with_a_tombstone_and_notify_forgets_it(
         "OPEN",
         "CLOSED",
     ]
+
+
+def of_record(value: dict[str, Any], ipp: str, **patient: Any) -> dict[str, Any]:
+    """``value``'s event, about the patient record ``ipp`` (and these patient fields)."""
+    value["event"]["patient"] = {**value["event"]["patient"], "ipp": ipp, **patient}
+    return value
+
+
+def test_a_merge_moves_the_merged_records_case_to_the_survivor_whose_death_closes_it(
+    covid_factory: Callable[..., ServiceProcess],
+    notify_factory: Callable[..., ServiceProcess],
+    mail_server: MailServer,
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+    empty_database: str,
+) -> None:
+    service = covid_factory()
+    address = f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
+    gp = recipient("10101010105", address)
+    notify_factory(mail_server, followups_topic=service.topics["followups"])
+    now = dt.datetime.now(dt.UTC)
+    # Record B (the builders' Hélène Lefèvre) leaves Covid-positive; A is who she really is.
+    publish(service.topics["enriched"], of_record(discharge("M1", "POSITIVE", gp, now), "IPP-B"))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="B's case opened")
+    case_id = followups.seen[0]["case_id"]
+    assert followups.seen[0]["patient"]["ipp"] == "IPP-B"
+
+    a = survivor("IPP-A", ins="248077514812345")
+    merge = patient_merge(a, "IPP-B")
+    publish(service.topics["merges"], merge)
+    eventually(lambda: len(followups.states()) == 2, what="the case moved")
+    moved = followups.seen[1]
+    assert (moved["case_id"], moved["state"], moved["reminders_sent"]) == (case_id, "OPEN", 0)
+    assert moved["patient"] == a and moved["gp"] == followups.seen[0]["gp"]
+    with connect(empty_database) as conn:
+        assert conn.execute("SELECT ins, patient ->> 'ipp' FROM covid_case").fetchall() == [
+            ("248077514812345", "IPP-A")
+        ]
+
+    # The merge replayed changes nothing; record C merged after it (same partition: same
+    # survivor) shows the replay was read.
+    publish(service.topics["enriched"], of_record(discharge("M2", "SUSPECTED", gp, now), "IPP-C"))
+    eventually(lambda: len(followups.states()) == 3, what="C's case opened")
+    publish(service.topics["merges"], merge)
+    publish(service.topics["merges"], patient_merge(a, "IPP-C"))
+    eventually(lambda: len(followups.states()) == 4, what="C's case moved")
+    assert [item["patient"]["ipp"] for item in followups.seen] == [
+        "IPP-B",
+        "IPP-A",
+        "IPP-C",
+        "IPP-A",
+    ]
+
+    # A dies in another establishment, known there by her name only (no qualified INS): both
+    # moved cases are hers, and close without a reminder.
+    death = discharge("M3", "POSITIVE", gp, now + dt.timedelta(days=1), disposition="9")
+    event = death["event"]
+    event["establishment"], event["stay_key"] = "luneville", "luneville:M3"
+    event["event_id"] = f"luneville:{event['message_control_id']}"
+    event["patient"] = survivor("IPP-LUN", family_name="DURAND")
+    publish(service.topics["enriched"], death)
+    eventually(
+        lambda: followups.states()[-2:] == [("CLOSED", "DECEASED", 0)] * 2,
+        what="both moved cases closed by the survivor's death",
+    )
+    assert len(followups.states()) == 6
+
+    # The GP was told once of each case: the move is no new follow-up.
+    eventually(lambda: len(mail_server.to(address)) == 2, what="the two follow-up emails")
+    time.sleep(2)
+    assert len(mail_server.to(address)) == 2
+
+
+def test_a_discharge_of_the_merged_record_arriving_after_the_merge_is_the_survivors(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    # The merge comes straight from the gateway; B's last discharge, sent before it, comes
+    # through dedup and enrich and reaches covid after it.
+    a = survivor("IPP-A")
+    publish(service.topics["merges"], patient_merge(a, "IPP-B"))
+    publish(service.topics["enriched"], of_record(discharge("L1", "POSITIVE", GP, now), "IPP-B"))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="the case opened")
+    assert followups.seen[0]["patient"] == a
+
+    # A's readmission (under her own identity, no INS) finds it hers.
+    readmitted = enriched("L2", [], kind="ADMISSION", movement_id="MVT-L2")
+    readmitted["event"]["patient"] = a
+    readmitted["event"]["movement"]["occurred_at"] = now + dt.timedelta(days=2)
+    publish(service.topics["enriched"], readmitted)
+    eventually(
+        lambda: followups.states()[-1] == ("CLOSED", "READMISSION", 0), what="closed by A's return"
+    )
+
+
+def test_an_a40_sent_to_the_gateway_moves_the_case(
+    stack: Settings,
+    covid_factory: Callable[..., ServiceProcess],
+    topic_factory: Callable[..., str],
+    publish: Callable[..., None],
+    followups_of: Callable[[ServiceProcess], Followups],
+) -> None:
+    service = covid_factory()
+    now = dt.datetime.now(dt.UTC)
+    publish(service.topics["enriched"], of_record(discharge("G1", "POSITIVE", GP, now), "IPP-B"))
+    followups = followups_of(service)
+    eventually(lambda: followups.states() == [("OPEN", None, 0)], what="B's case opened")
+
+    # The CHRU's engine merges IPP-B into IPP-A, whose qualified identity carries the INS.
+    topics = Topics(
+        stays=topic_factory(STAY_EVENT_SCHEMA),
+        merges=service.topics["merges"],
+        archive=topic_factory(RAW_MESSAGE_SCHEMA),
+    )
+    merge = identity(
+        "A40",
+        control_id=f"MRG-{uuid.uuid4().hex[:8]}",
+        ipp="IPP-A",
+        family="Durand",
+        given="Marie",
+        ins="248077514812345",
+        identity_status="VALI",
+        merged_ipp="IPP-B",
+    )
+    config = GatewayConfig(host="127.0.0.1", port=0, topics=topics)
+    with running_gateway(stack, config) as gateway, MllpClient(gateway.port) as engine:
+        assert read_ack(engine.send(merge)).code == "AA"
+
+    eventually(lambda: len(followups.states()) == 2, what="the case moved")
+    moved = followups.seen[1]["patient"]
+    assert (moved["ipp"], moved["ins"], moved["family_name"]) == (
+        "IPP-A",
+        "248077514812345",
+        "Durand",
+    )
+
+
+def test_a_merge_is_forgotten_after_the_retention(
+    covid_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    empty_database: str,
+) -> None:
+    # It holds the survivor's identity: kept only as long as a closed case.
+    service = covid_factory(COVID_RETENTION_SECONDS="4", COVID_PURGE_INTERVAL_SECONDS="0.2")
+    publish(service.topics["merges"], patient_merge(survivor("IPP-A"), "IPP-B"))
+    with connect(empty_database) as conn:
+
+        def merges() -> list[tuple[str, str]]:
+            if conn.execute("SELECT to_regclass('covid_patient_merge')").fetchone() == (None,):
+                return []  # the service has not migrated yet
+            return conn.execute(
+                "SELECT merged_ipp, patient ->> 'ipp' FROM covid_patient_merge"
+            ).fetchall()
+
+        assert eventually(merges, what="the merge recorded") == [("IPP-B", "IPP-A")]
+        eventually(lambda: not merges(), what="the merge forgotten")

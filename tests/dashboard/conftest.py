@@ -90,15 +90,18 @@ class PlatformRows:
         created_at: dt.datetime,
         latency: dt.timedelta | None = None,
         message: str = "Votre patient(e) est sorti(e).",
+        receipts: tuple[str, ...] = (),
     ) -> None:
-        """A notice of notify's ledger; ``latency`` from receipt to the SMTP server's acceptance."""
+        """A notice of notify's ledger; ``latency`` from receipt to the SMTP server's acceptance;
+        ``receipts`` what came back from the platform's mailbox (delivered, read, bounced)."""
         received_at = created_at - dt.timedelta(milliseconds=50)
+        came_back = created_at + dt.timedelta(minutes=1)
         self.conn.execute(
             "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
             "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
-            "created_at, received_at, sent_at) "
+            "created_at, received_at, sent_at, delivered_at, read_at, bounced_at) "
             "VALUES (%s, %s, %s, %s, %s, 'DISCHARGE', '10001234567', "
-            "'dr.martin@medecin.mssante.fr', %s, %s, %s, %s, %s, %s)",
+            "'dr.martin@medecin.mssante.fr', %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 uuid.uuid4(),
                 uuid.uuid4().hex,
@@ -111,6 +114,10 @@ class PlatformRows:
                 created_at,
                 received_at,
                 received_at + latency if latency is not None else None,
+                *(
+                    came_back if what in receipts else None
+                    for what in ("delivered", "read", "bounced")
+                ),
             ),
         )
 

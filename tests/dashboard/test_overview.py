@@ -133,7 +133,10 @@ def test_totals_and_peak_over_establishments() -> None:
     )
     assert figures["stays"]["peak"] == 12
     emails = figures["emails"]
-    assert emails["total"] == {"sent": 13, "failed": 1, "waiting": 2}
+    assert emails["total"] == {
+        **{"sent": 13, "failed": 1, "waiting": 2, "delivered": 0, "read": 0, "bounced": 0},
+        **{"delivered_share": 0.0, "read_share": 0.0},
+    }
     assert emails["latency_seconds"] == {"p50": 1.235, "p99": 9.877, "count": 13}
     covid = figures["covid"]
     assert covid["total"]["open"] == 2 and covid["total"]["positive"] == 1
@@ -174,3 +177,22 @@ def test_the_establishments_file_names_every_establishment_shown() -> None:
     figures = overview(rows(), establishments, LagReading(), 1000, NOON, 5.0)
     assert len(figures["establishments"]) == len(establishments) == 11
     assert all(item["name"] for item in figures["establishments"])
+
+
+def test_the_shares_of_sent_notices_delivered_and_read_per_establishment() -> None:
+    figures = shaped(
+        rows(
+            emails=[
+                {"establishment": "chrunancy", "sent": 8, "delivered": 6, "read": 2, "bounced": 1},
+                {"establishment": "toul", "sent": 0, "waiting": 3},
+            ]
+        )
+    )
+    by_place = {line["establishment"]: line for line in figures["emails"]["by_establishment"]}
+    assert (by_place["chrunancy"]["delivered_share"], by_place["chrunancy"]["read_share"]) == (
+        0.75,
+        0.25,
+    )
+    # Nothing sent: no share to show, rather than a zero that would look like a failure.
+    assert by_place["toul"]["delivered_share"] is None
+    assert figures["emails"]["total"]["bounced"] == 1

@@ -18,7 +18,9 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
     day = dt.date(2025, 3, 10)
     rows = PlatformRows(owners_database("tests"))
     rows.stays(at(day, 9), "chrunancy", 4, "DISCHARGE")
-    rows.notification("chrunancy", "sent", at(day, 9), latency=dt.timedelta(seconds=3))
+    rows.notification(
+        "chrunancy", "sent", at(day, 9), latency=dt.timedelta(seconds=3), receipts=("delivered",)
+    )
     rows.notification("chrunancy", "retrying", at(day, 10))
     rows.covid_case("toul", "REMINDED", at(day, 11), patient={"family_name": "DUPONT"})
     rows.count("covid_discharges", at(day, 11), "toul", 1, covid_status="POSITIVE")
@@ -34,7 +36,12 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
     figures = asyncio.run(read())
     assert figures.hourly == [{"establishment": "chrunancy", "hour": 9, "stay_events": 4}]
     assert figures.stays[0]["discharges"] == 4
-    assert figures.emails == [{"establishment": "chrunancy", "sent": 1, "failed": 0, "waiting": 1}]
+    assert figures.emails == [
+        {
+            "establishment": "chrunancy",
+            **{"sent": 1, "failed": 0, "waiting": 1, "delivered": 1, "read": 0, "bounced": 0},
+        }
+    ]
     assert figures.latency.count == 1
     assert figures.covid_cases == [
         {"establishment": "toul", "open": 1, "reminded": 1, "opened_on_day": 1}

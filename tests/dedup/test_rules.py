@@ -46,6 +46,28 @@ def test_a_movement_inserted_twice_under_two_message_ids_is_dropped() -> None:
     assert memory.offer(event("alpha", "V1", "M2", "MVT1"), 1) is Verdict.REPEATED_MOVEMENT_ACTION
 
 
+def test_two_stays_that_reuse_a_movement_number_are_two_movements() -> None:
+    # Engines that number movements per stay (the ANS examples reuse 312 across five stays).
+    memory = Memory()
+    verdicts = [
+        memory.offer(event("alpha", f"V{stay}", f"M{stay}", "312"), stay) for stay in range(5)
+    ]
+    assert verdicts == [Verdict.UNIQUE] * 5
+
+
+def test_two_numberings_in_one_stay_are_two_movements() -> None:
+    memory = Memory()
+    emergency = event("alpha", "V1", "M1", "7")
+    emergency["movement"]["authority"] = "URG-SYS"
+    admissions = event("alpha", "V1", "M2", "7")
+    admissions["movement"]["authority"] = "GAM-SYS"
+    assert memory.offer(emergency, 0) is Verdict.UNIQUE
+    assert memory.offer(admissions, 1) is Verdict.UNIQUE
+    resent_elsewhere = event("alpha", "V1", "M3", "7")
+    resent_elsewhere["movement"]["authority"] = "GAM-SYS"
+    assert memory.offer(resent_elsewhere, 2) is Verdict.REPEATED_MOVEMENT_ACTION
+
+
 def test_inserting_then_cancelling_a_movement_are_two_actions() -> None:
     memory = Memory()
     assert memory.offer(event("alpha", "V1", "M1", "MVT1"), 0) is Verdict.UNIQUE

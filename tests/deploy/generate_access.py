@@ -39,8 +39,9 @@ KAFKA_PORT = 9093
 """The cluster's client listener (kafka.yaml): TLS and SCRAM-SHA-512."""
 REGISTRY_PORT = 8080
 POSTGRES_PORT = 5432
-SMTP_PORTS = (465, 587)
-"""Implicit TLS and STARTTLS submission, as an MSSanté operator offers one or the other."""
+SMTP_PORTS = (465, 587, 993)
+"""The operator's relay (implicit TLS, STARTTLS) and its IMAP server (implicit TLS), where the
+platform's mailbox receives delivery reports, read receipts and bounces."""
 MLLP_PORT = 2575
 DASHBOARD_PORT = 8088
 METRICS_PORT = 9400

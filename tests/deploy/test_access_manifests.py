@@ -267,6 +267,9 @@ def test_each_workload_holds_its_own_principals_credentials_and_no_others() -> N
                     )
             elif "DATABASE_URL" in env:
                 problems.append(f"{pod.where}: DATABASE_URL without a declared schema or views")
+            if who is not None and who.smtp:
+                # The platform's mailbox at the operator, where its delivery receipts arrive.
+                expected.add(("mssante-mailbox", "password"))
             if refs != expected:
                 problems.append(
                     f"{pod.where}: reads Secrets {sorted(refs)}, expected {sorted(expected)}"

@@ -8,7 +8,9 @@ import pytest
 
 from services.gateway.ack import AckContext, build_ack, code_to_send
 from services.gateway.hl7 import ErrorCode, Location, Problem, parse
+from tests.gateway.independent import parse_ack
 from tests.gateway.messages import movement
+from tests.gateway.published import with_fields
 from tests.gateway.support import read_ack
 
 NOW = dt.datetime(2026, 3, 2, 8, 15, 31, tzinfo=dt.UTC)
@@ -129,3 +131,33 @@ def test_a_message_whose_bytes_break_its_declared_charset_gets_a_readable_ack() 
     ack = read_ack(build_ack(intake.context, intake.code, intake.problems, control_id="X", now=NOW))
     assert ack.code == "AE"
     assert ack.message.header.get(18) == "8859/1"
+
+
+@pytest.mark.parametrize(
+    ("version", "message_type", "err"),
+    [
+        # Before 2.3.1, MSH-9 has no message structure; before 2.5, ERR-1 alone says where and
+        # what (ELD), ERR-2 to ERR-12 do not exist.
+        ("2.2", "ACK^A01", "ERR|PV1^1^19^101&Required field missing&HL70357"),
+        ("2.3", "ACK^A01", "ERR|PV1^1^19^101&Required field missing&HL70357"),
+        ("2.4", "ACK^A01^ACK", "ERR|PV1^1^19^101&Required field missing&HL70357"),
+        ("2.5", "ACK^A01^ACK", "ERR||PV1^1^19^1|101^Required field missing^HL70357|E||||"),
+    ],
+)
+def test_an_ack_has_the_shape_of_the_version_it_declares(
+    version: str, message_type: str, err: str
+) -> None:
+    # with_fields counts the split's items: MSH-1 is the separator itself, so item 11 is MSH-12.
+    message = with_fields(movement(), "MSH", {11: version}, codec="iso8859-1")
+    problem = Problem(ErrorCode.REQUIRED_FIELD_MISSING, "PV1-19 is required", Location("PV1", 19))
+
+    ack = build_ack(context(message), "AE", (problem,), control_id="A9", now=NOW)
+
+    header, msa, err_segment = ack.decode("iso8859-1").rstrip("\r").split("\r")
+    assert header.split("|")[8:12] == [message_type, "A9", "P", version]
+    # MSH-18 (the character set) exists from 2.3 on.
+    assert header.split("|")[17:] == ([] if version == "2.2" else ["8859/1"])
+    assert msa == "MSA|AE|MSG00001|PV1-19 is required"
+    assert err_segment == err + ("PV1-19 is required" if version == "2.5" else "")
+    independent = parse_ack(ack.decode("iso8859-1"))  # HL7's ACK of that version, per hl7apy
+    assert independent.msa.msa_1.value == "AE"

@@ -64,6 +64,7 @@ def test_an_admission_becomes_a_complete_stay_event() -> None:
         "received_at": RECEIVED,
         "movement": {
             "movement_id": "MVT0001",
+            "authority": "SIH_GAM",
             "occurred_at": paris_0810,
             "unit": "4012",
             "unit_name": "Cardiologie adulte",

@@ -301,3 +301,28 @@ def test_an_identity_message_still_needs_a_patient_segment_and_true_dates() -> N
     unborn = SPEC_A31_INS_NIR.replace("||19600530|", "||20990530|")
     intake = decide(as_establishment(unborn))
     assert intake.code == "AE" and str(intake.problems[0].location) == "PID-7"
+
+
+def test_the_movement_keeps_the_authority_that_numbered_it() -> None:
+    # ANS: ZBE-1 312^CHU-X^000897406, the engine's namespace and the establishment's FINESS.
+    record = event(as_establishment(ANS_A01_WITH_GP), ANS_RECEIVED)
+    assert record["movement"]["movement_id"] == "312"
+    assert record["movement"]["authority"] == "CHU-X"
+
+
+@pytest.mark.parametrize(
+    ("zbe1", "authority"),
+    [
+        ("312^CHU-X^000897406", "CHU-X"),
+        ("312^CHU-X&000897406&N", "CHU-X"),  # the HD packed into EI-2, as ANS also publishes
+        ("312^^000897406^ISO", "000897406"),
+        ("312^CHU-X", "CHU-X"),
+        ("312", None),
+        (f"312^{NULL}", None),
+    ],
+)
+def test_the_authority_is_the_universal_id_else_the_namespace(
+    zbe1: str, authority: str | None
+) -> None:
+    raw = with_fields(as_establishment(ANS_A01_WITH_GP), "ZBE", {1: zbe1})
+    assert event(raw, ANS_RECEIVED)["movement"]["authority"] == authority

@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 from services.common.db import connect
+from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.common.preferences import DeliveryChoices, EventChoice
 from services.notify import ledger
 from services.notify.digests import PARIS
-from services.notify.notices import Notice, NoticeKind, movement_key, notification_id
+from services.notify.notices import Notice, NoticeKind, notification_id
 from services.notify.status import StatusRecorder
 from tests.common.test_serde import stay_event
 from tests.support import as_principal

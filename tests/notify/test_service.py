@@ -12,6 +12,7 @@ from confluent_kafka import Consumer
 
 from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
+from services.notify.notices import NoticeKind, notification_id
 from services.notify.wording import fields_without_words
 from tests.notify.builders import enriched, recipient
 from tests.support import (
@@ -175,6 +176,36 @@ def test_a_cancelled_admission_is_retracted(
         "Merci de ne pas tenir compte du message précédent"
         in retraction.get_body(("plain",)).get_content()
     )  # type: ignore[union-attr]
+
+
+def test_a_cancellation_withdraws_its_own_stays_movement_only(
+    mail_server: MailServer,
+    notify_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    statuses_of: Callable[[ServiceProcess], Statuses],
+) -> None:
+    # Engines number movements per stay: two stays of one GP both have a movement 312. Both
+    # admissions wait (the server is down) when the second stay's 312 is cancelled.
+    mail_server.stop()
+    to = address()
+    service = notify_factory(mail_server)
+    gp = recipient("10101010109", to)
+    for visit in ("V310", "V311"):
+        publish(service.topics["input"], enriched(visit, [gp], movement_id="312"))
+    status = statuses_of(service)
+    eventually(lambda: len(status.with_status("RETRYING")) >= 2, what="both admissions waiting")
+    publish(service.topics["input"], enriched("V311", [gp], movement_id="312", action="CANCEL"))
+    eventually(lambda: status.with_status("SKIPPED"), what="the cancelled stay's notice withdrawn")
+
+    mail_server.start()
+    emails = eventually(lambda: mail_server.to(to), what="the other stay's admission")
+    eventually(lambda: status.with_status("SENT"), what="its SENT status")
+    assert len(mail_server.to(to)) == 1
+    first_stay = notification_id(
+        "chrunancy:MSG-V310-ADMISSION-INSERT", gp["rpps"], NoticeKind.ADMISSION
+    )
+    assert emails[0]["X-Harpicoop-Notification-Id"] == first_stay
+    assert {item["stay_key"] for item in status.with_status("SKIPPED")} == {"chrunancy:V311"}
 
 
 def test_while_the_smtp_server_is_down_nothing_is_lost(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 from services.common import outbox
+from services.common.movements import movement_key
 from services.notify import ledger
 from services.notify.delivery import DeliveryWorker
-from services.notify.notices import Notice, NoticeKind, movement_key, notification_id
+from services.notify.notices import Notice, NoticeKind, notification_id
 from tests.notify.builders import enriched, recipient
 
 GP = "10101010501"

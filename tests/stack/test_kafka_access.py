@@ -157,7 +157,7 @@ REFUSED_READS = [
     ("notify", "practitioners"),
     ("directory", "practitioners"),
     ("enrich", "hl7.archive"),
-    ("covid", "patients.merges"),
+    ("covid", "hl7.archive"),
     ("dedup", "hl7.archive"),
 ]
 
@@ -188,6 +188,7 @@ OWNED = [
     ("notify", "notifications.status", {"WRITE", "DESCRIBE"}),
     ("analytics", "analytics.stay_events", {"READ", "WRITE", "DESCRIBE"}),
     ("covid", "covid.followups", {"WRITE", "DESCRIBE"}),
+    ("covid", "patients.merges", {"READ", "DESCRIBE"}),
     ("directory", "practitioners", {"WRITE", "DESCRIBE"}),
     ("dashboard", "stays.enriched", {"DESCRIBE"}),
     ("operator", "hl7.archive", {"READ", "DESCRIBE"}),

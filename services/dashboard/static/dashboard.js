@@ -56,6 +56,11 @@ function count(value) {
   return NUMBER.format(value);
 }
 
+// A share of 0..1 (or null: nothing to divide) as a percentage.
+function share(value) {
+  return value === null || value === undefined ? "—" : `${Math.round(value * 100)}${UNIT_SPACE}%`;
+}
+
 // French typography: a narrow no-break space between a number and its unit.
 const UNIT_SPACE = "\u202f";
 
@@ -234,7 +239,8 @@ function fillTable(tableId, lines, columns, names, totals, alertColumns = []) {
   const cells = (line, code) => columns.map((column) => {
     const value = line[column];
     const classes = alertColumns.includes(column) && value > 0 ? "num alert" : "num";
-    return html("td", { class: classes, "data-establishment": code, "data-column": column }, count(value));
+    const shown = column.endsWith("_share") ? share(value) : count(value);
+    return html("td", { class: classes, "data-establishment": code, "data-column": column }, shown);
   });
   table.tBodies[0].replaceChildren(...lines.map((line) =>
     html("tr", {}, html("th", { scope: "row" }, names[line.establishment]), ...cells(line, line.establishment))));
@@ -291,7 +297,8 @@ function render(data) {
     labelWidth: 290, rightWidth: 50,
     summary: `Courriels : ${count(emails.sent)} envoyés, ${count(emails.failed)} en échec, ${count(emails.waiting)} en attente.`,
   });
-  fillTable("email-table", data.emails.by_establishment, ["sent", "failed", "waiting"], names, emails, ["failed"]);
+  fillTable("email-table", data.emails.by_establishment,
+    ["sent", "failed", "waiting", "delivered_share", "read_share", "bounced"], names, emails, ["failed", "bounced"]);
 
   drawBars("covid-status-bars", COVID_STATUSES.map((status) => ({
     label: status.label,

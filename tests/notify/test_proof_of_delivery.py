@@ -1,0 +1,129 @@
+"""Proof of delivery end to end: notify on the real stack (Kafka, registry, PostgreSQL) sends
+through the stack's SMTP server, which reports deliveries and bounces to a real IMAP server
+(Dovecot); notify's receipts reader reads them there and records DELIVERED, BOUNCED and READ
+on the ledger and on the status topic, once each."""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import uuid
+from collections.abc import Callable
+from email.message import EmailMessage
+
+import psycopg
+import pytest
+
+from services.stack.components import Imap
+from tests.notify.builders import enriched, recipient
+from tests.notify.test_service import Statuses, address, statuses_of  # noqa: F401
+from tests.support import MailServer, ServiceProcess, eventually, mailbox_messages
+
+pytestmark = pytest.mark.integration
+
+
+def read_receipt_of(notice: EmailMessage, mailbox: str) -> bytes:
+    """The read receipt a GP's mail client sends once the notice is displayed (RFC 8098)."""
+    reader = str(notice["To"])
+    boundary = f"mdn-{uuid.uuid4().hex}"
+    return (
+        f"From: {reader}\r\nTo: {mailbox}\r\nSubject: Lu : {uuid.uuid4().hex[:6]}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@medecin.mssante.fr>\r\n"
+        f"In-Reply-To: {notice['Message-ID']}\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: multipart/report; report-type=disposition-notification; "
+        f'boundary="{boundary}"\r\n\r\n'
+        f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nLe message a été affiché.\r\n"
+        f"--{boundary}\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Reporting-UA: poste-du-cabinet; Thunderbird\r\n"
+        f"Final-Recipient: rfc822;{reader}\r\n"
+        f"Original-Message-ID: {notice['Message-ID']}\r\n"
+        f"Disposition: manual-action/MDN-sent-manually; displayed\r\n\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+
+
+def folder(imap: Imap, name: str) -> list[bytes]:
+    return mailbox_messages(imap, name)
+
+
+def copy_back(imap: Imap) -> None:
+    """Put the processed receipts back in the INBOX, as a second reader's view would be."""
+    client = imaplib.IMAP4("localhost", imap.port)
+    client.login(imap.mailbox, imap.password())
+    client.select("Processed")
+    client.copy("1:*", "INBOX")
+    client.logout()
+
+
+def test_deliveries_bounces_and_readings_come_back_once_each(
+    reporting_mail_server: MailServer,
+    imap_server: Imap,
+    notify_factory: Callable[..., ServiceProcess],
+    publish: Callable[..., None],
+    statuses_of: Callable[[ServiceProcess], Statuses],  # noqa: F811
+    empty_database: str,
+) -> None:
+    delivered_to, bouncing = address(), address()
+    reporting_mail_server.bounce(bouncing)
+    service = notify_factory(
+        reporting_mail_server,
+        NOTIFY_RECEIPTS_READER="on",
+        NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS="0.5",
+        NOTIFY_READ_RECEIPTS="*",
+        SMTP_FROM=imap_server.mailbox,
+        IMAP_HOST="localhost",
+        IMAP_PORT=str(imap_server.port),
+        IMAP_USER=imap_server.mailbox,
+        IMAP_PASSWORD=imap_server.password(),
+        IMAP_SECURITY="none",
+    )
+    publish(service.topics["input"], enriched("V700", [recipient("10101010700", delivered_to)]))
+    publish(service.topics["input"], enriched("V701", [recipient("10101010701", bouncing)]))
+    status = statuses_of(service)
+
+    [delivered] = eventually(lambda: status.with_status("DELIVERED"), what="DELIVERED")
+    [bounced] = eventually(lambda: status.with_status("BOUNCED"), what="BOUNCED")
+    assert delivered["recipient_address"] == delivered_to
+    assert bounced["recipient_address"] == bouncing and "5.1.1" in (bounced["detail"] or "")
+    # The bouncing address got nothing; the other its notice, asking for a read receipt.
+    assert reporting_mail_server.to(bouncing) == []
+    [notice] = reporting_mail_server.to(delivered_to)
+    assert notice["Disposition-Notification-To"] == imap_server.mailbox
+    assert notice["X-Harpicoop-Notification-Id"] == delivered["notification_id"]
+
+    # The GP opens it: the client's read receipt goes through the operator to the mailbox.
+    with smtplib.SMTP("localhost", reporting_mail_server.port, timeout=10) as client:
+        client.sendmail(
+            delivered_to, [imap_server.mailbox], read_receipt_of(notice, imap_server.mailbox)
+        )
+    [read] = eventually(lambda: status.with_status("READ"), what="READ")
+    assert read["notification_id"] == delivered["notification_id"]
+
+    # Something that is no receipt of ours stays in the mailbox, apart, and is counted.
+    with smtplib.SMTP("localhost", reporting_mail_server.port, timeout=10) as client:
+        client.sendmail(
+            "secretariat@cabinet.mssante.fr",
+            [imap_server.mailbox],
+            b"Subject: Question\r\n\r\nPouvez-vous nous rappeler ?\r\n",
+        )
+    eventually(lambda: len(folder(imap_server, "Unmatched")) == 1, what="the unmatched message")
+    eventually(lambda: folder(imap_server, "INBOX") == [], what="an empty INBOX")
+    processed = len(folder(imap_server, "Processed"))
+    assert processed == 3  # two DSNs and a read receipt
+
+    # Read twice (a crash between recording and moving, or a copy): recorded once.
+    copy_back(imap_server)
+    eventually(lambda: len(folder(imap_server, "Processed")) == 2 * processed, what="re-read")
+    eventually(lambda: folder(imap_server, "INBOX") == [], what="an empty INBOX again")
+    with psycopg.connect(empty_database) as conn:
+        rows = conn.execute(
+            "SELECT recipient_rpps, delivered_at IS NOT NULL, read_at IS NOT NULL, "
+            "bounced_at IS NOT NULL FROM notify.v_notices ORDER BY recipient_rpps"
+        ).fetchall()
+        kinds = conn.execute(
+            "SELECT kind, count(*) FROM notify.notification_receipt GROUP BY kind ORDER BY kind"
+        ).fetchall()
+    assert rows == [("10101010700", True, True, False), ("10101010701", False, False, True)]
+    assert kinds == [("BOUNCED", 1), ("DELIVERED", 1), ("READ", 1), ("UNMATCHED", 1)]
+    for name in ("DELIVERED", "BOUNCED", "READ"):
+        assert len(status.with_status(name)) == 1, name
