@@ -3,6 +3,8 @@
 - Every notifiable stay event has its notices in the ledger: one per recipient, sent or recorded
   as deliberately not sent (the rules are notify's own, ``services.notify.notices.decide``).
 - A cancelled movement whose notice went out has a retraction.
+- Each notice deferred to a digest (the recipient's choices, ``services.notify.choices``) is
+  listed in exactly one digest email on disk (its header names the notices it lists).
 - Every email the ledger says was sent is on disk exactly once (the SMTP server writes one file
   per message it accepted).
 - No email shows a bare code where words are expected (unit, discharge disposition, destination,
@@ -35,6 +37,7 @@ from services.common.movements import movement_key
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid.rules import Effect, case_id, effects
+from services.notify.digests import DIGEST_LINES_HEADER
 from services.notify.notices import NOTIFIABLE_KINDS, Earlier, NoticeKind, decide
 from services.notify.wording import fields_without_words
 
@@ -184,6 +187,33 @@ def emails_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
     return found
 
 
+def digest_lines_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
+    """Deferred notice id → how many digest emails written since ``started`` list it."""
+    parser = BytesHeaderParser()
+    found: collections.Counter[str] = collections.Counter()
+    for path in maildir.glob("*.eml"):
+        if path.stat().st_mtime < started:
+            continue
+        with open(path, "rb") as message:
+            listed = parser.parse(message).get(DIGEST_LINES_HEADER)
+        found.update(str(listed or "").split())
+    return found
+
+
+def digests_check(deferred: Iterable[str], listed: Mapping[str, int]) -> Check:
+    """``deferred``: ids of the run's deferred notices; ``listed``: how many digests list each."""
+    wanted = set(deferred)
+    once = {item for item in wanted if listed.get(item, 0) == 1}
+    wrong = sorted(f"{item} (in {listed.get(item, 0)} digests)" for item in wanted - once)
+    return Check(
+        "each deferred event appears in exactly one digest",
+        len(wanted),
+        len(once),
+        tuple(wrong),
+        "read .stack/logs/notify.log for these notification ids",
+    )
+
+
 def emails_check(sent: Iterable[str], on_disk: Mapping[str, int]) -> Check:
     wanted = set(sent)
     twice = sorted(f"{item} (x{count})" for item, count in on_disk.items() if count > 1)
@@ -288,6 +318,7 @@ def reconcile(
     return [
         *notices_checks(run, found.ledger),
         emails_check(found.sent, emails_on_disk(maildir, started)),
+        digests_check(found.deferred, digest_lines_on_disk(maildir, started)),
         words_check(maildir, started),
         covid_check(run, found.opened),
         analytics_check(days, found.counted),
@@ -317,6 +348,8 @@ class PublishedOutcomes:
     ledger: list[LedgerRow]
     sent: list[str]
     """Ids of the notices sent since the run began."""
+    deferred: list[str]
+    """Ids of the notices about the run's events still deferred to a digest (not withdrawn)."""
     opened: list[str]
     """Ids of the follow-up cases of the run's movements."""
     counted: dict[tuple[str, dt.date], int]
@@ -348,6 +381,12 @@ def published_outcomes(
             "WHERE state = 'sent' AND sent_at >= %s",
             (since,),
         ).fetchall()
+        # By event id only: a movement's lines from an earlier run went in that run's digests.
+        deferred = conn.execute(
+            "SELECT notification_id::text FROM notify.v_digest_lines "
+            "WHERE state = 'deferred' AND event_id = ANY(%s)",
+            (event_ids,),
+        ).fetchall()
         opened = conn.execute(
             "SELECT case_id::text FROM covid.v_cases WHERE movement_key = ANY(%s)", (movements,)
         ).fetchall()
@@ -361,6 +400,7 @@ def published_outcomes(
     return PublishedOutcomes(
         ledger=[tuple(str(value) for value in row) for row in ledger],  # type: ignore[misc]
         sent=[str(row[0]) for row in sent],
+        deferred=[str(row[0]) for row in deferred],
         opened=[str(row[0]) for row in opened],
         counted={(str(place), day): int(count) for place, day, count in counted},
         withheld=withheld,

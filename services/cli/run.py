@@ -3,7 +3,9 @@
 It starts the stack, loads the directory sample, starts every service as its own process
 (``python -m services.<name>``, as production runs them), replays a day of the eleven
 establishments through the gateway at a settable speed-up, shows the pipeline's progress, waits
-for it to drain, and prints a summary computed from what the run itself produced: the topics
+for it to drain, sends the daily digests still waiting for their hour (the simulated day is over
+in minutes, whatever the wall clock says; ``services.simulator.preferences`` chooses which GPs
+get one), and prints a summary computed from what the run itself produced: the topics
 since the run began, the notification ledger, the follow-up cases and the emails on disk.
 Ctrl-C stops everything it started.
 """
@@ -180,17 +182,50 @@ def emails_since(maildir: Path, started: float) -> int:
     return sum(1 for path in maildir.glob("*.eml") if path.stat().st_mtime >= started)
 
 
-def pending_notices(settings: Settings) -> int:
+def pending_notices(settings: Settings, *, digests: bool = True) -> int:
+    """Notices still to send; without the digests waiting for their hour when ``digests`` is
+    False."""
     with connect(settings) as conn:
         row = conn.execute(
             "SELECT count(*) FROM notify.v_notices "
-            "WHERE state IN ('pending', 'retrying', 'sending')"
+            "WHERE state IN ('pending', 'retrying', 'sending') AND (%s OR kind <> 'DIGEST')",
+            (digests,),
         ).fetchone()
     return int(row[0]) if row else 0
 
 
+def send_digests_now(settings: Settings) -> int:
+    """The end of the simulated day: every digest still waiting for its hour is due now (a day
+    replayed in minutes would otherwise wait for 18:00 on the wall clock). As the operator,
+    through notify's own function."""
+    with connect(settings) as conn:
+        row = conn.execute("SELECT notify.send_digests_now()").fetchone()
+        conn.commit()
+    return int(row[0]) if row else 0
+
+
+def set_sample_choices() -> None:
+    """Some of the sample's GPs get a daily digest, discharges only, or transfers too
+    (``services.simulator.preferences``), set as anyone sets them: the directory's command."""
+    from services.simulator.practitioners import directory_gps
+    from services.simulator.preferences import choice_groups
+
+    for group in choice_groups(directory_gps()):
+        _say(f"  {len(group.rpps)} GPs: {group.name}")
+        subprocess.run(
+            [sys.executable, "-m", "services.directory", *group.command()],
+            cwd=PROJECT_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
 def wait_for_drain(
-    settings: Settings, snapshot: Callable[[], tuple[int, ...]], timeout: float = 300
+    settings: Settings,
+    snapshot: Callable[[], tuple[int, ...]],
+    timeout: float = 300,
+    *,
+    digests: bool = True,
 ) -> bool:
     """True once nothing moves any more: no notice waits, and neither the consumer lag nor the
     outputs changed over three checks two seconds apart.
@@ -204,7 +239,7 @@ def wait_for_drain(
         while time.monotonic() < deadline:
             lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
             state = (lag, *snapshot())
-            waiting = pending_notices(settings)
+            waiting = pending_notices(settings, digests=digests)
             calm = calm + 1 if state == last and waiting == 0 else 0
             last = state
             if calm >= 3:
@@ -338,7 +373,8 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         "",
         f"Emails: {states.get('sent', 0):,} sent, "
         f"{states.get('failed', 0) + states.get('uncertain', 0):,} failed, "
-        f"{states.get('skipped', 0):,} not sent on purpose (opt-out, cancelled before sending); "
+        f"{states.get('skipped', 0):,} not sent on purpose (opt-out, choices, cancelled before "
+        f"sending), {states.get('deferred', 0):,} told in a daily digest; "
         f"{on_disk:,} .eml files on disk"
         + (f" ({backlog:,} of them about events received before this run)" if backlog else ""),
         "  latency from MLLP receipt to SMTP acceptance: "
@@ -433,6 +469,8 @@ def run(
     signal.signal(signal.SIGTERM, on_interrupt)
     try:
         load_directory_sample(replace_directory)
+        _say("Setting some GPs' choices of notices...")
+        set_sample_choices()
         _say("Starting the services (logs in .stack/logs/)...")
         for name in SERVICES:
             # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
@@ -485,7 +523,10 @@ def run(
             raise RunError(f"the simulator stopped with exit {simulator.returncode}")
         _say("The day is sent; waiting for the pipeline to catch up...")
         progress()
-        drained = wait_for_drain(settings, snapshot)
+        # Digests wait for their hour (18:00, Paris): the day being over, they go now.
+        drained = wait_for_drain(settings, snapshot, digests=False)
+        _say(f"The day is over: {send_digests_now(settings):,} daily digests sent now")
+        drained = wait_for_drain(settings, snapshot) and drained
         if not drained:
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
         measured = summary(settings, since, started, layout.mail)

@@ -190,6 +190,7 @@ SAFE_FIELDS: Mapping[str, FieldKind] = {
     "movement_id": ID,
     "control_id": ID,
     "notification_id": ID,
+    "digest_id": ID,
     "row_id": ID,
     "rpps": ID,
     "establishment": ID,

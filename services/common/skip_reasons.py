@@ -23,6 +23,12 @@ class SkipReason(StrEnum):
     TOO_MANY_RECIPIENTS = "too_many_recipients"
     CANCELLED = "cancelled"
     REPLACED = "replaced"
+    NOT_ASKED_ADMISSIONS = "not_asked_admissions"
+    NOT_ASKED_TRANSFERS = "not_asked_transfers"
+    NOT_ASKED_DISCHARGES = "not_asked_discharges"
+    NOT_ASKED_CORRECTIONS = "not_asked_corrections"
+    DISCHARGES_ONLY = "discharges_only"
+    DIGEST_EMPTIED = "digest_emptied"
 
     @property
     def sentence(self) -> str:
@@ -43,6 +49,17 @@ _SENTENCES = {
     SkipReason.TOO_MANY_RECIPIENTS: "past the first {limit} recipients of the event",
     SkipReason.CANCELLED: "the movement was cancelled before its notice was sent",
     SkipReason.REPLACED: "replaced by a corrected notice before it was sent",
+    # A practitioner's own choices (services.notify.choices).
+    SkipReason.NOT_ASKED_ADMISSIONS: "the practitioner does not ask to be told of admissions",
+    SkipReason.NOT_ASKED_TRANSFERS: "the practitioner does not ask to be told of transfers",
+    SkipReason.NOT_ASKED_DISCHARGES: "the practitioner does not ask to be told of discharges",
+    SkipReason.NOT_ASKED_CORRECTIONS: (
+        "the practitioner does not ask to be told of corrections and retractions"
+    ),
+    SkipReason.DISCHARGES_ONLY: (
+        "the practitioner asks for discharges and emergency admissions only"
+    ),
+    SkipReason.DIGEST_EMPTIED: "every event it was to list was withdrawn before it was sent",
 }
 
 OTHER = "other"

@@ -4,6 +4,8 @@
     python -m services.directory import --sample
     python -m services.directory preferences RPPS --opt-out
     python -m services.directory preferences RPPS --preferred-address ADDRESS
+    python -m services.directory preferences RPPS [RPPS...] --mode digest --digest-hour 18
+    python -m services.directory preferences RPPS --kinds admission,discharge,transfer,correction
     python -m services.directory publish
 
 Every command publishes what it changed (and anything left from an earlier run) on the
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.common.logging import configure_logging
+from services.common.preferences import DEFAULT_DIGEST_HOUR, EventChoice, Mode, parse_kinds
 from services.common.settings import Settings
 from services.directory.bootstrap import PRACTITIONERS_TOPIC, Directory, build
 from services.directory.extracts import ExtractLayoutError
@@ -39,6 +42,27 @@ BAD_ROWS_SHOWN = 20
 IMPORT_REFUSED = 3
 """The exit status of an import refused on its merits (a truncated file, a wrong layout), told
 apart from a crash (1) by whoever runs the import, such as ``make run``."""
+
+
+def _mode(text: str) -> Mode:
+    word = text.strip().upper()
+    try:
+        return Mode.DISCHARGES_ONLY if word in ("DISCHARGES", "DISCHARGES_ONLY") else Mode(word)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: one of realtime, digest, discharges") from None
+
+
+def _hour(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        raise argparse.ArgumentTypeError(f"{text} is not an hour of the day (0-23)")
+    return int(text)
+
+
+def _kinds(text: str) -> frozenset[EventChoice]:
+    try:
+        return parse_kinds(text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _say(text: str) -> None:
@@ -123,13 +147,32 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         f"(default {DEFAULT_MAX_REMOVED_SHARE})",
     )
     preferences = commands.add_parser("preferences", help="set a practitioner's preferences")
-    preferences.add_argument("rpps")
+    preferences.add_argument(
+        "rpps", nargs="+", help="one practitioner, or several given the same choices"
+    )
     choice = preferences.add_mutually_exclusive_group()
     choice.add_argument("--opt-out", dest="opted_out", action="store_true", default=None)
     choice.add_argument("--opt-in", dest="opted_out", action="store_false")
     address = preferences.add_mutually_exclusive_group()
     address.add_argument("--preferred-address", help="one of the practitioner's mailboxes")
     address.add_argument("--no-preferred-address", action="store_true")
+    preferences.add_argument(
+        "--mode",
+        type=_mode,
+        help="realtime (the default), digest (one email a day at --digest-hour) or discharges "
+        "(discharges only); emergency admissions and discharges always go at once",
+    )
+    preferences.add_argument(
+        "--digest-hour",
+        type=_hour,
+        help=f"the hour of the digest, 0-23, Europe/Paris (default {DEFAULT_DIGEST_HOUR})",
+    )
+    preferences.add_argument(
+        "--kinds",
+        type=_kinds,
+        help="the events to be told of, comma-separated among admission, transfer, discharge, "
+        "correction (corrections and retractions); default admission,discharge,correction",
+    )
     commands.add_parser("publish", help="publish changes left unpublished by an earlier run")
     args = parser.parse_args(argv)
 
@@ -144,6 +187,8 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         for path in (args.personnes, args.mssante):
             if not path.exists():
                 parser.error(f"{path}: no such file")
+    if args.command == "preferences" and len(args.rpps) > 1 and args.preferred_address:
+        parser.error("a preferred address is one practitioner's own: give one RPPS")
     directory = build(settings or Settings.from_env(principal="directory"), topic=args.topic)
     try:
         if args.command == "import":
@@ -172,19 +217,31 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
                 mailboxes=summary.changes.mailboxes,
             )
         elif args.command == "preferences":
+            changed = 0
             try:
-                set_preferences(
-                    directory.store,
-                    directory.publisher,
-                    args.rpps,
-                    opted_out=args.opted_out,
-                    preferred_address=args.preferred_address,
-                    clear_preferred_address=args.no_preferred_address,
-                )
+                for rpps in args.rpps:
+                    set_preferences(
+                        directory.store,
+                        directory.publisher,
+                        rpps,
+                        opted_out=args.opted_out,
+                        preferred_address=args.preferred_address,
+                        clear_preferred_address=args.no_preferred_address,
+                        event_kinds=None
+                        if args.kinds is None
+                        else [kind.value for kind in args.kinds],
+                        mode=None if args.mode is None else args.mode.value,
+                        digest_hour=args.digest_hour,
+                    )
+                    log.info("directory.preferences_set", rpps=rpps)
+                    changed += 1
             except DirectoryError as error:
                 _say(f"Refused: {error}")
-                return 1
-            log.info("directory.preferences_set", rpps=args.rpps)
+                if not changed:
+                    return 1
+                # Those set before it stay set: published now, as any change.
+                _say(f"{changed} practitioner(s) before it were set")
+                return max(_publish(directory), 1)
         return _publish(directory)
     finally:
         directory.close()

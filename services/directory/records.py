@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from services.common.preferences import choices_of
+
 MAILBOX_TYPES = ("PER", "ORG", "APP", "CAB", "OTHER")
 
 
@@ -51,6 +53,8 @@ def practitioner_value(state: Mapping[str, Any]) -> dict[str, Any]:
         "preferences": {
             "opted_out": bool(state.get("opted_out")),
             "preferred_address": preferred,
+            # The row's columns are those of the record; NULL ones are the defaults.
+            "delivery": choices_of(state).record(),
         },
         "updated_at": updated_at,
     }

@@ -21,7 +21,7 @@ the practitioner's whole state, so a consumer never needs an earlier one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -160,6 +160,9 @@ def set_preferences(
     opted_out: bool | None = None,
     preferred_address: str | None = None,
     clear_preferred_address: bool = False,
+    event_kinds: Iterable[str] | None = None,
+    mode: str | None = None,
+    digest_hour: int | None = None,
 ) -> None:
     with store.conn.transaction():
         store.set_preferences(
@@ -167,5 +170,8 @@ def set_preferences(
             opted_out=opted_out,
             preferred_address=preferred_address,
             clear_preferred_address=clear_preferred_address,
+            event_kinds=event_kinds,
+            mode=mode,
+            digest_hour=digest_hour,
         )
         publisher.queue([store.state_of(rpps)])

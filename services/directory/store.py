@@ -77,7 +77,8 @@ def _states(wanted: str) -> str:
         SELECT w.rpps AS wanted, p.rpps,
                {", ".join(f"p.{name}" for name in _PRACTITIONER_COLUMNS)},
                greatest(p.updated_at, f.updated_at) AS updated_at,
-               coalesce(f.opted_out, false) AS opted_out, f.preferred_address, b.mailboxes
+               coalesce(f.opted_out, false) AS opted_out, f.preferred_address, b.mailboxes,
+               f.event_kinds, f.mode, f.digest_hour
         FROM wanted w
         LEFT JOIN practitioner p ON p.rpps = w.rpps
         LEFT JOIN practitioner_preferences f ON f.rpps = w.rpps
@@ -332,6 +333,9 @@ class DirectoryStore:
         opted_out: bool | None = None,
         preferred_address: str | None = None,
         clear_preferred_address: bool = False,
+        event_kinds: Iterable[str] | None = None,
+        mode: str | None = None,
+        digest_hour: int | None = None,
     ) -> None:
         """Change what is given, keep the rest."""
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
@@ -349,12 +353,17 @@ class DirectoryStore:
                 )
         self.conn.execute(
             """
-            INSERT INTO practitioner_preferences AS p (rpps, opted_out, preferred_address)
-            VALUES (%(rpps)s, coalesce(%(opted_out)s, false), %(preferred)s)
+            INSERT INTO practitioner_preferences AS p
+                (rpps, opted_out, preferred_address, event_kinds, mode, digest_hour)
+            VALUES (%(rpps)s, coalesce(%(opted_out)s, false), %(preferred)s, %(kinds)s,
+                    coalesce(%(mode)s, 'REALTIME'), %(hour)s)
             ON CONFLICT (rpps) DO UPDATE SET
                 opted_out = coalesce(%(opted_out)s, p.opted_out),
                 preferred_address = CASE WHEN %(clear)s THEN NULL
                                          ELSE coalesce(%(preferred)s, p.preferred_address) END,
+                event_kinds = coalesce(%(kinds)s, p.event_kinds),
+                mode = coalesce(%(mode)s, p.mode),
+                digest_hour = coalesce(%(hour)s, p.digest_hour),
                 updated_at = now()
             """,
             {
@@ -362,6 +371,9 @@ class DirectoryStore:
                 "opted_out": opted_out,
                 "preferred": preferred_address,
                 "clear": clear_preferred_address,
+                "kinds": None if event_kinds is None else sorted(event_kinds),
+                "mode": mode,
+                "hour": digest_hour,
             },
         )
 

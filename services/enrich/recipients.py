@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.mailbox import plain_address
+from services.common.preferences import choices_of
 
 ROLE_ORDER = ("ODRP", "RP", "RT", "SUBS")
 # The personal mailbox first: it reaches the practitioner, not a secretariat.
@@ -60,6 +61,8 @@ def _recipient(role: str, practitioner: Mapping[str, Any]) -> dict[str, Any]:
         "given_name": practitioner["given_name"],
         "mssante_address": secure_address(practitioner),
         "opted_out": bool((practitioner.get("preferences") or {}).get("opted_out")),
+        # What they want told and when: notify decides by it (the defaults when never set).
+        "delivery": choices_of((practitioner.get("preferences") or {}).get("delivery")).record(),
     }
 
 

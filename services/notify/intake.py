@@ -8,6 +8,7 @@ nothing twice (at-least-once input, exactly-once ledger).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from email.policy import SMTP as SMTP_POLICY
 from typing import Any
@@ -16,9 +17,18 @@ import structlog
 
 from services.common.movements import movement_key
 from services.common.outbox import Conn
+from services.common.preferences import choices_of
 from services.common.skip_reasons import SkipReason
 from services.notify import ledger, privacy
 from services.notify.config import NotifyConfig
+from services.notify.digests import (
+    DIGEST_LINES_HEADER,
+    PARIS,
+    digest_event_id,
+    digest_id,
+    digest_stay_key,
+    slots,
+)
 from services.notify.notices import (
     Notice,
     NoticeKind,
@@ -33,9 +43,11 @@ from services.notify.notices import (
 from services.notify.render import (
     MESSAGE_ID_DOMAIN,
     build_message,
+    digest_context,
     followup_context,
     notice_context,
     render,
+    render_digest,
 )
 from services.notify.sensitivity import SensitivityPolicy
 from services.notify.status import StatusRecorder
@@ -118,6 +130,11 @@ class Intake:
                 ledger.withdraw_waiting(
                     self.conn, self.statuses, key, notice.recipient["rpps"], reason
                 )
+                for digest in ledger.withdraw_from_digests(
+                    self.conn, self.statuses, key, notice.recipient["rpps"], reason
+                ):
+                    day = ledger.digest_day(self.conn, digest)
+                    self._write_digest(digest, notice.recipient, day)
             context = notice_context(
                 notice.kind,
                 event,
@@ -126,7 +143,71 @@ class Intake:
                 self.vocabulary,
                 minimal=policy.sensitivity is Sensitivity.MINIMAL,
             )
-            self._record(notice, event, key, context)
+            if notice.deferred:
+                self._defer(notice, event, key, context)
+            else:
+                self._record(notice, event, key, context)
+
+    def _defer(
+        self, notice: Notice, event: Mapping[str, Any], key: str, context: Mapping[str, Any]
+    ) -> None:
+        """Listed in the first digest of the recipient still open after the event came in; the
+        digest is written again with its lines as they now stand."""
+        rpps = notice.recipient["rpps"]
+        hour = choices_of(notice.recipient.get("delivery")).digest_hour
+        for day, _ in slots(event["received_at"], hour):
+            digest = digest_id(rpps, day)
+            if ledger.digest_open(self.conn, digest):
+                break
+        # The line keeps the notice's own fields, in words, until its digest is written.
+        line = json.dumps(context, ensure_ascii=False).encode()
+        message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
+        if ledger.record(
+            self.conn, self.statuses, notice, event, key, line, message_id, digest_id=digest
+        ):
+            self.recorded += 1
+            self.log.info(
+                "notice deferred to a digest",
+                notification_id=notice.notification_id,
+                event_id=event["event_id"],
+                kind=notice.kind.value,
+                rpps=rpps,
+                digest_id=digest,
+            )
+            self._write_digest(digest, notice.recipient, day)
+
+    def _write_digest(self, digest: str, recipient: Mapping[str, Any], day: dt.date) -> None:
+        """Render a waiting digest from its lines; one left without any is not sent."""
+        lines = [json.loads(line) for line in ledger.digest_lines(self.conn, digest)]
+        if not lines:
+            ledger.empty_digest(self.conn, self.statuses, digest)
+            return
+        rpps = recipient["rpps"]
+        hour = choices_of(recipient.get("delivery")).digest_hour
+        address = recipient.get("mssante_address") or ""
+        email = build_message(
+            render_digest(digest_context(lines, recipient, day, hour, digest)),
+            sender=self.sender_address,
+            recipient_address=address,
+            notification_id=digest,
+            created_at=dt.datetime.now(dt.UTC),
+            read_receipt_to=self.sender_address if self.config.wants_read_receipt(rpps) else None,
+            # Ids only: which notices the digest tells, for the run's checks and operators.
+            headers={DIGEST_LINES_HEADER: " ".join(ledger.digest_line_ids(self.conn, digest))},
+        )
+        ledger.put_digest(
+            self.conn,
+            self.statuses,
+            ledger.Digest(
+                digest_id=digest,
+                event_id=digest_event_id(rpps, day),
+                stay_key=digest_stay_key(rpps),
+                rpps=rpps,
+                address=address,
+                due_at=dt.datetime.combine(day, dt.time(hour), tzinfo=PARIS),
+            ),
+            email.as_bytes(policy=SMTP_POLICY),
+        )
 
     def _followup(self, followup: dict[str, Any]) -> None:
         # A follow-up speaks of its stay: withheld when the stay is protected or the patient

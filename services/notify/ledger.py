@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.outbox import Conn, change_and_announce
+from services.common.skip_reasons import SkipReason
 from services.notify.notices import Earlier, Notice
+from services.notify.render import MESSAGE_ID_DOMAIN
 from services.notify.status import STATUS_COLUMNS, StatusRecorder
 
 _DELIVERED_STATES = ("sent", "sending", "uncertain")
 _WAITING_STATES = ("pending", "retrying")
 FINAL_STATES = ("sent", "failed", "skipped", "uncertain")
 """States a notice leaves only when an operator asks for a resend."""
+_PURGED_STATES = (*FINAL_STATES, "deferred")
+"""States whose message is purged after the retention: a deferred notice's line is needed only
+until its digest goes, within a day."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,27 @@ def _changed(conn: Conn, statuses: StatusRecorder, sql: str, params: tuple[Any, 
 
 
 def earlier_notices(conn: Conn, movement_key: str, rpps: Iterable[str]) -> dict[str, Earlier]:
-    """What became of each recipient's notices of a movement (locks them until commit)."""
+    """What became of each recipient's notices of a movement (locks them until commit).
+
+    A notice deferred to a digest is waiting while its digest waits for its hour, delivered
+    once the digest was taken for sending. The digests are locked too, first: a delivery worker
+    (``SKIP LOCKED``) cannot take one while its line is being withdrawn."""
+    wanted = list(rpps)
+    conn.execute(
+        "SELECT 1 FROM notification WHERE notification_id IN (SELECT digest_id "
+        "FROM notification WHERE movement_key = %s AND recipient_rpps = ANY(%s) "
+        "AND state = 'deferred') ORDER BY notification_id FOR UPDATE",
+        (movement_key, wanted),
+    )
     rows = conn.execute(
-        "SELECT recipient_rpps, state FROM notification WHERE movement_key = %s "
-        "AND recipient_rpps = ANY(%s) AND kind <> 'RETRACTION' FOR UPDATE",
-        (movement_key, list(rpps)),
+        "SELECT n.recipient_rpps, CASE WHEN n.state <> 'deferred' THEN n.state"
+        "  ELSE (SELECT CASE WHEN d.state = 'pending' AND d.attempts = 0 THEN 'pending'"
+        "                    WHEN d.state IN ('failed', 'skipped') THEN d.state"
+        "                    ELSE 'sent' END"
+        "        FROM notification d WHERE d.notification_id = n.digest_id) END "
+        "FROM notification n WHERE n.movement_key = %s "
+        "AND n.recipient_rpps = ANY(%s) AND n.kind <> 'RETRACTION' FOR UPDATE OF n",
+        (movement_key, wanted),
     ).fetchall()
     found: dict[str, Earlier] = {}
     for recipient, state in rows:
@@ -78,15 +99,21 @@ def record(
     movement_key: str,
     message: bytes,
     message_id: str,
+    digest_id: str | None = None,
 ) -> bool:
-    """Insert the notice unless it is already there (a replayed event); True when inserted."""
+    """Insert the notice unless it is already there (a replayed event); True when inserted.
+
+    With ``digest_id``, the notice is deferred to that digest and ``message`` is its line."""
+    state = "skipped" if notice.skip_reason else "deferred" if digest_id else "pending"
+    occurred_at = (event.get("movement") or {}).get("occurred_at")
     return bool(
         _changed(
             conn,
             statuses,
             "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
             "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
-            "detail, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "detail, received_at, digest_id, occurred_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (notification_id) DO NOTHING",
             (
                 notice.notification_id,
@@ -99,12 +126,136 @@ def record(
                 notice.recipient.get("mssante_address") or "",
                 message_id,
                 message,
-                "skipped" if notice.skip_reason else "pending",
+                state,
                 notice.skip_reason,
                 event.get("received_at"),
+                digest_id,
+                occurred_at,
             ),
         )
     )
+
+
+# --- digests (services.notify.digests) ------------------------------------------------------
+
+DIGEST_ESTABLISHMENT = "*"
+"""A digest's establishment column: it may list events of several establishments."""
+
+
+def digest_open(conn: Conn, digest_id: str) -> bool:
+    """Whether lines may still be added to the digest (it is not there yet, or waits for its
+    hour, never attempted); locks it until commit, so no worker takes it meanwhile. Intake
+    workers adding to the same digest take turns (the advisory lock), so each one renders it
+    with the lines the others committed."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (digest_id,))
+    row = conn.execute(
+        "SELECT state, attempts FROM notification WHERE notification_id = %s FOR UPDATE",
+        (digest_id,),
+    ).fetchone()
+    return row is None or (row[0] in ("pending", "skipped") and row[1] == 0)
+
+
+def digest_day(conn: Conn, digest_id: str) -> dt.date:
+    """The day a digest tells, from its event id (``digests.digest_event_id``)."""
+    row = conn.execute(
+        "SELECT event_id FROM notification WHERE notification_id = %s", (digest_id,)
+    ).fetchone()
+    assert row is not None, "a digest with lines is in the ledger"
+    return dt.date.fromisoformat(str(row[0]).rsplit(":", 1)[1])
+
+
+def digest_lines(conn: Conn, digest_id: str) -> list[bytes]:
+    """The lines of a digest, in the order their events happened (then of their record)."""
+    rows = conn.execute(
+        "SELECT message FROM notification WHERE digest_id = %s AND state = 'deferred' "
+        "AND message IS NOT NULL ORDER BY occurred_at, seq",
+        (digest_id,),
+    ).fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
+def digest_line_ids(conn: Conn, digest_id: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT notification_id::text FROM notification WHERE digest_id = %s "
+        "AND state = 'deferred' ORDER BY occurred_at, seq",
+        (digest_id,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A recipient's digest of one day, as the ledger keeps it."""
+
+    digest_id: str
+    event_id: str
+    stay_key: str
+    rpps: str
+    address: str
+    due_at: dt.datetime
+
+
+def put_digest(conn: Conn, statuses: StatusRecorder, digest: Digest, message: bytes) -> None:
+    """The digest with its lines as they now stand, pending until its hour; an open digest
+    (``digest_open``) is rewritten, one taken for sending is never touched."""
+    _changed(
+        conn,
+        statuses,
+        "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
+        "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
+        "next_attempt_at) VALUES (%s, %s, %s, %s, %s, 'DIGEST', %s, %s, %s, %s, 'pending', %s) "
+        "ON CONFLICT (notification_id) DO UPDATE SET message = EXCLUDED.message, "
+        "recipient_address = EXCLUDED.recipient_address, state = 'pending', detail = NULL, "
+        "updated_at = now() "
+        "WHERE notification.state IN ('pending', 'skipped') AND notification.attempts = 0",
+        (
+            digest.digest_id,
+            digest.event_id,
+            digest.stay_key,
+            DIGEST_ESTABLISHMENT,
+            digest.event_id,
+            digest.rpps,
+            digest.address,
+            f"<{digest.digest_id}@{MESSAGE_ID_DOMAIN}>",
+            message,
+            digest.due_at,
+        ),
+    )
+
+
+def empty_digest(conn: Conn, statuses: StatusRecorder, digest_id: str) -> int:
+    """A waiting digest left with no line is not sent (skipped, its message dropped)."""
+    return _changed(
+        conn,
+        statuses,
+        "UPDATE notification SET state = 'skipped', message = ''::bytea, updated_at = now(), "
+        "detail = %s WHERE notification_id = %s AND state = 'pending' AND attempts = 0",
+        (SkipReason.DIGEST_EMPTIED.sentence, digest_id),
+    )
+
+
+def withdraw_from_digests(
+    conn: Conn, statuses: StatusRecorder, movement_key: str, rpps: str, reason: str
+) -> list[str]:
+    """Lines of a movement in digests still waiting for their hour become skipped; the ids of
+    those digests, to render again (``earlier_notices`` locked them)."""
+    digests: set[str] = set()
+
+    def announce(conn: Conn, row: Mapping[str, Any]) -> None:
+        digests.add(row["digest_id"])
+        statuses.record(conn, row)
+
+    change_and_announce(
+        conn,
+        "UPDATE notification SET state = 'skipped', detail = %s, updated_at = now() "
+        "WHERE movement_key = %s AND recipient_rpps = %s AND state = 'deferred' "
+        "AND digest_id IN (SELECT notification_id FROM notification "
+        "  WHERE kind = 'DIGEST' AND state = 'pending' AND attempts = 0)",
+        (reason, movement_key, rpps),
+        f"{STATUS_COLUMNS}, digest_id::text AS digest_id",
+        announce,
+    )
+    return sorted(digests)
 
 
 def claim_due(conn: Conn, limit: int = 1) -> list[Claimed]:
@@ -189,7 +340,7 @@ def purge_messages(conn: Conn, retention: dt.timedelta, limit: int) -> int:
             "  SELECT notification_id FROM notification"
             "  WHERE message IS NOT NULL AND state = ANY(%s) AND updated_at < now() - %s"
             "  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED)",
-            (list(FINAL_STATES), retention, limit),
+            (list(_PURGED_STATES), retention, limit),
         )
         return cursor.rowcount
 

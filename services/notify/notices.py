@@ -12,6 +12,8 @@
 - A stay withheld from everyone (a protection indicator, the patient's objection, a unit whose
   sensitivity policy suppresses notices) gives every recipient a skipped notice with that reason,
   retractions and corrections included: nothing at all is said about it.
+- A recipient's own choices (``services.notify.choices``) skip the kinds they did not ask for, and
+  defer to their daily digest what their mode holds back.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from services.common.mailbox import plain_address, secure_address
 from services.common.skip_reasons import SkipReason
+from services.notify.choices import by_choices
 
 # Fixed forever: notification ids derived from it must stay the same across versions.
 _NOTIFICATION_NAMESPACE = uuid.UUID("6f1c63c4-5d0e-4b7a-9a59-3a3e8e3f5a10")
@@ -66,6 +69,8 @@ class Notice:
     skip_reason: str | None = None
     withdraws_waiting: bool = False
     """True when the earlier, still waiting notice of this movement must not go out."""
+    deferred: bool = False
+    """True when it goes in the recipient's daily digest, not on its own."""
 
 
 def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
@@ -170,20 +175,24 @@ def decide(
         else:
             continue
         over_cap = rank >= max_recipients and before is not Earlier.DELIVERED
+        skip_reason = withheld or (
+            SkipReason.TOO_MANY_RECIPIENTS.sentence.format(limit=max_recipients)
+            if over_cap
+            else _skip_reason(recipient, extra)
+        )
+        deferred = False
+        if skip_reason is None:
+            skip_reason, deferred = by_choices(
+                kind, event, recipient, told_before=before is Earlier.DELIVERED
+            )
         notices.append(
             Notice(
                 notification_id(event["event_id"], rpps, kind),
                 kind,
                 recipient,
-                skip_reason=(
-                    withheld
-                    or (
-                        SkipReason.TOO_MANY_RECIPIENTS.sentence.format(limit=max_recipients)
-                        if over_cap
-                        else _skip_reason(recipient, extra)
-                    )
-                ),
+                skip_reason=skip_reason,
                 withdraws_waiting=withdraws,
+                deferred=deferred,
             )
         )
     return notices

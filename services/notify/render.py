@@ -7,7 +7,7 @@ notification id, so a message sent again after a retry is the same message.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -197,6 +197,35 @@ def subject(context: Mapping[str, Any]) -> str:
     return f"Information sur votre patient(e) — {where}"
 
 
+def digest_context(
+    lines: Sequence[Mapping[str, Any]],
+    recipient: Mapping[str, Any],
+    day: dt.date,
+    hour: int,
+    digest_id: str,
+) -> dict[str, Any]:
+    """A digest's context: its lines are the contexts of the notices it tells (``notice_context``,
+    kept with each deferred notice), in the order their events happened."""
+    return {
+        "kind": "DIGEST",
+        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
+        "day": _date(day),
+        "hour": hour,
+        "lines": list(lines),
+        "digest_id": digest_id,
+    }
+
+
+def render_digest(context: Mapping[str, Any]) -> EmailContent:
+    count = len(context["lines"])
+    told = "un événement" if count == 1 else f"{count} événements"
+    return EmailContent(
+        subject=f"Résumé du {context['day']} : {told} concernant vos patient(e)s",
+        text=_TEMPLATES.get_template("digest.txt").render(context),
+        html=_TEMPLATES.get_template("digest.html").render(context),
+    )
+
+
 def render(context: Mapping[str, Any]) -> EmailContent:
     return EmailContent(
         subject=subject(context),
@@ -213,9 +242,10 @@ def build_message(
     notification_id: str,
     created_at: dt.datetime,
     read_receipt_to: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMessage:
     """The notice; with ``read_receipt_to``, asking the GP's mail client for a read receipt
-    there (RFC 8098), which it may send or not."""
+    there (RFC 8098), which it may send or not; ``headers``, more of the platform's own."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient_address
@@ -225,6 +255,8 @@ def build_message(
     message["X-Harpicoop-Notification-Id"] = notification_id
     if read_receipt_to:
         message["Disposition-Notification-To"] = read_receipt_to
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     return message

@@ -12,6 +12,8 @@ from services.cli.reconcile import (
     RunRecords,
     analytics_check,
     covid_check,
+    digest_lines_on_disk,
+    digests_check,
     emails_check,
     emails_on_disk,
     notices_checks,
@@ -158,3 +160,22 @@ def test_a_notice_sent_for_a_protected_or_opposed_stay_fails_the_check() -> None
     assert not failed.ok and failed.found == 1
     assert failed.missing == ("toul:V3 (2 sent)",)
     assert "no notice sent for a protected or opposed patient" in failed.line()
+
+
+def test_each_deferred_notice_must_be_in_exactly_one_digest_on_disk(tmp_path: Path) -> None:
+    for name, ident, lines in (
+        ("1.eml", "d1", "n1 n2"),
+        ("2.eml", "d2", "n3 n2"),  # n2 listed a second time
+        ("3.eml", "a", ""),  # a notice sent alone lists nothing
+    ):
+        header = f"X-Harpicoop-Digest-Lines: {lines}\r\n" if lines else ""
+        (tmp_path / name).write_bytes(
+            f"X-Harpicoop-Notification-Id: {ident}\r\n{header}Subject: x\r\n\r\nbody\r\n".encode()
+        )
+    listed = digest_lines_on_disk(tmp_path, 0.0)
+    assert listed == collections.Counter({"n1": 1, "n2": 2, "n3": 1})
+    assert digests_check(["n1", "n3"], listed).ok
+    failed = digests_check(["n1", "n2", "n4"], listed)
+    assert (failed.expected, failed.found) == (3, 1)
+    assert failed.missing == ("n2 (in 2 digests)", "n4 (in 0 digests)")
+    assert failed.line().startswith("  FAILED each deferred event appears in exactly one digest")

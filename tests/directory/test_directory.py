@@ -283,20 +283,29 @@ def test_preferences_are_kept_and_carried_on_the_topic(
         preferred_address="Cabinet.Vautrin@medecin.mssante.fr",
     )
     set_preferences(directory.store, directory.publisher, A, opted_out=True)
+    set_preferences(directory.store, directory.publisher, A, mode="DIGEST", digest_hour=7)
     with pytest.raises(DirectoryError, match="not one of the secure mailboxes"):
         set_preferences(
             directory.store, directory.publisher, A, preferred_address="emilie@gmail.com"
         )
     with pytest.raises(DirectoryError, match="no practitioner"):
         set_preferences(directory.store, directory.publisher, E, opted_out=True)
-    assert directory.publisher.publish_queued() == 2
+    assert directory.publisher.publish_queued() == 3
 
-    now = latest(read_practitioners(6))
+    now = latest(read_practitioners(7))
     assert present(now, D)["preferences"] == {
         "opted_out": False,
         "preferred_address": "cabinet.vautrin@medecin.mssante.fr",
+        "delivery": {
+            "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
+            "mode": "REALTIME",
+            "digest_hour": 18,
+        },
     }
+    # Each change keeps what it does not name: the opt-out of A holds beside its digest.
     assert present(now, A)["preferences"]["opted_out"] is True
+    assert present(now, A)["preferences"]["delivery"]["mode"] == "DIGEST"
+    assert present(now, A)["preferences"]["delivery"]["digest_hour"] == 7
 
     # The next day drops the preferred mailbox: the record no longer offers it, the opt-out
     # of A still holds.
@@ -316,9 +325,46 @@ def test_preferences_are_kept_and_carried_on_the_topic(
     )
     import_extracts(directory.store, directory.publisher, *second_day, max_removed_share=0.0)
     directory.publisher.publish_queued()
-    now = latest(read_practitioners(9))
+    now = latest(read_practitioners(10))
     assert present(now, D)["preferences"]["preferred_address"] is None
     assert present(now, A)["preferences"]["opted_out"] is True
+    assert present(now, A)["preferences"]["delivery"]["mode"] == "DIGEST"
+
+
+def test_the_preferences_command_sets_the_choices_of_several_gps_at_once(
+    directory: Directory,
+    directory_settings: Settings,
+    practitioners_topic: str,
+    read_practitioners: TopicReader,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import_extracts(directory.store, directory.publisher, *first_day(tmp_path))
+    directory.publisher.publish_queued()
+    command = ["--topic", practitioners_topic, "preferences"]
+
+    digest = ["--mode", "digest", "--digest-hour", "7", "--kinds", "admission,transfer"]
+    assert main([*command, A, B, *digest], directory_settings) == 0
+    assert main([*command, C, "--mode", "discharges"], directory_settings) == 0
+    records = latest(read_practitioners(6))
+    for rpps in (A, B):
+        assert present(records, rpps)["preferences"]["delivery"] == {
+            "event_kinds": ["ADMISSION", "TRANSFER"],
+            "mode": "DIGEST",
+            "digest_hour": 7,
+        }
+    assert present(records, C)["preferences"]["delivery"]["mode"] == "DISCHARGES_ONLY"
+    assert present(records, D)["preferences"]["delivery"]["mode"] == "REALTIME"
+
+    # Words the command does not know are refused before anything changes.
+    with pytest.raises(SystemExit):
+        main([*command, A, "--kinds", "admission,birth"], directory_settings)
+    assert "unknown event kind 'birth'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*command, A, "--digest-hour", "24"], directory_settings)
+    with pytest.raises(SystemExit):
+        main([*command, A, B, "--preferred-address", "x@medecin.mssante.fr"], directory_settings)
+    assert "give one RPPS" in capsys.readouterr().err
 
 
 def test_changes_wait_in_the_outbox_while_kafka_is_unreachable(

@@ -54,6 +54,32 @@ def test_preferences_are_carried() -> None:
     assert value["preferences"] == {
         "opted_out": True,
         "preferred_address": "cabinet@medecin.mssante.fr",
+        "delivery": {
+            "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
+            "mode": "REALTIME",
+            "digest_hour": 18,
+        },
+    }
+
+
+def test_a_practitioner_who_never_chose_gets_the_defaults_transfers_off() -> None:
+    # A practitioner without a preferences row: every column NULL (the LEFT JOIN).
+    value = practitioner_value(state(event_kinds=None, mode=None, digest_hour=None))
+    assert value["preferences"]["delivery"] == {
+        "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
+        "mode": "REALTIME",
+        "digest_hour": 18,
+    }
+
+
+def test_delivery_choices_are_carried_in_a_fixed_order() -> None:
+    value = practitioner_value(
+        state(event_kinds=["TRANSFER", "DISCHARGE", "ADMISSION"], mode="DIGEST", digest_hour=7)
+    )
+    assert value["preferences"]["delivery"] == {
+        "event_kinds": ["ADMISSION", "TRANSFER", "DISCHARGE"],
+        "mode": "DIGEST",
+        "digest_hour": 7,
     }
 
 

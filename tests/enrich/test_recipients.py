@@ -87,6 +87,29 @@ def test_an_opted_out_gp_is_still_a_recipient_marked_as_such() -> None:
     assert recipient["opted_out"] is True
 
 
+def test_each_recipient_carries_the_practitioners_delivery_choices() -> None:
+    digest = practitioner("10101010101", ("PER", "a@medecin.mssante.fr"))
+    digest["preferences"]["delivery"] = {
+        "event_kinds": ["DISCHARGE", "TRANSFER"],
+        "mode": "DIGEST",
+        "digest_hour": 7,
+    }
+    never_chose = practitioner("20202020202", ("PER", "b@medecin.mssante.fr"))
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("RP", "20202020202")),
+        {item["rpps"]: item for item in (digest, never_chose)},
+    )
+    assert [recipient["delivery"] for recipient in routing.recipients] == [
+        {"event_kinds": ["TRANSFER", "DISCHARGE"], "mode": "DIGEST", "digest_hour": 7},
+        # A record published before the choices existed: the defaults, transfers off.
+        {
+            "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
+            "mode": "REALTIME",
+            "digest_hour": 18,
+        },
+    ]
+
+
 def test_the_preferred_address_wins_then_the_personal_mailbox() -> None:
     both = practitioner(
         "1", ("CAB", "cabinet@medecin.mssante.fr"), ("PER", "perso@medecin.mssante.fr")

@@ -5,17 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.common.db import connect
 from services.common.movements import movement_key
 from services.common.outbox import Conn
+from services.common.preferences import DeliveryChoices, EventChoice
 from services.notify import ledger
+from services.notify.digests import PARIS
 from services.notify.notices import Notice, NoticeKind, notification_id
 from services.notify.status import StatusRecorder
 from tests.common.test_serde import stay_event
+from tests.support import as_principal
 
 
 def recipient(
-    rpps: str, address: str | None, *, role: str = "ODRP", opted_out: bool = False
+    rpps: str,
+    address: str | None,
+    *,
+    role: str = "ODRP",
+    opted_out: bool = False,
+    choices: DeliveryChoices | None = None,
 ) -> dict[str, Any]:
+    """A recipient as enrich writes it; ``choices`` None: the defaults (transfers off)."""
     return {
         "role": role,
         "rpps": rpps,
@@ -23,7 +33,12 @@ def recipient(
         "given_name": "Jeanne",
         "mssante_address": address,
         "opted_out": opted_out,
+        "delivery": (choices or DeliveryChoices()).record(),
     }
+
+
+EVERY_KIND = DeliveryChoices(kinds=frozenset(EventChoice))
+"""Choices of a practitioner who asked to be told of everything, transfers included."""
 
 
 def enriched(
@@ -62,3 +77,24 @@ def put_notice(conn: Conn, statuses: StatusRecorder, rpps: str, address: str) ->
     message = f"To: {address}\r\nSubject: Hospitalisation\r\n\r\nBonjour\r\n".encode()
     assert ledger.record(conn, statuses, notice, event, movement_key(event), message, notice_id)
     return notice_id
+
+
+def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    """A time of ``day`` in Paris, as establishments date their movements."""
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=PARIS)
+
+
+def timed(value: dict[str, Any], occurred: dt.datetime, received: dt.datetime) -> dict[str, Any]:
+    """An enriched event whose movement happened at ``occurred``, received at ``received``."""
+    value["event"]["movement"]["occurred_at"] = occurred
+    value["event"]["received_at"] = received
+    return value
+
+
+def send_digests_now(database: str) -> int:
+    """The operator's end of the day (make run): every waiting digest is due at once."""
+    with connect(as_principal(database, "operator")) as conn:
+        row = conn.execute("SELECT notify.send_digests_now()").fetchone()
+        conn.commit()
+    assert row is not None
+    return int(row[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -66,3 +67,19 @@ def worker(
         statuses=StatusRecorder(serde_factory("harpicoop.NotificationStatus"), status_topic),
         log=structlog.get_logger(),
     )
+
+
+@pytest.fixture
+def publish(
+    producer_factory: Callable[..., Producer], serde_factory: Callable[[str], AvroSerde]
+) -> Callable[[str, dict[str, Any]], None]:
+    """Publish an enriched stay event as enrich does: keyed by its stay, so one stay's events
+    are read in order."""
+    producer = producer_factory()
+    serde = serde_factory("harpicoop.EnrichedStayEvent")
+
+    def send(topic: str, value: dict[str, Any]) -> None:
+        producer.produce(topic, key=value["event"]["stay_key"], value=serde.serialize(topic, value))
+        assert producer.flush(10) == 0
+
+    return send

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from services.notify.notices import Earlier, NoticeKind, decide, notification_id
-from tests.notify.builders import enriched, recipient
+from tests.notify.builders import EVERY_KIND, enriched, recipient
 
-GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr", choices=EVERY_KIND)
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,9 @@ GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
 def test_a_new_hospital_movement_gives_one_notice_per_recipient(
     kind: str, expected: NoticeKind
 ) -> None:
-    other = recipient("10101010199", "paul.roux@pharmacien.mssante.fr", role="RP")
+    other = recipient(
+        "10101010199", "paul.roux@pharmacien.mssante.fr", role="RP", choices=EVERY_KIND
+    )
     notices = decide(enriched("V1", [GP, other], kind=kind), {})
     assert [(n.kind, n.recipient["rpps"], n.skip_reason) for n in notices] == [
         (expected, "10101010101", None),

@@ -16,7 +16,7 @@ import pytest
 
 from services.stack.components import Imap
 from tests.notify.builders import enriched, recipient
-from tests.notify.test_service import Statuses, address, publish, statuses_of  # noqa: F401
+from tests.notify.test_service import Statuses, address, statuses_of  # noqa: F401
 from tests.support import MailServer, ServiceProcess, eventually, mailbox_messages
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def test_deliveries_bounces_and_readings_come_back_once_each(
     reporting_mail_server: MailServer,
     imap_server: Imap,
     notify_factory: Callable[..., ServiceProcess],
-    publish: Callable[..., None],  # noqa: F811
+    publish: Callable[..., None],
     statuses_of: Callable[[ServiceProcess], Statuses],  # noqa: F811
     empty_database: str,
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from services.common.deadletter import read_error_headers
 from services.common.serde import AvroSerde
@@ -31,20 +31,6 @@ pytestmark = pytest.mark.integration
 
 def address() -> str:
     return f"dr.{uuid.uuid4().hex[:8]}@medecin.mssante.fr"
-
-
-@pytest.fixture
-def publish(
-    producer_factory: Callable[..., Producer], serde_factory: Callable[[str], AvroSerde]
-) -> Callable[[str, dict[str, Any]], None]:
-    producer = producer_factory()
-    serde = serde_factory("harpicoop.EnrichedStayEvent")
-
-    def send(topic: str, value: dict[str, Any]) -> None:
-        producer.produce(topic, key=value["event"]["stay_key"], value=serde.serialize(topic, value))
-        assert producer.flush(10) == 0
-
-    return send
 
 
 class Statuses:

@@ -98,7 +98,12 @@ def test_the_dashboard_and_the_operator_read_published_views_only(
     owners_database: Callable[[str], str], reader: str
 ) -> None:
     url = owners_database(reader)
-    for view in ("notify.v_notices", "covid.v_cases", "analytics.v_counts"):
+    for view in (
+        "notify.v_notices",
+        "notify.v_digest_lines",
+        "covid.v_cases",
+        "analytics.v_counts",
+    ):
         assert not refused(url, f"SELECT * FROM {view}"), view
     assert not refused(url, "SELECT * FROM analytics.daily_stays")
     for table in ("notify.notification", "covid.covid_case", "analytics.analytics_counts"):
@@ -113,6 +118,9 @@ def test_the_dashboard_and_the_operator_read_published_views_only(
     # Resending a notice changes the ledger: the operator may ask for one, the dashboard not.
     resend = "SELECT * FROM notify.request_resend(gen_random_uuid(), true)"
     assert refused(url, resend) == ("notify" not in declared_principals()[reader].operates)
+    # So does sending the waiting digests before their hour (the end of a simulated day).
+    digests = "SELECT notify.send_digests_now()"
+    assert refused(url, digests) == ("notify" not in declared_principals()[reader].operates)
 
 
 def test_nobody_creates_in_public_nor_a_schema_of_their_own(
