@@ -37,6 +37,7 @@ def event_fields(value: dict[str, object]) -> dict[str, object]:
         "establishment": value["establishment"],
         "stay_key": value["stay_key"],
         "movement_id": movement["movement_id"],
+        "authority": movement["authority"],
         "unit": movement["unit"],
         "gp_rpps": next((member["rpps"] for member in team if member["role"] == "ODRP"), None),
     }
@@ -50,6 +51,7 @@ def expected_fields(published: Published) -> dict[str, object]:
         "establishment": published.establishment,
         "stay_key": published.event.stay_key,
         "movement_id": published.event.movement_id,
+        "authority": published.event.authority,
         "unit": published.event.unit,
         "gp_rpps": published.event.gp_rpps,
     }

@@ -37,6 +37,9 @@ class ExpectedEvent:
     stay_key: str
     movement_id: str
     """ZBE-1's first component."""
+    authority: str | None = None
+    """ZBE-1's assigning authority (EI-2, else EI-3): with ``movement_id`` and the stay, what
+    identifies the movement."""
     unit: str | None = None
     gp_rpps: str | None = None
     """The RPPS of the care team's GP (ROL ODRP), when the message routes one."""
