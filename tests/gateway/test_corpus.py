@@ -18,7 +18,7 @@ from services.dedup.rules import Claim, Verdict, decide
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.covid import load_covid_mapping
 from services.gateway.intake import IntakeRules, take_in
-from tests.gateway.corpus import CORPUS, Published
+from tests.gateway.corpus import CORPUS, ExpectedMerge, Published
 from tests.gateway.independent import parse_ack
 
 RULES = IntakeRules(establishments_by_facility(), load_covid_mapping(), ZoneInfo("Europe/Paris"))
@@ -57,6 +57,13 @@ def expected_fields(published: Published) -> dict[str, object]:
     }
 
 
+def merge_fields(value: dict[str, object]) -> ExpectedMerge:
+    """The PatientMerge's fields the manifest states, read from a published value."""
+    patient = value["patient"]
+    assert isinstance(patient, dict)
+    return ExpectedMerge(surviving_ipp=patient["ipp"], merged_ipp=str(value["merged_ipp"]))
+
+
 def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
     assert len(CORPUS) >= 20
     assert len({published.repository for published in CORPUS}) >= 4
@@ -68,7 +75,9 @@ def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
         # An error states its ERR; a published movement states its event.
         accepted = published.ack in {"AA", "CA"}
         assert (published.error_code is not None) == (not accepted), published.file
-        assert (published.event is not None) == (published.outcome == "PUBLISHED"), published.file
+        published_record = published.event is not None or published.merge is not None
+        assert published_record == (published.outcome == "PUBLISHED"), published.file
+        assert published.event is None or published.merge is None, published.file
     outcomes = Counter(published.ack for published in CORPUS)
     assert {"AA", "AE", "AR"} <= set(outcomes)
 
@@ -126,7 +135,12 @@ def test_a_published_message_gets_the_outcome_its_manifest_states(published: Pub
         assert (first.code.code, location) == (published.error_code, published.error_location)
     if published.event is not None:
         assert intake.publication is not None
+        assert intake.publication.stream == "stays"
         assert event_fields(intake.publication.value) == expected_fields(published)
+    elif published.merge is not None:
+        assert intake.publication is not None
+        assert intake.publication.stream == "merges"
+        assert merge_fields(intake.publication.value) == published.merge
     else:
         assert intake.publication is None
 
