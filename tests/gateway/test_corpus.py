@@ -15,6 +15,7 @@ from services.common.establishments import establishments_by_facility
 from services.common.movements import movement_key
 from services.common.streams import SourceRecord
 from services.dedup.rules import Claim, Verdict, decide
+from services.gateway import pam
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.covid import load_covid_mapping
 from services.gateway.intake import IntakeRules, take_in
@@ -65,8 +66,12 @@ def merge_fields(value: dict[str, object]) -> ExpectedMerge:
 
 
 def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
-    assert len(CORPUS) >= 20
-    assert len({published.repository for published in CORPUS}) >= 4
+    assert len(CORPUS) >= 50
+    assert len({published.repository for published in CORPUS}) >= 8
+    triggers = {published.trigger for published in CORPUS}
+    # Every trigger the gateway takes in, but A07, A52 and A53: no published one found yet.
+    assert pam.MOVEMENT_TRIGGERS - {"A07", "A52", "A53"} <= triggers
+    assert {pam.MERGE_TRIGGER, *pam.IDENTITY_TRIGGERS} <= triggers
     for published in CORPUS:
         assert published.repository.count("/") == 1 and published.path, published.file
         assert len(published.commit) == 40 and int(published.commit, 16) >= 0, published.file
@@ -80,6 +85,13 @@ def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
         assert published.event is None or published.merge is None, published.file
     outcomes = Counter(published.ack for published in CORPUS)
     assert {"AA", "AE", "AR"} <= set(outcomes)
+    assert {published.outcome for published in CORPUS} == {
+        "PUBLISHED",
+        "KEPT",
+        "IGNORED",
+        "ERROR",
+        "REJECTED",
+    }
 
 
 def test_the_ans_examples_reuse_movement_312_across_five_stays() -> None:
