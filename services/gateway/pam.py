@@ -154,6 +154,15 @@ ADMISSION = Span(
     "is before 1880-01-01",
     "is more than a year after the message was received",
 )
+PLANNED = Span(
+    YEAR,
+    YEAR,
+    "is more than a year before the message was received",
+    "is more than a year after the message was received",
+)
+"""A pre-admission's ZBE-2: engines (CPage) date it at the admission it plans, days or months
+ahead of the message, as EVN-3 (planned event); an admission planned a year ahead is as far as
+PV1-44 may lie."""
 
 
 def check_plain_text(message: Message) -> None:
@@ -549,7 +558,8 @@ def stay_event(
     visit_number = reader.required(pv1, 19, "visit number")
     movement_id = reader.required(zbe, 1, "movement id")
     authority = movement_authority(zbe)
-    occurred_at = reader.timestamp(zbe, 2, "movement date and time", EVENT, required=True)
+    span = PLANNED if kind == "PRE_ADMISSION" else EVENT
+    occurred_at = reader.timestamp(zbe, 2, "movement date and time", span, required=True)
     person = patient(message, reader)
     unit, unit_name = medical_unit(zbe)
     stay_key = f"{establishment.code}:{visit_number}"

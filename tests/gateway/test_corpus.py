@@ -15,10 +15,11 @@ from services.common.establishments import establishments_by_facility
 from services.common.movements import movement_key
 from services.common.streams import SourceRecord
 from services.dedup.rules import Claim, Verdict, decide
+from services.gateway import pam
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.covid import load_covid_mapping
 from services.gateway.intake import IntakeRules, take_in
-from tests.gateway.corpus import CORPUS, Published
+from tests.gateway.corpus import CORPUS, ExpectedMerge, Published
 from tests.gateway.independent import parse_ack
 
 RULES = IntakeRules(establishments_by_facility(), load_covid_mapping(), ZoneInfo("Europe/Paris"))
@@ -37,6 +38,7 @@ def event_fields(value: dict[str, object]) -> dict[str, object]:
         "establishment": value["establishment"],
         "stay_key": value["stay_key"],
         "movement_id": movement["movement_id"],
+        "authority": movement["authority"],
         "unit": movement["unit"],
         "gp_rpps": next((member["rpps"] for member in team if member["role"] == "ODRP"), None),
     }
@@ -50,14 +52,26 @@ def expected_fields(published: Published) -> dict[str, object]:
         "establishment": published.establishment,
         "stay_key": published.event.stay_key,
         "movement_id": published.event.movement_id,
+        "authority": published.event.authority,
         "unit": published.event.unit,
         "gp_rpps": published.event.gp_rpps,
     }
 
 
+def merge_fields(value: dict[str, object]) -> ExpectedMerge:
+    """The PatientMerge's fields the manifest states, read from a published value."""
+    patient = value["patient"]
+    assert isinstance(patient, dict)
+    return ExpectedMerge(surviving_ipp=patient["ipp"], merged_ipp=str(value["merged_ipp"]))
+
+
 def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
-    assert len(CORPUS) >= 20
-    assert len({published.repository for published in CORPUS}) >= 4
+    assert len(CORPUS) >= 50
+    assert len({published.repository for published in CORPUS}) >= 8
+    triggers = {published.trigger for published in CORPUS}
+    # Every trigger the gateway takes in, but A07, A52 and A53: no published one found yet.
+    assert pam.MOVEMENT_TRIGGERS - {"A07", "A52", "A53"} <= triggers
+    assert {pam.MERGE_TRIGGER, *pam.IDENTITY_TRIGGERS} <= triggers
     for published in CORPUS:
         assert published.repository.count("/") == 1 and published.path, published.file
         assert len(published.commit) == 40 and int(published.commit, 16) >= 0, published.file
@@ -66,9 +80,18 @@ def test_the_corpus_is_broad_and_every_message_keeps_its_source() -> None:
         # An error states its ERR; a published movement states its event.
         accepted = published.ack in {"AA", "CA"}
         assert (published.error_code is not None) == (not accepted), published.file
-        assert (published.event is not None) == (published.outcome == "PUBLISHED"), published.file
+        published_record = published.event is not None or published.merge is not None
+        assert published_record == (published.outcome == "PUBLISHED"), published.file
+        assert published.event is None or published.merge is None, published.file
     outcomes = Counter(published.ack for published in CORPUS)
     assert {"AA", "AE", "AR"} <= set(outcomes)
+    assert {published.outcome for published in CORPUS} == {
+        "PUBLISHED",
+        "KEPT",
+        "IGNORED",
+        "ERROR",
+        "REJECTED",
+    }
 
 
 def test_the_ans_examples_reuse_movement_312_across_five_stays() -> None:
@@ -124,7 +147,12 @@ def test_a_published_message_gets_the_outcome_its_manifest_states(published: Pub
         assert (first.code.code, location) == (published.error_code, published.error_location)
     if published.event is not None:
         assert intake.publication is not None
+        assert intake.publication.stream == "stays"
         assert event_fields(intake.publication.value) == expected_fields(published)
+    elif published.merge is not None:
+        assert intake.publication is not None
+        assert intake.publication.stream == "merges"
+        assert merge_fields(intake.publication.value) == published.merge
     else:
         assert intake.publication is None
 

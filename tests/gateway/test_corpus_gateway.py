@@ -4,7 +4,8 @@ Each message goes over TLS MLLP on its establishment's own connection (MSH-4 rew
 establishment, the client certificate of that establishment), received when it says it was
 sent. Checked: the ACK code the manifest expects, the ACK read by an independent HL7 parser
 (hl7apy) with MSA-2 echoing the control id, the StayEvent each movement publishes on its
-establishment's stays topic, and the archive's outcome of every message.
+establishment's stays topic, the PatientMerge each A40 publishes, and the archive's outcome of
+every message.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.conftest import unique
 from tests.gateway.corpus import CORPUS, NO_DATE
 from tests.gateway.independent import parse_ack
 from tests.gateway.support import MllpClient, read_ack, read_topic, running_gateway
-from tests.gateway.test_corpus import event_fields, expected_fields
+from tests.gateway.test_corpus import event_fields, expected_fields, merge_fields
 
 pytestmark = pytest.mark.integration
 
@@ -126,6 +127,18 @@ def test_every_published_message_gets_its_outcome_and_publishes_its_event(
             key, value = by_event[item.event_id]
             assert key == value["stay_key"]
             assert event_fields(value) == expected_fields(item), item.file
+
+    merges = [item for item in CORPUS if item.merge is not None]
+    if merges:
+        records = read_topic(
+            stack, corpus_topics.merges, AvroSerde(registry, PATIENT_MERGE_SCHEMA), len(merges)
+        )
+        by_merge = {value["event_id"]: (key, value) for key, value in records}
+        assert sorted(by_merge) == sorted(item.event_id for item in merges)
+        for item in merges:
+            key, value = by_merge[item.event_id]
+            assert key == f"{item.establishment}:{value['patient']['ipp']}"
+            assert merge_fields(value) == item.merge, item.file
 
     archive = read_topic(
         stack, corpus_topics.archive, AvroSerde(registry, RAW_MESSAGE_SCHEMA), len(CORPUS)

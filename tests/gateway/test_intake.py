@@ -321,6 +321,40 @@ def test_a_date_that_cannot_be_true_is_refused_with_where_and_why(
     )
 
 
+@pytest.mark.parametrize(
+    ("trigger", "action", "original"),
+    [("A05", "INSERT", ""), ("Z99", "UPDATE", "A05"), ("A38", "CANCEL", "A05")],
+)
+def test_a_pre_admission_may_be_dated_at_the_admission_it_plans(
+    trigger: str, action: str, original: str
+) -> None:
+    # CPage dates an A05's ZBE-2 at the planned admission (as EVN-3), weeks ahead of the message.
+    planned = "20260515083000"
+    intake = decide(movement(trigger, action=action, original_trigger=original, moved_at=planned))
+    assert (intake.outcome, intake.code) == (Outcome.PUBLISHED, "AA")
+    assert intake.publication is not None
+    movement_value = intake.publication.value["movement"]
+    assert movement_value["occurred_at"] == dt.datetime(2026, 5, 15, 6, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "moved_at", "why"),
+    [
+        ("A01", "20260515083000", "more than a day after"),
+        ("A05", "20270515083000", "more than a year after"),
+        ("A05", "20250115083000", "more than a year before"),
+    ],
+)
+def test_only_a_pre_admission_lies_ahead_and_not_beyond_a_year(
+    trigger: str, moved_at: str, why: str
+) -> None:
+    intake = decide(movement(trigger, moved_at=moved_at))
+    assert (intake.outcome, intake.code) == (Outcome.ERROR, "AE")
+    problem = intake.problems[0]
+    assert (problem.code.code, str(problem.location)) == ("102", "ZBE-2")
+    assert why in problem.text
+
+
 @pytest.mark.parametrize("charset", ["UNICODE UTF-8", "8859/1"])
 def test_accented_names_old_births_and_dates_near_the_edges_are_still_accepted(
     charset: str,

@@ -1,7 +1,7 @@
 """Messages as others published them (ANS, the IHE PAM France extension, public projects'
 samples), each with its source and the outcome the gateway owes it: ``manifest.toml`` says,
 for every file, where it comes from (repository, path, commit), the ACK code expected and, for
-a published movement, the event's key fields.
+a published movement, the event's key fields, and for a published merge, the patients it joins.
 
 The files are the publishers' text. Two rewrites turn one into what an establishment of the GHT
 would send, and nothing else is touched: segments end with ``\\r`` (the files keep the line
@@ -37,9 +37,21 @@ class ExpectedEvent:
     stay_key: str
     movement_id: str
     """ZBE-1's first component."""
+    authority: str | None = None
+    """ZBE-1's assigning authority (EI-2, else EI-3): with ``movement_id`` and the stay, what
+    identifies the movement."""
     unit: str | None = None
     gp_rpps: str | None = None
     """The RPPS of the care team's GP (ROL ODRP), when the message routes one."""
+
+
+@dataclass(frozen=True)
+class ExpectedMerge:
+    """The PatientMerge an A40 publishes: the surviving patient (PID-3) and the merged one
+    (MRG-1), by IPP."""
+
+    surviving_ipp: str
+    merged_ipp: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class Published:
     """False when the ACK cannot pass hl7apy's strict structure check (``ack_note`` says why)."""
     ack_note: str = ""
     event: ExpectedEvent | None = None
+    merge: ExpectedMerge | None = None
     note: str = ""
     defect: str = ""
     """A gateway shortcoming the expected outcome records instead of PAM FR's verdict."""
@@ -139,6 +152,7 @@ def load(manifest: Path = FOLDER / "manifest.toml") -> list[Published]:
             (FOLDER / file).read_bytes(), entry.pop("published_facility"), entry["facility"], name
         )
         event = entry.pop("event", None)
+        merge = entry.pop("merge", None)
         corpus.append(
             Published(
                 name=name,
@@ -147,6 +161,7 @@ def load(manifest: Path = FOLDER / "manifest.toml") -> list[Published]:
                 received_at=_received_at(_field(lines, 7)),
                 control_id=_field(lines, 10),
                 event=ExpectedEvent(**event) if event else None,
+                merge=ExpectedMerge(**merge) if merge else None,
                 **entry,
             )
         )
