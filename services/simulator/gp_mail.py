@@ -158,8 +158,9 @@ class GpMailClient:
             return sent
         with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=30) as client:
             for notice in answering:
-                # RFC 8098 3: from the null sender, so that no report answers a report.
-                client.send_message(read_receipt(notice), from_addr="", to_addrs=[notice.receipt_to])
+                # From the null sender (RFC 8098), so that no report answers a report.
+                receipt = read_receipt(notice)
+                client.send_message(receipt, from_addr="", to_addrs=[notice.receipt_to])
                 self.answered.add((notice.message_id, notice.reader))
                 sent.append(notice.message_id)
         return sent

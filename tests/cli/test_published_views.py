@@ -20,7 +20,9 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
 ) -> None:
     rows = PlatformRows(owners_database("tests"))
     later = SINCE + dt.timedelta(hours=1)
-    rows.notification("chrunancy", "sent", later, latency=dt.timedelta(seconds=2))
+    rows.notification(
+        "chrunancy", "sent", later, latency=dt.timedelta(seconds=2), receipts=("delivered", "read")
+    )
     rows.notification("chrunancy", "pending", later)
     rows.notification("toul", "failed", later)
     rows.covid_case("toul", "OPEN", later)
@@ -43,6 +45,7 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     assert figures.states == {"sent": 1, "pending": 1, "failed": 1}
     assert figures.p50 is not None and 1.9 < figures.p50 < 2.2
     assert figures.covid == (1, 1) and figures.analytics == (5, 0)
+    assert figures.receipts == (1, 1, 0)  # delivered, read, bounced
 
     event = {
         "event_id": "e-1",
@@ -52,6 +55,9 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     }
     outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
+    [(notice, sent_at, delivered_at, read_at, bounced_at)] = outcomes.receipts
+    assert notice == outcomes.sent[0] and bounced_at is None
+    assert sent_at is not None and delivered_at is not None and read_at is not None
     assert outcomes.opened == [opened[0] if opened else None]
     assert outcomes.counted == {("chrunancy", SINCE.date()): 7}
     assert outcomes.withheld == [("toul:V1", 0)]
