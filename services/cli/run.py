@@ -341,13 +341,22 @@ def gps_read_their_mail(maildir: Path, started: float, simulator_args: list[str]
     """Some simulated GPs open the notices delivered to them since ``started`` and their mail
     clients send the read receipts asked for, through the stack's SMTP server; the notification
     ids answered. Which ones is drawn from the day's seed."""
+    import smtplib
+
     from services.simulator.app import parser
     from services.simulator.gp_mail import GpMailClient
 
     settings = Settings.from_env()
     seed = str(parser().parse_args(simulator_args).seed)
     client = GpMailClient(settings.smtp_host, settings.smtp_port, seed=seed)
-    return [found for item in client.read(maildir, started) if (found := notice_of(item))]
+    try:
+        answered = client.read(maildir, started)
+    except (OSError, smtplib.SMTPException) as error:
+        raise RunError(
+            f"the GPs' read receipts could not be sent to {settings.smtp_host}:"
+            f"{settings.smtp_port} ({type(error).__name__}): read .stack/logs/smtp.log"
+        ) from None
+    return [found for item in answered if (found := notice_of(item))]
 
 
 @dataclass
@@ -658,12 +667,10 @@ def run(
         if not drained:
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
         read = gps_read_their_mail(layout.mail, started, simulator_args)
-        bound = notify_config.dsn_window.total_seconds() + RECEIPTS_MARGIN_SECONDS
-        _say(
-            f"Some GPs read their mail: {len(read):,} read receipts sent; waiting for what comes "
-            f"back to the platform's mailbox (at most {bound:.0f} s)..."
-        )
+        _say(f"Some GPs read their mail: {len(read):,} read receipts sent")
         if notify_config.receipts_reader.lower() != "off":
+            bound = notify_config.dsn_window.total_seconds() + RECEIPTS_MARGIN_SECONDS
+            _say(f"Waiting for what comes back to the platform's mailbox (at most {bound:.0f} s)")
             still = wait_for_receipts(
                 settings, since, notify_config.dsn_window, read, processes.check_alive
             )
