@@ -6,6 +6,7 @@ GPs' mail client (``services.simulator.gp_mail``), as ``make run``'s GPs send th
 
 from __future__ import annotations
 
+import datetime as dt
 import imaplib
 import smtplib
 import time
@@ -14,6 +15,9 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
+from services.cli.reconcile import receipts_check
+from services.cli.run import awaiting_receipts
+from services.common.settings import Settings
 from services.simulator.gp_mail import GpMailClient
 from services.stack.components import Imap
 from tests.notify.builders import enriched, recipient
@@ -156,3 +160,16 @@ def test_simulated_gps_answer_only_the_notices_that_asked_and_notify_records_the
             (asking,),
         ).fetchall()
     assert rows == [(asking, True, True), (silent, True, False)]
+
+    # What make run then reads: nothing more to wait for, and its check holds.
+    reader = Settings(database_url=empty_database)
+    since = dt.datetime.fromtimestamp(started, dt.UTC)
+    window = dt.timedelta(minutes=1)
+    assert awaiting_receipts(reader, since, window, [by_address[asking]]) == 0
+    with psycopg.connect(empty_database) as conn:
+        sent = conn.execute(
+            "SELECT notification_id::text, sent_at, delivered_at, read_at, bounced_at "
+            "FROM notify.v_notices WHERE state = 'sent'"
+        ).fetchall()
+    result = receipts_check(sent, dt.datetime.now(dt.UTC), window)
+    assert result.ok and "2 delivered, 0 bounced" in result.line()
