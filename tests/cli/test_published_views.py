@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from services.cli.reconcile import published_outcomes
-from services.cli.run import pending_notices, published_figures
+from services.cli.run import awaiting_receipts, pending_notices, published_figures
 from services.common.settings import Settings
 from tests.dashboard.conftest import PlatformRows
 
@@ -20,7 +20,9 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
 ) -> None:
     rows = PlatformRows(owners_database("tests"))
     later = SINCE + dt.timedelta(hours=1)
-    rows.notification("chrunancy", "sent", later, latency=dt.timedelta(seconds=2))
+    rows.notification(
+        "chrunancy", "sent", later, latency=dt.timedelta(seconds=2), receipts=("delivered", "read")
+    )
     rows.notification("chrunancy", "pending", later)
     rows.notification("toul", "failed", later)
     rows.covid_case("toul", "OPEN", later)
@@ -43,6 +45,7 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     assert figures.states == {"sent": 1, "pending": 1, "failed": 1}
     assert figures.p50 is not None and 1.9 < figures.p50 < 2.2
     assert figures.covid == (1, 1) and figures.analytics == (5, 0)
+    assert figures.receipts == (1, 1, 0)  # delivered, read, bounced
 
     event = {
         "event_id": "e-1",
@@ -52,6 +55,33 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     }
     outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
+    [(notice, sent_at, delivered_at, read_at, bounced_at)] = outcomes.receipts
+    assert notice == outcomes.sent[0] and bounced_at is None
+    assert sent_at is not None and delivered_at is not None and read_at is not None
     assert outcomes.opened == [opened[0] if opened else None]
     assert outcomes.counted == {("chrunancy", SINCE.date()): 7}
     assert outcomes.withheld == [("toul:V1", 0)]
+
+
+def test_the_run_waits_for_the_reports_of_recent_notices_and_of_the_receipts_it_sent(
+    owners_database: Callable[[str], str],
+) -> None:
+    rows = PlatformRows(owners_database("tests"))
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)  # sent 4 s ago
+    second = dt.timedelta(seconds=1)
+    rows.notification("toul", "sent", now, latency=second)  # no report yet, within the window
+    rows.notification("toul", "sent", now, latency=second, receipts=("delivered",))
+    rows.notification("toul", "sent", now - dt.timedelta(hours=2), latency=second)  # past it
+    read_asked = rows.conn.execute(
+        "SELECT notification_id::text FROM notify.notification WHERE delivered_at IS NOT NULL"
+    ).fetchone()
+    rows.close()
+    operator = Settings(database_url=owners_database("operator"))
+    since = now - dt.timedelta(hours=3)
+    window = dt.timedelta(minutes=1)
+
+    assert read_asked is not None
+    # The silent recent notice, and the read receipt a GP sent for the delivered one.
+    assert awaiting_receipts(operator, since, window, [read_asked[0]]) == 2
+    assert awaiting_receipts(operator, since, window, []) == 1
+    assert awaiting_receipts(operator, since, dt.timedelta(0), []) == 0
