@@ -46,7 +46,14 @@ from services.stack.brokers import (
     remembered_brokers,
     requested_brokers,
 )
-from services.stack.components import Component, Imap, Kafka, Postgres, all_components
+from services.stack.components import (
+    Component,
+    Imap,
+    Kafka,
+    Postgres,
+    all_components,
+    stop_together,
+)
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
 from services.stack.roles import owners, provision
@@ -189,7 +196,17 @@ def up(layout: StackLayout, components: list[Component] | None = None) -> list[C
 
 
 def down(layout: StackLayout, components: list[Component] | None = None) -> None:
-    for component in reversed(all_components(layout) if components is None else components):
+    components = all_components(layout) if components is None else components
+    nodes = [item for item in components if isinstance(item, Kafka)]
+    for component in reversed(components):
+        if isinstance(component, Kafka):
+            # The nodes of a cluster go together (``stop_together``), when the first is reached.
+            if component is nodes[0]:
+                stopped_nodes = stop_together(nodes)
+                for node in nodes:
+                    state = "stopped" if node in stopped_nodes else "not running"
+                    _say(f"  {node.name:9} {state}")
+            continue
         stopped = component.stop()
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
 

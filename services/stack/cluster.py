@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from services.common.access import ADMIN
-from services.stack.components import Kafka, kafka_nodes
+from services.stack.components import Kafka, kafka_nodes, stop_together
 from services.stack.layout import StackLayout
 from services.stack.process import StackError, kill_pid, wait_until
 
@@ -83,8 +83,7 @@ class KafkaCluster:
             node.wait_healthy()
 
     def stop(self) -> None:
-        for node in reversed(self.nodes):
-            node.stop()
+        stop_together(self.nodes)
 
     def partition_replicas(
         self, topic: str, timeout: float = 10.0

@@ -22,6 +22,7 @@ import sys
 import tarfile
 import uuid
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -762,6 +763,15 @@ class Kafka(Component):
                 f"own 'make down'"
             )
         return super().start()
+
+
+def stop_together(nodes: list[Kafka]) -> list[Kafka]:
+    """Stop the nodes of one cluster all at once; those that were running. One after the other,
+    the last would wait out its grace time: its clean shutdown asks a controller, and with the
+    others gone there is no majority left to elect one."""
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        stopped = list(pool.map(lambda node: node.stop(), nodes))
+    return [node for node, was_running in zip(nodes, stopped, strict=True) if was_running]
 
 
 def kafka_nodes(
