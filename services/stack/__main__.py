@@ -8,7 +8,9 @@ topics, so ``schemas`` alone); ``roles`` provisions the roles, schemas and grant
 administrator's to set); ``tls`` only writes the local CA and the MLLP certificates under
 ``.stack/tls/`` (``up`` does it too).
 
-``up`` installs what is missing, starts each component, waits for its health check, provisions
+``up`` runs Kafka as one node, or as three (``HARPICOOP_BROKERS=3``, ``make up BROKERS=3``;
+``services.stack.brokers``) which later commands find without being told. It installs what is
+missing, starts each component, waits for its health check, provisions
 PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
 declared topic, ``deploy/access.toml`` as each principal's SCRAM credential and Kafka ACLs
 (applied as the broker's super user ``admin``), every value schema (BACKWARD compatible), every
@@ -25,6 +27,7 @@ cluster's ACLs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -140,8 +143,12 @@ def stack_brokers(layout: StackLayout) -> int:
 def remember_brokers(layout: StackLayout, nodes: list[Kafka]) -> None:
     """Write the cluster's bootstrap list, which ``make down``/``status``, the tests and every
     service's default settings read (``Settings.from_env``)."""
+    servers = nodes[0].bootstrap_servers + "\n"
+    with contextlib.suppress(FileNotFoundError):
+        if layout.kafka_bootstrap.read_text(encoding="ascii") == servers:
+            return
     layout.kafka_bootstrap.parent.mkdir(parents=True, exist_ok=True)
-    layout.kafka_bootstrap.write_text(nodes[0].bootstrap_servers + "\n", encoding="ascii")
+    layout.kafka_bootstrap.write_text(servers, encoding="ascii")
 
 
 def up(layout: StackLayout, components: list[Component] | None = None) -> list[Component]:
