@@ -204,8 +204,11 @@ def record_merge(
     )
     return (
         conn.execute(
-            "INSERT INTO covid_patient_merge (establishment, merged_ipp, patient, merge_event_id) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+            # clock_timestamp(), not the column's now(): the time of the intake's transaction,
+            # which may have begun well before this merge came.
+            "INSERT INTO covid_patient_merge "
+            "(establishment, merged_ipp, patient, merge_event_id, recorded_at) "
+            "VALUES (%s, %s, %s, %s, clock_timestamp()) ON CONFLICT DO NOTHING RETURNING 1",
             (merged.establishment, merged.ipp, patient, merge_event_id),
         ).fetchone()
         is not None
