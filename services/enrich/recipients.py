@@ -86,9 +86,7 @@ def fallback_chain(
     steps: list[dict[str, Any]] = []
     seen = {first}
     for types in CHAIN_MAILBOXES:
-        mailbox = next(
-            (m for kind in types for m in mailboxes if m["mailbox_type"] == kind), None
-        )
+        mailbox = next((m for kind in types for m in mailboxes if m["mailbox_type"] == kind), None)
         if mailbox is not None and mailbox["address"] not in seen:
             steps.append(_step(role, practitioner, mailbox))
             seen.add(mailbox["address"])

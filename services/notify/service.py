@@ -95,6 +95,7 @@ class NotifyService:
             topics={
                 self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
                 self.config.followups_topic: AvroSerde(registry, "harpicoop.CovidFollowup"),
+                self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
             },
             conn=intake_conn,
             dead_letters=dead_letters,
