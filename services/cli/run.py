@@ -280,6 +280,12 @@ class PublishedFigures:
     """Follow-up cases opened since: all, positive."""
     analytics: tuple[int, int]
     """The hourly windows updated since: stay events, notices sent."""
+    bounced: int = 0
+    """Notices created since that bounced (sent, then returned: no file on disk)."""
+    next_steps: int = 0
+    """Notices created since as the next step of a bounced or failed one's chain."""
+    worklist: tuple[int, int] = (0, 0)
+    """Worklist entries recorded since: unroutable events, notices no chain delivered."""
 
 
 def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigures:
@@ -317,6 +323,17 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
             "WHERE granularity = 'HOUR' AND updated_at >= %s",
             (since,),
         ).fetchone() or (0, 0)
+        chains = conn.execute(
+            "SELECT count(*) FILTER (WHERE bounced_at IS NOT NULL), "
+            "count(*) FILTER (WHERE chain_step > 0) FROM notify.v_notices WHERE created_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
+        worklist = conn.execute(
+            "SELECT count(*) FILTER (WHERE notification_id IS NULL), "
+            "count(*) FILTER (WHERE notification_id IS NOT NULL) FROM notify.v_worklist "
+            "WHERE recorded_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
     return PublishedFigures(
         states={str(state): int(count) for state, count in states.items()},
         p50=float(p50) if p50 is not None else None,
@@ -324,6 +341,9 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
         backlog=int(backlog[0]) if backlog else 0,
         covid=(int(covid[0]), int(covid[1])),
         analytics=(int(analytics[0]), int(analytics[1])),
+        bounced=int(chains[0]),
+        next_steps=int(chains[1]),
+        worklist=(int(worklist[0]), int(worklist[1])),
     )
 
 
@@ -383,6 +403,10 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
             if p50 is not None and p99 is not None
             else "n/a"
         ),
+        f"  {published.bounced:,} bounced (no file on disk), {published.next_steps:,} sent on "
+        "to the next address of the GP's chain (practice mailbox, substitute)",
+        f"Worklist (notify.v_worklist, on the dashboard): {published.worklist[0]:,} unroutable "
+        f"events, {published.worklist[1]:,} notices no address of the chain could take",
         f"Covid-19 follow-ups opened: {covid[0]:,} ({covid[1]:,} positive, "
         f"{covid[0] - covid[1]:,} suspected)",
         f"Analytics, hourly windows this run updated: {int(analytics[0]):,} stay events, "
@@ -442,6 +466,26 @@ def record_day_oppositions(settings: Settings, simulator_args: list[str]) -> int
     return len(oppositions)
 
 
+def list_bouncing_addresses(mail: Path, simulator_args: list[str]) -> int:
+    """Make the personal mailboxes of a couple of the day's GPs bounce (the stack's SMTP server
+    reads its bounce file at each recipient), so the day shows their notices going on to their
+    practice's mailbox. How many addresses bounce."""
+    from services.simulator.app import day_config, parser, plan_day
+    from services.simulator.bounces import bouncing_gps
+    from services.stack.smtp_sink import BOUNCE_FILE
+
+    config, codes = day_config(parser().parse_args(simulator_args))
+    gps = bouncing_gps(plan_day(config, codes).day.all_messages())
+    path = mail / BOUNCE_FILE
+    listed = set(path.read_text(encoding="utf-8").split()) if path.exists() else set()
+    mail.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as bouncing:
+        for gp in gps:
+            if gp.personal not in listed:
+                bouncing.write(f"{gp.personal}\n")
+    return len(gps)
+
+
 def run(
     settings: Settings,
     simulator_args: list[str],
@@ -475,8 +519,11 @@ def run(
         for name in SERVICES:
             # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
             tls = TlsFiles(layout.tls).gateway_environment() if name == "gateway" else {}
+            # Receipts read every few seconds: a bounce's next step is taken within the run.
+            extra = {"NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS": "2"} if name == "notify" else {}
             processes.start(
-                name, {key: value for key, value in tls.items() if key not in os.environ}
+                name,
+                {key: value for key, value in {**tls, **extra}.items() if key not in os.environ},
             )
         wait_until_healthy(processes, SERVICES)
         counter = Counter(
@@ -508,6 +555,8 @@ def run(
 
         opposed = record_day_oppositions(settings, simulator_args)
         _say(f"Recorded {opposed:,} patients' objections to being notified, as establishments ask")
+        bouncing = list_bouncing_addresses(layout.mail, simulator_args)
+        _say(f"{bouncing} GPs' personal mailboxes bounce today: their practice's mailbox is next")
         _say(
             f"Replaying a day of the GHT (python -m services.simulator {' '.join(simulator_args)})"
         )

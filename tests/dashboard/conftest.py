@@ -122,7 +122,12 @@ class PlatformRows:
         )
 
     def worklist(
-        self, establishment: str, unit: str | None, reason: str, occurred_at: dt.datetime
+        self,
+        establishment: str,
+        unit: str | None,
+        reason: str,
+        occurred_at: dt.datetime,
+        event_id: str | None = None,
     ) -> None:
         """An entry of notify's worklist: an unroutable event's, or (BOUNCED, FAILED) a notice's
         whose chain ended."""
@@ -136,7 +141,7 @@ class PlatformRows:
                 establishment,
                 unit,
                 f"{establishment}:V{uuid.uuid4().hex[:6]}",
-                f"{establishment}:{uuid.uuid4().hex}",
+                event_id or f"{establishment}:{uuid.uuid4().hex}",
                 notice,
                 reason,
                 occurred_at,
