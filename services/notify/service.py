@@ -1,6 +1,6 @@
 """Builds the notify service from its settings and runs its threads until asked to stop.
 
-Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
+Threads: one intake (Kafka → ledger; unroutable events → the worklist), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
 outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
 hand-offs, one withdrawing the waiting notices of patients who objected, the retention timer
 purging rendered messages ``NOTIFY_RETENTION_DAYS`` after their notice's final status, and the
