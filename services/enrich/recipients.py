@@ -80,7 +80,7 @@ def fallback_chain(
 ) -> list[dict[str, Any]]:
     """The steps after the practitioner's first address (``secure_address``): their personal
     mailbox, then their practice's (CAB, else ORG), each once and never the first address again;
-    then ``substitute``'s secure address, for the GP."""
+    then ``substitute``'s secure address, for the GP, unless they opted out of notices."""
     first = secure_address(practitioner)
     mailboxes = _usable(practitioner)
     steps: list[dict[str, Any]] = []
@@ -90,7 +90,8 @@ def fallback_chain(
         if mailbox is not None and mailbox["address"] not in seen:
             steps.append(_step(role, practitioner, mailbox))
             seen.add(mailbox["address"])
-    if substitute is not None and substitute["rpps"] != practitioner["rpps"]:
+    opted_out = bool(((substitute or {}).get("preferences") or {}).get("opted_out"))
+    if substitute is not None and substitute["rpps"] != practitioner["rpps"] and not opted_out:
         address = secure_address(substitute)
         if address is not None and address not in seen:
             mailbox = next(m for m in _usable(substitute) if m["address"] == address)

@@ -186,3 +186,15 @@ def test_no_further_step_without_another_mailbox_or_a_usable_substitute() -> Non
     )
     [recipient] = route(event_with(("ODRP", "10101010101")), {org["rpps"]: org}).recipients
     assert _chain(recipient) == [("ODRP", "10101010101", "accueil@maison-sante.mssante.fr")]
+
+
+def test_a_substitute_who_opted_out_is_no_step_of_the_chain() -> None:
+    gp = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
+    substitute = practitioner(
+        "40404040404", ("PER", "remplacant@medecin.mssante.fr"), opted_out=True
+    )
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("SUBS", "40404040404")),
+        {p["rpps"]: p for p in (gp, substitute)},
+    )
+    assert _chain(routing.recipients[0]) == []
