@@ -5,6 +5,7 @@ refuses chosen addresses; bounces are recorded as the receipts reader records th
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from services.common.skip_reasons import SkipReason
 from services.notify import ledger, privacy
 from services.notify.chain import Setback
 from services.notify.delivery import DeliveryWorker
+from services.notify.digests import DIGEST_LINES_HEADER
 from services.notify.notices import Notice, NoticeKind, notification_id
 from tests.notify.builders import enriched, recipient, step
 from tests.support import MailServer
@@ -166,3 +168,39 @@ def test_a_bounce_with_no_further_step_is_on_the_worklist_once(
     assert ledger_conn.execute(
         "SELECT notification_id::text, reason FROM v_worklist"
     ).fetchall() == [(first, "BOUNCED")]
+
+
+def test_a_bounced_digest_goes_on_to_the_practice_listing_the_same_notices(
+    worker: DeliveryWorker, ledger_conn: outbox.Conn, mail_server: MailServer
+) -> None:
+    digest_id = "7d3c1f4e-2b6a-4c1d-9e8f-0a1b2c3d4e5f"
+    message = (
+        f"To: {PERSONAL}\r\nSubject: Vos patients du jour\r\n"
+        f"Message-ID: <{digest_id}@ght-sud-lorraine.fr>\r\n"
+        f"X-Harpicoop-Notification-Id: {digest_id}\r\n"
+        f"{DIGEST_LINES_HEADER}: n1 n2\r\n\r\nBonjour\r\n"
+    ).encode()
+    ledger.put_digest(
+        ledger_conn,
+        worker.statuses,
+        ledger.Digest(
+            digest_id=digest_id,
+            event_id=f"digest:{GP}:2026-03-09",
+            stay_key=f"digest:{GP}",
+            rpps=GP,
+            address=PERSONAL,
+            due_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+            fallback=[step(GP, PRACTICE)],
+        ),
+        message,
+    )
+    deliver_all(worker)
+    assert bounce(ledger_conn, worker, "r7", digest_id) == "recorded"
+    deliver_all(worker)
+    [at_practice] = mail_server.to(PRACTICE)
+    assert at_practice[DIGEST_LINES_HEADER] == "n1 n2"
+    assert at_practice["X-Harpicoop-Notification-Id"] != digest_id
+    assert ledger_conn.execute(
+        "SELECT kind, chain_step, state FROM notification WHERE notification_id = %s",
+        (at_practice["X-Harpicoop-Notification-Id"],),
+    ).fetchall() == [("DIGEST", 1, "sent")]
