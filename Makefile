@@ -9,13 +9,20 @@ VENV        := .venv
 PYTHON      := $(VENV)/bin/python
 INSTALLED   := $(VENV)/.installed
 
+# BROKERS=3: the local stack as a three-node Kafka cluster (services.stack.brokers); remembered by
+# the stack, so later commands need not repeat it. One broker when never given.
+ifdef BROKERS
+export HARPICOOP_BROKERS := $(BROKERS)
+endif
+
 .DEFAULT_GOAL := help
 .PHONY: help venv up down status test lint typecheck check run bench clean
 
 help:
 	@echo "make run      start the stack and the platform, replay a simulated day"
 	@echo "make test     run the whole test suite against the real stack"
-	@echo "make up       start the local stack (Kafka, registry, PostgreSQL, SMTP, IMAP)"
+	@echo "make up       start the local stack (Kafka, registry, PostgreSQL, SMTP, IMAP);"
+	@echo "              BROKERS=3: Kafka as a three-broker cluster"
 	@echo "make down     stop it"
 	@echo "make status   show what is running"
 	@echo "make bench    run the benchmarks, figures as JSON in bench-results/"

@@ -14,6 +14,10 @@
 - Analytics count every stay event of the days the run touched, once.
 - No notice was handed to the SMTP server for a protected stay (PD1-12 or PV2-22) or an opposed
   patient once it was so (notify's own view, ``notify.v_withheld_stays``).
+- Every notice sent is DELIVERED (a delivery report or a read receipt came back), or BOUNCED, or
+  explicitly unconfirmed: no report ``NOTIFY_DSN_WINDOW_SECONDS`` after it was sent, so that notify
+  counts it (``harpicoop_notify_unconfirmed``) and the check names it. A notice still within its
+  window with no report fails the check: nobody has said yet what became of it.
 - Every notice that bounced or failed for good is followed by the next step of its recipient's
   fallback chain or is on the worklist (``services.notify.chain``), and every unroutable event
   of the run is on the worklist.
@@ -58,6 +62,8 @@ class Check:
     """Ids of what should be there and is not (or is there twice)."""
     hint: str = ""
     """What to look at when the check fails."""
+    note: str = ""
+    """What the check found besides, shown whether it passed or not (ids only)."""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +79,8 @@ class Check:
                 text += f"; missing {shown}" + (f" and {more:,} more" if more > 0 else "")
             if self.hint:
                 text += f" ({self.hint})"
+        if self.note:
+            text += f"; {self.note}"
         return text
 
 
@@ -302,12 +310,20 @@ def stay_days(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, dt.date], 
 
 
 def reconcile(
-    settings: Settings, since: dt.datetime, started: float, maildir: Path, *, analytics_days: int
+    settings: Settings,
+    since: dt.datetime,
+    started: float,
+    maildir: Path,
+    *,
+    analytics_days: int,
+    dsn_window: dt.timedelta,
 ) -> list[Check]:
     """Every check, on the run that began at ``since`` (``started``, as a Unix time).
 
     Analytics are checked over the run's days that analytics still keep (``analytics_days``
     back from now); every stay event of those days is read, whichever run sent it.
+    ``dsn_window`` is notify's ``NOTIFY_DSN_WINDOW_SECONDS``: after it, a notice with no report
+    is unconfirmed.
     """
     # Every stay event analytics may still hold, whichever run sent it, for the analytics check
     # (a replayed day is sent in minutes, on or near the day it simulates): a few days more.
@@ -333,6 +349,7 @@ def reconcile(
             found.worklisted,
             "read .stack/logs/notify.log for these event ids",
         ),
+        receipts_check(found.receipts, dt.datetime.now(dt.UTC), dsn_window),
     ]
 
 
@@ -348,6 +365,47 @@ def setbacks_check(setbacks: Iterable[tuple[str, bool, bool]]) -> Check:
         dropped,
         "notify.v_notices (successor_id) and notify.v_worklist; "
         "read .stack/logs/notify.log for these notification ids",
+    )
+
+
+ReceiptRow = tuple[str, dt.datetime, dt.datetime | None, dt.datetime | None, dt.datetime | None]
+"""(notification id, sent at, delivered at, read at, bounced at) of a notice sent."""
+
+
+def receipts_check(rows: Iterable[ReceiptRow], now: dt.datetime, window: dt.timedelta) -> Check:
+    """``rows``: the notices sent during the run. Each must have come back DELIVERED (or READ,
+    which says as much), or BOUNCED (its next step is another check's), or be explicitly
+    unconfirmed: sent longer than ``window`` (``NOTIFY_DSN_WINDOW_SECONDS``) ago with no report,
+    as notify counts it in ``harpicoop_notify_unconfirmed``; those are named by id. A notice
+    still within its window is neither: the run stopped waiting for its report too early."""
+    delivered: list[str] = []
+    bounced: list[str] = []
+    unconfirmed: list[str] = []
+    awaiting: list[str] = []
+    for notification_id, sent_at, delivered_at, read_at, bounced_at in rows:
+        if delivered_at is not None or read_at is not None:
+            delivered.append(notification_id)
+        elif bounced_at is not None:
+            bounced.append(notification_id)
+        elif sent_at <= now - window:
+            unconfirmed.append(notification_id)
+        else:
+            awaiting.append(notification_id)
+    expected = len(delivered) + len(bounced) + len(unconfirmed) + len(awaiting)
+    notes = [f"{len(delivered):,} delivered", f"{len(bounced):,} bounced"]
+    if unconfirmed:
+        shown = ", ".join(sorted(unconfirmed)[:SHOWN])
+        more = len(unconfirmed) - SHOWN
+        tail = f" and {more:,} more" if more > 0 else ""
+        notes.append(f"{len(unconfirmed):,} unconfirmed ({shown}{tail})")
+    return Check(
+        "every sent notice DELIVERED or explicitly unconfirmed",
+        expected,
+        expected - len(awaiting),
+        tuple(f"{item} (no report yet)" for item in sorted(awaiting)),
+        "the run waits for reports at most the window NOTIFY_DSN_WINDOW_SECONDS and a margin; "
+        "read the 'receipts' lines of .stack/logs/notify.log and .stack/logs/imap.log",
+        ", ".join(notes),
     )
 
 
@@ -386,6 +444,8 @@ class PublishedOutcomes:
     the worklist."""
     worklisted: list[str] = dataclasses.field(default_factory=list)
     """Event ids asked that are on the worklist as unroutable."""
+    receipts: list[ReceiptRow] = dataclasses.field(default_factory=list)
+    """The notices sent since the run began, with what came back of each."""
 
 
 def published_outcomes(
@@ -406,10 +466,9 @@ def published_outcomes(
             "FROM notify.v_notices WHERE event_id = ANY(%s) OR movement_key = ANY(%s)",
             (event_ids, movements),
         ).fetchall()
-        # A bounced email was accepted, then returned: the SMTP server kept no file of it.
         sent = conn.execute(
-            "SELECT notification_id::text FROM notify.v_notices "
-            "WHERE state = 'sent' AND sent_at >= %s AND bounced_at IS NULL",
+            "SELECT notification_id::text, sent_at, delivered_at, read_at, bounced_at "
+            "FROM notify.v_notices WHERE state = 'sent' AND sent_at >= %s",
             (since,),
         ).fetchall()
         setbacks = conn.execute(
@@ -442,13 +501,15 @@ def published_outcomes(
         withheld = withheld_stays(conn, stays)
     return PublishedOutcomes(
         ledger=[tuple(str(value) for value in row) for row in ledger],  # type: ignore[misc]
-        sent=[str(row[0]) for row in sent],
+        # A bounced email was accepted, then returned: the SMTP server kept no file of it.
+        sent=[str(row[0]) for row in sent if row[4] is None],
         deferred=[str(row[0]) for row in deferred],
         opened=[str(row[0]) for row in opened],
         counted={(str(place), day): int(count) for place, day, count in counted},
         withheld=withheld,
         setbacks=[(str(row[0]), bool(row[1]), bool(row[2])) for row in setbacks],
         worklisted=[str(row[0]) for row in worklisted],
+        receipts=[(str(row[0]), row[1], row[2], row[3], row[4]) for row in sent],
     )
 
 

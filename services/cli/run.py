@@ -5,9 +5,12 @@ It starts the stack, loads the directory sample, starts every service as its own
 establishments through the gateway at a settable speed-up, shows the pipeline's progress, waits
 for it to drain, sends the daily digests still waiting for their hour (the simulated day is over
 in minutes, whatever the wall clock says; ``services.simulator.preferences`` chooses which GPs
-get one), and prints a summary computed from what the run itself produced: the topics
-since the run began, the notification ledger, the follow-up cases and the emails on disk.
-Ctrl-C stops everything it started.
+get one), lets some simulated GPs read their mail (``services.simulator.gp_mail``: read
+receipts for the notices that asked) and waits for what comes back to the platform's mailbox
+(delivery reports, read receipts, bounces, which notify's receipts reader records), and prints a
+summary computed from what the run itself produced: the topics since the run began, the
+notification ledger, the follow-up cases and the emails on disk. Ctrl-C stops everything it
+started.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
 from services.directory.__main__ import IMPORT_REFUSED
 from services.directory.bootstrap import PRACTITIONERS_TOPIC
+from services.notify.config import NotifyConfig
+from services.notify.receipts import notice_of
 from services.stack.layout import StackLayout
 
 SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
@@ -50,6 +55,12 @@ PIPELINE_GROUPS = ("dedup", "enrich", "analytics", "analytics-sql", "notify", "c
 DASHBOARD_URL = "http://localhost:8088"
 # The days back from now whose windows analytics surely still hold (see EventClock).
 ANALYTICS_DAYS_KEPT = AnalyticsConfig().expires.days - 1
+RUN_DSN_WINDOW_SECONDS = 60
+"""The run's ``NOTIFY_DSN_WINDOW_SECONDS``: the stack's SMTP server reports within a second or
+two, so a notice with no report a minute after it went is not getting one (notify's default, an
+hour, suits an operator's relay, not a day replayed in minutes)."""
+RECEIPTS_MARGIN_SECONDS = 30.0
+"""How much longer than the window the run waits for reports: a couple of reader passes."""
 
 
 class RunError(RuntimeError):
@@ -127,6 +138,49 @@ def last_lines(path: Path, count: int) -> list[str]:
     except OSError:
         return []
     return [line[:300] for line in lines[-count:]]
+
+
+def notify_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the run sets for notify, unless ``environ`` says otherwise: the receipts reader on,
+    reading every two seconds, the run's DSN window, and read receipts asked for one sample GP
+    in two (``services.simulator.gp_mail``), so the day shows notices that asked and notices
+    that did not. The mailbox itself is the stack's (``IMAP_*`` settings' local defaults, the
+    password in ``.stack/secrets/imap-mailbox``, ``Settings.from_env``)."""
+    from services.simulator.gp_mail import asking_for_read_receipts
+    from services.simulator.practitioners import directory_gps
+
+    wanted = {
+        "NOTIFY_RECEIPTS_READER": "on",
+        "NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS": "2",
+        "NOTIFY_DSN_WINDOW_SECONDS": str(RUN_DSN_WINDOW_SECONDS),
+        "NOTIFY_READ_RECEIPTS": ",".join(asking_for_read_receipts(directory_gps())),
+    }
+    return {key: value for key, value in wanted.items() if not environ.get(key)}
+
+
+def check_mailbox(environ: Mapping[str, str]) -> NotifyConfig:
+    """Notify's configuration for the run; with its reader on, the platform's mailbox is signed
+    in to as notify will (its settings, the stack's password), so that a run whose receipts
+    cannot be read says so before the day, not after it."""
+    import imaplib
+
+    from services.notify.receipts_reader import mailbox
+
+    config = NotifyConfig.from_env(environ)
+    if config.receipts_reader.lower() == "off":
+        _say("  warning: NOTIFY_RECEIPTS_READER=off: no delivery report will be read")
+        return config
+    notify = Settings.from_env(environ, principal="notify")
+    try:
+        with mailbox(notify, timeout=10):
+            pass
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise RunError(
+            f"notify cannot read the platform's mailbox {notify.imap_user} at "
+            f"{notify.imap_host}:{notify.imap_port} ({type(error).__name__}): is the stack's "
+            "IMAP server up ('make status'), and .stack/secrets/imap-mailbox there?"
+        ) from None
+    return config
 
 
 def wait_until_healthy(processes: Processes, names: tuple[str, ...], timeout: float = 120) -> None:
@@ -248,6 +302,64 @@ def wait_for_drain(
     return False
 
 
+def awaiting_receipts(
+    settings: Settings, since: dt.datetime, window: dt.timedelta, read: Collection[str]
+) -> int:
+    """Reports the run still waits for: notices sent since ``since``, within ``window`` of
+    their sending, with nothing back yet; and notices whose read receipt a simulated GP sent
+    (``read``, notification ids) not yet recorded as read."""
+    with connect(settings) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND read_at IS NULL "
+            "  AND bounced_at IS NULL AND sent_at > now() - %s), "
+            "count(*) FILTER (WHERE notification_id::text = ANY(%s) AND read_at IS NULL) "
+            "FROM notify.v_notices WHERE state = 'sent' AND sent_at >= %s",
+            (window, list(read), since),
+        ).fetchone()
+    return int(row[0]) + int(row[1]) if row else 0
+
+
+def wait_for_receipts(
+    settings: Settings,
+    since: dt.datetime,
+    window: dt.timedelta,
+    read: Collection[str],
+    alive: Callable[[], None],
+) -> int:
+    """Wait until no report is awaited (``awaiting_receipts``), at most the window and a margin:
+    by then a notice with no report is explicitly unconfirmed. How many were still awaited."""
+    deadline = time.monotonic() + window.total_seconds() + RECEIPTS_MARGIN_SECONDS
+    while True:
+        alive()
+        # A bounce read meanwhile gives a next step to send, whose report is awaited in turn.
+        waiting = awaiting_receipts(settings, since, window, read) + pending_notices(settings)
+        if waiting == 0 or time.monotonic() >= deadline:
+            return waiting
+        time.sleep(2)
+
+
+def gps_read_their_mail(maildir: Path, started: float, simulator_args: list[str]) -> list[str]:
+    """Some simulated GPs open the notices delivered to them since ``started`` and their mail
+    clients send the read receipts asked for, through the stack's SMTP server; the notification
+    ids answered. Which ones is drawn from the day's seed."""
+    import smtplib
+
+    from services.simulator.app import parser
+    from services.simulator.gp_mail import GpMailClient
+
+    settings = Settings.from_env()
+    seed = str(parser().parse_args(simulator_args).seed)
+    client = GpMailClient(settings.smtp_host, settings.smtp_port, seed=seed)
+    try:
+        answered = client.read(maildir, started)
+    except (OSError, smtplib.SMTPException) as error:
+        raise RunError(
+            f"the GPs' read receipts could not be sent to {settings.smtp_host}:"
+            f"{settings.smtp_port} ({type(error).__name__}): read .stack/logs/smtp.log"
+        ) from None
+    return [found for item in answered if (found := notice_of(item))]
+
+
 @dataclass
 class RunFigures:
     """What a run measured, for the summary and for benchmarks."""
@@ -259,6 +371,9 @@ class RunFigures:
     emails_sent: int = 0
     emails_on_disk: int = 0
     covid_cases: int = 0
+    delivered: int = 0
+    read: int = 0
+    bounced: int = 0
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     send_seconds: float = 0.0
@@ -280,8 +395,8 @@ class PublishedFigures:
     """Follow-up cases opened since: all, positive."""
     analytics: tuple[int, int]
     """The hourly windows updated since: stay events, notices sent."""
-    bounced: int = 0
-    """Notices created since that bounced (sent, then returned: no file on disk)."""
+    receipts: tuple[int, int, int] = (0, 0, 0)
+    """Of the notices sent since: delivered, read, bounced (the platform's mailbox said so)."""
     next_steps: int = 0
     """Notices created since as the next step of a bounced or failed one's chain."""
     worklist: tuple[int, int] = (0, 0)
@@ -323,11 +438,17 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
             "WHERE granularity = 'HOUR' AND updated_at >= %s",
             (since,),
         ).fetchone() or (0, 0)
-        chains = conn.execute(
-            "SELECT count(*) FILTER (WHERE bounced_at IS NOT NULL), "
-            "count(*) FILTER (WHERE chain_step > 0) FROM notify.v_notices WHERE created_at >= %s",
+        receipts = conn.execute(
+            "SELECT count(*) FILTER (WHERE delivered_at IS NOT NULL), "
+            "count(*) FILTER (WHERE read_at IS NOT NULL), "
+            "count(*) FILTER (WHERE bounced_at IS NOT NULL) "
+            "FROM notify.v_notices WHERE state = 'sent' AND sent_at >= %s",
             (since,),
-        ).fetchone() or (0, 0)
+        ).fetchone() or (0, 0, 0)
+        next_steps = conn.execute(
+            "SELECT count(*) FROM notify.v_notices WHERE created_at >= %s AND chain_step > 0",
+            (since,),
+        ).fetchone() or (0,)
         worklist = conn.execute(
             "SELECT count(*) FILTER (WHERE notification_id IS NULL), "
             "count(*) FILTER (WHERE notification_id IS NOT NULL) FROM notify.v_worklist "
@@ -341,13 +462,16 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
         backlog=int(backlog[0]) if backlog else 0,
         covid=(int(covid[0]), int(covid[1])),
         analytics=(int(analytics[0]), int(analytics[1])),
-        bounced=int(chains[0]),
-        next_steps=int(chains[1]),
+        receipts=(int(receipts[0]), int(receipts[1]), int(receipts[2])),
+        next_steps=int(next_steps[0]),
         worklist=(int(worklist[0]), int(worklist[1])),
     )
 
 
-def summary(settings: Settings, since: dt.datetime, started: float, maildir: Path) -> RunFigures:
+def summary(
+    settings: Settings, since: dt.datetime, started: float, maildir: Path, read_receipts: int = 0
+) -> RunFigures:
+    """``read_receipts``: how many the simulated GPs sent."""
     since_ms = int(since.timestamp() * 1000)
     registry = make_registry_client(settings)
     names = {item.code: item.name for item in load_establishments()}
@@ -371,6 +495,7 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
     published = published_figures(settings, since)
     states, backlog, p50, p99 = published.states, published.backlog, published.p50, published.p99
     covid, analytics = published.covid, published.analytics
+    delivered, read, bounced = published.receipts
     on_disk = emails_since(maildir, started)
     lines = ["", "Summary of this run", "", "HL7 messages received per establishment:"]
     for code, name in names.items():
@@ -403,8 +528,11 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
             if p50 is not None and p99 is not None
             else "n/a"
         ),
-        f"  {published.bounced:,} bounced (no file on disk), {published.next_steps:,} sent on "
-        "to the next address of the GP's chain (practice mailbox, substitute)",
+        f"  what came back to the platform's mailbox: {delivered:,} delivered (delivery "
+        f"report), {read:,} read (read receipt; {read_receipts:,} sent by the simulated GPs), "
+        f"{bounced:,} bounced",
+        f"  bounced notices (no file on disk) go on: {published.next_steps:,} sent to the next "
+        "address of the GP's chain (practice mailbox, substitute)",
         f"Worklist (notify.v_worklist, on the dashboard): {published.worklist[0]:,} unroutable "
         f"events, {published.worklist[1]:,} notices no address of the chain could take",
         f"Covid-19 follow-ups opened: {covid[0]:,} ({covid[1]:,} positive, "
@@ -423,6 +551,9 @@ def summary(settings: Settings, since: dt.datetime, started: float, maildir: Pat
         emails_sent=int(states.get("sent", 0)),
         emails_on_disk=on_disk,
         covid_cases=int(covid[0]),
+        delivered=delivered,
+        read=read,
+        bounced=bounced,
         latency_p50_ms=float(p50) * 1000 if p50 is not None else None,
         latency_p99_ms=float(p99) * 1000 if p99 is not None else None,
         lines=lines,
@@ -515,15 +646,15 @@ def run(
         load_directory_sample(replace_directory)
         _say("Setting some GPs' choices of notices...")
         set_sample_choices()
+        notify_env = notify_environment(os.environ)
+        notify_config = check_mailbox({**os.environ, **notify_env})
         _say("Starting the services (logs in .stack/logs/)...")
         for name in SERVICES:
             # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
             tls = TlsFiles(layout.tls).gateway_environment() if name == "gateway" else {}
-            # Receipts read every few seconds: a bounce's next step is taken within the run.
-            extra = {"NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS": "2"} if name == "notify" else {}
+            extra = notify_env if name == "notify" else tls
             processes.start(
-                name,
-                {key: value for key, value in {**tls, **extra}.items() if key not in os.environ},
+                name, {key: value for key, value in extra.items() if key not in os.environ}
             )
         wait_until_healthy(processes, SERVICES)
         counter = Counter(
@@ -578,13 +709,28 @@ def run(
         drained = wait_for_drain(settings, snapshot) and drained
         if not drained:
             _say("warning: the pipeline had not caught up after 5 minutes; figures are partial")
-        measured = summary(settings, since, started, layout.mail)
+        read = gps_read_their_mail(layout.mail, started, simulator_args)
+        _say(f"Some GPs read their mail: {len(read):,} read receipts sent")
+        if notify_config.receipts_reader.lower() != "off":
+            bound = notify_config.dsn_window.total_seconds() + RECEIPTS_MARGIN_SECONDS
+            _say(f"Waiting for what comes back to the platform's mailbox (at most {bound:.0f} s)")
+            still = wait_for_receipts(
+                settings, since, notify_config.dsn_window, read, processes.check_alive
+            )
+            if still:
+                _say(f"  {still:,} reports still awaited; the checks name them")
+        measured = summary(settings, since, started, layout.mail, len(read))
         measured.send_seconds = send_seconds
         for line in measured.lines:
             _say(line)
         if drained:
             checks = reconcile(
-                settings, since, started, layout.mail, analytics_days=ANALYTICS_DAYS_KEPT
+                settings,
+                since,
+                started,
+                layout.mail,
+                analytics_days=ANALYTICS_DAYS_KEPT,
+                dsn_window=notify_config.dsn_window,
             )
             failed = sum(not item.ok for item in checks)
             _say("\nChecked against what the platform promises:")

@@ -188,7 +188,7 @@ class Settings:
         security = transport("SMTP_SECURITY")
         return cls(
             kafka_bootstrap_servers=text(
-                "KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers
+                "KAFKA_BOOTSTRAP_SERVERS", _local_bootstrap() or defaults.kafka_bootstrap_servers
             ),
             schema_registry_url=text("SCHEMA_REGISTRY_URL", defaults.schema_registry_url),
             database_url=text(
@@ -246,6 +246,9 @@ IMAP_MAILBOX_SECRET = "imap-mailbox"
 """The local stack's file (in ``.stack/secrets``) of the applicative mailbox's password."""
 LOCAL_POSTGRES = "localhost:5433"
 LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
+LOCAL_KAFKA_BOOTSTRAP = Path("kafka") / "bootstrap-servers"
+"""The local stack's file (in its folder) listing its brokers, one or three
+(``services.stack.brokers``): the default bootstrap of whoever runs on this machine."""
 
 
 def local_kafka_security(principal: str, password: str) -> KafkaSecurity:
@@ -278,6 +281,17 @@ def _local_credentials(env: Mapping[str, str], principal: str | None) -> _LocalC
         kafka_security=local_kafka_security(principal, password),
         database_url=f"postgresql://{principal}:{password}@{LOCAL_POSTGRES}/{LOCAL_DATABASE}",
     )
+
+
+def _local_bootstrap() -> str | None:
+    """Every broker of the local stack, when it wrote their list: with three, a client started
+    while the first is down still finds the cluster."""
+    from services.common.access import local_stack_dir
+
+    try:
+        return (local_stack_dir() / LOCAL_KAFKA_BOOTSTRAP).read_text(encoding="ascii").strip()
+    except (FileNotFoundError, PermissionError):
+        return None
 
 
 def _local_mailbox_password() -> str | None:

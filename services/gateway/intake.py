@@ -196,7 +196,12 @@ def _decide(
 ) -> tuple[Outcome, Publication | None, tuple[Problem, ...]]:
     trigger = message.header.get(9, 2).upper()
     if trigger in pam.MOVEMENT_TRIGGERS:
-        mapped = pam.stay_event(message, establishment, received_at, rules.covid, rules.timezone)
+        try:
+            mapped = pam.stay_event(
+                message, establishment, received_at, rules.covid, rules.timezone
+            )
+        except pam.HistoricMovement as historic:
+            return Outcome.KEPT, None, (historic.problem,)
         publication = Publication("stays", STAY_EVENT_SCHEMA, mapped.key, mapped.value)
         return Outcome.PUBLISHED, publication, mapped.warnings
     if trigger == pam.MERGE_TRIGGER:

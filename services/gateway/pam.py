@@ -12,8 +12,10 @@ services downstream store, key and compute with these values:
   ZBE-1, the units and practitioners...). HL7's ST type allows printable characters only; a NUL
   cannot be stored in PostgreSQL text, a line break splits a name across an email's lines.
 - a date that cannot be read, or lies outside its plausible span (``Span``), measured from the
-  message's receipt: a birth date from 1880-01-01 up to one day after receipt; the movement, the
-  message (MSH-7), a merge and a discharge from one year before receipt to one day after; an
+  message's receipt: a birth date from 1880-01-01 up to one day after receipt; the message
+  (MSH-7), a merge and a discharge from one year before receipt to one day after; the movement
+  (ZBE-2) from 1880-01-01 to one day after (a year for a pre-admission), one more than a year
+  old being acknowledged and archived, not published (``HistoricMovement``); an
   admission (PV1-44) from 1880-01-01 (long psychiatric and long-term stays began years ago) to
   one year after receipt (a planned date). The day ahead allows for clocks that disagree.
 """
@@ -163,6 +165,39 @@ PLANNED = Span(
 """A pre-admission's ZBE-2: engines (CPage) date it at the admission it plans, days or months
 ahead of the message, as EVN-3 (planned event); an admission planned a year ahead is as far as
 PV1-44 may lie."""
+
+
+class HistoricMovement(Exception):
+    """A movement dated more than a year before its receipt (PAM FR allows them: a stay entered
+    or corrected long after it happened). Nothing downstream has a use for it — no GP is told
+    of a stay years old — but the message is not wrong: it is acknowledged (AA) and archived,
+    not published. ``problem`` is the warning the ACK carries."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.text)
+        self.problem = problem
+
+
+def _movement_time(
+    zbe: Segment, kind: str, reader: Reader, received_at: dt.datetime
+) -> dt.datetime:
+    """ZBE-2 within its span ahead and back to 1880; raises ``HistoricMovement`` when it is
+    more than a year before the receipt."""
+    span = PLANNED if kind == "PRE_ADMISSION" else EVENT
+    any_past = Span(None, span.ahead, "is before 1880-01-01", span.too_late)
+    occurred_at = reader.timestamp(zbe, 2, "movement date and time", any_past, required=True)
+    assert occurred_at is not None  # required
+    if span.back is not None and occurred_at < received_at - span.back:
+        raise HistoricMovement(
+            Problem(
+                ErrorCode.DATA_TYPE,
+                f"{zbe.location(2)} (movement date and time) {span.too_early}: the message is "
+                f"archived, not published",
+                zbe.location(2),
+                severity="W",
+            )
+        )
+    return occurred_at
 
 
 def check_plain_text(message: Message) -> None:
@@ -558,8 +593,7 @@ def stay_event(
     visit_number = reader.required(pv1, 19, "visit number")
     movement_id = reader.required(zbe, 1, "movement id")
     authority = movement_authority(zbe)
-    span = PLANNED if kind == "PRE_ADMISSION" else EVENT
-    occurred_at = reader.timestamp(zbe, 2, "movement date and time", span, required=True)
+    occurred_at = _movement_time(zbe, kind, reader, received_at)
     person = patient(message, reader)
     unit, unit_name = medical_unit(zbe)
     stay_key = f"{establishment.code}:{visit_number}"

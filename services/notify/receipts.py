@@ -172,6 +172,11 @@ def _match_id(message_id: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def notice_of(message_id: str | None) -> str | None:
+    """The notification id a Message-ID of ours names (``<id@MESSAGE_ID_DOMAIN>``), else None."""
+    return notification_id(_match_id(message_id))
+
+
 def _plain_bounce(report: Message, parts: list[Message]) -> Receipt:
     looks_like_bounce = bool(
         _BOUNCE_SENDER.search(str(report.get("From", "")))

@@ -11,6 +11,11 @@ Each pass reads every message in the INBOX: parsed by ``services.notify.receipts
 between) is read again next time and changes nothing. A message whose handling fails on its
 content is tried ``POISON_ATTEMPTS`` times, then moved to ``Unmatched``; an outage (IMAP or
 PostgreSQL unreachable) ends the pass, to be tried again.
+
+What a report said is kept on the ledger (``notification_receipt``: the kind, a status code or
+disposition, never the report's text); the report itself is deleted from ``Processed`` once it has
+been there longer than the notices' retention (``NOTIFY_RETENTION_DAYS``): a relay that ignores
+``RET=HDRS`` may have returned a whole notice in it. ``Unmatched`` is an operator's to empty.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import imaplib
 import re
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -39,6 +45,12 @@ PROCESSED = "Processed"
 UNMATCHED = "Unmatched"
 
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imap_date(day: dt.date) -> str:
+    """A date as IMAP's SEARCH writes it (RFC 3501 ``date``), whatever the locale."""
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
 
 
 class MailboxError(OSError):
@@ -95,7 +107,11 @@ class ReceiptsReader:
         poll_interval: float = 30.0,
         unconfirmed_after: dt.timedelta = dt.timedelta(hours=1),
         policy: PoisonPolicy | None = None,
+        retention: dt.timedelta | None = None,
+        purge_interval: float = 3600.0,
     ) -> None:
+        """``retention``: how long a recorded report stays in ``Processed`` (None: for ever),
+        looked at every ``purge_interval`` seconds."""
         self.settings = settings
         self.conn = conn
         self.statuses = statuses
@@ -105,6 +121,9 @@ class ReceiptsReader:
         self.attempts = RecordAttempts(policy or PoisonPolicy.from_env())
         self.counts: dict[str, int] = {}
         self._gauged: set[str] = set()
+        self.retention = retention
+        self.purge_interval = purge_interval
+        self._purged_at: float | None = None
 
     def run(self, stop: threading.Event) -> None:
         failures = 0
@@ -112,6 +131,10 @@ class ReceiptsReader:
             try:
                 self.read_once()
                 self.count_unconfirmed()
+                now = time.monotonic()
+                if self._purged_at is None or now - self._purged_at >= self.purge_interval:
+                    self.purge_processed()
+                    self._purged_at = now
                 failures = 0
                 stop.wait(self.poll_interval)
             except Exception as error:
@@ -142,6 +165,23 @@ class ReceiptsReader:
         if counts:
             self.log.info("receipts read", counts=counts)
         return counts
+
+    def purge_processed(self, today: dt.date | None = None) -> int:
+        """Delete the reports that arrived in ``Processed`` more than the retention before
+        ``today`` (IMAP compares whole days, so up to a day later); how many."""
+        if self.retention is None:
+            return 0
+        day = (today or dt.datetime.now(dt.UTC).date()) - self.retention
+        with mailbox(self.settings) as client:
+            _ok(client.select(PROCESSED), f"SELECT {PROCESSED}")
+            found = _ok(client.uid("SEARCH", "BEFORE", imap_date(day)), "SEARCH")[0] or b""
+            uids = found.decode("ascii").split()
+            if uids:
+                _ok(client.uid("STORE", ",".join(uids), "+FLAGS.SILENT", r"(\Deleted)"), "STORE")
+                client.expunge()
+        if uids:
+            self.log.info("receipts purged", count=len(uids))
+        return len(uids)
 
     def count_unconfirmed(self) -> dict[str, int]:
         """Notices sent longer ago than the window with no delivery report nor bounce, by

@@ -135,6 +135,8 @@ class NotifyService:
                 log=self.log.bind(part="receipts"),
                 poll_interval=self.config.receipts_poll_interval,
                 unconfirmed_after=self.config.dsn_window,
+                retention=self.config.retention,
+                purge_interval=self.config.purge_interval,
             )
             self.threads.spawn("receipts", reader.run)
         self.threads.spawn("sweeper", self._sweep)

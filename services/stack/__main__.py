@@ -8,7 +8,9 @@ topics, so ``schemas`` alone); ``roles`` provisions the roles, schemas and grant
 administrator's to set); ``tls`` only writes the local CA and the MLLP certificates under
 ``.stack/tls/`` (``up`` does it too).
 
-``up`` installs what is missing, starts each component, waits for its health check, provisions
+``up`` runs Kafka as one node, or as three (``HARPICOOP_BROKERS=3``, ``make up BROKERS=3``;
+``services.stack.brokers``) which later commands find without being told. It installs what is
+missing, starts each component, waits for its health check, provisions
 PostgreSQL's roles from ``deploy/access.toml``, then deploys the platform's contract: every
 declared topic, ``deploy/access.toml`` as each principal's SCRAM credential and Kafka ACLs
 (applied as the broker's super user ``admin``), every value schema (BACKWARD compatible), every
@@ -25,7 +27,9 @@ cluster's ACLs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import shutil
 import sys
 import time
@@ -39,7 +43,20 @@ from services.common.paths import PROJECT_ROOT
 from services.common.serde import SchemaCompatibilityError, make_registry_client, register_schemas
 from services.common.settings import Settings
 from services.common.topics import declared_topics, ensure_topics
-from services.stack.components import Component, Imap, Kafka, Postgres, all_components
+from services.stack.brokers import (
+    BrokerCountError,
+    choose_brokers,
+    remembered_brokers,
+    requested_brokers,
+)
+from services.stack.components import (
+    Component,
+    Imap,
+    Kafka,
+    Postgres,
+    all_components,
+    stop_together,
+)
 from services.stack.layout import StackLayout
 from services.stack.process import StackError
 from services.stack.roles import owners, provision
@@ -109,13 +126,41 @@ def tls(layout: StackLayout) -> None:
     _say(f"  tls: {done} in {layout.tls}")
 
 
+def stack_brokers(layout: StackLayout) -> int:
+    """How many Kafka nodes ``up`` starts: ``HARPICOOP_BROKERS`` (``make up BROKERS=3``), else
+    as many as the stack was made with, else one; a count its data was not made with is
+    refused (``services.stack.brokers.choose_brokers``)."""
+    try:
+        return choose_brokers(
+            requested_brokers(os.environ),
+            remembered_brokers(layout.kafka_bootstrap, layout.kafka / "data"),
+            data_exists=any(layout.kafka.glob("**/meta.properties")),
+        )
+    except BrokerCountError as error:
+        raise StackError(str(error)) from None
+
+
+def remember_brokers(layout: StackLayout, nodes: list[Kafka]) -> None:
+    """Write the cluster's bootstrap list, which ``make down``/``status``, the tests and every
+    service's default settings read (``Settings.from_env``)."""
+    servers = nodes[0].bootstrap_servers + "\n"
+    with contextlib.suppress(FileNotFoundError):
+        if layout.kafka_bootstrap.read_text(encoding="ascii") == servers:
+            return
+    layout.kafka_bootstrap.parent.mkdir(parents=True, exist_ok=True)
+    layout.kafka_bootstrap.write_text(servers, encoding="ascii")
+
+
 def up(layout: StackLayout, components: list[Component] | None = None) -> list[Component]:
-    """Start ``components`` (every one by default) and deploy the contract; those it started,
-    for a caller that stops only what it started (``down``'s ``components``)."""
+    """Start ``components`` (every one by default, with ``stack_brokers`` Kafka nodes) and deploy
+    the contract; those it started, for a caller that stops only what it started (``down``'s
+    ``components``)."""
     started = time.monotonic()
     layout.make_dirs()
     tls(layout)
-    components = all_components(layout) if components is None else components
+    components = all_components(layout, stack_brokers(layout)) if components is None else components
+    nodes = [item for item in components if isinstance(item, Kafka)]
+    remember_brokers(layout, nodes)
     newly_started: list[Component] = []
     _say(f"Local stack under {layout.root}")
     for component in components:
@@ -139,12 +184,18 @@ def up(layout: StackLayout, components: list[Component] | None = None) -> list[C
     for component in components:
         component.wait_healthy()
         _say(f"  {component.name:9} healthy")
-    kafka = next(item for item in components if isinstance(item, Kafka))
+    kafka = nodes[0]
     # Kafka as its super user, the one principal that may create topics and apply the ACLs.
-    admin = dataclasses.replace(Settings.from_env(), kafka_security=kafka.security(ADMIN))
+    admin = dataclasses.replace(
+        Settings.from_env(),
+        kafka_bootstrap_servers=kafka.bootstrap_servers,
+        kafka_security=kafka.security(ADMIN),
+    )
     deploy_contract(admin, credentials=kafka.secrets)
+    brokers = f"{len(nodes)} brokers " if len(nodes) > 1 else ""
     _say(
-        f"Stack up in {time.monotonic() - started:.1f} s: Kafka localhost:9092, registry "
+        f"Stack up in {time.monotonic() - started:.1f} s: Kafka {brokers}"
+        f"{kafka.bootstrap_servers}, registry "
         f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
         f"(mail in {layout.mail}), IMAP localhost:{Imap.port} (the platform's mailbox)"
     )
@@ -152,7 +203,17 @@ def up(layout: StackLayout, components: list[Component] | None = None) -> list[C
 
 
 def down(layout: StackLayout, components: list[Component] | None = None) -> None:
-    for component in reversed(all_components(layout) if components is None else components):
+    components = all_components(layout) if components is None else components
+    nodes = [item for item in components if isinstance(item, Kafka)]
+    for component in reversed(components):
+        if isinstance(component, Kafka):
+            # The nodes of a cluster go together (``stop_together``), when the first is reached.
+            if component is nodes[0]:
+                stopped_nodes = stop_together(nodes)
+                for node in nodes:
+                    state = "stopped" if node in stopped_nodes else "not running"
+                    _say(f"  {node.name:9} {state}")
+            continue
         stopped = component.stop()
         _say(f"  {component.name:9} {'stopped' if stopped else 'not running'}")
 
@@ -179,6 +240,8 @@ def status(layout: StackLayout) -> int:
             state = f"running but not answering (pid {component.pid()}); read {component.log}"
             unhealthy += 1
         _say(f"  {component.name:9} port {component.port:<5} {state}")
+        if isinstance(component, Kafka) and len(component.cluster) > 1:
+            _say(f"  {'':9} controller port {component.controller_port}, data {component.data}")
     return 1 if unhealthy else 0
 
 

@@ -22,6 +22,7 @@ import sys
 import tarfile
 import uuid
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,14 @@ from services.common.settings import (
     KafkaSecurity,
     Settings,
     local_kafka_security,
+)
+from services.stack.brokers import (
+    NodeAddress,
+    bootstrap_servers,
+    node_addresses,
+    quorum_voters,
+    remembered_brokers,
+    replication_settings,
 )
 from services.stack.layout import (
     OUTSIDE_STATE,
@@ -428,7 +437,10 @@ class Postgres(Component):
 
 
 class Kafka(Component):
-    """Apache Kafka in KRaft mode, one combined broker and controller, jars from Maven Central.
+    """Apache Kafka in KRaft mode, a combined broker and controller, jars from Maven Central.
+
+    The stack runs one such node, or three forming one cluster (``services.stack.brokers``):
+    each a voter of the metadata quorum, all formatted with the same cluster id.
 
     Every connection authenticates and every request is authorized:
 
@@ -454,13 +466,33 @@ class Kafka(Component):
     mechanism = "SCRAM-SHA-512"
 
     def __init__(
-        self, layout: StackLayout, port: int | None = None, controller_port: int | None = None
+        self,
+        layout: StackLayout,
+        port: int | None = None,
+        controller_port: int | None = None,
+        *,
+        node: NodeAddress | None = None,
+        cluster: list[NodeAddress] | None = None,
+        heap: str = "1g",
     ) -> None:
-        """Ports other than the fixed ones serve throwaway brokers in tests (a broker outage)."""
+        """Ports other than the fixed ones serve throwaway brokers in tests (a broker outage).
+        ``node`` of ``cluster``: one node of several (``kafka_nodes``), named ``kafka-<id>``."""
         super().__init__(layout)
-        self.port = port or self.port
-        self.controller_port = controller_port or self.controller_port
+        self.node = node or NodeAddress(
+            1, port or self.port, controller_port or self.controller_port
+        )
+        self.cluster = cluster or [self.node]
+        self.port = self.node.port
+        self.controller_port = self.node.controller_port
+        self.heap = heap
+        if len(self.cluster) > 1:
+            self.name = f"kafka-{self.node.node_id}"
         self.secrets = LocalSecrets(layout.secrets)
+
+    @property
+    def folder(self) -> Path:
+        """This node's configuration and data."""
+        return self.layout.kafka_node(self.node.node_id, len(self.cluster))
 
     @property
     def home(self) -> Path:
@@ -473,15 +505,21 @@ class Kafka(Component):
 
     @property
     def data(self) -> Path:
-        return self.layout.kafka / "data"
+        return self.folder / "data"
 
     @property
     def config(self) -> Path:
-        return self.layout.kafka / "server.properties"
+        return self.folder / "server.properties"
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"localhost:{self.port}"
+        """Every node of the cluster: what a client of this node's cluster is given."""
+        return bootstrap_servers(self.cluster)
+
+    @property
+    def _cluster_id_file(self) -> Path:
+        """The one cluster id every node is formatted with."""
+        return self.layout.kafka / "cluster-id"
 
     @property
     def _admin_stamp(self) -> Path:
@@ -560,34 +598,35 @@ class Kafka(Component):
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         }
 
-    def _write_config(self, *, open_listeners: bool = False) -> None:
-        self.layout.kafka.mkdir(parents=True, exist_ok=True)
-        # Its records are patients' stays and HL7 messages: for the stack's owner only.
-        os.chmod(self.layout.kafka, 0o700)
+    def properties(self, *, open_listeners: bool = False) -> dict[str, str]:
+        """This node's ``server.properties``."""
         listeners = (
             self._open_listener_settings()
             if open_listeners
             else self._listener_settings(self.secrets.ensure(ADMIN))
         )
-        settings = {
+        return {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@localhost:{self.controller_port}",
+            "node.id": str(self.node.node_id),
+            "controller.quorum.voters": quorum_voters(self.cluster),
             **listeners,
             "log.dirs": str(self.data),
             "num.partitions": "3",
-            "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            **replication_settings(len(self.cluster)),
             # Tests create consumer groups by the hundred; do not make each one wait 3 s.
             "group.initial.rebalance.delay.ms": "0",
             # Topics are created from deploy/topics.toml, never by a typo in a client.
             "auto.create.topics.enable": "false",
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
+
+    def _write_config(self, *, open_listeners: bool = False) -> None:
+        for folder in {self.layout.kafka, self.folder}:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Its records are patients' stays and HL7 messages: for the stack's owner only.
+            os.chmod(folder, 0o700)
+        settings = self.properties(open_listeners=open_listeners)
         # It holds the admin's password: readable by the stack's owner only, from the start.
         descriptor = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.chmod(self.config, 0o600)
@@ -610,11 +649,22 @@ class Kafka(Component):
     def _admin_digest(self) -> str:
         return hashlib.sha256(self.secrets.ensure(ADMIN).encode("ascii")).hexdigest()
 
-    def _format(self) -> None:
-        """A new data folder, with the admin's SCRAM credential in its first metadata."""
+    def _cluster_id(self) -> str:
+        """The cluster's id, made by the first node formatted and read by the others."""
+        try:
+            return self._cluster_id_file.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            pass
         cluster_id = "-"
         while cluster_id.startswith("-"):  # the storage tool would take it for an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        self._cluster_id_file.write_text(cluster_id + "\n", encoding="ascii")
+        return cluster_id
+
+    def _format(self) -> None:
+        """A new data folder, with the admin's SCRAM credential in its first metadata (on every
+        node: whichever the quorum elects first writes the cluster's first metadata from it)."""
+        cluster_id = self._cluster_id()
         password = self.secrets.ensure(ADMIN)
         run(
             self._java(
@@ -660,7 +710,7 @@ class Kafka(Component):
         self._admin_stamp.write_text(self._admin_digest() + "\n", encoding="ascii")
 
     def _spawn_broker(self) -> None:
-        argv = self._java("kafka.Kafka", str(self.config), heap="1g")
+        argv = self._java("kafka.Kafka", str(self.config), heap=self.heap)
         argv[1:1] = ["-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
         spawn(argv, log=self.log, pidfile=self.layout.pidfile(self.name))
 
@@ -680,18 +730,18 @@ class Kafka(Component):
         self._spawn_broker()
 
     def _answers(self, security: dict[str, str]) -> bool:
+        """This node answers on its own port and the cluster counts it among its live brokers
+        (a node restarted after a crash is fenced until it has caught up with the metadata)."""
         from confluent_kafka.admin import AdminClient
 
         if not port_open(self.port):
             return False
-        admin = AdminClient(
-            {"bootstrap.servers": self.bootstrap_servers, "log_level": 0, **security}
-        )
+        admin = AdminClient({"bootstrap.servers": self.node.bootstrap, "log_level": 0, **security})
         try:
             metadata = admin.list_topics(timeout=3)
         except Exception:
             return False
-        return bool(metadata.brokers)
+        return self.node.node_id in metadata.brokers
 
     def healthy(self) -> bool:
         """The broker answers the admin, signed in."""
@@ -706,7 +756,39 @@ class Kafka(Component):
                 f"Kafka on port {self.port} runs without authentication (started before the "
                 f"stack required it): run 'make down', then 'make up' (its data is kept)"
             )
+        if not self.running() and port_open(self.controller_port):
+            raise StackError(
+                f"port {self.controller_port} needed by {self.name} (controller) is taken by "
+                f"another program; stop it, or stop a stack started from another folder with its "
+                f"own 'make down'"
+            )
         return super().start()
+
+
+def stop_together(nodes: list[Kafka]) -> list[Kafka]:
+    """Stop the nodes of one cluster all at once; those that were running. One after the other,
+    the last would wait out its grace time: its clean shutdown asks a controller, and with the
+    others gone there is no majority left to elect one."""
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        stopped = list(pool.map(lambda node: node.stop(), nodes))
+    return [node for node, was_running in zip(nodes, stopped, strict=True) if was_running]
+
+
+def kafka_nodes(
+    layout: StackLayout,
+    count: int | None = None,
+    *,
+    base_port: int = Kafka.port,
+    heap: str | None = None,
+) -> list[Kafka]:
+    """The stack's Kafka nodes: ``count`` of them, else as many as the stack was made with
+    (one for a stack not made yet). ``base_port`` and ``heap``: a throwaway cluster in tests."""
+    if count is None:
+        count = remembered_brokers(layout.kafka_bootstrap, layout.kafka / "data") or 1
+    nodes = node_addresses(count, base_port)
+    # One node keeps the heap it always had; three share the machine with everything else.
+    heap = heap or ("1g" if count == 1 else "512m")
+    return [Kafka(layout, node=node, cluster=nodes, heap=heap) for node in nodes]
 
 
 class Registry(Component):
@@ -1088,7 +1170,13 @@ class Smtp(Component):
             return False
 
 
-def all_components(layout: StackLayout) -> list[Component]:
+def all_components(layout: StackLayout, brokers: int | None = None) -> list[Component]:
     """In start order: the registry keeps its data in PostgreSQL; the SMTP server returns
-    delivery status notifications to the IMAP server."""
-    return [Postgres(layout), Kafka(layout), Registry(layout), Imap(layout), Smtp(layout)]
+    delivery status notifications to the IMAP server. ``brokers``: as ``kafka_nodes``."""
+    return [
+        Postgres(layout),
+        *kafka_nodes(layout, brokers),
+        Registry(layout),
+        Imap(layout),
+        Smtp(layout),
+    ]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.paths import DEPLOY_DIR, PROJECT_ROOT
+from services.common.settings import LOCAL_KAFKA_BOOTSTRAP
 
 VERSIONS_FILE = DEPLOY_DIR / "versions.mk"
 
@@ -58,6 +59,15 @@ class StackLayout:
     @property
     def kafka(self) -> Path:
         return self.root / "kafka"
+
+    @property
+    def kafka_bootstrap(self) -> Path:
+        """The brokers the stack was made with, as a bootstrap list (``services.stack.brokers``)."""
+        return self.root / LOCAL_KAFKA_BOOTSTRAP
+
+    def kafka_node(self, node_id: int, count: int) -> Path:
+        """A node's configuration and data: a single node keeps the folder it always had."""
+        return self.kafka if count == 1 else self.kafka / f"node-{node_id}"
 
     @property
     def postgres(self) -> Path:

@@ -81,6 +81,24 @@ def stop_pid(pid: int, *, grace_seconds: float = 30.0) -> None:
     raise StackError(f"process {pid} survived SIGKILL")
 
 
+def kill_pid(pid: int, *, timeout: float = 10.0) -> None:
+    """SIGKILL the process group at once, as a crash or a power cut would end it, and wait until
+    it is gone (so that its ports are free for a restart)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    raise StackError(f"process {pid} survived SIGKILL")
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

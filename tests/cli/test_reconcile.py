@@ -17,6 +17,7 @@ from services.cli.reconcile import (
     emails_check,
     emails_on_disk,
     notices_checks,
+    receipts_check,
     setbacks_check,
     stay_days,
     withheld_check,
@@ -190,3 +191,56 @@ def test_a_bounce_neither_followed_by_a_step_nor_on_the_worklist_fails_the_check
     assert failed.line().startswith(
         "  FAILED every bounce followed by the next step or a worklist entry: 1 of 2; missing n3"
     )
+
+
+NOW = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)
+WINDOW = dt.timedelta(seconds=60)
+
+
+def sent_notice(
+    name: str,
+    sent_ago: float,
+    *,
+    delivered: bool = False,
+    read: bool = False,
+    bounced: bool = False,
+) -> tuple[str, dt.datetime, dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    sent_at = NOW - dt.timedelta(seconds=sent_ago)
+    later = sent_at + dt.timedelta(seconds=1)
+    return (
+        name,
+        sent_at,
+        later if delivered else None,
+        later if read else None,
+        later if bounced else None,
+    )
+
+
+def test_every_sent_notice_delivered_bounced_or_named_unconfirmed_passes() -> None:
+    rows = [
+        sent_notice("n-delivered", 90, delivered=True),
+        sent_notice("n-read-only", 90, read=True),  # a read receipt says it arrived
+        sent_notice("n-bounced", 90, bounced=True),
+        sent_notice("n-silent", 61),  # the window passed with no report: unconfirmed
+    ]
+    result = receipts_check(rows, NOW, WINDOW)
+    assert result.ok and (result.found, result.expected) == (4, 4)
+    line = result.line()
+    assert "2 delivered, 1 bounced, 1 unconfirmed (n-silent)" in line and line.startswith("  ok")
+
+
+def test_a_notice_still_within_its_window_without_a_report_fails_the_check() -> None:
+    rows = [sent_notice("n-delivered", 5, delivered=True), sent_notice("n-waiting", 30)]
+    result = receipts_check(rows, NOW, WINDOW)
+    assert not result.ok and result.missing == ("n-waiting (no report yet)",)
+    assert "FAILED" in result.line() and "NOTIFY_DSN_WINDOW_SECONDS" in result.line()
+
+
+def test_unconfirmed_notices_are_named_a_few_then_counted() -> None:
+    rows = [sent_notice(f"n-{index}", 600) for index in range(5)]
+    line = receipts_check(rows, NOW, WINDOW).line()
+    assert "5 unconfirmed (n-0, n-1, n-2 and 2 more)" in line
+
+
+def test_a_run_with_nothing_sent_has_nothing_to_confirm() -> None:
+    assert receipts_check([], NOW, WINDOW).ok

@@ -16,7 +16,9 @@ from services.enrich.config import EnrichConfig
 from services.notify.config import NotifyConfig
 
 
-def test_defaults_point_at_the_local_stack() -> None:
+def test_defaults_point_at_the_local_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stack folder with nothing in it: the defaults, whatever the machine's stack runs.
+    monkeypatch.setenv("HARPICOOP_STACK_DIR", str(tmp_path))
     settings = Settings.from_env({})
     assert settings.kafka_bootstrap_servers == "localhost:9092"
     assert settings.schema_registry_url == "http://localhost:8081/apis/ccompat/v7"
@@ -35,6 +37,18 @@ def test_defaults_point_at_the_local_stack() -> None:
         "none",
     )
     assert settings.imap_user == settings.smtp_from
+
+
+def test_the_brokers_come_from_the_environment_else_the_local_stacks_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARPICOOP_STACK_DIR", str(tmp_path))
+    (tmp_path / "kafka").mkdir()
+    three = "localhost:9092,localhost:9094,localhost:9096"
+    (tmp_path / "kafka" / "bootstrap-servers").write_text(three + "\n")
+    assert Settings.from_env({}).kafka_bootstrap_servers == three
+    named = {"KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9093"}
+    assert Settings.from_env(named).kafka_bootstrap_servers == "kafka-1:9093"
 
 
 def test_the_mailbox_password_comes_from_the_environment_else_the_local_stack(

@@ -293,7 +293,7 @@ def test_a_control_character_in_a_merge_or_identity_message_is_refused_too() -> 
         ({"birth_date": "20260305"}, "PID-7", "is in the future"),
         ({"birth_date": "19481314"}, "PID-7", "is not an HL7 date"),
         ({"moved_at": "99990101000000"}, "ZBE-2", "more than a day after"),
-        ({"moved_at": "20240302081000"}, "ZBE-2", "more than a year before"),
+        ({"moved_at": "18790302081000"}, "ZBE-2", "is before 1880-01-01"),
         ({"moved_at": "99991231235959-1200"}, "ZBE-2", "more than a day after"),
         ({"discharged_at": "99991231"}, "PV1-45", "more than a day after"),
         ({"discharged_at": "le 2 mars"}, "PV1-45", "is not an HL7 date and time"),
@@ -342,7 +342,6 @@ def test_a_pre_admission_may_be_dated_at_the_admission_it_plans(
     [
         ("A01", "20260515083000", "more than a day after"),
         ("A05", "20270515083000", "more than a year after"),
-        ("A05", "20250115083000", "more than a year before"),
     ],
 )
 def test_only_a_pre_admission_lies_ahead_and_not_beyond_a_year(
@@ -353,6 +352,26 @@ def test_only_a_pre_admission_lies_ahead_and_not_beyond_a_year(
     problem = intake.problems[0]
     assert (problem.code.code, str(problem.location)) == ("102", "ZBE-2")
     assert why in problem.text
+
+
+@pytest.mark.parametrize(
+    ("trigger", "moved_at"),
+    [("A01", "20240302081000"), ("A05", "20250115083000"), ("A03", "19990302081000")],
+)
+def test_a_movement_more_than_a_year_old_is_acknowledged_and_archived_not_published(
+    trigger: str, moved_at: str
+) -> None:
+    # PAM FR allows historic movements (a stay entered or corrected long after it happened):
+    # the message is not wrong, the platform only has no use for it.
+    intake = decide(movement(trigger, moved_at=moved_at))
+    assert (intake.outcome, intake.code, intake.publication) == (Outcome.KEPT, "AA", None)
+    warning = intake.problems[0]
+    assert (warning.severity, str(warning.location)) == ("W", "ZBE-2")
+    assert "more than a year before" in warning.text and moved_at[:4] not in warning.text
+    record = archive_record(
+        intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AA", topic=None
+    )
+    assert record["outcome"] == "KEPT"
 
 
 @pytest.mark.parametrize("charset", ["UNICODE UTF-8", "8859/1"])

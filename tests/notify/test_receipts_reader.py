@@ -149,3 +149,32 @@ def test_the_mailbox_is_read_over_tls_as_at_an_operator(
     finally:
         server.stop()
         server.forget()
+
+
+def test_reports_recorded_long_ago_leave_the_mailbox_and_recent_ones_stay(
+    reader: ReceiptsReader, imap_server: Imap
+) -> None:
+    """A report is read once and its outcome kept on the ledger; the message itself (which a
+    relay ignoring RET=HDRS may have filled with the whole notice) goes after the retention."""
+    import imaplib
+    import time
+
+    reader.read_once()  # makes the folders
+    client = imaplib.IMAP4("localhost", imap_server.port)
+    client.login(imap_server.mailbox, imap_server.password())
+    for age_days, subject in ((40, b"old"), (29, b"recent"), (0, b"today")):
+        arrived = imaplib.Time2Internaldate(time.time() - age_days * 86400)
+        client.append("Processed", None, arrived, b"Subject: " + subject + b"\r\n\r\nx\r\n")
+    client.logout()
+
+    reader.retention = None
+    assert reader.purge_processed() == 0  # no retention given: kept
+    reader.retention = dt.timedelta(days=30)
+    assert reader.purge_processed() == 1
+    assert [
+        message.split(b"\r\n")[0] for message in mailbox_messages(imap_server, "Processed")
+    ] == [
+        b"Subject: recent",
+        b"Subject: today",
+    ]
+    assert reader.purge_processed() == 0
