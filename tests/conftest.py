@@ -384,6 +384,7 @@ def notify_factory(
             or topic_factory("harpicoop.CovidFollowup"),
             "status": topic_factory("harpicoop.NotificationStatus"),
             "dead_letter": topic_factory(),
+            "unroutable": topic_factory("harpicoop.UnroutableStayEvent"),
         }
         env = stack_env(
             stack,
@@ -395,6 +396,7 @@ def notify_factory(
             NOTIFY_FOLLOWUPS_TOPIC=topics["followups"],
             NOTIFY_STATUS_TOPIC=topics["status"],
             NOTIFY_DEADLETTER_TOPIC=topics["dead_letter"],
+            NOTIFY_UNROUTABLE_TOPIC=topics["unroutable"],
             NOTIFY_GROUP_ID=group_factory(),
             NOTIFY_RETRY_INITIAL_SECONDS="0.5",
             NOTIFY_RETRY_MAX_SECONDS="2",

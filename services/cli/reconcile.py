@@ -18,6 +18,9 @@
   explicitly unconfirmed: no report ``NOTIFY_DSN_WINDOW_SECONDS`` after it was sent, so that notify
   counts it (``harpicoop_notify_unconfirmed``) and the check names it. A notice still within its
   window with no report fails the check: nobody has said yet what became of it.
+- Every notice that bounced or failed for good is followed by the next step of its recipient's
+  fallback chain or is on the worklist (``services.notify.chain``), and every unroutable event
+  of the run is on the worklist.
 
 Only ids are named in what a check reports: event ids, notification ids; never a patient.
 """
@@ -339,8 +342,30 @@ def reconcile(
         covid_check(run, found.opened),
         analytics_check(days, found.counted),
         withheld_check(found.withheld),
+        setbacks_check(found.setbacks),
+        check(
+            "each unroutable event is on the worklist",
+            [item["event"]["event_id"] for item in run.unroutable],
+            found.worklisted,
+            "read .stack/logs/notify.log for these event ids",
+        ),
         receipts_check(found.receipts, dt.datetime.now(dt.UTC), dsn_window),
     ]
+
+
+def setbacks_check(setbacks: Iterable[tuple[str, bool, bool]]) -> Check:
+    """``setbacks``: each notice of the run that bounced or failed for good, whether the next
+    step of its chain followed it, and whether it is on the worklist."""
+    rows = list(setbacks)
+    dropped = tuple(sorted(notice for notice, step, listed in rows if not (step or listed)))
+    return Check(
+        "every bounce followed by the next step or a worklist entry",
+        len(rows),
+        len(rows) - len(dropped),
+        dropped,
+        "notify.v_notices (successor_id) and notify.v_worklist; "
+        "read .stack/logs/notify.log for these notification ids",
+    )
 
 
 ReceiptRow = tuple[str, dt.datetime, dt.datetime | None, dt.datetime | None, dt.datetime | None]
@@ -414,6 +439,11 @@ class PublishedOutcomes:
     """Stay events counted per establishment and UTC day, for the days asked."""
     withheld: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     """The stays asked that are withheld from everyone, and their notices sent since."""
+    setbacks: list[tuple[str, bool, bool]] = dataclasses.field(default_factory=list)
+    """Notices created since that bounced or failed for good: id, followed by a next step, on
+    the worklist."""
+    worklisted: list[str] = dataclasses.field(default_factory=list)
+    """Event ids asked that are on the worklist as unroutable."""
     receipts: list[ReceiptRow] = dataclasses.field(default_factory=list)
     """The notices sent since the run began, with what came back of each."""
 
@@ -441,6 +471,18 @@ def published_outcomes(
             "FROM notify.v_notices WHERE state = 'sent' AND sent_at >= %s",
             (since,),
         ).fetchall()
+        setbacks = conn.execute(
+            "SELECT n.notification_id::text, n.successor_id IS NOT NULL, EXISTS ("
+            "  SELECT 1 FROM notify.v_worklist w WHERE w.notification_id = n.notification_id) "
+            "FROM notify.v_notices n WHERE n.created_at >= %s "
+            "AND (n.bounced_at IS NOT NULL OR n.state = 'failed')",
+            (since,),
+        ).fetchall()
+        worklisted = conn.execute(
+            "SELECT event_id FROM notify.v_worklist "
+            "WHERE notification_id IS NULL AND event_id = ANY(%s)",
+            (event_ids,),
+        ).fetchall()
         # By event id only: a movement's lines from an earlier run went in that run's digests.
         deferred = conn.execute(
             "SELECT notification_id::text FROM notify.v_digest_lines "
@@ -459,11 +501,14 @@ def published_outcomes(
         withheld = withheld_stays(conn, stays)
     return PublishedOutcomes(
         ledger=[tuple(str(value) for value in row) for row in ledger],  # type: ignore[misc]
-        sent=[str(row[0]) for row in sent],
+        # A bounced email was accepted, then returned: the SMTP server kept no file of it.
+        sent=[str(row[0]) for row in sent if row[4] is None],
         deferred=[str(row[0]) for row in deferred],
         opened=[str(row[0]) for row in opened],
         counted={(str(place), day): int(count) for place, day, count in counted},
         withheld=withheld,
+        setbacks=[(str(row[0]), bool(row[1]), bool(row[2])) for row in setbacks],
+        worklisted=[str(row[0]) for row in worklisted],
         receipts=[(str(row[0]), row[1], row[2], row[3], row[4]) for row in sent],
     )
 

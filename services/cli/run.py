@@ -331,7 +331,8 @@ def wait_for_receipts(
     deadline = time.monotonic() + window.total_seconds() + RECEIPTS_MARGIN_SECONDS
     while True:
         alive()
-        waiting = awaiting_receipts(settings, since, window, read)
+        # A bounce read meanwhile gives a next step to send, whose report is awaited in turn.
+        waiting = awaiting_receipts(settings, since, window, read) + pending_notices(settings)
         if waiting == 0 or time.monotonic() >= deadline:
             return waiting
         time.sleep(2)
@@ -396,6 +397,10 @@ class PublishedFigures:
     """The hourly windows updated since: stay events, notices sent."""
     receipts: tuple[int, int, int] = (0, 0, 0)
     """Of the notices sent since: delivered, read, bounced (the platform's mailbox said so)."""
+    next_steps: int = 0
+    """Notices created since as the next step of a bounced or failed one's chain."""
+    worklist: tuple[int, int] = (0, 0)
+    """Worklist entries recorded since: unroutable events, notices no chain delivered."""
 
 
 def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigures:
@@ -440,6 +445,16 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
             "FROM notify.v_notices WHERE state = 'sent' AND sent_at >= %s",
             (since,),
         ).fetchone() or (0, 0, 0)
+        next_steps = conn.execute(
+            "SELECT count(*) FROM notify.v_notices WHERE created_at >= %s AND chain_step > 0",
+            (since,),
+        ).fetchone() or (0,)
+        worklist = conn.execute(
+            "SELECT count(*) FILTER (WHERE notification_id IS NULL), "
+            "count(*) FILTER (WHERE notification_id IS NOT NULL) FROM notify.v_worklist "
+            "WHERE recorded_at >= %s",
+            (since,),
+        ).fetchone() or (0, 0)
     return PublishedFigures(
         states={str(state): int(count) for state, count in states.items()},
         p50=float(p50) if p50 is not None else None,
@@ -448,6 +463,8 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
         covid=(int(covid[0]), int(covid[1])),
         analytics=(int(analytics[0]), int(analytics[1])),
         receipts=(int(receipts[0]), int(receipts[1]), int(receipts[2])),
+        next_steps=int(next_steps[0]),
+        worklist=(int(worklist[0]), int(worklist[1])),
     )
 
 
@@ -514,6 +531,10 @@ def summary(
         f"  what came back to the platform's mailbox: {delivered:,} delivered (delivery "
         f"report), {read:,} read (read receipt; {read_receipts:,} sent by the simulated GPs), "
         f"{bounced:,} bounced",
+        f"  bounced notices (no file on disk) go on: {published.next_steps:,} sent to the next "
+        "address of the GP's chain (practice mailbox, substitute)",
+        f"Worklist (notify.v_worklist, on the dashboard): {published.worklist[0]:,} unroutable "
+        f"events, {published.worklist[1]:,} notices no address of the chain could take",
         f"Covid-19 follow-ups opened: {covid[0]:,} ({covid[1]:,} positive, "
         f"{covid[0] - covid[1]:,} suspected)",
         f"Analytics, hourly windows this run updated: {int(analytics[0]):,} stay events, "
@@ -574,6 +595,26 @@ def record_day_oppositions(settings: Settings, simulator_args: list[str]) -> int
                 details = {"opposition_id": recorded.opposition_id, "by": "make run"}
                 record_change(audit, "opposition add", details)
     return len(oppositions)
+
+
+def list_bouncing_addresses(mail: Path, simulator_args: list[str]) -> int:
+    """Make the personal mailboxes of a couple of the day's GPs bounce (the stack's SMTP server
+    reads its bounce file at each recipient), so the day shows their notices going on to their
+    practice's mailbox. How many addresses bounce."""
+    from services.simulator.app import day_config, parser, plan_day
+    from services.simulator.bounces import bouncing_gps
+    from services.stack.smtp_sink import BOUNCE_FILE
+
+    config, codes = day_config(parser().parse_args(simulator_args))
+    gps = bouncing_gps(plan_day(config, codes).day.all_messages())
+    path = mail / BOUNCE_FILE
+    listed = set(path.read_text(encoding="utf-8").split()) if path.exists() else set()
+    mail.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as bouncing:
+        for gp in gps:
+            if gp.personal not in listed:
+                bouncing.write(f"{gp.personal}\n")
+    return len(gps)
 
 
 def run(
@@ -645,6 +686,8 @@ def run(
 
         opposed = record_day_oppositions(settings, simulator_args)
         _say(f"Recorded {opposed:,} patients' objections to being notified, as establishments ask")
+        bouncing = list_bouncing_addresses(layout.mail, simulator_args)
+        _say(f"{bouncing} GPs' personal mailboxes bounce today: their practice's mailbox is next")
         _say(
             f"Replaying a day of the GHT (python -m services.simulator {' '.join(simulator_args)})"
         )

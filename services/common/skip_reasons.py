@@ -29,6 +29,7 @@ class SkipReason(StrEnum):
     NOT_ASKED_CORRECTIONS = "not_asked_corrections"
     DISCHARGES_ONLY = "discharges_only"
     DIGEST_EMPTIED = "digest_emptied"
+    SUBSTITUTE_TOLD = "substitute_told"
 
     @property
     def sentence(self) -> str:
@@ -60,6 +61,10 @@ _SENTENCES = {
         "the practitioner asks for discharges and emergency admissions only"
     ),
     SkipReason.DIGEST_EMPTIED: "every event it was to list was withdrawn before it was sent",
+    # A fallback chain's step (services.notify.chain).
+    SkipReason.SUBSTITUTE_TOLD: (
+        "the GP's substitute has a notice of this event of their own: the chain ends there"
+    ),
 }
 
 OTHER = "other"

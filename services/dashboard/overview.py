@@ -40,6 +40,12 @@ EMAIL_SHARES = ("delivered", "read")
 COVID_CASE_COLUMNS = ("open", "reminded", "opened_on_day")
 # Columns of the ``daily_covid_discharges`` view: discharges by Covid-19 status at discharge.
 COVID_STATUS_COLUMNS = ("positive", "suspected", "negative", "not_tested", "unknown")
+# Reasons of notify's worklist: an unroutable event's (enrich's), then a notice's whose chain
+# ended without a delivery.
+UNROUTABLE_REASONS = ("NO_GP", "UNKNOWN_RPPS", "NO_SECURE_ADDRESS", "OTHER")
+WORKLIST_REASONS = (*UNROUTABLE_REASONS, "BOUNCED", "FAILED")
+# The reasons the identity-vigilance team follows as monthly rates.
+VIGILANCE_REASONS = ("NO_GP", "UNKNOWN_RPPS", "NO_SECURE_ADDRESS")
 
 Row = Mapping[str, Any]
 
@@ -69,6 +75,15 @@ class DayRows:
     """establishment and ``COVID_CASE_COLUMNS``: cases not closed, and opened that day."""
     covid_discharges: Sequence[Row]
     """Rows of the ``daily_covid_discharges`` view."""
+    worklist: Sequence[Row] = ()
+    """establishment, unit ('' when none), reason, open: open worklist entries."""
+    worklist_entries: Sequence[Row] = ()
+    """The latest open entries: establishment, unit, reason, event_id, notification_id,
+    recorded_at."""
+    month_unroutable: Sequence[Row] = ()
+    """establishment, reason, events: unroutable events of the day's month."""
+    month_stays: Sequence[Row] = ()
+    """establishment, stay_events: every stay event of the day's month."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,13 @@ def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     start = dt.datetime.combine(day, dt.time(), tzinfo=PARIS)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=PARIS)
     return start, end
+
+
+def month_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The local month of ``day``: its first instant and the next month's."""
+    first = day.replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return day_bounds(first)[0], day_bounds(following)[0]
 
 
 def default_day(today: dt.date, latest_activity: dt.datetime | None) -> dt.date:
@@ -159,6 +181,55 @@ def overview(
             },
         },
         "lag": lag_report(lag, lag_threshold),
+        "worklist": worklist_report(rows, codes),
+    }
+
+
+def worklist_report(rows: DayRows, codes: Sequence[str]) -> dict[str, Any]:
+    """Open worklist entries by establishment and unit, the latest ones (ids and reasons), and
+    the month's NO_GP / UNKNOWN_RPPS / NO_SECURE_ADDRESS rates per establishment (each reason's
+    unroutable events over the month's stay events; None when the month has none)."""
+    units: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows.worklist:
+        place = (row["establishment"], row["unit"])
+        line = units.setdefault(
+            place,
+            {"establishment": place[0], "unit": place[1], **dict.fromkeys(WORKLIST_REASONS, 0)},
+        )
+        reason = row["reason"] if row["reason"] in WORKLIST_REASONS else "OTHER"
+        line[reason] += int(row["open"])
+    by_unit = [units[place] for place in sorted(units)]
+    for line in by_unit:
+        line["total"] = sum(line[reason] for reason in WORKLIST_REASONS)
+    stays = {row["establishment"]: int(row["stay_events"] or 0) for row in rows.month_stays}
+    unroutable: dict[tuple[str, str], int] = {
+        (row["establishment"], row["reason"]): int(row["events"]) for row in rows.month_unroutable
+    }
+    rates = []
+    for code in codes:
+        events = stays.get(code, 0)
+        rate: dict[str, Any] = {"establishment": code, "stay_events": events}
+        for reason in VIGILANCE_REASONS:
+            found = unroutable.get((code, reason), 0)
+            rate[reason] = found
+            rate[f"{reason}_rate"] = round(found / events, 4) if events else None
+        rates.append(rate)
+    return {
+        "month": rows.day.strftime("%Y-%m"),
+        "by_unit": by_unit,
+        "total": _total(by_unit, (*WORKLIST_REASONS, "total")),
+        "entries": [
+            {
+                "establishment": row["establishment"],
+                "unit": row["unit"],
+                "reason": row["reason"],
+                "event_id": row["event_id"],
+                "notification_id": row["notification_id"],
+                "recorded_at": row["recorded_at"].astimezone(PARIS).isoformat(timespec="seconds"),
+            }
+            for row in rows.worklist_entries
+        ],
+        "rates": rates,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from services.dashboard.overview import DayRows, Latency, day_bounds, default_day
+from services.dashboard.overview import DayRows, Latency, day_bounds, default_day, month_bounds
 
 LATEST_ACTIVITY = """
     SELECT max(window_start) AS latest FROM analytics.v_counts
@@ -74,6 +74,42 @@ COVID_CASES = """
 
 COVID_DISCHARGES = "SELECT * FROM analytics.daily_covid_discharges WHERE day = %(day)s"
 
+# notify's worklist (ids and reasons only): what is open now, by establishment, unit and reason,
+# and the latest open entries themselves.
+WORKLIST = """
+    SELECT establishment, coalesce(unit, '') AS unit, reason, count(*) AS open
+    FROM notify.v_worklist WHERE resolved_at IS NULL
+    GROUP BY 1, 2, 3
+"""
+
+WORKLIST_ENTRIES = """
+    SELECT establishment, coalesce(unit, '') AS unit, reason, event_id,
+           notification_id::text AS notification_id, recorded_at
+    FROM notify.v_worklist WHERE resolved_at IS NULL
+    ORDER BY recorded_at DESC, entry_id LIMIT %(limit)s
+"""
+
+# The identity-vigilance rates of the shown day's month: the events no GP could be found for
+# (resolved since or not: they were unroutable when they came), over the month's stay events,
+# both counted at the movement's time.
+MONTH_UNROUTABLE = """
+    SELECT establishment, reason, count(*) AS events
+    FROM notify.v_worklist
+    WHERE notification_id IS NULL
+      AND occurred_at >= %(month_start)s AND occurred_at < %(month_end)s
+    GROUP BY 1, 2
+"""
+
+MONTH_STAYS = """
+    SELECT establishment, sum(count)::bigint AS stay_events
+    FROM analytics.v_counts
+    WHERE metric = 'stay_events' AND granularity = 'HOUR'
+      AND window_start >= %(month_start)s AND window_start < %(month_end)s
+    GROUP BY 1
+"""
+
+WORKLIST_ENTRIES_SHOWN = 50
+
 
 class DashboardStore:
     """One connection, reopened after a failure; one snapshot at a time."""
@@ -118,7 +154,15 @@ class DashboardStore:
             latest = await cursor.fetchone()
             day = default_day(today, latest["latest"] if latest else None)
         start, end = day_bounds(day)
-        window = {"day": day, "start": start, "end": end}
+        month_start, month_end = month_bounds(day)
+        window = {
+            "day": day,
+            "start": start,
+            "end": end,
+            "month_start": month_start,
+            "month_end": month_end,
+            "limit": WORKLIST_ENTRIES_SHOWN,
+        }
 
         async def rows(query: str) -> list[dict[str, Any]]:
             cursor = await conn.execute(query, window)
@@ -133,6 +177,10 @@ class DashboardStore:
             latency=Latency(latency["p50"], latency["p99"], int(latency["count"])),
             covid_cases=await rows(COVID_CASES),
             covid_discharges=await rows(COVID_DISCHARGES),
+            worklist=await rows(WORKLIST),
+            worklist_entries=await rows(WORKLIST_ENTRIES),
+            month_unroutable=await rows(MONTH_UNROUTABLE),
+            month_stays=await rows(MONTH_STAYS),
         )
 
     def reachable(self) -> bool:

@@ -12,7 +12,9 @@ secure mailbox, some a practice (CAB) one as well, some none.
 The same generator streams a million-row extract for the benchmark. It is deterministic: the
 same seed gives the same files, byte for byte.
 
-``sample_general_practitioners()`` lists the sample's GPs for the simulator.
+``sample_general_practitioners()`` lists the sample's GPs for the simulator;
+``practice_backed_gps()`` those with a personal mailbox and a practice (CAB) one behind it, of
+whom ``make run`` makes a couple's personal address bounce (``services.simulator.bounces``).
 """
 
 from __future__ import annotations
@@ -531,6 +533,34 @@ def sample_general_practitioners(
         practitioner
         for practitioner in sample_practitioners(personnes, mssante)
         if practitioner.is_general_practitioner
+    ]
+
+
+@dataclass(frozen=True)
+class PracticeBackedGp:
+    """A sample GP with a personal mailbox and their practice's behind it."""
+
+    rpps: str
+    personal: str
+    practice: str
+
+
+def practice_backed_gps(
+    personnes: Path = SAMPLE_PERSONNES, mssante: Path = SAMPLE_MSSANTE
+) -> list[PracticeBackedGp]:
+    """The sample's GPs with both a PER and a CAB mailbox, in RPPS order."""
+    gps = {item.rpps for item in sample_general_practitioners(personnes, mssante)}
+    mailboxes: dict[str, dict[str, str]] = {}
+    with open_extract(mssante) as source:
+        for mailbox in read_mssante(source):
+            if isinstance(mailbox, MailboxRow) and mailbox.rpps in gps:
+                mailboxes.setdefault(mailbox.rpps, {}).setdefault(
+                    mailbox.mailbox_type, mailbox.address
+                )
+    return [
+        PracticeBackedGp(rpps, types["PER"], types["CAB"])
+        for rpps, types in sorted(mailboxes.items())
+        if "PER" in types and "CAB" in types
     ]
 
 

@@ -18,6 +18,8 @@ from services.notify.wording import UNITS_CSV
 class NotifyConfig:
     input_topic: str = setting("stays.enriched", "NOTIFY_INPUT_TOPIC")
     followups_topic: str = setting("covid.followups", "NOTIFY_FOLLOWUPS_TOPIC")
+    unroutable_topic: str = setting("stays.unroutable", "NOTIFY_UNROUTABLE_TOPIC")
+    """Events no GP could be found for: each one goes on the worklist."""
     status_topic: str = setting("notifications.status", "NOTIFY_STATUS_TOPIC")
     dead_letter_topic: str = setting("deadletter.notify", "NOTIFY_DEADLETTER_TOPIC")
     group_id: str = setting("notify", "NOTIFY_GROUP_ID")

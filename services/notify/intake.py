@@ -1,4 +1,5 @@
-"""Intake: enriched stay events in, notices written to the ledger.
+"""Intake: enriched stay events in, notices written to the ledger; unroutable events onto the
+worklist (ids and reasons only).
 
 It runs inside ``services.common.consume.BatchConsumer``: a batch is one transaction and the
 offsets follow it, so a replayed batch meets the deterministic notification ids and inserts
@@ -83,6 +84,8 @@ class Intake:
         """One record, within the batch's transaction."""
         if topic == self.config.followups_topic:
             self._followup(value)
+        elif topic == self.config.unroutable_topic:
+            self._unroutable(value)
         else:
             self._stay_event(value)
 
@@ -94,9 +97,33 @@ class Intake:
         purged = ledger.purge_messages_of(self.conn, followup_movement_key(key.decode()))
         self.log.info("follow-up case forgotten", notices_purged=purged)
 
+    def _unroutable(self, unroutable: Mapping[str, Any]) -> None:
+        """No GP could be found for the event: the identity-vigilance team's to look into."""
+        event = unroutable["event"]
+        entry = {
+            "entry_id": f"event:{event['event_id']}",
+            "establishment": event["establishment"],
+            "unit": event["movement"].get("unit"),
+            "stay_key": event["stay_key"],
+            "event_id": event["event_id"],
+            "notification_id": None,
+            "reason": unroutable["reason"],
+            # Enrich's sentence names ids only (an RPPS at most), never the patient.
+            "detail": unroutable["detail"],
+            "occurred_at": event["movement"]["occurred_at"],
+        }
+        if ledger.put_on_worklist(self.conn, entry):
+            self.log.info(
+                "unroutable event on the worklist",
+                event_id=event["event_id"],
+                reason=unroutable["reason"],
+            )
+
     def _stay_event(self, enriched: dict[str, Any]) -> None:
         event = enriched["event"]
         key = movement_key(event)
+        # Enriched again after a directory update: routable now.
+        ledger.resolve_unroutable(self.conn, event["event_id"])
         stay = privacy.remember_stay(self.conn, event)
         policy = Privacy(
             protected=stay.protected,
@@ -205,6 +232,7 @@ class Intake:
                 rpps=rpps,
                 address=address,
                 due_at=dt.datetime.combine(day, dt.time(hour), tzinfo=PARIS),
+                fallback=list(recipient.get("fallback") or []),
             ),
             email.as_bytes(policy=SMTP_POLICY),
         )

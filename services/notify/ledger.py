@@ -15,9 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from services.common.outbox import Conn, change_and_announce
 from services.common.skip_reasons import SkipReason
-from services.notify.notices import Earlier, Notice
+from services.notify import chain, privacy
+from services.notify.notices import Earlier, Notice, Privacy, withheld_reason
 from services.notify.render import MESSAGE_ID_DOMAIN
 from services.notify.status import STATUS_COLUMNS, StatusRecorder
 
@@ -105,15 +108,17 @@ def record(
 
     With ``digest_id``, the notice is deferred to that digest and ``message`` is its line."""
     state = "skipped" if notice.skip_reason else "deferred" if digest_id else "pending"
-    occurred_at = (event.get("movement") or {}).get("occurred_at")
+    movement = event.get("movement") or {}
+    # A deferred line's chain is its digest's; a skipped notice has none to follow.
+    fallback = [] if notice.skip_reason or digest_id else notice.recipient.get("fallback") or []
     return bool(
         _changed(
             conn,
             statuses,
             "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
             "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
-            "detail, received_at, digest_id, occurred_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "detail, received_at, digest_id, occurred_at, fallback, unit) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (notification_id) DO NOTHING",
             (
                 notice.notification_id,
@@ -130,7 +135,9 @@ def record(
                 notice.skip_reason,
                 event.get("received_at"),
                 digest_id,
-                occurred_at,
+                movement.get("occurred_at"),
+                Jsonb(fallback),
+                movement.get("unit"),
             ),
         )
     )
@@ -193,6 +200,8 @@ class Digest:
     rpps: str
     address: str
     due_at: dt.datetime
+    fallback: list[dict[str, Any]]
+    """The recipient's chain, for when the digest bounces."""
 
 
 def put_digest(conn: Conn, statuses: StatusRecorder, digest: Digest, message: bytes) -> None:
@@ -203,10 +212,11 @@ def put_digest(conn: Conn, statuses: StatusRecorder, digest: Digest, message: by
         statuses,
         "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
         "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
-        "next_attempt_at) VALUES (%s, %s, %s, %s, %s, 'DIGEST', %s, %s, %s, %s, 'pending', %s) "
+        "next_attempt_at, fallback) "
+        "VALUES (%s, %s, %s, %s, %s, 'DIGEST', %s, %s, %s, %s, 'pending', %s, %s) "
         "ON CONFLICT (notification_id) DO UPDATE SET message = EXCLUDED.message, "
         "recipient_address = EXCLUDED.recipient_address, state = 'pending', detail = NULL, "
-        "updated_at = now() "
+        "fallback = EXCLUDED.fallback, updated_at = now() "
         "WHERE notification.state IN ('pending', 'skipped') AND notification.attempts = 0",
         (
             digest.digest_id,
@@ -219,6 +229,7 @@ def put_digest(conn: Conn, statuses: StatusRecorder, digest: Digest, message: by
             f"<{digest.digest_id}@{MESSAGE_ID_DOMAIN}>",
             message,
             digest.due_at,
+            Jsonb(digest.fallback),
         ),
     )
 
@@ -305,6 +316,8 @@ def finish(
             "sent_at = CASE WHEN %s = 'sent' THEN now() END WHERE notification_id = %s",
             (state, smtp_code, detail, retry_at, state, notification_id),
         )
+        if state == "failed":
+            follow_chain(conn, statuses, notification_id, chain.Setback.FAILED)
         if state != "sent":
             return None
         row = conn.execute(
@@ -431,6 +444,9 @@ def record_receipt(
             STATUS_COLUMNS,
             lambda c, row: statuses.record(c, {**row, "detail": detail}, kind),
         )
+        if changed and kind == "BOUNCED":
+            assert notification_id is not None  # a matched receipt names its notice
+            follow_chain(conn, statuses, notification_id, chain.Setback.BOUNCED)
     return "recorded" if changed else "known"
 
 
@@ -444,3 +460,123 @@ def unconfirmed(conn: Conn, window: dt.timedelta) -> dict[str, int]:
         (window,),
     ).fetchall()
     return {row[0]: int(row[1]) for row in rows}
+
+
+# --- fallback chains and the worklist (services.notify.chain) -------------------------------
+
+
+def follow_chain(
+    conn: Conn, statuses: StatusRecorder, notification_id: str, setback: chain.Setback
+) -> str:
+    """After a bounce or a permanent failure of a notice, in the transaction that records it:
+    its chain's next step as a notice of its own ('step'), or, with no step left, a worklist
+    entry ('worklist'); 'known' when either was already done (a bounce after a failure, a
+    replay). The step is held when the stay is now protected or the patient now objects: the
+    patient's word at the time of the step, not at the time of the first notice."""
+    row = conn.execute(
+        "SELECT event_id, stay_key, establishment, movement_key, kind, recipient_rpps, message, "
+        "fallback, chain_step, successor_id, received_at, occurred_at, unit "
+        "FROM notification WHERE notification_id = %s FOR UPDATE",
+        (notification_id,),
+    ).fetchone()
+    if row is None or row[9] is not None:
+        return "known"
+    (event_id, stay_key, establishment, movement, kind, rpps, message, fallback, number) = row[:9]
+    received_at, occurred_at, unit = row[10:]
+    step = chain.next_step(notification_id, number, fallback)
+    if step is None or message is None:
+        why = (
+            f"step {number} of its chain {setback.lower()}; no further address"
+            if step is None
+            else f"step {number} {setback.lower()} and its message was purged (retention)"
+        )
+        entry = {
+            "entry_id": f"notice:{notification_id}",
+            "establishment": establishment,
+            "unit": unit,
+            "stay_key": stay_key,
+            "event_id": event_id,
+            "notification_id": notification_id,
+            "reason": setback.value,
+            "detail": why,
+            "occurred_at": occurred_at,
+        }
+        return "worklist" if put_on_worklist(conn, entry) else "known"
+    stay = privacy.stay_privacy(conn, stay_key)
+    skip = withheld_reason(Privacy(protected=stay.protected, opposed=stay.opposed))
+    if skip is None and step.rpps != rpps:
+        # The substitute is a member of the right list: told directly unless that failed too.
+        told = conn.execute(
+            "SELECT 1 FROM notification WHERE movement_key = %s AND kind = %s "
+            "AND recipient_rpps = %s AND chain_step = 0 AND bounced_at IS NULL "
+            "AND state NOT IN ('skipped', 'failed')",
+            (movement, kind, step.rpps),
+        ).fetchone()
+        skip = SkipReason.SUBSTITUTE_TOLD.sentence if told else None
+    body = b"" if skip else chain.readdressed(bytes(message), step.address, step.notification_id)
+    _changed(
+        conn,
+        statuses,
+        "INSERT INTO notification (notification_id, event_id, stay_key, establishment, "
+        "movement_key, kind, recipient_rpps, recipient_address, message_id, message, state, "
+        "detail, received_at, occurred_at, fallback, chain_step, unit) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (notification_id) DO NOTHING",
+        (
+            step.notification_id,
+            event_id,
+            stay_key,
+            establishment,
+            movement,
+            kind,
+            step.rpps,
+            step.address,
+            f"<{step.notification_id}@{MESSAGE_ID_DOMAIN}>",
+            body,
+            "skipped" if skip else "pending",
+            skip,
+            received_at,
+            occurred_at,
+            Jsonb(step.remaining),
+            step.number,
+            unit,
+        ),
+    )
+    conn.execute(
+        "UPDATE notification SET successor_id = %s WHERE notification_id = %s",
+        (step.notification_id, notification_id),
+    )
+    return "step"
+
+
+WORKLIST_COLUMNS = (
+    "entry_id",
+    "establishment",
+    "unit",
+    "stay_key",
+    "event_id",
+    "notification_id",
+    "reason",
+    "detail",
+    "occurred_at",
+)
+
+
+def put_on_worklist(conn: Conn, entry: Mapping[str, Any]) -> bool:
+    """One worklist entry, once (its ``entry_id``); True when new."""
+    columns = ", ".join(WORKLIST_COLUMNS)
+    values = ", ".join(f"%({name})s" for name in WORKLIST_COLUMNS)
+    return bool(
+        conn.execute(
+            f"INSERT INTO worklist ({columns}) VALUES ({values}) ON CONFLICT (entry_id) DO NOTHING",
+            dict(entry),
+        ).rowcount
+    )
+
+
+def resolve_unroutable(conn: Conn, event_id: str) -> int:
+    """An unroutable event enriched again (its GP now in the directory) leaves the worklist."""
+    return conn.execute(
+        "UPDATE worklist SET resolved_at = now() WHERE entry_id = %s AND resolved_at IS NULL",
+        (f"event:{event_id}",),
+    ).rowcount

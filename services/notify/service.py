@@ -1,12 +1,13 @@
 """Builds the notify service from its settings and runs its threads until asked to stop.
 
-Threads: one intake (Kafka → ledger), ``NOTIFY_SENDERS`` delivery workers (ledger → SMTP), one
-outbox relay (statuses → ``notifications.status``), one sweeper expiring interrupted
-hand-offs, one withdrawing the waiting notices of patients who objected, the retention timer
-purging rendered messages ``NOTIFY_RETENTION_DAYS`` after their notice's final status, and the
-receipts reader (``receipts_reader``: delivery reports, read receipts and bounces from the
-platform's mailbox over IMAP, unless ``NOTIFY_RECEIPTS_READER=off``). Each has its own database
-connection.
+Threads: one intake (Kafka → ledger; unroutable events → the worklist), ``NOTIFY_SENDERS``
+delivery workers (ledger → SMTP; a refusal → the chain's next step), one outbox relay
+(statuses → ``notifications.status``), one sweeper expiring interrupted hand-offs, one
+withdrawing the waiting notices of patients who objected, the retention timer purging rendered
+messages ``NOTIFY_RETENTION_DAYS`` after their notice's final status, and the receipts reader
+(``receipts_reader``: delivery reports, read receipts and bounces from the platform's mailbox
+over IMAP, a bounce → the chain's next step, unless ``NOTIFY_RECEIPTS_READER=off``). Each has
+its own database connection.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class NotifyService:
             topics={
                 self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
                 self.config.followups_topic: AvroSerde(registry, "harpicoop.CovidFollowup"),
+                self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
             },
             conn=intake_conn,
             dead_letters=dead_letters,

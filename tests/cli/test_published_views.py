@@ -7,12 +7,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import psycopg
+
 from services.cli.reconcile import published_outcomes
 from services.cli.run import awaiting_receipts, pending_notices, published_figures
 from services.common.settings import Settings
 from tests.dashboard.conftest import PlatformRows
 
 SINCE = dt.datetime(2025, 3, 10, 8, 0, tzinfo=dt.UTC)
+SECOND = dt.timedelta(seconds=1)
 
 
 def test_the_operator_reads_a_runs_figures_from_the_published_views(
@@ -25,6 +28,9 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     )
     rows.notification("chrunancy", "pending", later)
     rows.notification("toul", "failed", later)
+    # Sent, then bounced: not on the SMTP server's disk, and its chain must go on.
+    rows.notification("chrunancy", "sent", later, latency=SECOND, receipts=("bounced",))
+    rows.worklist("toul", "URG", "NO_GP", later, event_id="e-1")
     rows.covid_case("toul", "OPEN", later)
     rows.stays(later, "chrunancy", 5, "ADMISSION")
     rows.count("stay_events", SINCE, "chrunancy", 7, granularity="DAY")
@@ -39,13 +45,15 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     )
     rows.close()
     operator = Settings(database_url=owners_database("operator"))
+    rows_conn = psycopg.connect(owners_database("tests"), autocommit=True)
 
     assert pending_notices(operator) == 1
     figures = published_figures(operator, SINCE)
-    assert figures.states == {"sent": 1, "pending": 1, "failed": 1}
-    assert figures.p50 is not None and 1.9 < figures.p50 < 2.2
+    assert figures.states == {"sent": 2, "pending": 1, "failed": 1}
+    assert figures.p50 is not None and 1 <= figures.p50 <= 2
     assert figures.covid == (1, 1) and figures.analytics == (5, 0)
-    assert figures.receipts == (1, 1, 0)  # delivered, read, bounced
+    assert figures.receipts == (1, 1, 1)  # delivered, read, bounced
+    assert (figures.next_steps, figures.worklist) == (0, (1, 0))
 
     event = {
         "event_id": "e-1",
@@ -55,12 +63,22 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     }
     outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
-    [(notice, sent_at, delivered_at, read_at, bounced_at)] = outcomes.receipts
-    assert notice == outcomes.sent[0] and bounced_at is None
+    # The bounced one is no file on disk (not in ``sent``), but its report is one of the run's.
+    [(notice, sent_at, delivered_at, read_at, _)] = [
+        row for row in outcomes.receipts if row[4] is None
+    ]
+    assert notice == outcomes.sent[0] and len(outcomes.receipts) == 2
     assert sent_at is not None and delivered_at is not None and read_at is not None
     assert outcomes.opened == [opened[0] if opened else None]
     assert outcomes.counted == {("chrunancy", SINCE.date()): 7}
     assert outcomes.withheld == [("toul:V1", 0)]
+    # The failed and the bounced notices, neither followed by a step nor on the worklist.
+    setbacks = rows_conn.execute(
+        "SELECT notification_id::text, false, false FROM notify.notification "
+        "WHERE state = 'failed' OR bounced_at IS NOT NULL"
+    ).fetchall()
+    assert len(setbacks) == 2 and sorted(outcomes.setbacks) == sorted(setbacks)
+    assert outcomes.worklisted == ["e-1"]
 
 
 def test_the_run_waits_for_the_reports_of_recent_notices_and_of_the_receipts_it_sent(

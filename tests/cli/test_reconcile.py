@@ -18,6 +18,7 @@ from services.cli.reconcile import (
     emails_on_disk,
     notices_checks,
     receipts_check,
+    setbacks_check,
     stay_days,
     withheld_check,
     words_check,
@@ -180,6 +181,16 @@ def test_each_deferred_notice_must_be_in_exactly_one_digest_on_disk(tmp_path: Pa
     assert (failed.expected, failed.found) == (3, 1)
     assert failed.missing == ("n2 (in 2 digests)", "n4 (in 0 digests)")
     assert failed.line().startswith("  FAILED each deferred event appears in exactly one digest")
+
+
+def test_a_bounce_neither_followed_by_a_step_nor_on_the_worklist_fails_the_check() -> None:
+    ok = setbacks_check([("n1", True, False), ("n2", False, True)])
+    assert ok.ok and (ok.expected, ok.found) == (2, 2)
+    failed = setbacks_check([("n1", True, False), ("n3", False, False)])
+    assert not failed.ok and failed.found == 1 and failed.missing == ("n3",)
+    assert failed.line().startswith(
+        "  FAILED every bounce followed by the next step or a worklist entry: 1 of 2; missing n3"
+    )
 
 
 NOW = dt.datetime(2026, 3, 2, 18, 0, tzinfo=dt.UTC)

@@ -121,6 +121,33 @@ class PlatformRows:
             ),
         )
 
+    def worklist(
+        self,
+        establishment: str,
+        unit: str | None,
+        reason: str,
+        occurred_at: dt.datetime,
+        event_id: str | None = None,
+    ) -> None:
+        """An entry of notify's worklist: an unroutable event's, or (BOUNCED, FAILED) a notice's
+        whose chain ended."""
+        notice = uuid.uuid4() if reason in ("BOUNCED", "FAILED") else None
+        self.conn.execute(
+            "INSERT INTO worklist (entry_id, establishment, unit, stay_key, event_id, "
+            "notification_id, reason, detail, occurred_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, 'ids only', %s)",
+            (
+                uuid.uuid4().hex,
+                establishment,
+                unit,
+                f"{establishment}:V{uuid.uuid4().hex[:6]}",
+                event_id or f"{establishment}:{uuid.uuid4().hex}",
+                notice,
+                reason,
+                occurred_at,
+            ),
+        )
+
     def covid_case(
         self,
         establishment: str,

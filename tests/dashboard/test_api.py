@@ -64,6 +64,10 @@ def test_the_figures_are_those_of_the_tables_for_the_local_day(
     rows.covid_case("icl", "CLOSED", at(before, 9))  # nothing to show
     rows.notification("icl", "sent", at(day, 16), SECOND, message="DUPONT-TESTPATIENT est sorti")
 
+    # notify's worklist: an event with no GP, and a notice no step of its chain delivered.
+    rows.worklist("chrunancy", "CARD", "NO_GP", at(day, 14))
+    rows.worklist("toul", None, "BOUNCED", at(day, 10))
+
     group, lag = lagging_group
     dashboard = dashboard_factory(
         empty_database, DASHBOARD_GROUPS=group, DASHBOARD_LAG_THRESHOLD="4"
@@ -121,6 +125,20 @@ def test_the_figures_are_those_of_the_tables_for_the_local_day(
     assert covid["icl"]["open"] == 0
     assert (covid["chrunancy"]["positive"], covid["chrunancy"]["negative"]) == (1, 3)
     assert figures["covid"]["total"]["open"] == 2
+
+    worklist = figures["worklist"]
+    assert [
+        (u["establishment"], u["unit"], u["NO_GP"], u["BOUNCED"]) for u in worklist["by_unit"]
+    ] == [
+        ("chrunancy", "CARD", 1, 0),
+        ("toul", "", 0, 1),
+    ]
+    rates = {line["establishment"]: line for line in worklist["rates"]}
+    month_events = rates["chrunancy"]["stay_events"]
+    assert month_events >= 11 and rates["chrunancy"]["NO_GP"] == 1
+    assert rates["chrunancy"]["NO_GP_rate"] == round(1 / month_events, 4)
+    assert rates["toul"]["NO_GP"] == 0  # a bounced notice is no unroutable event
+    assert worklist["month"] == day.strftime("%Y-%m")
 
     assert figures["lag"]["groups"] == [
         {"group": group, "lag": lag, "partitions": 1, "over_threshold": True}

@@ -196,3 +196,52 @@ def test_the_shares_of_sent_notices_delivered_and_read_per_establishment() -> No
     # Nothing sent: no share to show, rather than a zero that would look like a failure.
     assert by_place["toul"]["delivered_share"] is None
     assert figures["emails"]["total"]["bounced"] == 1
+
+
+def test_the_worklist_by_unit_and_the_months_vigilance_rates_per_establishment() -> None:
+    recorded = dt.datetime(2025, 3, 10, 9, 30, tzinfo=dt.UTC)
+    report = shaped(
+        rows(
+            worklist=[
+                {"establishment": "toul", "unit": "URG", "reason": "NO_GP", "open": 3},
+                {"establishment": "toul", "unit": "URG", "reason": "BOUNCED", "open": 1},
+                {"establishment": "chrunancy", "unit": "", "reason": "UNKNOWN_RPPS", "open": 2},
+            ],
+            worklist_entries=[
+                {
+                    "establishment": "toul",
+                    "unit": "URG",
+                    "reason": "BOUNCED",
+                    "event_id": "toul:MSG1",
+                    "notification_id": "3f1b0a52-54c4-4a2c-9d0e-4c1c7e0f9a01",
+                    "recorded_at": recorded,
+                }
+            ],
+            month_unroutable=[
+                {"establishment": "toul", "reason": "NO_GP", "events": 5},
+                {"establishment": "toul", "reason": "NO_SECURE_ADDRESS", "events": 1},
+            ],
+            month_stays=[{"establishment": "toul", "stay_events": 200}],
+        )
+    )["worklist"]
+    assert report["month"] == "2025-03"
+    assert [(u["establishment"], u["unit"], u["total"]) for u in report["by_unit"]] == [
+        ("chrunancy", "", 2),
+        ("toul", "URG", 4),
+    ]
+    assert report["by_unit"][1]["NO_GP"] == 3 and report["by_unit"][1]["BOUNCED"] == 1
+    assert report["total"]["total"] == 6 and report["total"]["UNKNOWN_RPPS"] == 2
+    assert report["entries"][0]["recorded_at"] == "2025-03-10T10:30:00+01:00"
+    nancy, toul = report["rates"]
+    # A month without a stay event has no rate to show, not a rate of zero.
+    assert nancy["stay_events"] == 0 and nancy["NO_GP_rate"] is None
+    assert (toul["NO_GP"], toul["NO_GP_rate"]) == (5, 0.025)
+    assert (toul["UNKNOWN_RPPS_rate"], toul["NO_SECURE_ADDRESS_rate"]) == (0.0, 0.005)
+
+
+def test_a_month_is_the_local_month_in_france() -> None:
+    from services.dashboard.overview import month_bounds
+
+    start, end = month_bounds(dt.date(2025, 12, 31))
+    assert start.astimezone(dt.UTC) == dt.datetime(2025, 11, 30, 23, tzinfo=dt.UTC)
+    assert end.astimezone(dt.UTC) == dt.datetime(2025, 12, 31, 23, tzinfo=dt.UTC)

@@ -121,6 +121,7 @@ def test_the_numbers_appear_and_follow_what_the_services_write(
     rows.notification("toul", "failed", at(day, 11, 7))
     rows.covid_case("toul", "OPEN", at(day, 11, 8))
     rows.count("covid_discharges", at(day, 11), "toul", 1, covid_status="POSITIVE")
+    rows.worklist("toul", "URG", "NO_GP", at(day, 11))
     shows(
         browser,
         {
@@ -132,6 +133,10 @@ def test_the_numbers_appear_and_follow_what_the_services_write(
             '#covid-table td[data-establishment="toul"][data-column="open"]': "1",
             '#covid-table td[data-establishment="toul"][data-column="positive"]': "1",
             '#email-table td[data-establishment="toul"][data-column="failed"]': "1",
+            # One event without a GP among Toul's 180 of the month: 0.56 %.
+            '#vigilance-table td[data-establishment="toul"][data-column="NO_GP_rate"]': (
+                f"0,6{NARROW_SPACE}%"
+            ),
         },
     )
     failed_tile = browser.find_element(By.ID, "kpi-emails-failed").find_element(By.XPATH, "..")

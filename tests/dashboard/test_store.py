@@ -24,6 +24,10 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
     rows.notification("chrunancy", "retrying", at(day, 10))
     rows.covid_case("toul", "REMINDED", at(day, 11), patient={"family_name": "DUPONT"})
     rows.count("covid_discharges", at(day, 11), "toul", 1, covid_status="POSITIVE")
+    rows.worklist("toul", "URG", "NO_GP", at(day, 8))
+    rows.worklist("toul", "URG", "NO_GP", at(dt.date(2025, 3, 1), 0, 30))
+    rows.worklist("toul", None, "BOUNCED", at(day, 8))
+    rows.worklist("toul", "URG", "NO_GP", at(dt.date(2025, 2, 28), 23, 30))  # last month
     rows.close()
 
     async def read() -> DayRows:
@@ -47,4 +51,12 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
         {"establishment": "toul", "open": 1, "reminded": 1, "opened_on_day": 1}
     ]
     assert figures.covid_discharges[0]["positive"] == 1
+    assert sorted((r["unit"], r["reason"], r["open"]) for r in figures.worklist) == [
+        ("", "BOUNCED", 1),
+        ("URG", "NO_GP", 3),
+    ]
+    assert len(figures.worklist_entries) == 4
+    # The month's unroutable events (the bounce is no unroutable event), over its stay events.
+    assert figures.month_unroutable == [{"establishment": "toul", "reason": "NO_GP", "events": 2}]
+    assert figures.month_stays == [{"establishment": "chrunancy", "stay_events": 4}]
     assert "DUPONT" not in str(figures)

@@ -126,3 +126,75 @@ def test_the_preferred_address_wins_then_the_personal_mailbox() -> None:
         "1", ("PER", "perso@medecin.mssante.fr"), preferred="gone@medecin.mssante.fr"
     )
     assert secure_address(stale) == "perso@medecin.mssante.fr"
+
+
+def _chain(recipient: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(step["role"], step["rpps"], step["address"]) for step in recipient["fallback"]]
+
+
+def test_the_gps_chain_goes_personal_then_practice_then_the_substitute() -> None:
+    gp = practitioner(
+        "10101010101",
+        ("ORG", "accueil@maison-sante.mssante.fr"),
+        ("CAB", "cabinet@medecin.mssante.fr"),
+        ("PER", "jeanne.martin@medecin.mssante.fr"),
+        ("APP", "logiciel@medecin.mssante.fr"),
+    )
+    substitute = practitioner("40404040404", ("PER", "remplacant@medecin.mssante.fr"))
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("SUBS", "40404040404")),
+        {p["rpps"]: p for p in (gp, substitute)},
+    )
+    gp_recipient = routing.recipients[0]
+    assert gp_recipient["mssante_address"] == "jeanne.martin@medecin.mssante.fr"
+    # The practice's CAB before the ORG; the applicative mailbox never: nobody reads it.
+    assert _chain(gp_recipient) == [
+        ("ODRP", "10101010101", "cabinet@medecin.mssante.fr"),
+        ("SUBS", "40404040404", "remplacant@medecin.mssante.fr"),
+    ]
+    # The substitute is told as a member of the right list too; their own chain has no
+    # substitute of their own.
+    assert [r["role"] for r in routing.recipients] == ["ODRP", "SUBS"]
+    assert _chain(routing.recipients[1]) == []
+
+
+def test_a_preferred_practice_mailbox_falls_back_to_the_personal_one() -> None:
+    gp = practitioner(
+        "10101010101",
+        ("CAB", "cabinet@medecin.mssante.fr"),
+        ("PER", "jeanne.martin@medecin.mssante.fr"),
+        preferred="cabinet@medecin.mssante.fr",
+    )
+    [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients
+    assert _chain(recipient) == [("ODRP", "10101010101", "jeanne.martin@medecin.mssante.fr")]
+
+
+def test_no_further_step_without_another_mailbox_or_a_usable_substitute() -> None:
+    gp = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
+    without_mailbox = practitioner("40404040404")
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("SUBS", "40404040404"), ("SUBS", "55555555555")),
+        {p["rpps"]: p for p in (gp, without_mailbox)},
+    )
+    assert _chain(routing.recipients[0]) == []
+    # An ORG mailbox stands in for a practice without a CAB one; a malformed one never does.
+    org = practitioner(
+        "10101010101",
+        ("PER", "jeanne.martin@medecin.mssante.fr"),
+        ("CAB", "not an address"),
+        ("ORG", "accueil@maison-sante.mssante.fr"),
+    )
+    [recipient] = route(event_with(("ODRP", "10101010101")), {org["rpps"]: org}).recipients
+    assert _chain(recipient) == [("ODRP", "10101010101", "accueil@maison-sante.mssante.fr")]
+
+
+def test_a_substitute_who_opted_out_is_no_step_of_the_chain() -> None:
+    gp = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
+    substitute = practitioner(
+        "40404040404", ("PER", "remplacant@medecin.mssante.fr"), opted_out=True
+    )
+    routing = route(
+        event_with(("ODRP", "10101010101"), ("SUBS", "40404040404")),
+        {p["rpps"]: p for p in (gp, substitute)},
+    )
+    assert _chain(routing.recipients[0]) == []

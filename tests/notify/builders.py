@@ -24,8 +24,10 @@ def recipient(
     role: str = "ODRP",
     opted_out: bool = False,
     choices: DeliveryChoices | None = None,
+    fallback: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A recipient as enrich writes it; ``choices`` None: the defaults (transfers off)."""
+    """A recipient as enrich writes it; ``choices`` None: the defaults (transfers off);
+    ``fallback``, its chain's further steps (``step``)."""
     return {
         "role": role,
         "rpps": rpps,
@@ -34,7 +36,13 @@ def recipient(
         "mssante_address": address,
         "opted_out": opted_out,
         "delivery": (choices or DeliveryChoices()).record(),
+        "fallback": fallback or [],
     }
+
+
+def step(rpps: str, address: str, mailbox_type: str = "CAB", role: str = "ODRP") -> dict[str, Any]:
+    """One further step of a recipient's fallback chain, as enrich writes it."""
+    return {"rpps": rpps, "address": address, "mailbox_type": mailbox_type, "role": role}
 
 
 EVERY_KIND = DeliveryChoices(kinds=frozenset(EventChoice))

@@ -61,6 +61,12 @@ function share(value) {
   return value === null || value === undefined ? "—" : `${Math.round(value * 100)}${UNIT_SPACE}%`;
 }
 
+// A rate of 0..1 as a percentage with one decimal: identity-vigilance rates are often below 1 %.
+const RATE = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
+function rate(value) {
+  return value === null || value === undefined ? "—" : `${RATE.format(value * 100)}${UNIT_SPACE}%`;
+}
+
 // French typography: a narrow no-break space between a number and its unit.
 const UNIT_SPACE = "\u202f";
 
@@ -311,6 +317,30 @@ function render(data) {
     ["open", "reminded", "opened_on_day", "positive", "suspected"], names, covid);
 
   drawLag(data.lag);
+  drawWorklist(data.worklist, names);
+}
+
+// --- the worklist and the identity-vigilance rates (ids and reasons only) ---
+
+const WORKLIST_REASONS = ["NO_GP", "UNKNOWN_RPPS", "NO_SECURE_ADDRESS", "OTHER", "BOUNCED", "FAILED"];
+const VIGILANCE_REASONS = ["NO_GP", "UNKNOWN_RPPS", "NO_SECURE_ADDRESS"];
+
+function drawWorklist(worklist, names) {
+  const table = document.getElementById("worklist-table");
+  const cells = (line) => [...WORKLIST_REASONS, "total"].map((reason) =>
+    html("td", { class: line[reason] > 0 && reason !== "total" ? "num alert" : "num", "data-column": reason }, count(line[reason])));
+  table.tBodies[0].replaceChildren(...worklist.by_unit.map((line) => html("tr", {},
+    html("th", { scope: "row" }, names[line.establishment] || line.establishment),
+    html("td", {}, line.unit || "—"), ...cells(line))));
+  table.tFoot.replaceChildren(html("tr", {}, html("th", { scope: "row" }, "Total"), html("td", {}), ...cells(worklist.total)));
+  setText("vigilance-month", worklist.month);
+  document.getElementById("vigilance-table").tBodies[0].replaceChildren(...worklist.rates.map((line) => html("tr", {},
+    html("th", { scope: "row" }, names[line.establishment] || line.establishment),
+    html("td", { class: "num" }, count(line.stay_events)),
+    ...VIGILANCE_REASONS.map((reason) => html("td", {
+      class: "num", "data-establishment": line.establishment, "data-column": `${reason}_rate`,
+      title: `${count(line[reason])} sur ${count(line.stay_events)}`,
+    }, rate(line[`${reason}_rate`]))))));
 }
 
 function drawLag(lag) {
