@@ -24,7 +24,7 @@ from services.dashboard.web import make_app
 
 
 def run(settings: Settings, config: DashboardConfig, log: structlog.stdlib.BoundLogger) -> None:
-    store = DashboardStore(settings.database_url)
+    store = DashboardStore(settings.database_url, config.dsn_window)
     lag = LagWatch(settings, config.groups, config.lag_interval, log)
     app = make_app(store, lag, config, load_establishments(), log)
 

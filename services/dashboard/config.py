@@ -3,9 +3,11 @@ default."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.delivery_proof import DSN_WINDOW
 from services.common.settings import read_config, setting
 
 
@@ -25,6 +27,9 @@ class DashboardConfig:
     """Seconds between two readings of the consumer offsets."""
     refresh_seconds: float = setting(5.0, "DASHBOARD_REFRESH_SECONDS", minimum=1)
     """How often the page asks for new figures."""
+    dsn_window: dt.timedelta = setting(DSN_WINDOW, "NOTIFY_DSN_WINDOW_SECONDS", minimum=1)
+    """notify's own setting, read here too: a notice sent longer ago with no delivery report
+    nor bounce is shown as unconfirmed."""
 
     @property
     def url(self) -> str:

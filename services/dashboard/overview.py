@@ -34,7 +34,7 @@ STAY_PARTS = (
 # Columns of the ``daily_stays`` view shown per establishment; unroutable events are a part of
 # the others (no GP could be told), not a kind of their own.
 STAY_COLUMNS = ("stay_events", "admissions", *STAY_PARTS, "unroutable")
-EMAIL_COLUMNS = ("sent", "failed", "waiting", "delivered", "read", "bounced")
+EMAIL_COLUMNS = ("sent", "failed", "waiting", "delivered", "read", "bounced", "unconfirmed")
 # The share of sent notices a receipt proved delivered, or read (None when none was sent).
 EMAIL_SHARES = ("delivered", "read")
 COVID_CASE_COLUMNS = ("open", "reminded", "opened_on_day")

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from services.common.delivery_proof import DSN_WINDOW, UNCONFIRMED
 from services.dashboard.overview import DayRows, Latency, day_bounds, default_day, month_bounds
 
 LATEST_ACTIVITY = """
@@ -37,14 +38,15 @@ DAILY_STAYS = "SELECT * FROM analytics.daily_stays WHERE day = %(day)s"
 # 'sending' is with the SMTP server right now; 'uncertain' went out or not before a crash and is
 # never resent: an operator looks at those in the ledger, they are not 'waiting'. Delivered, read
 # and bounced come from the platform's mailbox (notify's receipts reader), after 'sent'.
-EMAILS = """
+EMAILS = f"""
     SELECT establishment,
            count(*) FILTER (WHERE state = 'sent') AS sent,
            count(*) FILTER (WHERE state = 'failed') AS failed,
            count(*) FILTER (WHERE state IN ('pending', 'retrying', 'sending')) AS waiting,
            count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
            count(*) FILTER (WHERE read_at IS NOT NULL) AS read,
-           count(*) FILTER (WHERE bounced_at IS NOT NULL) AS bounced
+           count(*) FILTER (WHERE bounced_at IS NOT NULL) AS bounced,
+           count(*) FILTER (WHERE {UNCONFIRMED}) AS unconfirmed
     FROM notify.v_notices
     WHERE created_at >= %(start)s AND created_at < %(end)s
     GROUP BY establishment
@@ -114,8 +116,9 @@ WORKLIST_ENTRIES_SHOWN = 50
 class DashboardStore:
     """One connection, reopened after a failure; one snapshot at a time."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, dsn_window: dt.timedelta = DSN_WINDOW) -> None:
         self.database_url = database_url
+        self.dsn_window = dsn_window
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
 
@@ -162,6 +165,7 @@ class DashboardStore:
             "month_start": month_start,
             "month_end": month_end,
             "limit": WORKLIST_ENTRIES_SHOWN,
+            "dsn_window": self.dsn_window,
         }
 
         async def rows(query: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.delivery_proof import DSN_WINDOW
 from services.common.settings import read_config, setting
 from services.notify.finess import SAMPLE_EXTRACT
 from services.notify.notices import MAX_RECIPIENTS
@@ -63,9 +64,7 @@ class NotifyConfig:
     receipts_reader: str = setting("on", "NOTIFY_RECEIPTS_READER")
     """``off``: the platform's mailbox is not read (no IMAP server to read, or another notify
     reads it)."""
-    dsn_window: dt.timedelta = setting(
-        dt.timedelta(hours=1), "NOTIFY_DSN_WINDOW_SECONDS", minimum=1
-    )
+    dsn_window: dt.timedelta = setting(DSN_WINDOW, "NOTIFY_DSN_WINDOW_SECONDS", minimum=1)
     """A notice sent longer ago than this with no delivery report nor bounce is counted as
     unconfirmed (metric ``harpicoop_notify_unconfirmed``)."""
     receipts_poll_interval: float = setting(

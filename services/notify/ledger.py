@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from services.common.delivery_proof import UNCONFIRMED
 from services.common.outbox import Conn, change_and_announce
 from services.common.skip_reasons import SkipReason
 from services.notify import chain, privacy
@@ -451,13 +452,11 @@ def record_receipt(
 
 
 def unconfirmed(conn: Conn, window: dt.timedelta) -> dict[str, int]:
-    """Notices sent longer ago than ``window`` that no delivery report nor bounce confirmed, by
-    establishment (a server that sends no DSN, or one still to come)."""
+    """The ``UNCONFIRMED`` notices by establishment."""
     rows = conn.execute(
-        "SELECT establishment, count(*) FROM notification WHERE state = 'sent' "
-        "AND delivered_at IS NULL AND bounced_at IS NULL AND sent_at < now() - %s "
+        f"SELECT establishment, count(*) FROM notification WHERE {UNCONFIRMED} "
         "GROUP BY establishment",
-        (window,),
+        {"dsn_window": window},
     ).fetchall()
     return {row[0]: int(row[1]) for row in rows}
 

@@ -135,6 +135,7 @@ def test_totals_and_peak_over_establishments() -> None:
     emails = figures["emails"]
     assert emails["total"] == {
         **{"sent": 13, "failed": 1, "waiting": 2, "delivered": 0, "read": 0, "bounced": 0},
+        "unconfirmed": 0,
         **{"delivered_share": 0.0, "read_share": 0.0},
     }
     assert emails["latency_seconds"] == {"p50": 1.235, "p99": 9.877, "count": 13}

@@ -22,6 +22,8 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
         "chrunancy", "sent", at(day, 9), latency=dt.timedelta(seconds=3), receipts=("delivered",)
     )
     rows.notification("chrunancy", "retrying", at(day, 10))
+    # Sent (in 2025) and never confirmed: past any window.
+    rows.notification("chrunancy", "sent", at(day, 10), latency=dt.timedelta(seconds=2))
     rows.covid_case("toul", "REMINDED", at(day, 11), patient={"family_name": "DUPONT"})
     rows.count("covid_discharges", at(day, 11), "toul", 1, covid_status="POSITIVE")
     rows.worklist("toul", "URG", "NO_GP", at(day, 8))
@@ -43,10 +45,11 @@ def test_the_dashboard_role_reads_a_days_figures_from_the_published_views(
     assert figures.emails == [
         {
             "establishment": "chrunancy",
-            **{"sent": 1, "failed": 0, "waiting": 1, "delivered": 1, "read": 0, "bounced": 0},
+            **{"sent": 2, "failed": 0, "waiting": 1, "delivered": 1, "read": 0, "bounced": 0},
+            "unconfirmed": 1,
         }
     ]
-    assert figures.latency.count == 1
+    assert figures.latency.count == 2
     assert figures.covid_cases == [
         {"establishment": "toul", "open": 1, "reminded": 1, "opened_on_day": 1}
     ]

@@ -304,7 +304,8 @@ function render(data) {
     summary: `Courriels : ${count(emails.sent)} envoyés, ${count(emails.failed)} en échec, ${count(emails.waiting)} en attente.`,
   });
   fillTable("email-table", data.emails.by_establishment,
-    ["sent", "failed", "waiting", "delivered_share", "read_share", "bounced"], names, emails, ["failed", "bounced"]);
+    ["sent", "failed", "waiting", "delivered_share", "read_share", "bounced", "unconfirmed"], names, emails,
+    ["failed", "bounced", "unconfirmed"]);
 
   drawBars("covid-status-bars", COVID_STATUSES.map((status) => ({
     label: status.label,
