@@ -34,6 +34,23 @@ TombstoneHandler = Callable[[str, bytes | None], None]
 compacted topic), inside the batch's transaction."""
 
 
+def fetch_batch(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
+    """Up to ``max_records`` records: waits up to ``timeout`` for the first only, then takes what
+    librdkafka has already fetched without waiting.
+
+    ``consume(n, timeout)`` alone returns only at ``n`` records or at the timeout, so a quiet
+    stream paid the whole timeout on every record; here a batch leaves as soon as something is
+    there, and a busy stream still gets full batches from what is already in memory.
+    """
+    batch = consumer.consume(1, timeout=timeout)
+    while batch and len(batch) < max_records:
+        more = consumer.consume(max_records - len(batch), timeout=0)
+        if not more:
+            break
+        batch.extend(more)
+    return batch
+
+
 class BatchConsumer:
     def __init__(
         self,
@@ -65,7 +82,7 @@ class BatchConsumer:
         self.consumer.subscribe(list(self.topics))
         try:
             while not stop.is_set():
-                messages = self.consumer.consume(batch_size, timeout=0.5)
+                messages = fetch_batch(self.consumer, batch_size, timeout=0.5)
                 if messages:
                     self._process_through_outages(messages, stop)
         finally:

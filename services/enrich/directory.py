@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from services.common.consume import fetch_batch
 from services.common.kafka import consumer_config
 from services.common.serde import AvroSerde, UndecodableValue
 from services.common.settings import Settings
@@ -57,7 +58,7 @@ class PractitionerTable:
         positions = dict.fromkeys(ends, 0)
         try:
             while not stop.is_set():
-                messages = self._consumer.consume(500, timeout=0.5)
+                messages = fetch_batch(self._consumer, 500, timeout=0.5)
                 if messages:
                     self._apply(messages, positions)
                 if not self._loaded.is_set() and all(

@@ -25,6 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from services.common.consume import fetch_batch
 from services.common.deadletter import error_headers
 from services.common.observability import LATENCY, PROCESSED
 from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
@@ -64,7 +65,9 @@ class Enricher:
         outages = 0
         try:
             while not stop.is_set():
-                messages = [m for m in self.consumer.consume(500, timeout=0.5) if m.error() is None]
+                messages = [
+                    m for m in fetch_batch(self.consumer, 500, timeout=0.5) if m.error() is None
+                ]
                 if not messages:
                     continue
                 try:
