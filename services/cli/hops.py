@@ -11,16 +11,12 @@ their ``event_id``; only event ids and times are read, never what the records sa
 from __future__ import annotations
 
 import datetime as dt
-import re
 import statistics
-import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-from services.common.kafka import make_consumer
+from services.cli.topics_since import records_since
 from services.common.outbox import Conn
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
@@ -122,81 +118,44 @@ def render(hops: HopReport) -> str:
 def measure(
     settings: Settings,
     conn: Conn,
-    topics: Mapping[str, str],
+    topics: Mapping[str, Sequence[str]],
+    since: dt.datetime,
     *,
-    since: dt.datetime | None = None,
     exclude_event_ids: Collection[str] = (),
 ) -> HopReport:
-    """The report for the notices sent since ``since`` (all when None), reading ``topics``
-    (``raw`` — a name or a regex starting with ``^`` —, ``unique``, ``enriched``) from the
-    beginning with a group of its own that commits nothing."""
+    """The report for the notices of the events received since ``since``, reading the records
+    of ``topics`` (``raw``: the raw topics; ``unique``; ``enriched``) written since then."""
     rows = conn.execute(
         "SELECT event_id, received_at, created_at, sent_at FROM notify.v_notices "
-        "WHERE state = 'sent' AND received_at IS NOT NULL AND (%s::timestamptz IS NULL "
-        "OR received_at >= %s)",
-        (since, since),
+        "WHERE state = 'sent' AND received_at >= %s",
+        (since,),
     ).fetchall()
     rows = [row for row in rows if row[0] not in exclude_event_ids]
-    wanted = {str(row[0]) for row in rows}
     registry = make_registry_client(settings)
+    since_ms = int(since.timestamp() * 1000)
     stamps = {
-        name: _first_stamps(settings, topics[name], AvroSerde(registry, schema), wanted)
+        name: _first_stamps(settings, list(topics[name]), AvroSerde(registry, schema), since_ms)
         for name, schema in TOPIC_SCHEMAS.items()
     }
     received = {str(row[0]): row[1] for row in rows}
     return report(received, stamps, [(str(row[0]), row[2], row[3]) for row in rows])
 
 
-def _event_id(value: Mapping[str, Any]) -> str | None:
-    event = value.get("event") if "event" in value else value
-    return str(event["event_id"]) if isinstance(event, Mapping) else None
+def _event_id(value: Mapping[str, Any]) -> str:
+    event = value.get("event", value)  # an enriched event holds its event
+    return str(event["event_id"])
 
 
 def _first_stamps(
-    settings: Settings, topic: str, serde: AvroSerde, wanted: set[str]
+    settings: Settings, topics: list[str], serde: AvroSerde, since_ms: int
 ) -> dict[str, dt.datetime]:
-    """Each wanted event's first record's timestamp on ``topic`` (or the topics it matches)."""
-    consumer: Consumer = make_consumer(
-        settings, "harpicoop-hops", f"harpicoop-hops-{uuid.uuid4().hex[:8]}"
-    )
+    """Each event's first record's timestamp on ``topics``."""
     found: dict[str, dt.datetime] = {}
-    try:
-        names = _topics(consumer, topic)
-        partitions = [
-            TopicPartition(name, number, OFFSET_BEGINNING)
-            for name in names
-            for number in consumer.list_topics(name, timeout=10).topics[name].partitions
-        ]
-        ends = {
-            (p.topic, p.partition): consumer.get_watermark_offsets(p, timeout=10)[1]
-            for p in partitions
-        }
-        remaining = {place for place, end in ends.items() if end > 0}
-        consumer.assign(partitions)
-        while remaining and len(found) < len(wanted):
-            messages = consumer.consume(1000, timeout=2.0)
-            if not messages:
-                break
-            for message in messages:
-                if message.error() is not None:
-                    continue
-                place = (str(message.topic()), int(message.partition() or 0))
-                if int(message.offset() or 0) + 1 >= ends[place]:
-                    remaining.discard(place)
-                raw = message.value()
-                if raw is None:
-                    continue
-                event_id = _event_id(serde.deserialize(str(message.topic()), raw))
-                if event_id in wanted and event_id not in found:
-                    milliseconds = message.timestamp()[1]
-                    found[event_id] = dt.datetime.fromtimestamp(milliseconds / 1000, dt.UTC)
-    finally:
-        consumer.close()
+    for message in records_since(settings, topics, since_ms):
+        raw = message.value()
+        if raw is None:
+            continue
+        event_id = _event_id(serde.deserialize(str(message.topic()), raw))
+        if event_id not in found:
+            found[event_id] = dt.datetime.fromtimestamp(message.timestamp()[1] / 1000, dt.UTC)
     return found
-
-
-def _topics(consumer: Consumer, topic: str) -> list[str]:
-    if not topic.startswith("^"):
-        return [topic]
-    pattern = re.compile(topic)
-    return sorted(name for name in consumer.list_topics(timeout=10).topics if pattern.match(name))

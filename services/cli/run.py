@@ -31,6 +31,7 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from services.analytics.config import AnalyticsConfig
+from services.cli import hops
 from services.cli.lag import LagReader
 from services.cli.reconcile import reconcile
 from services.cli.topics_since import records_since
@@ -468,6 +469,22 @@ def published_figures(settings: Settings, since: dt.datetime) -> PublishedFigure
     )
 
 
+def hop_lines(settings: Settings, raw_topics: list[str], since: dt.datetime) -> list[str]:
+    """Each hop's share of that latency (services.cli.hops); a figure for the reader only, so
+    a reading that fails says so in the summary rather than ending it."""
+    try:
+        with connect(settings) as conn:
+            measured = hops.measure(
+                settings,
+                conn,
+                {"raw": raw_topics, "unique": ["stays.unique"], "enriched": ["stays.enriched"]},
+                since,
+            )
+    except Exception as error:
+        return [f"  hops: not measured ({type(error).__name__})"]
+    return hops.render(measured).splitlines()
+
+
 def summary(
     settings: Settings, since: dt.datetime, started: float, maildir: Path, read_receipts: int = 0
 ) -> RunFigures:
@@ -528,6 +545,7 @@ def summary(
             if p50 is not None and p99 is not None
             else "n/a"
         ),
+        *hop_lines(settings, raw_topics, since),
         f"  what came back to the platform's mailbox: {delivered:,} delivered (delivery "
         f"report), {read:,} read (read receipt; {read_receipts:,} sent by the simulated GPs), "
         f"{bounced:,} bounced",
