@@ -21,9 +21,13 @@ import contextlib
 import enum
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 
 from services.common.settings import Settings
+
+PROBE_AFTER = 5.0
+"""Seconds a connection may sit idle and still be reused without a NOOP first."""
 
 
 class Outcome(enum.Enum):
@@ -60,11 +64,15 @@ def _classify(code: int, text: bytes | str) -> Delivery:
 class SmtpSender:
     """One SMTP connection, reused across messages and reopened when it has gone stale."""
 
-    def __init__(self, settings: Settings, timeout: float = 30.0) -> None:
+    def __init__(
+        self, settings: Settings, timeout: float = 30.0, probe_after: float = PROBE_AFTER
+    ) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.probe_after = probe_after
         self._context = tls_context(settings) if settings.smtp_security != "none" else None
         self._client: smtplib.SMTP | None = None
+        self._last_used = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         host, port = self.settings.smtp_host, self.settings.smtp_port
@@ -79,31 +87,63 @@ class SmtpSender:
             client.ehlo()
         return client
 
-    def _ready_client(self) -> smtplib.SMTP:
+    def _ready_client(self) -> tuple[smtplib.SMTP, bool]:
+        """The connection, and whether it may have gone stale unnoticed (reused unprobed).
+
+        A connection used within ``probe_after`` seconds is taken as it is: a NOOP per message
+        was one round trip more on every notice. One idle longer is probed first, since servers
+        close idle connections."""
         if self._client is not None:
+            if time.monotonic() - self._last_used < self.probe_after:
+                return self._client, True
             try:
                 if self._client.noop()[0] == 250:
-                    return self._client
+                    return self._client, False
             except (smtplib.SMTPException, OSError):
                 pass
             self.close()
         self._client = self._connect()
-        return self._client
+        return self._client, False
+
+    def _envelope(
+        self, sender: str, recipient: str, envelope_id: str | None
+    ) -> tuple[smtplib.SMTP, Delivery | None]:
+        """MAIL and RCPT; a refusal as a Delivery. Nothing is delivered yet, so a connection that
+        turns out to be gone, reused unprobed, is replaced and the envelope given once more."""
+        client, unprobed = self._ready_client()
+        try:
+            return client, self._mail_rcpt(client, sender, recipient, envelope_id)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            if not unprobed:
+                raise
+            self.close()
+            client = self._connect()
+            self._client = client
+            return client, self._mail_rcpt(client, sender, recipient, envelope_id)
+
+    @staticmethod
+    def _mail_rcpt(
+        client: smtplib.SMTP, sender: str, recipient: str, envelope_id: str | None
+    ) -> Delivery | None:
+        mail_options, rcpt_options = dsn_options(envelope_id, recipient, client.has_extn("dsn"))
+        code, text = client.mail(sender, mail_options)
+        if code != 250:
+            client.rset()
+            return _classify(code, text)
+        code, text = client.rcpt(recipient, rcpt_options)
+        if code not in (250, 251):
+            client.rset()
+            return _classify(code, text)
+        return None
 
     def send(
         self, message: bytes, sender: str, recipient: str, envelope_id: str | None = None
     ) -> Delivery:
         try:
-            client = self._ready_client()
-            mail_options, rcpt_options = dsn_options(envelope_id, recipient, client.has_extn("dsn"))
-            code, text = client.mail(sender, mail_options)
-            if code != 250:
-                client.rset()
-                return _classify(code, text)
-            code, text = client.rcpt(recipient, rcpt_options)
-            if code not in (250, 251):
-                client.rset()
-                return _classify(code, text)
+            client, refused = self._envelope(sender, recipient, envelope_id)
+            self._last_used = time.monotonic()
+            if refused is not None:
+                return refused
         except (smtplib.SMTPException, OSError) as error:
             self.close()
             reply = getattr(error, "smtp_code", None)
@@ -114,6 +154,7 @@ class SmtpSender:
             )
         try:
             code, text = client.data(message)
+            self._last_used = time.monotonic()
         except smtplib.SMTPDataError as error:
             return _classify(error.smtp_code, error.smtp_error)
         except (smtplib.SMTPException, OSError) as error:
