@@ -26,6 +26,9 @@ class NotifyConfig:
     group_id: str = setting("notify", "NOTIFY_GROUP_ID")
     senders: int = setting(4, "NOTIFY_SENDERS", minimum=1)
     """Delivery workers: a slow or failing recipient holds one of them, never the service."""
+    claim_batch: int = setting(8, "NOTIFY_CLAIM_BATCH", minimum=1)
+    """Due notices a worker claims in one statement; it hands them to SMTP one after the other,
+    and gives back those not yet handed once a batch has taken a quarter of the lease."""
     retry_initial: dt.timedelta = setting(
         dt.timedelta(seconds=5), "NOTIFY_RETRY_INITIAL_SECONDS", minimum=0
     )

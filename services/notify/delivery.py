@@ -1,7 +1,9 @@
 """Delivery: workers send due notices from the ledger, recording every outcome.
 
-Each worker claims one notice at a time (``FOR UPDATE SKIP LOCKED``), so a recipient whose server
-is slow or failing holds one worker, never the service. Transient failures are retried with
+Each worker claims a few due notices at a time (``FOR UPDATE SKIP LOCKED``, ``claim_batch``), so
+a recipient whose server is slow or failing holds one worker, never the service. Workers are
+woken by the commit that records a notice (PostgreSQL ``LISTEN``/``NOTIFY``), and look on their
+own every ``poll_interval`` for retries whose time has come. Transient failures are retried with
 exponential backoff until ``give_up_after``; permanent ones and uncertain hand-offs are failed
 and dead-lettered, for an operator to look into or resend (``harpicoop replay-dead-letters``). A
 notice whose address is not a plain address of the trust space never reaches SMTP: it fails the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import structlog
 
@@ -63,16 +66,31 @@ class DeliveryWorker:
         self.policy = policy or PoisonPolicy.from_env()
 
     def run(self, stop: threading.Event) -> None:
+        ledger.listen(self.conn)
         try:
             while not stop.is_set():
                 if not self.deliver_due():
-                    stop.wait(self.config.poll_interval)
+                    # Woken by the commit that records a notice; the interval is only for
+                    # retries whose time comes, which nothing announces.
+                    ledger.wait_for_wake(self.conn, self.config.poll_interval)
         finally:
             self.smtp.close()
 
     def deliver_due(self) -> int:
-        claimed = ledger.claim_due(self.conn, limit=1)
-        for notice in claimed:
+        """Claims up to ``claim_batch`` due notices in one statement, then sends them in turn.
+
+        Every one is 'sending' before it is handed to SMTP (at most once). Those not yet handed
+        when the batch stops early (an outage, or a quarter of the lease gone on a slow server)
+        are given back, so the sweeper never takes a notice no server saw for an interrupted
+        delivery; should giving back fail too, they are swept 'uncertain' as any interrupted
+        claim is."""
+        claimed = ledger.claim_due(self.conn, limit=self.config.claim_batch)
+        budget = self.config.sending_lease.total_seconds() / 4
+        started = time.monotonic()
+        for index, notice in enumerate(claimed):
+            if index and time.monotonic() - started > budget:
+                ledger.release(self.conn, [n.notification_id for n in claimed[index:]])
+                break
             try:
                 self._deliver(notice)
             except Exception as error:
@@ -80,9 +98,18 @@ class DeliveryWorker:
                 # next notice starts on a new connection.
                 self.smtp.close()
                 if classify(error) is Fault.OUTAGE:
+                    self._release_quietly(claimed[index + 1 :])
                     raise
                 self._failed_on_content(notice, error)
         return len(claimed)
+
+    def _release_quietly(self, notices: list[ledger.Claimed]) -> None:
+        try:
+            ledger.release(self.conn, [notice.notification_id for notice in notices])
+        except Exception as error:
+            self.log.error(
+                "claimed notices not given back", count=len(notices), error=type(error).__name__
+            )
 
     def _refusal(self, notice: ledger.Claimed) -> Delivery | None:
         """A permanent failure, before any SMTP, for an address that is not one plain address of

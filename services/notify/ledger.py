@@ -112,7 +112,7 @@ def record(
     movement = event.get("movement") or {}
     # A deferred line's chain is its digest's; a skipped notice has none to follow.
     fallback = [] if notice.skip_reason or digest_id else notice.recipient.get("fallback") or []
-    return bool(
+    inserted = bool(
         _changed(
             conn,
             statuses,
@@ -142,6 +142,9 @@ def record(
             ),
         )
     )
+    if inserted and state == "pending":
+        wake_senders(conn)
+    return inserted
 
 
 # --- digests (services.notify.digests) ------------------------------------------------------
@@ -270,6 +273,30 @@ def withdraw_from_digests(
     return sorted(digests)
 
 
+WAKE_CHANNEL = "notify_due"
+"""The PostgreSQL channel on which a transaction that records pending notices wakes the
+delivery workers; PostgreSQL delivers it when, and only if, the transaction commits."""
+
+
+def wake_senders(conn: Conn) -> None:
+    """Within the transaction that records due notices: the workers claim them on its commit
+    rather than at their next poll. Repeated in one transaction, it is delivered once."""
+    conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+
+
+def listen(conn: Conn) -> None:
+    """A worker's connection (in autocommit) hears the wake-ups from now on."""
+    conn.execute(f"LISTEN {WAKE_CHANNEL}")
+
+
+def wait_for_wake(conn: Conn, timeout: float) -> None:
+    """Until a wake-up or ``timeout``, whichever first; the timeout finds the retries whose time
+    has come and notices no wake-up announces. Wake-ups that came while the connection was busy
+    are kept by psycopg and return at once."""
+    for _ in conn.notifies(timeout=timeout, stop_after=1):
+        pass
+
+
 def claim_due(conn: Conn, limit: int = 1) -> list[Claimed]:
     """Take due notices for sending; committed before the SMTP exchange starts.
 
@@ -292,6 +319,21 @@ def claim_due(conn: Conn, limit: int = 1) -> list[Claimed]:
             (limit,),
         ).fetchall()
     return [Claimed(str(row[0]), row[1], bytes(row[2]), row[3], row[4]) for row in rows]
+
+
+def release(conn: Conn, notification_ids: list[str]) -> int:
+    """Claimed notices never handed to SMTP, given back as they were before their claim: 'pending'
+    if never tried, else 'retrying' (claim_due counted one attempt more, taken back here)."""
+    if not notification_ids:
+        return 0
+    with conn.transaction():
+        cursor = conn.execute(
+            "UPDATE notification SET attempts = attempts - 1, updated_at = now(), "
+            "state = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'retrying' END "
+            "WHERE notification_id = ANY(%s::uuid[]) AND state = 'sending'",
+            (notification_ids,),
+        )
+    return cursor.rowcount
 
 
 def finish(
@@ -545,6 +587,8 @@ def follow_chain(
         "UPDATE notification SET successor_id = %s WHERE notification_id = %s",
         (step.notification_id, notification_id),
     )
+    if not skip:
+        wake_senders(conn)
     return "step"
 
 
