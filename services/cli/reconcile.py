@@ -30,7 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from email import message_from_binary_file, policy
 from email.message import EmailMessage
@@ -184,30 +184,28 @@ def notices_checks(run: RunRecords, ledger: Iterable[LedgerRow]) -> list[Check]:
     ]
 
 
-def emails_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
-    """Notification id → how many files the SMTP server wrote for it since ``started``."""
+def _header_on_disk(maildir: Path, started: float, header: str) -> Iterator[str]:
+    """``header`` of each message the SMTP server wrote since ``started`` (empty when absent)."""
     parser = BytesHeaderParser()
-    found: collections.Counter[str] = collections.Counter()
     for path in maildir.glob("*.eml"):
         if path.stat().st_mtime < started:
             continue
         with open(path, "rb") as message:
-            notification_id = parser.parse(message).get(NOTIFICATION_HEADER)
-        if notification_id:
-            found[str(notification_id).strip()] += 1
-    return found
+            yield str(parser.parse(message).get(header) or "").strip()
+
+
+def emails_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
+    """Notification id → how many files the SMTP server wrote for it since ``started``."""
+    return collections.Counter(
+        found for found in _header_on_disk(maildir, started, NOTIFICATION_HEADER) if found
+    )
 
 
 def digest_lines_on_disk(maildir: Path, started: float) -> collections.Counter[str]:
     """Deferred notice id → how many digest emails written since ``started`` list it."""
-    parser = BytesHeaderParser()
     found: collections.Counter[str] = collections.Counter()
-    for path in maildir.glob("*.eml"):
-        if path.stat().st_mtime < started:
-            continue
-        with open(path, "rb") as message:
-            listed = parser.parse(message).get(DIGEST_LINES_HEADER)
-        found.update(str(listed or "").split())
+    for listed in _header_on_disk(maildir, started, DIGEST_LINES_HEADER):
+        found.update(listed.split())
     return found
 
 

@@ -54,7 +54,15 @@ from services.stack.layout import (
     read_versions,
     server_home,
 )
-from services.stack.process import StackError, read_pid, run, spawn, stop_pid, wait_until
+from services.stack.process import (
+    StackError,
+    apt_install,
+    read_pid,
+    run,
+    spawn,
+    stop_pid,
+    wait_until,
+)
 from services.stack.roles import provision
 
 
@@ -224,20 +232,8 @@ class Postgres(Component):
     def install(self) -> None:
         if glob.glob("/usr/lib/postgresql/*/bin/initdb"):
             return
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            raise StackError(
-                "PostgreSQL server binaries are missing: install Debian's 'postgresql' package "
-                "(sudo apt-get install postgresql) and run again"
-            )
-        print("  installing Debian's postgresql package (apt-get)...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        log = self.layout.log(self.name)
-        run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
-        run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-            what="apt-get install postgresql",
-            log=log,
-            env=env,
+        apt_install(
+            ["postgresql"], "PostgreSQL server binaries are missing", self.layout.log(self.name)
         )
 
     def server_user(self) -> str | None:
@@ -981,28 +977,8 @@ class Imap(Component):
     def install(self) -> None:
         if Path("/usr/sbin/dovecot").exists() and Path("/usr/lib/dovecot/lmtp").exists():
             return
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            raise StackError(
-                "Dovecot is missing: install Debian's 'dovecot-imapd' and 'dovecot-lmtpd' "
-                "packages (sudo apt-get install dovecot-imapd dovecot-lmtpd) and run again"
-            )
-        print("  installing Debian's dovecot-imapd and dovecot-lmtpd (apt-get)...", flush=True)
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        log = self.layout.log(self.name)
-        run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
-        run(
-            [
-                "apt-get",
-                "install",
-                "-y",
-                "-q",
-                "--no-install-recommends",
-                "dovecot-imapd",
-                "dovecot-lmtpd",
-            ],
-            what="apt-get install dovecot-imapd dovecot-lmtpd",
-            log=log,
-            env=env,
+        apt_install(
+            ["dovecot-imapd", "dovecot-lmtpd"], "Dovecot is missing", self.layout.log(self.name)
         )
 
     def _write_config(self) -> None:

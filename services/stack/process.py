@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -138,3 +139,21 @@ def run(argv: Sequence[str], *, what: str, log: Path | None = None, **kwargs: ob
         hint = f" (full output in {log})" if log else ""
         raise StackError(f"{what} failed{hint}:\n  " + "\n  ".join(detail))
     return str(result.stdout)
+
+
+def apt_install(packages: Sequence[str], missing: str, log: Path | None = None) -> None:
+    """Install Debian's ``packages`` with apt-get when we are root; else say what to install."""
+    names = " ".join(packages)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise StackError(
+            f"{missing}: install Debian's {names} (sudo apt-get install {names}) and run again"
+        )
+    print(f"  installing Debian's {names} (apt-get)...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-q"], what="apt-get update", log=log, env=env)
+    run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        what=f"apt-get install {names}",
+        log=log,
+        env=env,
+    )

@@ -8,13 +8,14 @@ per session; otherwise the browser tests are skipped, saying how to install them
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from services.stack.process import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -49,14 +50,7 @@ def chromium() -> Path:
             f"{CHROMIUM} or {CHROMEDRIVER} is missing and installing needs root: "
             f"run `apt-get install {' '.join(PACKAGES)}` as root"
         )
-    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
-    ):
-        subprocess.run(
-            command, env=apt_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True
-        )
+    apt_install(PACKAGES, f"{CHROMIUM} is missing")
     assert _installed(), f"apt-get installed {PACKAGES} but {CHROMIUM} is still missing"
     return CHROMIUM
 
