@@ -132,6 +132,21 @@ def closed_layout() -> StackLayout:
     return layout
 
 
+def reading_mailbox(imap: Imap) -> dict[str, str]:
+    """Notify's settings to read the platform's mailbox on ``imap`` (its receipts reader on,
+    looking every half second), as a test's notify process takes them."""
+    return {
+        "NOTIFY_RECEIPTS_READER": "on",
+        "NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS": "0.5",
+        "SMTP_FROM": imap.mailbox,
+        "IMAP_HOST": "localhost",
+        "IMAP_PORT": str(imap.port),
+        "IMAP_USER": imap.mailbox,
+        "IMAP_PASSWORD": imap.password(),
+        "IMAP_SECURITY": "none",
+    }
+
+
 def started_imap(layout: StackLayout) -> Imap:
     """The stack's IMAP server on ``layout`` and a free port, started and healthy."""
     server = Imap(layout, port=free_port())

@@ -17,7 +17,7 @@ from services.stack.components import Imap
 from tests.common.test_serde import stay_event
 from tests.notify.builders import enriched, recipient, step
 from tests.notify.test_service import Statuses, address, statuses_of  # noqa: F401
-from tests.support import MailServer, ServiceProcess, eventually
+from tests.support import MailServer, ServiceProcess, eventually, reading_mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +34,7 @@ def test_a_bounce_goes_on_to_the_practice_mailbox_which_gets_the_notice(
     reporting_mail_server.bounce(personal)
     service = notify_factory(
         reporting_mail_server,
-        NOTIFY_RECEIPTS_READER="on",
-        NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS="0.5",
-        SMTP_FROM=imap_server.mailbox,
-        IMAP_HOST="localhost",
-        IMAP_PORT=str(imap_server.port),
-        IMAP_USER=imap_server.mailbox,
-        IMAP_PASSWORD=imap_server.password(),
-        IMAP_SECURITY="none",
+        **reading_mailbox(imap_server),
     )
     gp = recipient("10101010810", personal, fallback=[step("10101010810", practice)])
     publish(service.topics["input"], enriched("V810", [gp]))

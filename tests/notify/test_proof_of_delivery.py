@@ -22,7 +22,7 @@ from services.simulator.gp_mail import GpMailClient
 from services.stack.components import Imap
 from tests.notify.builders import enriched, recipient
 from tests.notify.test_service import Statuses, address, statuses_of  # noqa: F401
-from tests.support import MailServer, ServiceProcess, eventually, mailbox_messages
+from tests.support import MailServer, ServiceProcess, eventually, mailbox_messages, reading_mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,8 @@ def test_deliveries_bounces_and_readings_come_back_once_each(
     reporting_mail_server.bounce(bouncing)
     service = notify_factory(
         reporting_mail_server,
-        NOTIFY_RECEIPTS_READER="on",
-        NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS="0.5",
         NOTIFY_READ_RECEIPTS="*",
-        SMTP_FROM=imap_server.mailbox,
-        IMAP_HOST="localhost",
-        IMAP_PORT=str(imap_server.port),
-        IMAP_USER=imap_server.mailbox,
-        IMAP_PASSWORD=imap_server.password(),
-        IMAP_SECURITY="none",
+        **reading_mailbox(imap_server),
     )
     publish(service.topics["input"], enriched("V700", [recipient("10101010700", delivered_to)]))
     publish(service.topics["input"], enriched("V701", [recipient("10101010701", bouncing)]))
@@ -126,13 +119,8 @@ def test_simulated_gps_answer_only_the_notices_that_asked_and_notify_records_the
     started = time.time()
     service = notify_factory(
         reporting_mail_server,
-        NOTIFY_RECEIPTS_READER="on",
-        NOTIFY_RECEIPTS_POLL_INTERVAL_SECONDS="0.5",
         NOTIFY_READ_RECEIPTS="10101010710",
-        SMTP_FROM=imap_server.mailbox,
-        IMAP_PORT=str(imap_server.port),
-        IMAP_USER=imap_server.mailbox,
-        IMAP_PASSWORD=imap_server.password(),
+        **reading_mailbox(imap_server),
     )
     publish(service.topics["input"], enriched("V710", [recipient("10101010710", asking)]))
     publish(service.topics["input"], enriched("V711", [recipient("10101010711", silent)]))

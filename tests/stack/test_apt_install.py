@@ -11,7 +11,7 @@ from services.stack.process import StackError, apt_install
 def test_without_root_it_says_what_to_install_and_installs_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(process.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     ran: list[object] = []
     monkeypatch.setattr(process, "run", lambda *args, **kwargs: ran.append(args))
     with pytest.raises(StackError) as refused:
