@@ -12,20 +12,11 @@ from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
 from psycopg.rows import dict_row
 
+from services.analytics.counting import DIMENSIONS
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from tests.common.test_serde import stay_event
 from tests.support import stack_env
-
-DIMENSIONS = (
-    "event_kind",
-    "action",
-    "admission_mode",
-    "delivery_status",
-    "covid_status",
-    "skip_reason",
-    "notice_kind",
-)
 
 Row = tuple[str, str, dt.datetime, str, frozenset[tuple[str, str]]]
 """metric, granularity, window start, establishment, dimensions: what a count is of."""
