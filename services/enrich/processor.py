@@ -11,6 +11,7 @@ outputs; an outage aborts the batch, which is read again after a backoff.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import threading
 from typing import Any
@@ -84,11 +85,12 @@ class Enricher:
 
     def process(self, messages: list[Message]) -> None:
         """One transaction: every output of the batch, and the batch's offsets."""
+        outcomes: collections.Counter[str] = collections.Counter()
         self.producer.begin_transaction()
         try:
             directory = self.directory.snapshot()
             for message in messages:
-                self._one(message, directory)
+                self._one(message, directory, outcomes)
             self.producer.send_offsets_to_transaction(
                 self.consumer.position(self.consumer.assignment()),
                 self.consumer.consumer_group_metadata(),
@@ -99,6 +101,11 @@ class Enricher:
             # the service stopped and restarted, from the last committed offsets.
             self.producer.abort_transaction()
             raise
+        # Counted once the batch is committed, once per outcome: an aborted batch read again
+        # is not counted twice, and the hot path holds no per-record metric or log call.
+        for outcome, count in outcomes.items():
+            PROCESSED.labels("enrich", outcome).inc(count)
+        self.log.info("batch routed", records=len(messages), counts=dict(outcomes))
 
     def _read_again(self, messages: list[Message], outages: int, error: Exception) -> None:
         """After an outage aborted the batch: back to its first offsets, to read it again."""
@@ -116,20 +123,27 @@ class Enricher:
             outages=outages,
         )
 
-    def _one(self, message: Message, directory: dict[str, dict[str, Any]]) -> None:
+    def _one(
+        self,
+        message: Message,
+        directory: dict[str, dict[str, Any]],
+        outcomes: collections.Counter[str],
+    ) -> None:
         topic = str(message.topic())
         try:
             event = self.serdes["event"].deserialize(topic, message.value() or b"")
         except UndecodableValue as error:
             self._dead_letter(message, "undecodable stay event", error, None)
+            outcomes["dead_lettered"] += 1
             return
 
         def poison(error: BaseException) -> None:
             self._dead_letter(message, "routing failed", error, describe(error))
+            outcomes["dead_lettered"] += 1
 
         self.attempts.run(
             (topic, message.partition(), message.offset()),
-            lambda: self._route(event, directory),
+            lambda: self._route(event, directory, outcomes),
             poison,
             self.log,
         )
@@ -152,7 +166,6 @@ class Enricher:
                 description=description,
             ),
         )
-        PROCESSED.labels("enrich", "dead_lettered").inc()
         self.log.error(
             "record dead-lettered",
             topic=message.topic(),
@@ -161,7 +174,12 @@ class Enricher:
             error=type(error).__name__,
         )
 
-    def _route(self, event: dict[str, Any], directory: dict[str, dict[str, Any]]) -> None:
+    def _route(
+        self,
+        event: dict[str, Any],
+        directory: dict[str, dict[str, Any]],
+        outcomes: collections.Counter[str],
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         routing = route(event, directory)
         if routing.unroutable_reason is None:
@@ -188,14 +206,8 @@ class Enricher:
         outcome = (
             "enriched" if routing.unroutable_reason is None else routing.unroutable_reason.lower()
         )
-        PROCESSED.labels("enrich", outcome).inc()
+        outcomes[outcome] += 1
         LATENCY.labels("enrich", "enriched").observe((now - event["received_at"]).total_seconds())
-        self.log.info(
-            "stay event routed",
-            event_id=event["event_id"],
-            outcome=outcome,
-            recipients=len(routing.recipients),
-        )
 
 
 def _passing(error: Exception) -> bool:
