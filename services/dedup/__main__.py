@@ -1,5 +1,7 @@
 """``python -m services.dedup``: run the deduplication worker."""
 
-from services.dedup.app import main
+from services.common.runner import run_service
+from services.dedup.service import start
 
-main()
+if __name__ == "__main__":
+    run_service("dedup", start)

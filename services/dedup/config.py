@@ -6,9 +6,7 @@ import datetime as dt
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from services.common.paths import PROJECT_ROOT
 from services.common.settings import read_config, setting
 
 
@@ -19,19 +17,16 @@ class DedupConfig:
     output_topic: str = setting("stays.unique", "DEDUP_OUTPUT_TOPIC")
     dead_letter_topic: str = setting("deadletter.dedup", "DEDUP_DEADLETTER_TOPIC")
     group_id: str = setting("dedup", "DEDUP_GROUP_ID")
-    """Consumer group, and the prefix of the tables' changelog topics."""
+    """Consumer group."""
+    claims_topic: str = setting("", "DEDUP_CLAIMS_TOPIC")
+    """The compacted changelog of what dedup remembers; defaults to ``<group>-claims``."""
     horizon: dt.timedelta = setting(dt.timedelta(days=7), "DEDUP_HORIZON_DAYS", minimum=0)
     """How long a message or a movement action is remembered; older ones may pass again."""
-    data_dir: Path = setting(PROJECT_ROOT / ".stack" / "dedup", "DEDUP_DATA_DIR")
-    """Where the RocksDB tables live; a lost folder is rebuilt from the changelogs."""
     topic_refresh: dt.timedelta = setting(
-        dt.timedelta(seconds=30), "DEDUP_TOPIC_REFRESH_SECONDS", minimum=0.1
+        dt.timedelta(seconds=10), "DEDUP_TOPIC_REFRESH_SECONDS", minimum=0.1
     )
-    """How often the broker is asked for new topics matching ``input_pattern``."""
-    resubscribe_delay: dt.timedelta = setting(
-        dt.timedelta(seconds=5), "DEDUP_RESUBSCRIBE_SECONDS", minimum=0
-    )
-    """Pause before subscribing to newly found topics, so that several are taken at once."""
+    """How often librdkafka asks the broker for new topics matching ``input_pattern``
+    (``topic.metadata.refresh.interval.ms``)."""
     sweep_interval: dt.timedelta = setting(
         dt.timedelta(minutes=10), "DEDUP_SWEEP_SECONDS", minimum=0.1
     )
@@ -39,23 +34,23 @@ class DedupConfig:
     report_interval: dt.timedelta = setting(
         dt.timedelta(seconds=30), "DEDUP_REPORT_SECONDS", minimum=0.1
     )
-    commit_interval: dt.timedelta = setting(
-        dt.timedelta(seconds=1), "DEDUP_COMMIT_SECONDS", minimum=0.01
-    )
+    batch_size: int = setting(500, "DEDUP_BATCH_SIZE", minimum=1)
+    """The most records in one transaction."""
     session_timeout: dt.timedelta = setting(
         dt.timedelta(seconds=30), "DEDUP_SESSION_TIMEOUT_SECONDS", minimum=1
     )
     """How long the partitions of a worker that died for good wait before moving elsewhere."""
     instance_id: str = setting("", "DEDUP_INSTANCE_ID")
-    """Static group membership: a restarted worker with the same id takes its partitions back at
-    once, instead of waiting for the session of the killed one to expire. Defaults to
-    ``<group>@<host>``; give each worker on one host its own (and its own ``data_dir``)."""
-    web_port: int | None = setting(None, "DEDUP_WEB_PORT", minimum=1)
-    """faust's web server (statistics), off unless a port is given."""
+    """Static group membership and transactional id: a restarted worker with the same id takes
+    its partitions back at once, instead of waiting for the session of the killed one to expire,
+    and aborts the transaction it left open. Defaults to ``<group>@<host>``; give each worker on
+    one host its own."""
 
     def __post_init__(self) -> None:
         if not self.instance_id:
             object.__setattr__(self, "instance_id", f"{self.group_id}@{socket.gethostname()}")
+        if not self.claims_topic:
+            object.__setattr__(self, "claims_topic", f"{self.group_id}-claims")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DedupConfig:

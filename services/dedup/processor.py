@@ -1,169 +1,216 @@
-"""One input record through dedup: decode, decide, remember, then write it out or drop it.
+"""Dedup's stage on the transactional loop (``services.common.transact``): one raw record in,
+decided against what the partition remembers, written out as it came or dropped.
 
-Effects and why they are safe under at-least-once (a record may be processed again after a
-crash, until its offset is committed):
+Why nothing is lost and no duplicate passes, even when the worker is killed:
 
-- a claim names the record that made it, so reading that record again is recognised as a
-  replay (``Verdict.REPLAYED``), never as a duplicate: an event cannot be lost because its claim
-  reached the changelog and its output did not;
-- a record that a previous run may have processed (``RecoveryWindow``) is written out only if
-  the output partition does not already hold a record made from it (``ReplayFence``), whether
-  or not its claims survived: a crash lets no duplicate through;
-- a poison record goes whole to the dead-letter topic, through the same producer, so the input
-  offset is committed only after Kafka has it (faust flushes the producer before committing);
-- records come in their partition's order, each once per assignment, through the worker's
-  ``GaplessIntake`` (``services.common.gapless``), whatever faust drops on a rebalance.
+- a batch's outputs (``stays.unique``, dead letters), its claims and counts (the changelog,
+  ``claims``) and its input offsets are written in one Kafka transaction: after a crash either all
+  of it is there or none of it is, and the batch is read again from the committed offsets;
+- the claims in memory are rebuilt from the changelog, reading committed records only, before
+  any record of the partition is processed (``assigned``), so they are exactly the claims of the
+  records whose offsets are committed: a record read again finds no claim of its own, and every
+  record before it finds every claim it should;
+- a batch's claims join the memory only once its transaction commits (``ClaimStore``); an outage
+  aborts the batch, takes its claims back, and reads it again.
+
+So the earlier at-least-once safeguards are gone: no recovery window, no read-back of the output
+to learn what a previous run wrote, no reaching into the stream framework. ``Verdict.REPLAYED``
+(a record finding its own claim) cannot happen here; it still passes, as the rules say.
+
+Partition N of every raw topic, of the changelog and of ``stays.unique`` belong together (a
+stay's events keep one partition number end to end): the group uses the ``range`` assignor, which
+gives partition N of every subscribed topic of one partition count to the same member, and the
+member holding the raw partitions N reads and writes changelog partition N. A raw topic whose
+partition count differs from the output's would break that: it is not read, and it is reported.
 """
 
 from __future__ import annotations
 
+import collections
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
+from confluent_kafka import Message, TopicPartition
 
-from services.common.deadletter import error_headers
-from services.common.gapless import StreamRecord
-from services.common.observability import PROCESSED
-from services.common.poison import describe
 from services.common.serde import AvroSerde, UndecodableValue
-from services.common.streams import SourceRecord, header_pairs, without_source_header
+from services.common.streams import SourceRecord, without_source_header
+from services.common.transact import Batch, Stage
+from services.dedup.claims import Change, ClaimStore
 from services.dedup.config import DedupConfig
-from services.dedup.replays import RecoveryWindow
-from services.dedup.rules import Claim, Verdict, decide, epoch_ms
+from services.dedup.rules import Verdict, decide, epoch_ms
 
-log = structlog.get_logger("dedup")
+LASTING = ("dropped.resent_message", "dropped.repeated_movement_action", "dead_lettered")
+"""Outcomes counted in the changelog, across restarts."""
 
-Headers = list[tuple[str, str | bytes | None]]
-
-
-class ClaimStore(Protocol):
-    def get(self, identity: str) -> Claim | None: ...
-
-    def put(self, identity: str, claim: Claim) -> None: ...
+# The changelog records of some of its partitions, read from the beginning to their end.
+ReadChangelog = Callable[[list[int]], dict[int, list[Change]]]
+# The partition count of a topic, from the consumer's metadata.
+PartitionCount = Callable[[str], int]
 
 
-class Counts(Protocol):
-    """Counts that outlive the process (drops and dead letters)."""
-
-    def add(self, name: str) -> None: ...
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
-# (topic, key, value, partition or None, headers): sends through the worker's producer.
-Send = Callable[[str, bytes | None, bytes | None, int | None, Headers], Awaitable[None]]
-# Whether an output partition holds a record made from this source, produced at that time (ms).
-AlreadyWritten = Callable[[int, SourceRecord, int], Awaitable[bool]]
+class Deduplicator(Stage):
+    service = "dedup"
 
-
-@dataclass
-class Deduplicator:
-    config: DedupConfig
-    serde: AvroSerde
-    claims: ClaimStore
-    counts: Counts
-    send: Send
-    already_written: AlreadyWritten
-    window: RecoveryWindow
-    clock_ms: Callable[[], int] = field(default=lambda: time.time_ns() // 1_000_000)
-    latest_received_ms: dict[int, int] = field(default_factory=dict)
-    """Per partition, the latest receipt time seen: the clock of the expiry sweep."""
-    outcomes: Counter[str] = field(default_factory=Counter)
-    """What became of the records this process handled, by outcome."""
-
-    def outcome(self, name: str, *, lasting: bool = False) -> None:
-        self.outcomes[name] += 1
-        PROCESSED.labels("dedup", name).inc()
-        if lasting:
-            self.counts.add(name)
-
-    async def handle(self, record: StreamRecord) -> Verdict | None:
-        """Process one record; returns the verdict, or None when it was dead-lettered."""
-        source = SourceRecord(record.topic, record.partition, record.offset)
-        try:
-            if record.value is None:
-                raise UndecodableValue("the record has no value")
-            event = self.serde.deserialize(record.topic, record.value)
-        except UndecodableValue as error:
-            # Anything else goes to the intake (``GaplessIntake``): an outage (the registry
-            # unreachable) is waited out, a failure on the record's content retried, then
-            # dead-lettered through ``dead_letter_poison``.
-            await self._dead_letter(record, source, "undecodable value", error)
-            return None
-        decision = decide(event, source, self.claims.get, self.config.horizon, self.clock_ms())
-        received_ms = epoch_ms(event["received_at"])
-        self.latest_received_ms[record.partition] = max(
-            received_ms, self.latest_received_ms.get(record.partition, 0)
-        )
-        if not decision.verdict.passes:
-            self.outcome(f"dropped.{decision.verdict}", lasting=True)
-            earlier = decision.earlier
-            log.info(
-                "dedup.dropped",
-                reason=str(decision.verdict),
-                event_id=event["event_id"],
-                stay_key=event["stay_key"],
-                source=source.encode(),
-                first_seen=earlier.source.encode() if earlier else None,
-            )
-            return decision.verdict
-        for identity, claim in decision.claims.items():
-            self.claims.put(identity, claim)
-        replay = decision.verdict is Verdict.REPLAYED or self.window.may_have_been_written(source)
-        if replay:
-            produced_ms = round(record.timestamp * 1000)
-            if await self.already_written(record.partition, source, produced_ms):
-                self.outcome("replay_already_written")
-                return decision.verdict
-        # The bytes go out as they came: the value keeps its writer's schema id, so nothing
-        # is lost or re-encoded; the output partition is the input's (same stay, same place).
-        await self.send(
-            self.config.output_topic,
-            record.key,
-            record.value,
-            record.partition,
-            [*without_source_header(record.headers), source.header()],
-        )
-        self.outcome("replay_written" if replay else "unique")
-        return decision.verdict
-
-    async def dead_letter_poison(self, record: StreamRecord, error: BaseException) -> None:
-        """A record whose handling kept failing on its content (``GaplessIntake``'s verdict)."""
-        source = SourceRecord(record.topic, record.partition, record.offset)
-        await self._dead_letter(record, source, "handling failed", error, describe(error))
-
-    async def _dead_letter(
+    def __init__(
         self,
-        record: StreamRecord,
-        source: SourceRecord,
-        reason: str,
-        error: BaseException,
-        description: str | None = None,
+        *,
+        config: DedupConfig,
+        serde: AvroSerde,
+        partitions: int,
+        read_changelog: ReadChangelog,
+        partition_count: PartitionCount,
+        log: structlog.stdlib.BoundLogger,
+        clock_ms: Callable[[], int] = _now_ms,
     ) -> None:
-        log.warning(
-            "dedup.dead_lettered",
-            source=source.encode(),
-            reason=reason,
-            error=type(error).__name__,
+        self.config = config
+        self.serde = serde
+        self.partitions = partitions
+        """The output's partition count, which every input and the changelog must have."""
+        self.read_changelog = read_changelog
+        self.partition_count = partition_count
+        self.log = log
+        self.clock_ms = clock_ms
+        self.store = ClaimStore()
+        self.inputs: set[str] = set()
+        self.refused: set[str] = set()
+        self.this_run: collections.Counter[str] = collections.Counter()
+        """What became of the records this process committed, by outcome."""
+        self._sweep_due = time.monotonic() + config.sweep_interval.total_seconds()
+        self._report_due = time.monotonic() + config.report_interval.total_seconds()
+        self._swept: int | None = None
+        """Claims the transaction under way deletes as expired; None when it does not sweep."""
+
+    # --- records ---------------------------------------------------------------------------
+
+    def decode(self, message: Message) -> dict[str, Any]:
+        value = message.value()
+        if value is None:
+            raise UndecodableValue("the record has no value")
+        return self.serde.deserialize(str(message.topic()), value)
+
+    def handle(self, message: Message, event: dict[str, Any], batch: Batch) -> None:
+        partition = int(message.partition() or 0)
+        source = SourceRecord(str(message.topic()), partition, int(message.offset() or 0))
+        decision = decide(
+            event,
+            source,
+            lambda identity: self.store.get(partition, identity),
+            self.config.horizon,
+            self.clock_ms(),
         )
-        await self.send(
-            self.config.dead_letter_topic,
-            record.key,
-            record.value,
-            None,
-            [
-                *header_pairs(record.headers),
-                *error_headers(
-                    service="dedup",
-                    reason=reason,
-                    error=error,
-                    source_topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    description=description,
-                ),
-            ],
+        self.store.see(partition, epoch_ms(event["received_at"]))
+        if not decision.verdict.passes:
+            batch.count(f"dropped.{decision.verdict}", partition)
+            return
+        # The bytes go out as they came: the value keeps its writer's schema id, so nothing is
+        # lost or re-encoded; the output partition is the input's (same stay, same place).
+        batch.produce(
+            self.config.output_topic,
+            message.key(),
+            message.value(),
+            partition=partition,
+            headers=[*without_source_header(message.headers()), source.header()],
         )
-        self.outcome("dead_lettered", lasting=True)
+        for identity, claim in decision.claims.items():
+            self.store.put(partition, identity, claim)
+        batch.count("replayed" if decision.verdict is Verdict.REPLAYED else "unique", partition)
+
+    # --- transactions ----------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        now = time.monotonic()
+        if now >= self._report_due:
+            self._report_due = now + self.config.report_interval.total_seconds()
+            self.log.info(
+                "dedup.counts",
+                inputs=len(self.inputs),
+                this_run=dict(self.this_run),
+                totals=self.store.totals(),
+            )
+        return now >= self._sweep_due and bool(self.store.held())
+
+    def finish(self, batch: Batch) -> None:
+        for partition, outcomes in batch.by_partition.items():
+            lasting = collections.Counter({name: outcomes[name] for name in LASTING})
+            if +lasting:
+                self.store.add(partition, +lasting)
+        if time.monotonic() >= self._sweep_due:
+            self._swept = self.store.sweep(self.config.horizon)
+        for partition, records in self.store.changes().items():
+            for key, value in records:
+                batch.produce(self.config.claims_topic, key, value, partition=partition)
+
+    def committed(self, batch: Batch) -> None:
+        self.store.commit()
+        self.this_run.update(batch.outcomes)
+        if self._swept is not None:
+            self._sweep_due = time.monotonic() + self.config.sweep_interval.total_seconds()
+            if self._swept:
+                self.log.info("dedup.claims_expired", removed=self._swept)
+            self._swept = None
+
+    def aborted(self) -> None:
+        self.store.abort()
+        self._swept = None
+
+    # --- partitions ------------------------------------------------------------------------
+
+    def assigned(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        kept = [tp for tp in partitions if self._readable(tp.topic)]
+        numbers = {tp.partition for tp in kept}
+        # Eager rebalancing: every partition was revoked just before. One assigned to this
+        # worker in both generations was nobody else's meanwhile, so its state is still right;
+        # any other is rebuilt, before a record of it is processed.
+        self.store.drop(self.store.held() - numbers)
+        missing = sorted(numbers - self.store.held())
+        started = time.monotonic()
+        for partition, records in self.read_changelog(missing).items():
+            self.store.load(partition, records)
+        for partition in missing:
+            if partition not in self.store.held():
+                self.store.load(partition, ())
+        self.inputs = {tp.topic for tp in kept}
+        self.log.info(
+            "dedup.assigned",
+            inputs=sorted(self.inputs),
+            partitions=sorted(numbers),
+            counts={
+                "partitions_rebuilt": len(missing),
+                "claims_held": self.store.claim_count(),
+                "rebuild_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+        return kept
+
+    def revoked(self, partitions: list[TopicPartition], *, lost: bool) -> None:
+        if lost:
+            # The group went on without this worker: another may have written these partitions'
+            # changelog meanwhile.
+            self.store.drop(self.store.held())
+
+    def _readable(self, topic: str) -> bool:
+        count = self.partition_count(topic)
+        if count == self.partitions:
+            return True
+        if topic not in self.refused:
+            self.refused.add(topic)
+            self.log.error(
+                "dedup.input_not_read", topic=topic, partitions=count, expected=self.partitions
+            )
+        return False
+
+
+def changelog_records(messages: Iterable[Message]) -> dict[int, list[Change]]:
+    """Changelog records by partition, in their order."""
+    records: dict[int, list[Change]] = {}
+    for message in messages:
+        key = message.key()
+        if key is not None:
+            records.setdefault(int(message.partition() or 0), []).append((key, message.value()))
+    return records

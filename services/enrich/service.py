@@ -1,4 +1,5 @@
-"""Builds enrich from its settings: the directory follower and the transactional processor."""
+"""Builds enrich from its settings: the directory follower, and the enrichment stage on the
+transactional loop."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from services.common.observability import lag_from_statistics
 from services.common.runner import ServiceThreads
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
+from services.common.transact import TransactionalLoop
 from services.enrich.config import EnrichConfig
 from services.enrich.directory import PractitionerTable
 from services.enrich.processor import Enricher
@@ -35,6 +37,16 @@ class EnrichService:
         )
         enricher = Enricher(
             config=self.config,
+            directory=directory,
+            serdes={
+                "event": AvroSerde(registry, "harpicoop.StayEvent"),
+                "enriched": AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
+                "unroutable": AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
+            },
+            log=self.log.bind(part="processor"),
+        )
+        loop = TransactionalLoop(
+            stage=enricher,
             consumer=make_consumer(
                 self.settings,
                 "enrich",
@@ -45,15 +57,10 @@ class EnrichService:
             producer=make_producer(
                 self.settings, "enrich", **{"transactional.id": self.config.transactional_id}
             ),
-            directory=directory,
-            serdes={
-                "event": AvroSerde(registry, "harpicoop.StayEvent"),
-                "enriched": AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
-                "unroutable": AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
-            },
+            dead_letter_topic=self.config.dead_letter_topic,
             log=self.log.bind(part="processor"),
         )
         self.threads.health_checks["directory_loaded"] = lambda: directory.wait_loaded(0)
         self.threads.spawn("directory", directory.run)
-        self.threads.spawn("processor", enricher.run)
+        self.threads.spawn("processor", lambda stop: enricher.run(loop, stop))
         return directory
