@@ -1,10 +1,10 @@
-"""Helpers for the stream processors: where an output record came from, and what an output
-partition already holds.
+"""Helpers for the stream processors: where an output record came from, and the records of a
+partition read straight from Kafka.
 
-Processors are at-least-once: after a crash, the records consumed since the last committed offset
-are processed again. Each output record carries a ``harpicoop.source`` header naming the input
-record it was made from; reading back an output partition (``read_sources``) tells a restarted
-processor which of those records it had already written, so that it does not write them twice.
+Each record dedup writes carries a ``harpicoop.source`` header naming the input record it was
+made from (``SourceRecord``), so a unique event can be traced to the raw record it passed as.
+``records_between`` reads a stretch of one partition, for a processor that must handle records
+its framework skipped (``services.common.gapless``).
 """
 
 from __future__ import annotations
@@ -82,14 +82,6 @@ class ReadRecord:
     """When it was produced, in seconds."""
 
 
-@dataclass(frozen=True)
-class ReadBack:
-    sources: frozenset[SourceRecord]
-    """The source of every output record read."""
-    end_offset: int
-    """The partition's end when it was read: the next output record lands at or after it."""
-
-
 def _scan(
     settings: Settings,
     topic: str,
@@ -158,30 +150,6 @@ def _scan(
         return records, end
     finally:
         consumer.close()
-
-
-def read_sources(
-    settings: Settings,
-    topic: str,
-    partition: int,
-    *,
-    start_offset: int | None = None,
-    start_time_ms: int | None = None,
-    timeout: float = 60.0,
-) -> ReadBack:
-    """The sources of the records of one partition, from a start (an offset, a time, or the
-    beginning) to the partition's current end. Blocking; meant for a processor's start-up."""
-    records, end = _scan(
-        settings,
-        topic,
-        partition,
-        start_offset=start_offset,
-        start_time_ms=start_time_ms,
-        end_offset=None,
-        timeout=timeout,
-    )
-    found = (SourceRecord.from_headers(record.headers) for record in records)
-    return ReadBack(frozenset(source for source in found if source is not None), end)
 
 
 def records_between(

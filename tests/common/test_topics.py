@@ -26,11 +26,12 @@ def test_every_fixed_topic_and_one_raw_topic_per_establishment_is_declared() -> 
     assert any(name.startswith("analytics.") for name in names)
 
 
-def test_analytics_practitioners_and_covid_topics_are_compacted() -> None:
+def test_analytics_practitioners_covid_and_dedup_claims_topics_are_compacted() -> None:
     for spec in declared_topics():
         expected = spec.name.startswith("analytics.") or spec.name in {
             "practitioners",
             "covid.followups",
+            "dedup-claims",
         }
         assert spec.compacted == expected, spec.name
         assert spec.subject == f"{spec.name}-value"

@@ -48,7 +48,8 @@ def running(service: ServiceProcess) -> bool:
 @dataclass
 class PrivateTopics:
     """Topics named ``<prefix>.<name>``, so a pattern can match this test's topics only; name
-    the processors' groups ``<prefix>-<service>`` so that faust's own topics go with them."""
+    the processors' groups ``<prefix>-<service>`` so that the topics they make for themselves
+    (dedup's ``<group>-claims``) go with them."""
 
     admin: AdminClient
     registry: SchemaRegistryClient
@@ -69,7 +70,7 @@ class PrivateTopics:
         return topic
 
     def delete_all(self) -> None:
-        """This test's topics, and those faust made for a group named after the prefix."""
+        """This test's topics, and those a processor made for a group named after the prefix."""
         prefixes = (f"{self.prefix}.", f"{self.prefix}-")
         existing = self.admin.list_topics(timeout=30).topics
         doomed = sorted({*self.created, *(name for name in existing if name.startswith(prefixes))})
