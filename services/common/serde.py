@@ -72,6 +72,7 @@ class AvroSerde:
         self._parsed = parse_schema(json.loads(self._schema_json), named_schemas={})
         self._ids: dict[str, int] = {}
         self._readers: dict[int, _Reader] = {}
+        self._tail: Any = None
 
     def serialize(self, topic: str, value: dict[str, Any]) -> bytes:
         """Encode a value of our schema under the id it has for ``topic``; a value that does
@@ -85,6 +86,46 @@ class AvroSerde:
         body.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
         schemaless_writer(body, self._parsed, value)
         return body.getvalue()
+
+    def own_body(self, data: bytes) -> bytes | None:
+        """The Avro body of a value this serde has decoded, when it was written with our very
+        schema: the bytes that value encodes to wherever our schema is embedded in another
+        (``serialize_after``). None for a value written with another version of the schema,
+        whose bytes are not ours, or not decoded yet."""
+        if len(data) <= HEADER_SIZE or data[0] != MAGIC_BYTE:
+            return None
+        reader = self._readers.get(int.from_bytes(data[1:HEADER_SIZE], "big"))
+        return data[HEADER_SIZE:] if reader is not None and reader.reader is None else None
+
+    def serialize_after(self, topic: str, first_body: bytes, rest: dict[str, Any]) -> bytes:
+        """``serialize`` of a value of our record schema whose first field is given already
+        encoded (``own_body`` of the serde of that field's schema): Avro writes a record's fields
+        one after the other with nothing around them, so only the other fields are encoded."""
+        schema_id = self._own_id(topic)
+        if schema_id is None:
+            raise SchemaRegistryError(
+                404, 40403, f"{self.schema_fullname} is not registered under {topic}-value"
+            )
+        body = io.BytesIO()
+        body.write(struct.pack(">bI", MAGIC_BYTE, schema_id))
+        body.write(first_body)
+        schemaless_writer(body, self._after_first(), rest)
+        return body.getvalue()
+
+    def _after_first(self) -> Any:
+        """Our record schema without its first field, parsed once (its named types are those
+        of the whole schema, wherever they are defined)."""
+        if self._tail is None:
+            whole = json.loads(self._schema_json)
+            named: dict[str, Any] = {}
+            parse_schema(whole, named_schemas=named)
+            tail = {
+                **whole,
+                "name": f"{whole['name']}AfterFirstField",
+                "fields": whole["fields"][1:],
+            }
+            self._tail = parse_schema(tail, named_schemas=named)
+        return self._tail
 
     def _own_id(self, topic: str) -> int | None:
         """The id of our schema under the topic's subject; None when it is not registered

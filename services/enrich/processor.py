@@ -56,24 +56,29 @@ class Enricher(Stage):
         now = dt.datetime.now(dt.UTC)
         # The directory dict is replaced, never changed: a reference is a consistent snapshot.
         routing = route(event, self.directory.snapshot())
+        rest: dict[str, Any]
         if routing.unroutable_reason is None:
             out_topic = self.config.enriched_topic
-            value = {"event": event, "recipients": routing.recipients, "enriched_at": now}
+            rest = {"recipients": routing.recipients, "enriched_at": now}
             serde = self.serdes["enriched"]
         else:
             out_topic = self.config.unroutable_topic
-            value = {
-                "event": event,
+            rest = {
                 "reason": routing.unroutable_reason,
                 "gp_rpps": routing.gp_rpps,
                 "detail": routing.detail,
                 "detected_at": now,
             }
             serde = self.serdes["unroutable"]
+        # The stay event is the outputs' first field: when it came written with the very schema
+        # they embed, its bytes are reused as they are and only the rest is encoded.
+        body = self.serdes["event"].own_body(message.value() or b"")
         batch.produce(
             out_topic,
             event["stay_key"],
-            serde.serialize(out_topic, value),
+            serde.serialize(out_topic, {"event": event, **rest})
+            if body is None
+            else serde.serialize_after(out_topic, body, rest),
             headers=[("event_id", event["event_id"].encode())],
         )
         outcome = (

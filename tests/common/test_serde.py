@@ -180,3 +180,40 @@ def test_any_damaged_value_decodes_or_is_named_undecodable(
     except UndecodableValue:
         return
     assert isinstance(decoded, dict)
+
+
+@pytest.mark.parametrize(
+    ("schema", "rest"),
+    [
+        (
+            "harpicoop.EnrichedStayEvent",
+            {"recipients": [], "enriched_at": dt.datetime(2026, 3, 2, 8, 0, 1, tzinfo=UTC)},
+        ),
+        (
+            "harpicoop.UnroutableStayEvent",
+            {
+                "reason": "NO_GP",
+                "gp_rpps": None,
+                "detail": "no GP in the care team",
+                "detected_at": dt.datetime(2026, 3, 2, 8, 0, 1, tzinfo=UTC),
+            },
+        ),
+    ],
+)
+def test_an_embedded_stay_event_written_with_our_schema_is_reused_byte_for_byte(
+    topic_factory: Callable[..., str], registry: Any, schema: str, rest: dict[str, Any]
+) -> None:
+    source, target = topic_factory("harpicoop.StayEvent"), topic_factory(schema)
+    events, outer = AvroSerde(registry, "harpicoop.StayEvent"), AvroSerde(registry, schema)
+    event = stay_event("V0002")
+    data = events.serialize(source, event)
+    # Only a value it has decoded, so that it knows the writer's schema is its own.
+    assert events.own_body(data) is None
+    decoded = events.deserialize(source, data)
+    assert events.own_body(b"\x00\x00") is None
+
+    body = events.own_body(data)
+    assert body == data[5:]
+    spliced = outer.serialize_after(target, body, rest)
+    assert spliced == outer.serialize(target, {"event": decoded, **rest})
+    assert outer.deserialize(target, spliced) == {"event": event, **rest}
