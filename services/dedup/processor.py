@@ -46,7 +46,7 @@ LASTING = ("dropped.resent_message", "dropped.repeated_movement_action", "dead_l
 
 # The changelog records of some of its partitions, read from the beginning to their end.
 ReadChangelog = Callable[[list[int]], dict[int, list[Change]]]
-# The partition count of a topic, from the consumer's metadata.
+# The partition count of a topic, from the broker's metadata.
 PartitionCount = Callable[[str], int]
 
 

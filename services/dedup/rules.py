@@ -11,8 +11,9 @@ Two identities of each event are remembered once it passes:
   identical correction is dropped.
 
 What is remembered for an identity is a ``Claim``: the input record that passed with it. Reading
-that very record again (after a crash, before its offset was committed) is a replay, not a
-duplicate: it passes again, and the caller decides whether its output was already written.
+that very record again is a replay, not a duplicate: it passes again. (Dedup commits a record's
+claims, its output and its offset in one transaction, so it never meets its own claims; the rule
+keeps a replay from ever being taken for a duplicate, whoever remembers.)
 A claim older than the horizon, in the time the platform received the events, no longer counts.
 """
 
