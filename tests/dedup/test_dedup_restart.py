@@ -3,9 +3,9 @@
 The worker is killed with SIGKILL twice while it works through a backlog, and restarted each
 time with nothing of its former self but its name: its claims are in memory only, so each
 restart rebuilds them from the changelog topic alone (as a worker taking the partitions over on
-another machine would). Batches are kept small, so that each kill falls among several
-transactions, with one likely open: its outputs, claims and offsets are aborted together and
-its records processed again.
+another machine would). Batches are kept to five records, so that the backlog takes hundreds of
+transactions and each kill falls mid-stream, most likely with one open: its outputs, claims and
+offsets are aborted together and its records processed again.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_a_killed_worker_restarts_without_losing_or_repeating_an_event(
             DEDUP_OUTPUT_TOPIC=unique,
             DEDUP_DEADLETTER_TOPIC=topics.create("deadletter.dedup"),
             DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
-            DEDUP_BATCH_SIZE="50",
+            DEDUP_BATCH_SIZE="5",
         )
         produce_by_establishment(producer, serde, raw, sent)
         output = reader(stack, unique)
