@@ -90,9 +90,7 @@ def pipeline(
                 DEDUP_OUTPUT_TOPIC=internal["unique"],
                 DEDUP_DEADLETTER_TOPIC=internal["dead_dedup"],
                 DEDUP_GROUP_ID=f"{group}-dedup",
-                DEDUP_DATA_DIR=str(tmp_path / "dedup"),
                 DEDUP_TOPIC_REFRESH_SECONDS="1",
-                DEDUP_RESUBSCRIBE_SECONDS="0.5",
                 **quick_poison,
             ),
             "enrich": stack_env(
