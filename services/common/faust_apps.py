@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
+import faust.streams
 from confluent_kafka.admin import AdminClient
 
 from services.common.settings import KafkaSecurity, Settings
@@ -96,3 +101,33 @@ def run_worker(app: faust.App) -> None:
     quiet_client_logging()
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
     worker.execute_from_commandline()
+
+
+@dataclass(frozen=True)
+class _PartitionMessage:
+    topic: str
+    partition: int
+
+
+class _PartitionEvent:
+    """What faust's tables read of the current event: its message's topic and partition."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+@contextmanager
+def in_table_partition(partition: int, source_topic: str) -> Iterator[None]:
+    """Table reads and writes inside go to ``partition`` (its RocksDB store and its changelog
+    partition), as if an event of ``source_topic`` and that partition were being handled.
+
+    faust routes a table's reads and writes by the current event, which ``Stream.take_events``
+    does not set in the agent's task; a service that handles a batch chooses the partition of
+    each piece of its state this way. ``source_topic`` is one the app consumes, with as many
+    partitions as the table (faust checks it)."""
+    event = _PartitionEvent(source_topic, partition)
+    token = faust.streams._current_event.set(weakref.ref(cast(Any, event)))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)

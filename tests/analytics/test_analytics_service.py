@@ -138,8 +138,9 @@ class Rig:
     services: list[ServiceProcess] = field(default_factory=list)
 
     @property
-    def observations(self) -> str:
-        return f"{self.env['ANALYTICS_GROUP_ID']}-observations"
+    def changelog(self) -> str:
+        """Where the worker's table keeps its counts and identities."""
+        return f"{self.env['ANALYTICS_GROUP_ID']}-windows-changelog"
 
     def start(self, state: str) -> ServiceProcess:
         """A worker whose local state is in ``state``: a new name is a machine that lost it."""
@@ -386,11 +387,11 @@ def test_counts_add_up_to_what_was_sent_in_through_duplicates_late_events_and_a_
     dead = _all_records(consumer_factory(rig.topics["deadletter"]), 1)
     assert {message.value() for message in dead} == {b"not avro at all"}
 
-    # No analytics record, nor the worker's internal topic, carries anything of the patient.
-    internal = _all_records(consumer_factory(rig.observations), 1)
+    # No analytics record, nor the worker's table, carries anything of the patient.
+    internal = _all_records(consumer_factory(rig.changelog), 1)
     for message in [*published.latest.values(), *internal]:
         for text in PATIENT_DATA:
-            assert text.encode("utf-8") not in (message.value() or b"")
+            assert text.encode("utf-8") not in (message.key() or b"") + (message.value() or b"")
     for _topic, value in published.values():
         assert not any(text in str(field) for field in value.values() for text in PATIENT_DATA)
 
