@@ -6,8 +6,8 @@ batches (``Stream.take_events``). Each record is decoded into observations (``co
 judged for lateness on its own, so that a record that cannot be read or counted is
 dead-lettered alone. The batch's observations are then counted into the windows they fall in
 (the count of each series per UTC hour and day, ``WindowCount``); every window the batch
-changed is written once to the table (``WindowTable``: its new chunk of identities, then its
-head) and its count published once as an ``AnalyticsCount`` on the metric's compacted topic.
+changed is written once to the table (``WindowTable``) and its count published once as an
+``AnalyticsCount`` on the metric's compacted topic.
 
 A series (metric, establishment, dimensions) gathers events from every input partition, and
 its count must be one number: the worker holds every input partition, and each series' state
@@ -24,15 +24,16 @@ worker, which commits its input offsets only after faust has flushed what it pro
   or below the mark changes nothing; above it, it is counted as new.
 - Distinct things count once: the identities already counted (event ids; for notices,
   notification id and final status) and the latest word on each movement (discharges by
-  Covid-19 status) are kept in chunks, one per batch that changed them, each written once.
-  A batch writes a window's chunk before its head, in the same changelog partition, and a
-  producer keeps one partition's records in order: if a head reached the changelog, so did
-  the chunks it counts.
+  Covid-19 status) are the window's members. The newest ride in the head (its tail); once
+  they outgrow it they are written as a chunk of their own, before the head that stops
+  carrying them, in the same changelog partition; a producer keeps one partition's records
+  in order, so a head that reached the changelog has its chunks there. No write grows with
+  the window: a head is bounded, a chunk holds members new to it.
 - The local RocksDB store may keep writes that a crash kept from the changelog. The records
   they came from were not committed, so they are read again; being under the marks, they
-  change no count, and their identities are written again with the next chunk
-  (``WindowCount.restate``), so that a store rebuilt from the changelog later lacks none.
-  A chunk missing from the changelog is read as empty.
+  change no count, and the first of them to touch a window has all its members written again
+  (``WindowCount.restate``, once per window and restart), so that a store rebuilt from the
+  changelog later lacks none. A chunk missing from the changelog is read as empty.
 - Every window a batch touched, even only with records read again, has its count published
   again, mending a crash between the table and the published record.
 
@@ -250,7 +251,7 @@ def build_app(
                 for granularity, start in spans:
                     window, count = windows.get(granularity, start, observation)
                     if count.taken_into_account(item.source, item.offset):
-                        count.restate(observation)
+                        count.restate()
                     else:
                         count.apply(observation, item.source, item.offset)
                     touched[window] = observation

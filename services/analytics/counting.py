@@ -191,14 +191,15 @@ def windows_of(observation: Observation) -> list[tuple[Granularity, int]]:
     can be published for each: an event time no ``AnalyticsCount`` can carry, or a word without
     a version, raises here (``OverflowError``, ``ValueError``), where its record can be
     dead-lettered alone, rather than in the middle of a batch."""
-    found = []
-    for granularity in Granularity:
-        start = window_start_ms(observation.at_ms, granularity)
-        dt.datetime.fromtimestamp((start + granularity.seconds * 1000) / 1000, UTC)
-        found.append((granularity, start))
+    found = [(granularity, window_start_ms(observation.at_ms, granularity)) for granularity in _ALL]
+    # The day ends last: if its end can be written, every bound can.
+    dt.datetime.fromtimestamp((found[-1][1] + Granularity.DAY.seconds * 1000) / 1000, UTC)
     if observation.present is not None:
         newer_word(None, observation.version, observation.present)
     return found
+
+
+_ALL = (Granularity.HOUR, Granularity.DAY)
 
 
 def count_record(
@@ -268,15 +269,21 @@ def newer_word(kept: int | None, version: int, present: bool) -> bool:
     return not (abs(kept) > version or (abs(kept) == version and (kept < 0 or present)))
 
 
+TAIL_LIMIT = 64
+"""Members a head carries before they move to a chunk of their own: a head stays under about
+a kilobyte, whatever the size of its window."""
+
+
 @dataclass
 class WindowCount:
     """The count of one series in one window, and what it takes to keep it exact.
 
-    In the table it is a *head* (the count, whether the series ever had anyone present, the
-    high-water mark of each input partition, the number of chunks) and *chunks*, each holding
-    the identities first counted (or the latest words changed) in one batch. A batch writes one
-    chunk and the head, whatever the size of the window: the identities already there are
-    never written again. ``high_water`` says which records the head has taken into account:
+    In the table it is a *head*: the count, whether the series ever had anyone present, the
+    high-water mark of each input partition, the number of chunks, and the *tail*, the members
+    most recently counted. Once the tail outgrows ``TAIL_LIMIT`` it is written as a *chunk* of
+    its own, which is never written again. A batch that changes the window writes its head once
+    (and a chunk now and then), whatever the size of the window: the members already in chunks
+    are not written again. ``high_water`` says which records the head has taken into account:
     every record of an input partition up to that offset that falls in this window.
     """
 
@@ -289,8 +296,8 @@ class WindowCount:
     chunks: int = 0
     members: dict[bytes, int] = field(default_factory=dict)
     """Digest -> word (0 for an identity that counts once seen)."""
-    fresh: dict[bytes, int] = field(default_factory=dict)
-    """The members written in the next chunk."""
+    tail: dict[bytes, int] = field(default_factory=dict)
+    restated: bool = False
 
     @property
     def shown(self) -> bool:
@@ -316,44 +323,52 @@ class WindowCount:
             self._keep(digest, signed)
         self.high_water[source] = offset
 
-    def restate(self, observation: Observation) -> None:
-        """A record taken into account before a restart, read again: its identity's entry is
-        written again with the next chunk, in case the changelog never received it (the local
-        store may hold writes that a crash kept from the changelog)."""
-        digest = identity_digest(observation.identity)
-        kept = self.members.get(digest)
-        if kept is not None:
-            self.fresh[digest] = kept
+    def restate(self) -> None:
+        """A record taken into account before a restart, read again. The local store may hold
+        writes that a crash kept from the changelog (they came from records not committed, read
+        again now): every member is written again, once, so that a store rebuilt from the
+        changelog later lacks none of them."""
+        if not self.restated:
+            self.tail = dict(self.members)
+            self.restated = True
 
     def _keep(self, digest: bytes, word: int) -> None:
         self.members[digest] = word
-        self.fresh[digest] = word
+        self.tail[digest] = word
 
     def seal(self) -> tuple[bytes | None, bytes]:
-        """The chunk to write (None when nothing changed in the members), then the head."""
+        """The chunk to write first, if the tail has outgrown the head (else None), then the
+        head."""
         chunk = None
-        if self.fresh:
-            chunk = b"".join(_WORD.pack(digest, word) for digest, word in self.fresh.items())
-            self.fresh.clear()
+        if len(self.tail) > TAIL_LIMIT:
+            chunk = _pack(self.tail)
+            self.tail = {}
             self.chunks += 1
-        head = json.dumps(
-            [self.count, self.ever_present, self.chunks, self.high_water], separators=(",", ":")
-        ).encode("utf-8")
+        state = [self.count, self.ever_present, self.chunks, self.high_water]
+        # JSON never holds a raw NUL: it ends the head's state, the tail follows.
+        head = json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\0" + _pack(self.tail)
         return chunk, head
 
     @classmethod
     def from_head(cls, latest: bool, head: bytes) -> WindowCount:
         window = cls(latest)
         if head:
-            count, ever_present, chunks, high_water = json.loads(head)
+            state, _, tail = head.partition(b"\0")
+            count, ever_present, chunks, high_water = json.loads(state)
             window.count, window.ever_present, window.chunks = count, ever_present, chunks
             window.high_water = {str(source): int(offset) for source, offset in high_water.items()}
+            window.tail = dict(_WORD.iter_unpack(tail))
         return window
 
-    def add_chunk(self, chunk: bytes) -> None:
-        """A chunk read back, in the order they were written: a later entry is the newer."""
-        for digest, word in _WORD.iter_unpack(chunk):
-            self.members[digest] = word
+    def add_chunks(self, chunks: Iterable[bytes]) -> None:
+        """The chunks read back, in the order they were written; the tail is newer than all."""
+        for chunk in chunks:
+            self.members.update(_WORD.iter_unpack(chunk))
+        self.members.update(self.tail)
+
+
+def _pack(entries: Mapping[bytes, int]) -> bytes:
+    return b"".join(_WORD.pack(digest, word) for digest, word in entries.items())
 
 
 class Lateness(StrEnum):

@@ -62,15 +62,16 @@ class WindowTable:
         with in_table_partition(self.partition_of(window[2]), self.source_topic):
             in_day = self.table.relative_to(window[1] / 1000)
             count = WindowCount.from_head(latest, in_day[key].value())
-            for index in range(count.chunks):
-                # A chunk the changelog never received reads as empty: its members were
-                # written again in a later one (``WindowCount.restate``).
-                count.add_chunk(in_day[chunk_key(window, index)].value())
+            # A chunk the changelog never received reads as empty: its members were written
+            # again later (``WindowCount.restate``).
+            count.add_chunks(
+                [in_day[chunk_key(window, index)].value() for index in range(count.chunks)]
+            )
         return count
 
     def save(self, windows: Iterable[WindowId]) -> None:
-        """Write each window's new chunk, then its head: in that order in the changelog, so a
-        head that survived a crash has its chunks."""
+        """Write each window's head, after its new chunk if it has one: in that order in the
+        changelog, so a head that survived a crash has its chunks."""
         for window in windows:
             count = self.cache[window]
             chunk, head = count.seal()
