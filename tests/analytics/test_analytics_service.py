@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from services.analytics.counting import Granularity, Observation, count_record
 from services.common.deadletter import read_error_headers
 from services.common.movements import movement_key
 from services.common.serde import AvroSerde
@@ -441,3 +442,34 @@ def test_poison_events_are_dead_lettered_and_the_next_one_is_counted(
         assert errors["exception.class.name"] in ("ValueError", "OverflowError", "DataError")
         assert "V9" not in str(errors)
     assert worker.process is not None and worker.process.poll() is None
+
+
+def test_the_mirror_writes_every_row_it_can_and_sets_aside_one_postgresql_refuses(
+    rig: Rig,
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> None:
+    rig.start("state-1")
+    topic = rig.topics["stay_events"]
+    serde = serde_factory("harpicoop.AnalyticsCount")
+    hour = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    dimensions = (("event_kind", "ADMISSION"),)
+
+    def published(establishment: str, count: int) -> bytes:
+        observation = Observation("stay_events", establishment, dimensions, "M1", 0)
+        start = int(hour.timestamp() * 1000)
+        return serde.serialize(
+            topic, count_record(observation, Granularity.HOUR, start, count, start)
+        )
+
+    # Two counts of one key (the latest is the row), and a NUL that PostgreSQL refuses.
+    for establishment, count in (("chrunancy", 1), ("chru\x00nancy", 5), ("chrunancy", 2)):
+        value = published(establishment, count)
+        rig.producer.produce(topic, key=establishment.encode(), value=value)
+    assert rig.producer.flush(10) == 0
+
+    expected = {("stay_events", "HOUR", hour, "chrunancy", frozenset(dimensions)): 2}
+    rig.wait_for_counts(lambda: sql_counts(rig.database_url), expected, "in PostgreSQL")
+    [dead] = dead_letters_on(consumer_factory(rig.topics["deadletter"]), 1)
+    assert read_error_headers(dead.headers())["reason"] == "handling failed"
+    assert dead.value() == published("chru\x00nancy", 5)
