@@ -50,7 +50,6 @@ counts once in ``stay_events``.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Collection
@@ -310,14 +309,9 @@ def build_app(
     @app.timer(config.report_interval.total_seconds())  # type: ignore[untyped-decorator]
     async def report() -> None:
         log.info("analytics.progress", counts=dict(tally), windows_in_memory=len(windows.cache))
-        # No event older than this counts any more (``EventClock``): its windows leave memory.
-        windows.drop_ended_before(now_ms() - _ms(config.expires) + 86_400_000)
+        windows.drop_ended_before(clock.oldest_counted_ms(now_ms()))
 
     return app
-
-
-def _ms(delta: dt.timedelta) -> int:
-    return round(delta.total_seconds() * 1000)
 
 
 def main() -> None:

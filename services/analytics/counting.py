@@ -402,10 +402,14 @@ class EventClock:
     """How far ahead of this machine's clock a sender's clock may run and still move time on."""
     latest_ms: dict[Source, int] = field(default_factory=dict)
 
+    def oldest_counted_ms(self, now_ms: int) -> int:
+        """The earliest event time that may still count: a window that ended before it takes
+        no more events."""
+        return now_ms - _ms(self.expires - dt.timedelta(days=1))
+
     def judge(self, source: Source, at_ms: int, now_ms: int) -> Lateness:
         latest = self.latest_ms.get(source)
-        retention = self.expires - dt.timedelta(days=1)
-        if at_ms < now_ms - _ms(retention):
+        if at_ms < self.oldest_counted_ms(now_ms):
             verdict = Lateness.BEYOND_RETENTION
         elif latest is not None and at_ms < latest - _ms(self.grace):
             verdict = Lateness.BEYOND_GRACE

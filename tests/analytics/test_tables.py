@@ -8,7 +8,7 @@ from typing import cast
 from faust.streams import current_event
 from faust.tables.wrappers import WindowWrapper
 
-from services.analytics.counting import Granularity
+from services.analytics.counting import Granularity, WindowCount
 from services.analytics.tables import WindowTable, chunk_key, head_key
 from services.common.faust_apps import in_table_partition
 
@@ -36,3 +36,12 @@ def test_table_reads_and_writes_go_to_the_partition_chosen() -> None:
         assert event is not None
         assert (event.message.topic, event.message.partition) == ("stays.enriched", 2)
     assert current_event() is None
+
+
+def test_windows_that_can_take_no_more_events_leave_memory() -> None:
+    table = WindowTable(cast(WindowWrapper, None), 3, "stays.enriched")
+    hour, day = Granularity.HOUR, Granularity.DAY
+    for window in [(hour, 0, "a"), (hour, 3_600_000, "a"), (day, 0, "a")]:
+        table.cache[window] = WindowCount(latest=False)
+    table.drop_ended_before(3_600_001)
+    assert set(table.cache) == {(hour, 3_600_000, "a"), (day, 0, "a")}
