@@ -1,26 +1,46 @@
-"""Wiring of the analytics worker: the faust app, its two agents and windowed tables, and the
+"""Wiring of the analytics worker: the faust app, its one agent and its windowed table, and the
 PostgreSQL mirror, built from the settings; ``main`` runs it (``python -m services.analytics``).
 
-Two stages, because a series (metric, establishment, dimensions) gathers events from every
-input partition while a faust table partition only sees its own stream partition:
+One agent reads ``stays.enriched``, ``stays.unroutable`` and ``notifications.status`` in
+batches (``Stream.take_events``). Each record is decoded into observations (``counting``) and
+judged for lateness on its own, so that a record that cannot be read or counted is
+dead-lettered alone. The batch's observations are then counted into the windows they fall in
+(the count of each series per UTC hour and day, ``WindowCount``); every window the batch
+changed is written once to the table (``WindowTable``) and its count published once as an
+``AnalyticsCount`` on the metric's compacted topic.
 
-1. ``observe`` reads ``stays.enriched``, ``stays.unroutable`` and ``notifications.status``,
-   decodes each record into observations (``counting``), drops those too late for their
-   windows, and writes the rest to the internal topic ``<group>-observations`` keyed by series;
-2. ``count`` reads that topic, adds each observation's identity to the set of its series in the
-   hourly and the daily tumbling tables (event time, ``expires`` a few days), and publishes the
-   set's size as an ``AnalyticsCount`` on the metric's compacted topic.
+A series (metric, establishment, dimensions) gathers events from every input partition, and
+its count must be one number: the worker holds every input partition, and each series' state
+lives in one table partition chosen from the series, with no internal topic between. The
+worker therefore runs alone (``NotEveryPartition`` stops one that is not); the rate of one
+worker is the rate of the service.
 
-Why a replay never counts twice (every input is at-least-once, and so is this worker): a window
-holds the set of the identities it has seen (event ids; for notices, notification id and final
-status), never a bare number. Reading a record again adds nothing to a set, and the count is
-published again unchanged. The set is written back and the count published on every
-observation, even a repeated one, so that a crash between the table's changelog and the
-published record is mended by the replay that follows it. Discharges by Covid-19 status keep
-the latest word on each movement instead (``LatestIds``): a correction moves a discharge to its
-new status, a cancellation takes it out, in whatever order the words are read. Upstream
-deduplication decides what is the same stay event; this worker only absorbs the redelivery of
-one record.
+Why counts are exact across crashes and replays (every input is at-least-once, and so is this
+worker, which commits its input offsets only after faust has flushed what it produced):
+
+- A window's head says, per input partition, the offset up to which it has taken that
+  partition's records into account (``high_water``), and its count is of exactly those. It is
+  one value, written at once: the count and the marks cannot disagree. A record read again at
+  or below the mark changes nothing; above it, it is counted as new.
+- Distinct things count once: the identities already counted (event ids; for notices,
+  notification id and final status) and the latest word on each movement (discharges by
+  Covid-19 status) are the window's members. The newest ride in the head (its tail); once
+  they outgrow it they are written as a chunk of their own, before the head that stops
+  carrying them, in the same changelog partition; a producer keeps one partition's records
+  in order, so a head that reached the changelog has its chunks there. No write grows with
+  the window: a head is bounded, a chunk holds members new to it.
+- The local RocksDB store may keep writes that a crash kept from the changelog. The records
+  they came from were not committed, so they are read again; being under the marks, they
+  change no count, and the first of them to touch a window has all its members written again
+  (``WindowCount.restate``, once per window and restart), so that a store rebuilt from the
+  changelog later lacks none. A chunk missing from the changelog is read as empty.
+- Every window a batch touched, even only with records read again, has its count published
+  again, mending a crash between the table and the published record.
+
+Discharges by Covid-19 status keep the latest word on each movement: a correction moves a
+discharge to its new status, a cancellation takes it out, in whatever order the words are read.
+Upstream deduplication decides what is the same stay event; this worker only absorbs the
+redelivery of one record.
 
 Stay events are counted from both stay topics: an unroutable event is a real stay event that no
 GP could receive; it counts in ``stay_events`` like any other, and also in
@@ -32,13 +52,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import cast
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
 import structlog
+from confluent_kafka.admin import AdminClient
 from faust.tables.wrappers import WindowWrapper
+from faust.types import TP
 
-from services.analytics.config import AnalyticsConfig
+from services.analytics.config import AnalyticsConfig, AnalyticsConfigError
 from services.analytics.counting import (
     COVID_DISCHARGES,
     NOTIFICATIONS,
@@ -47,16 +71,15 @@ from services.analytics.counting import (
     UNROUTABLE_STAY_EVENTS,
     EventClock,
     Granularity,
-    IdSet,
     Lateness,
-    LatestIds,
     Observation,
     count_key,
     count_record,
-    window_start_ms,
+    windows_of,
 )
 from services.analytics.intake import RecordReader, Undecodable, dead_letter_headers, readers
 from services.analytics.mirror import SqlMirror
+from services.analytics.tables import WindowId, WindowTable
 from services.common.faust_apps import (
     make_faust_app,
     quiet_client_logging,
@@ -74,13 +97,39 @@ from services.common.settings import Settings
 SERVICE = "analytics"
 
 
+class NotEveryPartition(RuntimeError):
+    """This worker was not given every input partition: its counts would be of some only."""
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def input_partitions(admin: AdminClient, topics: Collection[str], timeout: float = 30.0) -> int:
+    """The number of partitions the inputs share, which the table follows (faust writes a
+    table partition from the input partition of the same number)."""
+    found = admin.list_topics(timeout=timeout).topics
+    counts = {topic: len(found[topic].partitions) if topic in found else 0 for topic in topics}
+    if 0 in counts.values() or len(set(counts.values())) != 1:
+        raise AnalyticsConfigError(f"the inputs must exist with as many partitions: {counts}")
+    return next(iter(counts.values()))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A record of the batch, read and judged, waiting to be counted."""
+
+    source: str
+    """Its input partition, ``topic/partition``."""
+    offset: int
+    observations: list[tuple[Observation, list[tuple[Granularity, int]]]]
+    """What it counts in, each with its windows."""
 
 
 def build_app(
     settings: Settings,
     config: AnalyticsConfig,
+    partitions: int,
     replication: int,
     log: structlog.stdlib.BoundLogger,
 ) -> faust.App:
@@ -88,11 +137,13 @@ def build_app(
         settings,
         config.group_id,
         data_dir=config.data_dir,
-        partitions=config.partitions,
+        partitions=partitions,
         replication=replication,
         commit_interval=config.commit_interval.total_seconds(),
         session_timeout=config.session_timeout.total_seconds(),
         web_port=config.web_port,
+        # A batch writes its windows and counts at once: sent together, in fewer requests.
+        producer_linger=0.02,
     )
     registry = make_registry_client(settings)
     reader = RecordReader(
@@ -117,37 +168,29 @@ def build_app(
         return app.topic(name, key_type=bytes, value_type=bytes, internal=False)
 
     inputs = app.topic(*reader.topics, key_type=bytes, value_type=bytes)
-    observations = app.topic(
-        config.observations_topic,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=config.partitions,
-        internal=True,
-    )
     outputs = {name: plain_topic(name) for name in set(metric_topics.values())}
     dead_letters = plain_topic(config.dead_letter_topic)
-
-    def windowed(name: str, granularity: Granularity) -> WindowWrapper:
-        # Keys are (series, window) pairs, in JSON (no key type); values are ``IdSet`` bytes.
-        table = app.Table(
-            name,
-            default=bytes,
-            value_type=bytes,
-            partitions=config.partitions,
-            help=f"identities per series and {granularity.value.lower()}",
-        )
-        return cast(WindowWrapper, table.tumbling(granularity.seconds, expires=config.expires))
-
-    tables = {
-        Granularity.HOUR: windowed("hourly", Granularity.HOUR),
-        Granularity.DAY: windowed("daily", Granularity.DAY),
-    }
+    # Keys are strings (``tables.head_key``, ``chunk_key``) within a UTC day, in JSON (no key
+    # type); values are ``WindowCount`` heads and chunks.
+    table = app.Table(
+        "windows",
+        default=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        help="counts per series and UTC hour or day, with what keeps them exact",
+    )
+    windows = WindowTable(
+        cast(WindowWrapper, table.tumbling(Granularity.DAY.seconds, expires=config.expires)),
+        partitions,
+        config.enriched_topic,
+    )
     clock = EventClock(config.grace, config.expires)
     tally: Counter[str] = Counter()
+    in_batch: Counter[str] = Counter()
+    staged: list[Staged] = []
 
     def outcome(name: str) -> None:
-        tally[name] += 1
-        PROCESSED.labels(SERVICE, name).inc()
+        in_batch[name] += 1
 
     async def dead_letter(message: StreamRecord, error: BaseException) -> None:
         log.warning(
@@ -164,12 +207,15 @@ def build_app(
         )
         outcome("dead_lettered")
 
-    # Both agents read through it: a record faust drops on a rebalance would be a missing count.
-    intake = gapless_intake(
-        app, settings, (*reader.topics, config.observations_topic), outcome, log, dead_letter
-    )
+    # A record faust drops on a rebalance would be a missing count.
+    intake = gapless_intake(app, settings, reader.topics, outcome, log, dead_letter)
+    # The records it reads straight from Kafka are acknowledged to faust once their batch is
+    # counted: faust may commit at any await, and must not go past an uncounted record.
+    acknowledge_now = intake.acknowledge
+    caught_up: list[StreamRecord] = []
+    intake.acknowledge = caught_up.append
 
-    async def observe_record(message: StreamRecord) -> None:
+    async def stage(message: StreamRecord) -> None:
         source = f"{message.topic}/{message.partition}/{message.offset}"
         try:
             found = await reader.observations(message.topic, message.value)
@@ -192,61 +238,78 @@ def build_app(
             )
             outcome(f"late_{lateness}")
             return
-        for observation in found:
-            await observations.send(
-                key=observation.series.encode("utf-8"), value=observation.encode()
-            )
-        outcome("observed")
+        # Raises for a record whose counts cannot be published: it is tried again, then
+        # dead-lettered, alone.
+        spans = [(observation, windows_of(observation)) for observation in found]
+        staged.append(Staged(f"{message.topic}/{message.partition}", message.offset, spans))
+        outcome("counted")
 
-    async def count_observation(message: StreamRecord) -> None:
-        if message.value is None:
-            return
-        observation = Observation.decode(message.value)
-        for granularity, table in tables.items():
-            # The window is the one of the observation's event time, not the record's.
-            in_window = table.relative_to(observation.at_ms / 1000)
-            key = observation.table_key
-            before = in_window[key].value()
-            if observation.present is None:
-                ids = IdSet.add(before, observation.identity)
-                count = IdSet.count(ids)
-            else:
-                ids = LatestIds.apply(
-                    before, observation.identity, observation.version, observation.present
-                )
-                count = LatestIds.count(ids)
-            in_window[key] = ids
-            if observation.present is not None and not LatestIds.ever_present(ids):
-                # Only "absent" words so far (kept, for words that come later): nothing that
-                # analysts would see.
+    def count_staged() -> None:
+        """Count the staged records, write each window they changed once, publish its count."""
+        touched: dict[WindowId, Observation] = {}
+        for item in staged:
+            for observation, spans in item.observations:
+                for granularity, start in spans:
+                    window, count = windows.get(granularity, start, observation)
+                    if count.taken_into_account(item.source, item.offset):
+                        count.restate()
+                    else:
+                        count.apply(observation, item.source, item.offset)
+                    touched[window] = observation
+        staged.clear()
+        windows.save(touched)
+        updated_at = now_ms()
+        for window, observation in touched.items():
+            count = windows.count(window)
+            if not count.shown:
                 continue
-            record = count_record(
-                observation,
-                granularity,
-                window_start_ms(observation.at_ms, granularity),
-                count,
-                now_ms(),
-            )
+            granularity, start, _ = window
+            record = count_record(observation, granularity, start, count.count, updated_at)
             topic = metric_topics[observation.metric]
-            await outputs[topic].send(
+            outputs[topic].send_soon(
                 key=count_key(record).encode("utf-8"),
                 value=count_serde.serialize(topic, record),
             )
-        outcome("counted")
 
     @app.agent(inputs)
-    async def observe(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await intake.handle(event.message, observe_record)
-
-    @app.agent(observations)
     async def count(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await intake.handle(event.message, count_observation)
+        # take_events is on faust's Stream, not on its StreamT interface.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            config.batch_size, within=config.batch_wait.total_seconds()
+        )
+        async for events in batches:
+            for event in events:
+                await intake.handle(event.message, stage)
+            count_staged()
+            # faust acknowledges the batch's own events once this returns.
+            for record in caught_up:
+                acknowledge_now(record)
+            caught_up.clear()
+            for name, number in in_batch.items():
+                PROCESSED.labels(SERVICE, name).inc(number)
+            tally.update(in_batch)
+            in_batch.clear()
+
+    every_partition = {(topic, index) for topic in reader.topics for index in range(partitions)}
+
+    async def on_assigned(_app: faust.App, assigned: set[TP], **_: Any) -> None:
+        # What another worker wrote is read again from the table.
+        windows.forget()
+        held = {(tp.topic, tp.partition) for tp in assigned if tp.topic in reader.topics}
+        if held != every_partition:
+            log.error("analytics.not_every_partition", held=len(held), of=len(every_partition))
+            # Raised here, between batches, faust stops the worker before it counts anything.
+            raise NotEveryPartition(
+                f"{len(held)} of {len(every_partition)} input partitions: analytics runs as "
+                "one worker, which holds them all"
+            )
+
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))
 
     @app.timer(config.report_interval.total_seconds())  # type: ignore[untyped-decorator]
     async def report() -> None:
-        log.info("analytics.progress", counts=dict(tally))
+        log.info("analytics.progress", counts=dict(tally), windows_in_memory=len(windows.cache))
+        windows.drop_ended_before(clock.oldest_counted_ms(now_ms()))
 
     return app
 
@@ -263,7 +326,11 @@ def main() -> None:
         grace_seconds=config.grace.total_seconds(),
         expires_days=config.expires.total_seconds() / 86_400,
     )
-    app = build_app(settings, config, replication_factor(make_admin(settings)), log)
+    admin = make_admin(settings)
+    inputs = (config.enriched_topic, config.unroutable_topic, config.status_topic)
+    app = build_app(
+        settings, config, input_partitions(admin, inputs), replication_factor(admin), log
+    )
     threads = ServiceThreads(SERVICE, log)
     threads.spawn("sql-mirror", SqlMirror(settings, config, log.bind(part="sql-mirror")).run)
     threads.serve_observability({"stream": lambda: bool(app.started and not app.crashed)})

@@ -30,8 +30,12 @@ class AnalyticsConfig:
     """The faust app id: its consumer group and the prefix of its internal topics."""
     sql_group_id: str = setting("analytics-sql", "ANALYTICS_SQL_GROUP_ID")
     """The consumer group of the PostgreSQL mirror of the ``analytics.*`` topics."""
-    partitions: int = setting(3, "ANALYTICS_PARTITIONS", minimum=1)
-    """Of the internal topic of observations and of the tables."""
+    batch_size: int = setting(2000, "ANALYTICS_BATCH_SIZE", minimum=1)
+    """Records counted together: each window they change is written and published once."""
+    batch_wait: dt.timedelta = setting(
+        dt.timedelta(seconds=0.5), "ANALYTICS_BATCH_SECONDS", minimum=0.01
+    )
+    """How long a batch waits to fill up before it is counted as it is."""
     grace: dt.timedelta = setting(dt.timedelta(hours=48), "ANALYTICS_GRACE_SECONDS", minimum=0)
     """How far behind the latest event time of its input partition an event may be and count."""
     expires: dt.timedelta = setting(dt.timedelta(days=4), "ANALYTICS_EXPIRES_DAYS", minimum=0)
@@ -58,11 +62,6 @@ class AnalyticsConfig:
                 f"ANALYTICS_EXPIRES_DAYS ({self.expires}) must exceed the grace period "
                 f"({self.grace}) by two days at least"
             )
-
-    @property
-    def observations_topic(self) -> str:
-        """Internal topic, keyed by series, that brings each series to one table partition."""
-        return f"{self.group_id}-observations"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AnalyticsConfig:

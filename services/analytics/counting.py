@@ -4,12 +4,13 @@ windows they fall in, the records published for analysts, and which events come 
 An observation is one thing to count once: a stay event under its dimensions, a notice that
 reached a final status, a discharge with its Covid-19 status. Its ``identity`` says what "once"
 means, and the count of a window is the number of distinct identities seen in it, so a record
-read twice (at-least-once delivery, a replay after a crash) never counts twice; see ``IdSet``.
+read twice (at-least-once delivery, a replay after a crash) never counts twice; see
+``WindowCount``.
 
 A discharge is counted under its latest Covid-19 status: a correction moves it, a cancellation
 removes it. Its identity is the movement, and each discharge event says, for every status,
 whether the movement is there, as of the event's receipt (``version``); the latest word wins
-whatever order the words arrive in (``LatestIds``).
+whatever order the words arrive in (``newer_word``).
 
 Counts are of series: a metric, an establishment and the values of its dimensions, which are
 the fields of ``harpicoop.AnalyticsCount`` named alike. No patient data enters an observation.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -106,35 +108,6 @@ class Observation:
         """The series' key in the tables, where a set of latest words is told apart."""
         return self.series if self.present is None else f"latest|{self.series}"
 
-    def encode(self) -> bytes:
-        return json.dumps(
-            [
-                self.metric,
-                self.establishment,
-                self.dimensions,
-                self.identity,
-                self.at_ms,
-                self.present,
-                self.version,
-            ],
-            separators=(",", ":"),
-        ).encode("utf-8")
-
-    @classmethod
-    def decode(cls, data: bytes) -> Observation:
-        # Observations written before ``present`` and ``version`` existed have five fields.
-        metric, establishment, dimensions, identity, at_ms, *latest = json.loads(data)
-        present, version = latest if latest else (None, 0)
-        return cls(
-            metric,
-            establishment,
-            tuple((str(name), str(value)) for name, value in dimensions),
-            identity,
-            int(at_ms),
-            None if present is None else bool(present),
-            int(version),
-        )
-
 
 def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observation]:
     """What one deduplicated stay event counts in; ``routed`` is False for ``stays.unroutable``."""
@@ -213,6 +186,22 @@ def window_start_ms(at_ms: int, granularity: Granularity) -> int:
     return at_ms - at_ms % size
 
 
+def windows_of(observation: Observation) -> list[tuple[Granularity, int]]:
+    """The windows ``observation`` counts in (granularity, start), after checking that a count
+    can be published for each: an event time no ``AnalyticsCount`` can carry, or a word without
+    a version, raises here (``OverflowError``, ``ValueError``), where its record can be
+    dead-lettered alone, rather than in the middle of a batch."""
+    found = [(granularity, window_start_ms(observation.at_ms, granularity)) for granularity in _ALL]
+    # The day ends last: if its end can be written, every bound can.
+    dt.datetime.fromtimestamp((found[-1][1] + Granularity.DAY.seconds * 1000) / 1000, UTC)
+    if observation.present is not None:
+        newer_word(None, observation.version, observation.present)
+    return found
+
+
+_ALL = (Granularity.HOUR, Granularity.DAY)
+
+
 def count_record(
     observation: Observation,
     granularity: Granularity,
@@ -255,79 +244,131 @@ def _dimension_parts(dimensions: Iterable[tuple[str, str]]) -> list[str]:
     return [f"{name}={value}" for name, value in dimensions]
 
 
-class IdSet:
-    """The distinct identities of a series in a window, as table bytes: 8-byte BLAKE2b digests.
+DIGEST_SIZE = 8
+_WORD = struct.Struct(">8sq")
+"""A chunk entry: an identity's digest and its word, a signed version (0 for an identity that
+counts once seen; for a latest word, its version, negative when it says "absent")."""
 
-    Digests keep the tables small and free of any id; at the volumes of a hospital group (tens
-    of thousands of identities per window at most) a collision is out of reach (p < 1e-10).
+
+def identity_digest(identity: str) -> bytes:
+    """What the tables keep of an identity: 8 bytes of BLAKE2b, free of any id. At the volumes
+    of a hospital group (tens of thousands of identities per window at most) a collision is out
+    of reach (p < 1e-10)."""
+    return hashlib.blake2b(identity.encode("utf-8"), digest_size=DIGEST_SIZE).digest()
+
+
+def newer_word(kept: int | None, version: int, present: bool) -> bool:
+    """Whether a word (``version``, ``present``) replaces the one kept (signed, None if none).
+    An older word changes nothing, so words may come in any order and any number of times; at
+    equal versions "absent" wins (a cancellation received in the same millisecond as its
+    movement)."""
+    if version < 1:
+        raise ValueError(f"version {version}: a word needs a version of 1 or more")
+    if kept is None:
+        return True
+    return not (abs(kept) > version or (abs(kept) == version and (kept < 0 or present)))
+
+
+TAIL_LIMIT = 64
+"""Members a head carries before they move to a chunk of their own: a head stays under about
+a kilobyte, whatever the size of its window."""
+
+
+@dataclass
+class WindowCount:
+    """The count of one series in one window, and what it takes to keep it exact.
+
+    In the table it is a *head*: the count, whether the series ever had anyone present, the
+    high-water mark of each input partition, the number of chunks, and the *tail*, the members
+    most recently counted. Once the tail outgrows ``TAIL_LIMIT`` it is written as a *chunk* of
+    its own, which is never written again. A batch that changes the window writes its head once
+    (and a chunk now and then), whatever the size of the window: the members already in chunks
+    are not written again. ``high_water`` says which records the head has taken into account:
+    every record of an input partition up to that offset that falls in this window.
     """
 
-    DIGEST_SIZE = 8
+    latest: bool
+    """Latest words on identities (present or absent, by version), or identities that count
+    once seen."""
+    count: int = 0
+    ever_present: bool = False
+    high_water: dict[str, int] = field(default_factory=dict)
+    chunks: int = 0
+    members: dict[bytes, int] = field(default_factory=dict)
+    """Digest -> word (0 for an identity that counts once seen)."""
+    tail: dict[bytes, int] = field(default_factory=dict)
+    restated: bool = False
+
+    @property
+    def shown(self) -> bool:
+        """A series of latest words is published once someone was present in it (only
+        "absent" words so far: nothing that analysts would see)."""
+        return self.ever_present or not self.latest
+
+    def taken_into_account(self, source: str, offset: int) -> bool:
+        return offset <= self.high_water.get(source, -1)
+
+    def apply(self, observation: Observation, source: str, offset: int) -> None:
+        """Count ``observation``, read at ``offset`` of ``source``, not yet taken into account."""
+        digest = identity_digest(observation.identity)
+        kept = self.members.get(digest)
+        if observation.present is None:
+            if kept is None:
+                self._keep(digest, 0)
+                self.count += 1
+        elif newer_word(kept, observation.version, observation.present):
+            signed = observation.version if observation.present else -observation.version
+            self.count += (signed > 0) - (kept is not None and kept > 0)
+            self.ever_present = self.ever_present or observation.present
+            self._keep(digest, signed)
+        self.high_water[source] = offset
+
+    def restate(self) -> None:
+        """A record taken into account before a restart, read again. The local store may hold
+        writes that a crash kept from the changelog (they came from records not committed, read
+        again now): every member is written again, once, so that a store rebuilt from the
+        changelog later lacks none of them."""
+        if not self.restated:
+            self.tail = dict(self.members)
+            self.restated = True
+
+    def _keep(self, digest: bytes, word: int) -> None:
+        self.members[digest] = word
+        self.tail[digest] = word
+
+    def seal(self) -> tuple[bytes | None, bytes]:
+        """The chunk to write first, if the tail has outgrown the head (else None), then the
+        head."""
+        chunk = None
+        if len(self.tail) > TAIL_LIMIT:
+            chunk = _pack(self.tail)
+            self.tail = {}
+            self.chunks += 1
+        state = [self.count, self.ever_present, self.chunks, self.high_water]
+        # JSON never holds a raw NUL: it ends the head's state, the tail follows.
+        head = json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\0" + _pack(self.tail)
+        return chunk, head
 
     @classmethod
-    def digest(cls, identity: str) -> bytes:
-        return hashlib.blake2b(identity.encode("utf-8"), digest_size=cls.DIGEST_SIZE).digest()
+    def from_head(cls, latest: bool, head: bytes) -> WindowCount:
+        window = cls(latest)
+        if head:
+            state, _, tail = head.partition(b"\0")
+            count, ever_present, chunks, high_water = json.loads(state)
+            window.count, window.ever_present, window.chunks = count, ever_present, chunks
+            window.high_water = {str(source): int(offset) for source, offset in high_water.items()}
+            window.tail = dict(_WORD.iter_unpack(tail))
+        return window
 
-    @classmethod
-    def add(cls, ids: bytes, identity: str) -> bytes:
-        digest = cls.digest(identity)
-        # bytes.find scans at C speed; a match must also sit on a digest boundary.
-        found = ids.find(digest)
-        while found != -1:
-            if found % cls.DIGEST_SIZE == 0:
-                return ids
-            found = ids.find(digest, found + 1)
-        return ids + digest
-
-    @classmethod
-    def count(cls, ids: bytes) -> int:
-        return len(ids) // cls.DIGEST_SIZE
+    def add_chunks(self, chunks: Iterable[bytes]) -> None:
+        """The chunks read back, in the order they were written; the tail is newer than all."""
+        for chunk in chunks:
+            self.members.update(_WORD.iter_unpack(chunk))
+        self.members.update(self.tail)
 
 
-class LatestIds:
-    """The latest word on each identity of a series in a window, as table bytes: a flag byte
-    (1 once an identity has been present), then per identity its 8-byte BLAKE2b digest and the
-    version of the latest word as a signed 8-byte integer, negative when it said "absent".
-
-    A word older than the one kept changes nothing, so words may come in any order and any
-    number of times; at equal versions "absent" wins (a cancellation received in the same
-    millisecond as its movement).
-    """
-
-    ENTRY = IdSet.DIGEST_SIZE + 8
-
-    @classmethod
-    def apply(cls, ids: bytes, identity: str, version: int, present: bool) -> bytes:
-        if version < 1:
-            raise ValueError(f"version {version}: a word needs a version of 1 or more")
-        ids = ids or b"\x00"
-        digest = IdSet.digest(identity)
-        signed = version if present else -version
-        flag = b"\x01" if present or ids[0] else b"\x00"
-        found = ids.find(digest, 1)
-        while found != -1 and (found - 1) % cls.ENTRY:
-            found = ids.find(digest, found + 1)
-        if found == -1:
-            return flag + ids[1:] + digest + signed.to_bytes(8, "big", signed=True)
-        at = found + IdSet.DIGEST_SIZE
-        kept = int.from_bytes(ids[at : at + 8], "big", signed=True)
-        if abs(kept) > version or (abs(kept) == version and (kept < 0 or present)):
-            return ids
-        return flag + ids[1:at] + signed.to_bytes(8, "big", signed=True) + ids[at + 8 :]
-
-    @classmethod
-    def count(cls, ids: bytes) -> int:
-        """The identities whose latest word says present."""
-        return sum(
-            1
-            for at in range(1 + IdSet.DIGEST_SIZE, len(ids), cls.ENTRY)
-            if int.from_bytes(ids[at : at + 8], "big", signed=True) > 0
-        )
-
-    @classmethod
-    def ever_present(cls, ids: bytes) -> bool:
-        """Whether an identity was ever present: a series never counted is not published."""
-        return bool(ids) and ids[0] == 1
+def _pack(entries: Mapping[bytes, int]) -> bytes:
+    return b"".join(_WORD.pack(digest, word) for digest, word in entries.items())
 
 
 class Lateness(StrEnum):
@@ -361,10 +402,14 @@ class EventClock:
     """How far ahead of this machine's clock a sender's clock may run and still move time on."""
     latest_ms: dict[Source, int] = field(default_factory=dict)
 
+    def oldest_counted_ms(self, now_ms: int) -> int:
+        """The earliest event time that may still count: a window that ended before it takes
+        no more events."""
+        return now_ms - _ms(self.expires - dt.timedelta(days=1))
+
     def judge(self, source: Source, at_ms: int, now_ms: int) -> Lateness:
         latest = self.latest_ms.get(source)
-        retention = self.expires - dt.timedelta(days=1)
-        if at_ms < now_ms - _ms(retention):
+        if at_ms < self.oldest_counted_ms(now_ms):
             verdict = Lateness.BEYOND_RETENTION
         elif latest is not None and at_ms < latest - _ms(self.grace):
             verdict = Lateness.BEYOND_GRACE

@@ -1,10 +1,13 @@
 """The PostgreSQL mirror of the ``analytics.*`` topics, for analysts who use SQL.
 
-Each record read becomes the row of its key in ``analytics_counts`` (an upsert), in the batch's
-transaction; offsets are committed after it (``BatchConsumer``). The topics are compacted and
-each has one partition, so the rows follow the records of a key in order: reading the topics
-again, from anywhere, leaves the same rows. When PostgreSQL or Kafka fails, the mirror starts
-over from the last committed offsets after a pause; the counting goes on meanwhile.
+It runs beside the counting, on a consumer of its own. Each batch of records read keeps the
+latest of each key and writes them as rows of ``analytics_counts`` in one upsert statement run
+over the batch (``executemany``), in one transaction; offsets are committed after it. The
+topics are compacted and each has one partition, so the rows follow the records of a key in
+order: reading the topics again, from anywhere, leaves the same rows. A record that does not
+decode, or that PostgreSQL refuses, is dead-lettered and the others written. When PostgreSQL
+or Kafka fails, the mirror starts over from the last committed offsets after a pause; the
+counting goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import structlog
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from services.analytics.config import AnalyticsConfig
 from services.analytics.counting import DIMENSIONS, count_key
-from services.common.consume import BatchConsumer
+from services.common.consume import fetch_batch
 from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
 from services.common.kafka import make_consumer, make_producer
+from services.common.observability import PROCESSED
 from services.common.outbox import Conn
 from services.common.paths import PROJECT_ROOT
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.poison import Fault, classify, describe
+from services.common.serde import AvroSerde, UndecodableValue, make_registry_client
 from services.common.settings import Settings
 
 MIGRATIONS = PROJECT_ROOT / "services" / "analytics" / "migrations"
@@ -47,10 +53,21 @@ UPSERT = f"""
 """
 
 
-def upsert_count(conn: Conn, value: Mapping[str, Any]) -> None:
-    """Write one ``AnalyticsCount`` as the row of its key."""
-    row = {name: value.get(name) for name in _COLUMNS if name != "key"}
-    conn.execute(UPSERT, {**row, "key": count_key(value)})
+Row = dict[str, Any]
+
+
+def count_row(value: Mapping[str, Any]) -> Row:
+    """The row of one ``AnalyticsCount``."""
+    return {
+        **{name: value.get(name) for name in _COLUMNS if name != "key"},
+        "key": count_key(value),
+    }
+
+
+def upsert_rows(conn: Conn, rows: list[Row]) -> None:
+    """Write each row as the row of its key, in one statement run over them all."""
+    with conn.cursor() as cursor:
+        cursor.executemany(UPSERT, rows)
 
 
 class SqlMirror:
@@ -61,6 +78,7 @@ class SqlMirror:
         self.config = config
         self.log = log
         self.retry_pause = 5.0
+        self.batch_size = 2000
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -87,27 +105,92 @@ class SqlMirror:
 
     def _mirror(self, stop: threading.Event) -> None:
         serde = AvroSerde(make_registry_client(self.settings), "harpicoop.AnalyticsCount")
-        with connect(self.settings) as conn:
-            consumer = BatchConsumer(
-                consumer=make_consumer(
-                    self.settings,
-                    "analytics-sql",
-                    self.config.sql_group_id,
-                    **{
-                        "session.timeout.ms": int(
-                            self.config.session_timeout.total_seconds() * 1000
-                        )
-                    },
-                ),
-                topics=dict.fromkeys(self.topics, serde),
-                conn=conn,
-                dead_letters=DeadLetters(
-                    make_producer(self.settings, "analytics-sql"),
-                    "analytics",
-                    self.config.dead_letter_topic,
-                ),
-                handle=lambda _topic, value: upsert_count(conn, value),
-                log=self.log.bind(part="sql-mirror"),
-            )
+        session_ms = int(self.config.session_timeout.total_seconds() * 1000)
+        consumer = make_consumer(
+            self.settings,
+            "analytics-sql",
+            self.config.sql_group_id,
+            **{"session.timeout.ms": session_ms},
+        )
+        dead_letters = DeadLetters(
+            make_producer(self.settings, "analytics-sql"),
+            "analytics",
+            self.config.dead_letter_topic,
+        )
+        try:
+            consumer.subscribe(list(self.topics))
             self.log.info("analytics.mirror_started", topics=list(self.topics))
-            consumer.run(stop, batch_size=500)
+            with connect(self.settings) as conn:
+                while not stop.is_set():
+                    messages = fetch_batch(consumer, self.batch_size, timeout=0.5)
+                    if messages:
+                        self._write(conn, consumer, serde, dead_letters, messages)
+        finally:
+            consumer.close()
+
+    def _write(
+        self,
+        conn: Conn,
+        consumer: Consumer,
+        serde: AvroSerde,
+        dead_letters: DeadLetters,
+        messages: list[Message],
+    ) -> None:
+        latest: dict[str, tuple[Message, Row]] = {}
+        offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is not None:
+                self.log.warning("analytics.mirror_consumer_error", error=str(message.error()))
+                continue
+            topic, raw = str(message.topic()), message.value()
+            offsets[(topic, int(message.partition() or 0))] = int(message.offset() or 0) + 1
+            if raw is None:
+                continue  # a tombstone: the mirror keeps rows for analysts
+            try:
+                row = count_row(serde.deserialize(topic, raw))
+            except UndecodableValue as error:
+                self._dead_letter(dead_letters, message, "undecodable value", error, None)
+                continue
+            latest[row["key"]] = (message, row)
+        try:
+            with conn.transaction():
+                upsert_rows(conn, [row for _, row in latest.values()])
+        except Exception as error:
+            if classify(error) is not Fault.RECORD or conn.closed or conn.broken:
+                raise
+            # Some row is refused: each is written on its own, and the refused ones set aside.
+            for message, row in latest.values():
+                try:
+                    with conn.transaction():
+                        upsert_rows(conn, [row])
+                except Exception as refused:
+                    if classify(refused) is not Fault.RECORD or conn.closed or conn.broken:
+                        raise
+                    self._dead_letter(
+                        dead_letters, message, "handling failed", refused, describe(refused)
+                    )
+        if offsets:
+            consumer.commit(
+                offsets=[TopicPartition(t, p, offset) for (t, p), offset in offsets.items()],
+                asynchronous=False,
+            )
+        PROCESSED.labels("analytics", "mirrored").inc(len(latest))
+
+    def _dead_letter(
+        self,
+        dead_letters: DeadLetters,
+        message: Message,
+        reason: str,
+        error: BaseException,
+        description: str | None,
+    ) -> None:
+        dead_letters.send_message(message, reason, error, description)
+        PROCESSED.labels("analytics", "dead_lettered").inc()
+        self.log.error(
+            "analytics.mirror_dead_lettered",
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+            reason=reason,
+            error=type(error).__name__,
+        )

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import logging
 import ssl
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
+import faust.streams
 from confluent_kafka.admin import AdminClient
 
 from services.common.settings import KafkaSecurity, Settings
@@ -56,9 +61,12 @@ def make_faust_app(
     commit_interval: float = 1.0,
     session_timeout: float = 60.0,
     web_port: int | None = None,
+    producer_linger: float = 0.0,
 ) -> faust.App:
     """An app named ``app_id`` (its consumer group and the prefix of its internal topics), with
-    its tables under ``data_dir/app_id``."""
+    its tables under ``data_dir/app_id``. ``producer_linger``: how long, in seconds, records wait
+    to be sent with others (an app that writes many small records at once sends fewer, larger
+    requests)."""
     # faust creates the last folder only.
     data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -74,6 +82,7 @@ def make_faust_app(
         broker_heartbeat_interval=min(3.0, session_timeout / 3),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=producer_linger,
         topic_partitions=partitions,
         topic_replication_factor=replication,
         key_serializer="raw",
@@ -96,3 +105,33 @@ def run_worker(app: faust.App) -> None:
     quiet_client_logging()
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, override_logging=False)
     worker.execute_from_commandline()
+
+
+@dataclass(frozen=True)
+class _PartitionMessage:
+    topic: str
+    partition: int
+
+
+class _PartitionEvent:
+    """What faust's tables read of the current event: its message's topic and partition."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+@contextmanager
+def in_table_partition(partition: int, source_topic: str) -> Iterator[None]:
+    """Table reads and writes inside go to ``partition`` (its RocksDB store and its changelog
+    partition), as if an event of ``source_topic`` and that partition were being handled.
+
+    faust routes a table's reads and writes by the current event, which ``Stream.take_events``
+    does not set in the agent's task; a service that handles a batch chooses the partition of
+    each piece of its state this way. ``source_topic`` is one the app consumes, with as many
+    partitions as the table (faust checks it)."""
+    event = _PartitionEvent(source_topic, partition)
+    token = faust.streams._current_event.set(weakref.ref(cast(Any, event)))
+    try:
+        yield
+    finally:
+        faust.streams._current_event.reset(token)

@@ -17,6 +17,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from services.analytics.counting import Granularity, Observation, count_record
 from services.common.deadletter import read_error_headers
 from services.common.movements import movement_key
 from services.common.serde import AvroSerde
@@ -138,8 +139,9 @@ class Rig:
     services: list[ServiceProcess] = field(default_factory=list)
 
     @property
-    def observations(self) -> str:
-        return f"{self.env['ANALYTICS_GROUP_ID']}-observations"
+    def changelog(self) -> str:
+        """Where the worker's table keeps its counts and identities."""
+        return f"{self.env['ANALYTICS_GROUP_ID']}-windows-changelog"
 
     def start(self, state: str) -> ServiceProcess:
         """A worker whose local state is in ``state``: a new name is a machine that lost it."""
@@ -386,13 +388,48 @@ def test_counts_add_up_to_what_was_sent_in_through_duplicates_late_events_and_a_
     dead = _all_records(consumer_factory(rig.topics["deadletter"]), 1)
     assert {message.value() for message in dead} == {b"not avro at all"}
 
-    # No analytics record, nor the worker's internal topic, carries anything of the patient.
-    internal = _all_records(consumer_factory(rig.observations), 1)
+    # No analytics record, nor the worker's table, carries anything of the patient.
+    internal = _all_records(consumer_factory(rig.changelog), 1)
     for message in [*published.latest.values(), *internal]:
         for text in PATIENT_DATA:
-            assert text.encode("utf-8") not in (message.value() or b"")
+            assert text.encode("utf-8") not in (message.key() or b"") + (message.value() or b"")
     for _topic, value in published.values():
         assert not any(text in str(field) for field in value.values() for text in PATIENT_DATA)
+
+
+def test_counts_stay_exact_when_a_worker_restarts_on_its_own_state_and_then_loses_it(
+    rig: Rig,
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> None:
+    """The local store may hold more than the changelog after a crash; a restart on it reads
+    everything again (nothing was committed), and a later one rebuilds the table from the
+    changelog alone: neither counts anything twice nor loses anything."""
+    base = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 10 * HOUR
+    published = Published(consumer_factory(*rig.outputs), serde_factory("harpicoop.AnalyticsCount"))
+    first, second = phase_one(base), phase_two(base)
+    worker = rig.start("state-1")
+    rig.send(first)
+    rig.wait_for_counts(lambda: published.read().counts(), first.expected(), "of the morning")
+
+    worker.kill()
+    worker = rig.start("state-1")
+    rig.send(second)
+    everything = Inputs(
+        first.stays + second.stays, first.statuses + second.statuses, second.too_late
+    )
+    expected = everything.expected()
+    rig.wait_for_counts(lambda: published.read().counts(), expected, "after a restart")
+
+    worker.kill()
+    rig.start("state-2")
+    # Its counts are published again as it reads everything again: wait for one of them.
+    before = published.read().records
+    eventually(lambda: published.read().records > before, 120, "counts published again")
+    rig.wait_for_counts(lambda: published.read().counts(), expected, "from the changelog alone")
+    for _ in range(6):
+        assert published.read().counts() == expected
+    rig.wait_for_counts(lambda: sql_counts(rig.database_url), expected, "in PostgreSQL")
 
 
 def _all_records(consumer: Consumer, at_least: int) -> list[Message]:
@@ -440,3 +477,34 @@ def test_poison_events_are_dead_lettered_and_the_next_one_is_counted(
         assert errors["exception.class.name"] in ("ValueError", "OverflowError", "DataError")
         assert "V9" not in str(errors)
     assert worker.process is not None and worker.process.poll() is None
+
+
+def test_the_mirror_writes_every_row_it_can_and_sets_aside_one_postgresql_refuses(
+    rig: Rig,
+    consumer_factory: Callable[..., Consumer],
+    serde_factory: Callable[[str], AvroSerde],
+) -> None:
+    rig.start("state-1")
+    topic = rig.topics["stay_events"]
+    serde = serde_factory("harpicoop.AnalyticsCount")
+    hour = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    dimensions = (("event_kind", "ADMISSION"),)
+
+    def published(establishment: str, count: int) -> bytes:
+        observation = Observation("stay_events", establishment, dimensions, "M1", 0)
+        start = int(hour.timestamp() * 1000)
+        return serde.serialize(
+            topic, count_record(observation, Granularity.HOUR, start, count, start)
+        )
+
+    # Two counts of one key (the latest is the row), and a NUL that PostgreSQL refuses.
+    for establishment, count in (("chrunancy", 1), ("chru\x00nancy", 5), ("chrunancy", 2)):
+        value = published(establishment, count)
+        rig.producer.produce(topic, key=establishment.encode(), value=value)
+    assert rig.producer.flush(10) == 0
+
+    expected = {("stay_events", "HOUR", hour, "chrunancy", frozenset(dimensions)): 2}
+    rig.wait_for_counts(lambda: sql_counts(rig.database_url), expected, "in PostgreSQL")
+    [dead] = dead_letters_on(consumer_factory(rig.topics["deadletter"]), 1)
+    assert read_error_headers(dead.headers())["reason"] == "handling failed"
+    assert dead.value() == published("chru\x00nancy", 5)

@@ -9,18 +9,19 @@ import pytest
 
 from services.analytics.config import AnalyticsConfig, AnalyticsConfigError
 from services.analytics.counting import (
+    TAIL_LIMIT,
     EventClock,
     Granularity,
-    IdSet,
     Lateness,
-    LatestIds,
     Observation,
+    WindowCount,
     count_key,
     count_record,
     epoch_ms,
     status_observations,
     stay_observations,
     window_start_ms,
+    windows_of,
 )
 from services.common.movements import movement_key
 from services.common.skip_reasons import SkipReason
@@ -84,42 +85,47 @@ def test_a_discharge_is_present_under_its_status_only_and_a_cancellation_under_n
     assert {item.version for item in inserted[1:]} == {received}
     cancelled = stay_observations(discharge("CANCEL"), routed=True)
     assert [item.present for item in cancelled[1:]] == [False] * 5
-    assert Observation.decode(inserted[1].encode()) == inserted[1]
 
 
-def test_an_observation_written_before_latest_words_decodes_as_a_plain_one() -> None:
-    old = b'["stay_events","chrunancy",[["event_kind","ADMISSION"]],"chrunancy:M1",1000]'
-    decoded = Observation.decode(old)
-    assert (decoded.present, decoded.version) == (None, 0)
-    assert decoded.table_key == decoded.series
+def word(identity: str, version: int, present: bool) -> Observation:
+    return Observation("covid_discharges", "chrunancy", (), identity, 0, present, version)
 
 
-def latest(words: list[tuple[str, int, bool]]) -> bytes:
-    ids = b""
-    for identity, version, present in words:
-        ids = LatestIds.apply(ids, identity, version, present)
-    return ids
+def seen(identity: str) -> Observation:
+    return Observation("stay_events", "chrunancy", (), identity, 0)
+
+
+def counted(observations: list[Observation], *, latest: bool = True) -> WindowCount:
+    """A window that read ``observations`` in this order, from one input partition."""
+    window = WindowCount(latest)
+    for offset, observation in enumerate(observations):
+        window.apply(observation, "stays.enriched/0", offset)
+    return window
 
 
 def test_the_latest_word_on_a_discharge_wins_in_any_order() -> None:
-    inserted, corrected_away, cancelled = ("M1", 10, True), ("M1", 20, False), ("M1", 30, False)
-    assert LatestIds.count(latest([inserted])) == 1
+    inserted, corrected_away = word("M1", 10, True), word("M1", 20, False)
+    cancelled = word("M1", 30, False)
+    assert counted([inserted]).count == 1
     for order in ([inserted, corrected_away], [corrected_away, inserted]):
-        assert LatestIds.count(latest(order)) == 0
-    assert LatestIds.count(latest([cancelled, inserted, inserted, ("M2", 5, True)])) == 1
+        assert counted(order).count == 0
+    assert counted([cancelled, inserted, inserted, word("M2", 5, True)]).count == 1
     # Read again, a word changes nothing.
-    once = latest([inserted, ("M2", 5, True)])
-    assert latest([inserted, ("M2", 5, True), inserted, ("M2", 5, True)]) == once
+    again = counted([inserted, word("M2", 5, True), inserted, word("M2", 5, True)])
+    assert again.count == 2 and again.members == counted([inserted, word("M2", 5, True)]).members
     # At the same version, absent wins, whichever comes first.
-    assert LatestIds.count(latest([("M3", 7, True), ("M3", 7, False)])) == 0
-    assert LatestIds.count(latest([("M3", 7, False), ("M3", 7, True)])) == 0
+    assert counted([word("M3", 7, True), word("M3", 7, False)]).count == 0
+    assert counted([word("M3", 7, False), word("M3", 7, True)]).count == 0
+    with pytest.raises(ValueError):
+        counted([word("M4", 0, True)])
 
 
 def test_a_series_is_shown_once_something_was_present_in_it() -> None:
-    assert not LatestIds.ever_present(latest([("M1", 10, False)]))
-    assert not LatestIds.ever_present(latest([("M1", 10, False), ("M1", 5, True)]))
-    moved_away = latest([("M1", 10, True), ("M1", 20, False)])
-    assert LatestIds.ever_present(moved_away) and LatestIds.count(moved_away) == 0
+    assert not counted([word("M1", 10, False)]).shown
+    assert not counted([word("M1", 10, False), word("M1", 5, True)]).shown
+    moved_away = counted([word("M1", 10, True), word("M1", 20, False)])
+    assert moved_away.shown and moved_away.count == 0
+    assert counted([], latest=False).shown
 
 
 def test_notices_count_once_per_final_status_and_retries_not_at_all() -> None:
@@ -148,22 +154,21 @@ def test_a_skipped_notice_also_counts_under_its_reason_and_kind_and_nothing_else
     assert by_reason.metric == "skipped_notifications"
     assert by_reason.establishment == "chrunancy"
     assert by_reason.dimensions == (("skip_reason", "protected"), ("notice_kind", "TRANSFER"))
-    encoded = by_reason.encode()
     for value in ("10101010101", "jeanne.martin", "V1", "PD1-12"):
-        assert value.encode() not in encoded
+        assert value not in f"{by_reason.table_key}|{by_reason.identity}"
     unknown = status_observations({**skipped, "detail": "a detail naming someone"})[1]
     assert unknown.dimensions[0] == ("skip_reason", "other")
     key = count_key(count_record(by_reason, Granularity.DAY, 0, 3, 0))
     assert key.endswith("|chrunancy|skip_reason=protected|notice_kind=TRANSFER")
 
 
-def test_an_observation_carries_no_patient_data_and_survives_its_topic() -> None:
-    event = discharge()
-    for observation in stay_observations(event, routed=False):
-        encoded = observation.encode()
-        for value in ("Lefèvre", "Hélène", "000123456", "1948", "NDA77", "Martin"):
-            assert value.encode("utf-8") not in encoded
-        assert Observation.decode(encoded) == observation
+def test_what_the_table_keeps_carries_no_patient_data() -> None:
+    for observation in stay_observations(discharge(), routed=False):
+        window = counted([observation], latest=observation.present is not None)
+        chunk, head = window.seal()
+        for value in ("Lefèvre", "Hélène", "000123456", "1948", "NDA77", "Martin", "V1"):
+            assert value.encode("utf-8") not in (chunk or b"") + head
+            assert value not in observation.table_key
 
 
 def test_windows_are_utc_hours_and_days_and_the_key_names_them() -> None:
@@ -184,24 +189,76 @@ def test_windows_are_utc_hours_and_days_and_the_key_names_them() -> None:
     )
 
 
+def test_an_event_time_no_count_can_carry_is_refused_with_its_record() -> None:
+    [observation] = status_observations(status("SENT"))
+    assert [granularity for granularity, _ in windows_of(observation)] == list(Granularity)
+    end_of_time = epoch_ms(dt.datetime(9999, 12, 31, 23, 30, tzinfo=UTC))
+    with pytest.raises((OverflowError, ValueError)):
+        windows_of(Observation("stay_events", "chrunancy", (), "M1", end_of_time))
+    with pytest.raises(ValueError):
+        windows_of(word("M1", 0, True))
+
+
 def test_an_identity_seen_again_does_not_count_again() -> None:
-    ids = b""
-    for identity in ["chrunancy:M1", "chrunancy:M2", "chrunancy:M1", "chrunancy:M2"]:
-        ids = IdSet.add(ids, identity)
-    assert IdSet.count(ids) == 2
-    assert b"M1" not in ids
+    window = counted([seen("chrunancy:M1"), seen("chrunancy:M2"), seen("chrunancy:M1")])
+    assert window.count == 2
+    chunk, head = window.seal()
+    assert chunk is None and b"M1" not in head
 
 
-def test_a_digest_matched_across_two_others_is_a_new_identity() -> None:
-    class Plain(IdSet):
-        @classmethod
-        def digest(cls, identity: str) -> bytes:
-            return identity.encode("ascii")
+def test_a_batch_writes_what_it_changed_not_the_whole_window() -> None:
+    window = WindowCount(latest=False)
+    offset = 0
+    for batch in range(20):
+        for number in range(batch * 50, batch * 50 + 50):
+            # Each identity twice, the second time in the next batch.
+            for identity in {number, max(number - 50, 0)}:
+                window.apply(seen(f"chrunancy:M{identity}"), "stays.enriched/0", offset)
+                offset += 1
+        chunk, head = window.seal()
+        # A head never outgrows its limit, and a chunk holds new members only.
+        assert len(head) < 80 + 16 * TAIL_LIMIT
+        assert chunk is None or len(chunk) <= 16 * (TAIL_LIMIT + 50)
+    assert window.count == 1000
+    assert window.chunks < 20
+    # Nothing new: the head alone, with its marks.
+    window.apply(seen("chrunancy:M2"), "stays.enriched/0", offset)
+    assert window.seal()[0] is None
 
-    ids = Plain.add(Plain.add(b"", "AAAABBBB"), "BBBBCCCC")
-    # "BBBBBBBB" stands in the bytes, across the two digests: it is not one of them.
-    assert Plain.count(Plain.add(ids, "BBBBBBBB")) == 3
-    assert Plain.add(ids, "BBBBCCCC") == ids
+
+def test_a_window_read_back_from_its_head_and_chunks_is_the_one_written() -> None:
+    window = counted([word(f"M{number}", 10, True) for number in range(TAIL_LIMIT + 1)])
+    chunks = [window.seal()[0]]
+    window.apply(word("M1", 20, False), "stays.unroutable/0", 7)
+    window.apply(word("M1", 15, True), "stays.unroutable/0", 8)
+    _, head = window.seal()
+    assert chunks[0] is not None
+    again = WindowCount.from_head(True, head)
+    again.add_chunks([chunk for chunk in chunks if chunk is not None])
+    assert (again.count, again.members, again.high_water) == (
+        TAIL_LIMIT,
+        window.members,
+        {"stays.enriched/0": TAIL_LIMIT, "stays.unroutable/0": 8},
+    )
+    assert again.ever_present and again.chunks == 1
+
+
+def test_a_record_under_the_marks_is_not_counted_again_but_its_window_written_again() -> None:
+    window = counted([seen(f"chrunancy:M{number}") for number in range(100)], latest=False)
+    first_chunk, head = window.seal()
+    restarted = WindowCount.from_head(False, head)
+    assert restarted.taken_into_account("stays.enriched/0", 99)
+    assert not restarted.taken_into_account("stays.enriched/0", 100)
+    assert not restarted.taken_into_account("stays.enriched/1", 0)
+    # After a restart, the local store may hold a chunk the changelog never received: the
+    # first record read again has every member written again, once.
+    assert first_chunk is not None
+    restarted.add_chunks([first_chunk])
+    restarted.restate()
+    again, _ = restarted.seal()
+    assert again is not None and len(again) == len(first_chunk)
+    restarted.restate()
+    assert restarted.seal()[0] is None
 
 
 def test_an_event_counts_within_the_grace_period_of_its_partition_only() -> None:
@@ -240,7 +297,7 @@ def test_configuration_from_the_environment() -> None:
     )
     assert config.enriched_topic == "t.enriched"
     assert config.status_topic == "notifications.status"
-    assert config.observations_topic == "analytics-test-observations"
+    assert config.batch_size == 2000
     assert config.grace == dt.timedelta(hours=2)
     assert str(config.data_dir) == "/tmp/analytics-state"
     assert config.web_port is None
