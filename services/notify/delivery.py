@@ -2,15 +2,14 @@
 
 Each worker claims a few due notices at a time (``FOR UPDATE SKIP LOCKED``, ``claim_batch``), so
 a recipient whose server is slow or failing holds one worker, never the service, and records
-their outcomes together, in one transaction. Workers are
-woken by the commit that records a notice (PostgreSQL ``LISTEN``/``NOTIFY``), and look on their
-own every ``poll_interval`` for retries whose time has come. Transient failures are retried with
-exponential backoff until ``give_up_after``; permanent ones and uncertain hand-offs are failed
-and dead-lettered, for an operator to look into or resend (``harpicoop replay-dead-letters``). A
-notice whose address is not a plain address of the trust space never reaches SMTP: it fails the
-same way. One whose delivery raises on its content (``services.common.poison``) is tried
-``POISON_ATTEMPTS`` times, then failed and dead-lettered the same way, naming only the error's
-class.
+their outcomes together, in one transaction. Workers are woken by the commit that records a
+notice (PostgreSQL ``LISTEN``/``NOTIFY``), and look on their own every ``poll_interval`` for
+retries whose time has come. Transient failures are retried with exponential backoff until
+``give_up_after``; permanent ones and uncertain hand-offs are failed and dead-lettered, for an
+operator to look into or resend (``harpicoop replay-dead-letters``). A notice whose address is
+not a plain address of the trust space never reaches SMTP: it fails the same way. One whose
+delivery raises on its content (``services.common.poison``) is tried ``POISON_ATTEMPTS`` times,
+then failed and dead-lettered the same way, naming only the error's class.
 
 A dead letter is a reference to the ledger row (its notification id), never the rendered email:
 the message stays in the ledger, which purges it ``NOTIFY_RETENTION_DAYS`` after the notice's
@@ -199,6 +198,12 @@ class DeliveryWorker:
         its dead letter could not be sent: left 'sending', the sweeper marks it uncertain once
         its lease has run out."""
         detail = describe(error)
+        self.log.warning(
+            "notice delivery raised",
+            notification_id=notice.notification_id,
+            attempt=notice.attempts,
+            error=type(error).__name__,
+        )
         if notice.attempts < self.policy.attempts:
             pause = self.policy.pause(notice.attempts, Fault.RECORD)
             retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=pause)

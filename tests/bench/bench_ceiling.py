@@ -130,6 +130,6 @@ def run(settings: Settings) -> dict[str, Any]:
         "records": int(summary["records"]),
         "record_bytes": RECORD_BYTES,
         "producer_perf_test_per_s": round(summary["per_s"]),
-        "producer_perf_test_mb_per_s": summary["mb"],
+        "producer_perf_test_mb_per_second": summary["mb"],
         "producer_perf_test_p99_ms": summary["p99"],
     }

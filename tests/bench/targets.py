@@ -31,8 +31,8 @@ class Target:
     @property
     def wanted(self) -> str:
         if self.at_least is not None:
-            return f">= {self.at_least:g}{self.unit}"
-        return f"<= {self.at_most:g}{self.unit}"
+            return f">= {human(self.at_least, self.unit)}"
+        return f"<= {human(self.at_most, self.unit)}"
 
 
 TARGETS = (

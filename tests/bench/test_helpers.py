@@ -52,7 +52,8 @@ def test_targets_at_least_and_at_most_with_the_boundary_met() -> None:
     ceiling = Target("end_to_end.steady_p99_ms", "p99", "1,600", at_most=500, unit=" ms")
     assert floor.met(0.30) and not floor.met(0.299)
     assert ceiling.met(500) and not ceiling.met(501)
-    assert (floor.wanted, ceiling.wanted) == (">= 0.3", "<= 500 ms")
+    assert (floor.wanted, ceiling.wanted) == (">= 0.300", "<= 500 ms")
+    assert TARGETS[-1].wanted == "<= 3.00 GiB"
 
 
 def test_evaluate_reads_the_report_and_says_what_was_not_measured() -> None:
