@@ -45,6 +45,7 @@ from services.gateway.intake import PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA, ST
 from services.gateway.mllp import frame
 from tests.bench.bench_gateway import _engine, gateway_process
 from tests.bench.memory import PeakMemory, stack_pids
+from tests.bench.support import keep_logs_only
 from tests.dedup.support import PrivateTopics
 from tests.enrich.builders import practitioner
 from tests.gateway.messages import GP, movement
@@ -294,6 +295,6 @@ def run(settings: Settings) -> dict[str, Any]:
         "peak_rss_stack_bytes": memory.peaks["stack"],
         "peak_rss_services_bytes": memory.peaks["services"],
         "memory_samples": memory.samples,
-        "logs": str(folder),
+        "logs": keep_logs_only(folder),
     }
     return figures

@@ -29,6 +29,7 @@ from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from tests.analytics.support import Published, analytics_env, sql_counts, total
+from tests.bench.support import keep_logs_only
 from tests.bench.targets import ratio
 from tests.dedup.support import PrivateTopics, event, produce_bytes, reader
 from tests.enrich.builders import practitioner
@@ -296,6 +297,6 @@ def run(settings: Settings) -> dict[str, Any]:
         "dedup_unique_out": dedup_out,
         "enrich_out": enrich_out,
         "analytics_sql_mirror_behind_s": round(mirror_behind, 2),
-        "logs": str(folder),
+        "logs": keep_logs_only(folder),
     }
     return figures

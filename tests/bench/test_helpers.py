@@ -15,6 +15,7 @@ from tests.bench import __main__ as runner
 from tests.bench.bench_ceiling import parse_summary
 from tests.bench.bench_end_to_end import shares
 from tests.bench.memory import parse_parent, parse_rss_bytes, with_descendants
+from tests.bench.support import keep_logs_only
 from tests.bench.targets import GIB, TARGETS, Target, evaluate, human, ratio
 
 
@@ -117,3 +118,11 @@ def test_the_chart_is_drawn_with_ratios_and_the_ceiling(tmp_path: Path) -> None:
     }
     chart = runner.draw(benchmarks, tmp_path / "bench.png")
     assert chart.stat().st_size > 10_000
+
+
+def test_a_run_s_folder_keeps_its_logs_only(tmp_path: Path) -> None:
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "1.eml").write_text("Subject: admission\n")
+    (tmp_path / "notify.log").write_text("{}\n")
+    assert keep_logs_only(tmp_path) == str(tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["notify.log"]
