@@ -25,7 +25,7 @@ help:
 	@echo "              BROKERS=3: Kafka as a three-broker cluster"
 	@echo "make down     stop it"
 	@echo "make status   show what is running"
-	@echo "make bench    run the benchmarks, figures as JSON in bench-results/"
+	@echo "make bench    the speed figures side by side (JSON, chart) in bench-results/"
 	@echo "make check    ruff and mypy"
 
 # The virtual environment is rebuilt when pyproject.toml changes.

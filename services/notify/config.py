@@ -28,7 +28,9 @@ class NotifyConfig:
     """Delivery workers: a slow or failing recipient holds one of them, never the service."""
     claim_batch: int = setting(8, "NOTIFY_CLAIM_BATCH", minimum=1)
     """Due notices a worker claims in one statement; it hands them to SMTP one after the other,
-    and gives back those not yet handed once a batch has taken a quarter of the lease."""
+    gives back those not yet handed once a batch has taken a quarter of the lease, and records
+    their outcomes in one transaction. Also the most a worker's crash can leave 'uncertain'
+    (sent, perhaps, and never resent): 1 records each outcome on its own."""
     retry_initial: dt.timedelta = setting(
         dt.timedelta(seconds=5), "NOTIFY_RETRY_INITIAL_SECONDS", minimum=0
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -336,6 +336,65 @@ def release(conn: Conn, notification_ids: list[str]) -> int:
     return cursor.rowcount
 
 
+@dataclass(frozen=True)
+class Completion:
+    """The outcome of one attempt (sent, retrying, failed or uncertain), to record."""
+
+    notification_id: str
+    state: str
+    smtp_code: int | None = None
+    detail: str | None = None
+    retry_at: dt.datetime | None = None
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    """When the attempt ended: for a sent notice, when the SMTP server accepted it (its
+    ``sent_at``, whenever the outcome is committed)."""
+
+
+def complete(
+    conn: Conn, statuses: StatusRecorder, completions: Sequence[Completion]
+) -> dict[str, dt.timedelta]:
+    """Record the outcomes of a worker's batch of attempts in one transaction, each with its
+    status, and the next step of the chain of each failed one.
+
+    Returns, for each sent notice, the time from the platform's receipt of its event to its
+    acceptance by the SMTP server."""
+    if not completions:
+        return {}
+    columns = list(
+        zip(
+            *(
+                (c.notification_id, c.state, c.smtp_code, c.detail, c.retry_at, c.at)
+                for c in completions
+            ),
+            strict=True,
+        )
+    )
+    with conn.transaction():
+        _changed(
+            conn,
+            statuses,
+            "UPDATE notification SET state = c.outcome, smtp_code = c.code, detail = c.said, "
+            "next_attempt_at = coalesce(c.retry_at, next_attempt_at), updated_at = now(), "
+            "sent_at = CASE WHEN c.outcome = 'sent' THEN c.ended_at END "
+            "FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], "
+            "%s::timestamptz[]) AS c(id, outcome, code, said, retry_at, ended_at) "
+            "WHERE notification_id = c.id",
+            tuple(list(column) for column in columns),
+        )
+        for completion in completions:
+            if completion.state == "failed":
+                follow_chain(conn, statuses, completion.notification_id, chain.Setback.FAILED)
+        sent = [c.notification_id for c in completions if c.state == "sent"]
+        if not sent:
+            return {}
+        rows = conn.execute(
+            "SELECT notification_id::text, sent_at - received_at FROM notification "
+            "WHERE notification_id = ANY(%s::uuid[]) AND received_at IS NOT NULL",
+            (sent,),
+        ).fetchall()
+    return {str(row[0]): row[1] for row in rows}
+
+
 def finish(
     conn: Conn,
     statuses: StatusRecorder,
@@ -346,28 +405,10 @@ def finish(
     detail: str | None = None,
     retry_at: dt.datetime | None = None,
 ) -> dt.timedelta | None:
-    """Record the outcome of an attempt (sent, retrying, failed or uncertain).
-
-    Returns, for a sent notice, the time from the platform's receipt of its event to now.
-    """
-    with conn.transaction():
-        _changed(
-            conn,
-            statuses,
-            "UPDATE notification SET state = %s, smtp_code = %s, detail = %s, "
-            "next_attempt_at = coalesce(%s, next_attempt_at), updated_at = now(), "
-            "sent_at = CASE WHEN %s = 'sent' THEN now() END WHERE notification_id = %s",
-            (state, smtp_code, detail, retry_at, state, notification_id),
-        )
-        if state == "failed":
-            follow_chain(conn, statuses, notification_id, chain.Setback.FAILED)
-        if state != "sent":
-            return None
-        row = conn.execute(
-            "SELECT sent_at - received_at FROM notification WHERE notification_id = %s",
-            (notification_id,),
-        ).fetchone()
-    return row[0] if row else None
+    """Record the outcome of one attempt on its own (``complete`` of one); for a sent notice,
+    the time from the platform's receipt of its event to now."""
+    completion = Completion(notification_id, state, smtp_code, detail, retry_at)
+    return complete(conn, statuses, [completion]).get(notification_id)
 
 
 def expire_stale_claims(conn: Conn, statuses: StatusRecorder, lease: dt.timedelta) -> int:

@@ -11,10 +11,10 @@ threads of this process.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import multiprocessing
 import os
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +27,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from services.cli.hops import percentile
 from services.common.establishments import load_establishments
 from services.common.kafka import make_admin, make_consumer
 from services.common.logging import configure_logging
@@ -53,13 +54,20 @@ CHARSETS = ["8859/1", "UNICODE UTF-8"]
 TRIGGERS = [("A01", ""), ("A02", ""), ("Z99", "A02"), ("A03", "")]
 
 
-def _serve(settings: Settings, config: GatewayConfig, ready: Queue[Any], stop: Event) -> None:
-    """The gateway process: logs as in production, but to nowhere."""
+def wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _serve(
+    settings: Settings, config: GatewayConfig, ready: Queue[Any], stop: Event, wall: bool
+) -> None:
+    """The gateway process: logs as in production, but to nowhere. Its clock is the messages'
+    day, or with ``wall`` the real one (a latency measured from the receipt it stamps)."""
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
     configure_logging("gateway")
 
     async def main() -> None:
-        gateway = build_gateway(settings, config, messages_day_clock)
+        gateway = build_gateway(settings, config, wall_clock if wall else messages_day_clock)
         await gateway.start()
         ready.put(gateway.port)
         await asyncio.to_thread(stop.wait)
@@ -110,11 +118,25 @@ def _handshakes(port: int, code: str, count: int, tls: bool = True) -> list[floa
     return took
 
 
-def _engine(port: int, code: str, messages: list[bytes], tls: bool = True) -> list[float]:
-    """Send each message and wait for its ACK; the round trips in seconds."""
+def _engine(
+    port: int,
+    code: str,
+    messages: list[bytes],
+    tls: bool = True,
+    *,
+    every: float = 0.0,
+    start: float | None = None,
+) -> list[float]:
+    """Send each message and wait for its ACK; the round trips in seconds. With ``every``, the
+    messages are offered at that interval from ``start`` (``time.monotonic()``), as an engine
+    sending a steady flow does; a late ACK delays the next message, never skips it."""
     latencies = []
     with _connect(port, code, tls) as sock:
-        for message in messages:
+        began = time.monotonic() if start is None else start
+        for number, message in enumerate(messages):
+            pause = began + number * every - time.monotonic()
+            if every and pause > 0:
+                time.sleep(pause)
             started = time.perf_counter()
             sock.sendall(message)
             reply = b""
@@ -130,12 +152,11 @@ def _engine(port: int, code: str, messages: list[bytes], tls: bool = True) -> li
 
 
 def _figures(name: str, latencies: list[float], seconds: float) -> dict[str, Any]:
-    ordered = sorted(latencies)
     return {
         f"{name}_messages": len(latencies),
         f"{name}_acked_per_s": round(len(latencies) / seconds),
-        f"{name}_p50_ms": round(statistics.median(ordered) * 1000, 2),
-        f"{name}_p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 2),
+        f"{name}_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+        f"{name}_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
     }
 
 
@@ -161,27 +182,36 @@ class GatewayProcess:
     topics: GatewayTopics
     ready: Queue[Any]
     stop: Event
+    pid: int
 
 
 @contextmanager
-def gateway_process(settings: Settings, tls: MllpTls) -> Iterator[GatewayProcess]:
-    """A gateway listening in a spawned process, stopped and its topics deleted afterwards."""
+def gateway_process(
+    settings: Settings, tls: MllpTls, topics: GatewayTopics | None = None, *, wall: bool = False
+) -> Iterator[GatewayProcess]:
+    """A gateway listening in a spawned process, stopped afterwards; on fresh topics deleted
+    afterwards unless given ``topics``. With ``wall``, it stamps receipts with the real clock."""
     admin = make_admin(settings)
-    topics, names = create_gateway_topics(admin, make_registry_client(settings))
+    names: list[str] = []
+    if topics is None:
+        topics, names = create_gateway_topics(admin, make_registry_client(settings))
     config = GatewayConfig(host="127.0.0.1", port=0, topics=topics, tls=tls)
     context = multiprocessing.get_context("spawn")
     ready: Queue[Any] = context.Queue()
     stop = context.Event()
-    process = context.Process(target=_serve, args=(settings, config, ready, stop), daemon=True)
+    process = context.Process(
+        target=_serve, args=(settings, config, ready, stop, wall), daemon=True
+    )
     process.start()
     try:
-        yield GatewayProcess(int(ready.get(timeout=60)), topics, ready, stop)
+        yield GatewayProcess(int(ready.get(timeout=60)), topics, ready, stop, process.pid or 0)
     finally:
         stop.set()
         process.join(30)
         if process.is_alive():
             process.terminate()
-        admin.delete_topics(names)
+        if names:
+            admin.delete_topics(names)
 
 
 def run(settings: Settings) -> dict[str, Any]:
@@ -192,11 +222,11 @@ def run(settings: Settings) -> dict[str, Any]:
         code_of = {item.sending_facility: item.code for item in establishments}
         first = establishments[0].code
         _engine(port, first, _messages(facilities[0], WARM_UP, "W"))
-        handshakes = sorted(_handshakes(port, first, HANDSHAKES))
+        handshakes = _handshakes(port, first, HANDSHAKES)
         figures: dict[str, Any] = {
             "tls_handshakes": len(handshakes),
-            "tls_handshake_p50_ms": round(statistics.median(handshakes) * 1000, 2),
-            "tls_handshake_p99_ms": round(handshakes[int(len(handshakes) * 0.99) - 1] * 1000, 2),
+            "tls_handshake_p50_ms": round(percentile(handshakes, 0.5) * 1000, 2),
+            "tls_handshake_p99_ms": round(percentile(handshakes, 0.99) * 1000, 2),
         }
 
         one = _messages(facilities[0], ONE_CONNECTION, "O")

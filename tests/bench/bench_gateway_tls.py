@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.cli.hops import percentile
 from services.common.establishments import load_establishments
 from services.common.settings import Settings
 from services.gateway.tls import MllpTls
@@ -82,12 +83,12 @@ def run(settings: Settings) -> dict[str, Any]:
         _round(settings, tls, f"{name[0].upper()}{number}", measured[name])
     figures: dict[str, Any] = {"connections": len(load_establishments())}
     for name, result in measured.items():
-        latencies = sorted(result.latencies)
+        latencies = result.latencies
         figures |= {
             f"{name}_messages": len(latencies),
             f"{name}_acked_per_s": round(len(latencies) / result.seconds),
-            f"{name}_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            f"{name}_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            f"{name}_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
+            f"{name}_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             f"{name}_connect_p50_ms": round(statistics.median(result.connects) * 1000, 2),
             f"{name}_sent_with_warm_up": result.sent,
             f"{name}_stay_events_written": result.written,

@@ -1,12 +1,17 @@
-"""The stream processors' throughput against their ceiling, in one run on the same records.
+"""Each stream stage's rate as a fraction of a plain passthrough, all in one run on one backlog.
 
-A backlog of stay events (one in ten resent) waits on two raw topics. Then, each measured on its
-own: a plain confluent-kafka consume-and-produce passthrough of those raw records (the ceiling:
-what the broker and the client allow, with the platform's producer settings), dedup reading the
-backlog (``python -m services.dedup``), and enrich reading dedup's output
-(``python -m services.enrich``). A service's rate is the input it worked through over the time
-between its first and its last output record, so start-up is not counted; each rate is also
-given as a fraction of the ceiling.
+A backlog of stay events of the last hours (one record in ten resent) waits on two raw topics.
+Then, each measured on its own, one after the other:
+
+- the passthrough: a plain confluent-kafka consume-and-produce of those raw records with the
+  platform's producer settings, the ceiling every stage's ratio is taken to;
+- dedup (``python -m services.dedup``) reading the backlog;
+- enrich (``python -m services.enrich``) reading dedup's output;
+- analytics (``python -m services.analytics``) counting enrich's output into its windows.
+
+A service's rate is the input it worked through over the time between its first and its last
+output record (for analytics, between its first count published and the counts adding up to
+every event), so start-up is not counted.
 """
 
 from __future__ import annotations
@@ -23,22 +28,27 @@ from confluent_kafka import Consumer, Producer
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
-from tests.dedup.support import BASE_TIME, PrivateTopics, event, produce_bytes, reader
+from tests.analytics.support import Published, analytics_env, sql_counts, total
+from tests.bench.support import keep_logs_only
+from tests.bench.targets import ratio
+from tests.dedup.support import PrivateTopics, event, produce_bytes, reader
 from tests.enrich.builders import practitioner
-from tests.support import ServiceProcess, stack_env
+from tests.support import ServiceProcess, eventually, local_database_server, stack_env
 
-STAYS = 1_000
+STAYS = 600
 MOVEMENTS = 10
 RESEND_EVERY = 10
 GPS = 50
 
 
-def backlog() -> list[dict[str, Any]]:
-    """Stay events of two establishments, in order within each stay, with resends."""
+def backlog(first: dt.datetime) -> list[dict[str, Any]]:
+    """Stay events of two establishments, in order within each stay, with resends; dated from
+    ``first`` on (analytics counts only events younger than its windows' expiry)."""
     values = []
     for stay in range(STAYS):
         code = "alpha" if stay % 2 else "beta"
         for step in range(MOVEMENTS):
+            at = first + dt.timedelta(seconds=stay + step * STAYS)
             value = event(
                 code,
                 f"V{stay:05}",
@@ -46,9 +56,10 @@ def backlog() -> list[dict[str, Any]]:
                 f"B{stay}-MVT{step}",
                 kind="TRANSFER",
                 trigger="A02",
-                received_at=BASE_TIME + dt.timedelta(seconds=step),
+                received_at=at,
                 gp_rpps=f"{10_000_000_000 + stay % GPS}",
             )
+            value["movement"] = {**value["movement"], "occurred_at": at}
             values.append(value)
             if len(values) % RESEND_EVERY == 0:
                 values.append(value)
@@ -99,7 +110,7 @@ def passthrough(settings: Settings, sources: list[str], target: str, expected: i
     return moved / elapsed
 
 
-def output_span(consumer: Consumer, expected: int, timeout: float = 600) -> tuple[int, float]:
+def output_span(consumer: Consumer, expected: int, timeout: float = 300) -> tuple[int, float]:
     """Reads until ``expected`` records; their count and the seconds between the first and the
     last one's creation (the writer's clock)."""
     count, first, last = 0, None, None
@@ -112,17 +123,43 @@ def output_span(consumer: Consumer, expected: int, timeout: float = 600) -> tupl
             stamp = message.timestamp()[1]
             first = stamp if first is None else min(first, stamp)
             last = stamp if last is None else max(last, stamp)
+    consumer.close()
     if first is None or last is None or count < expected:
         raise AssertionError(f"only {count} of {expected} records came out")
     return count, (last - first) / 1000
 
 
+def counted_span(published: Published, events: int, timeout: float = 300) -> float:
+    """Seconds from analytics' first count published to its daily stay counts adding up to
+    ``events``."""
+    eventually(lambda: published.read().records > 0, 120, "a first count")
+    first = time.perf_counter()
+    eventually(
+        lambda: total(published.read().counts(), "stay_events", "DAY") == events,
+        timeout,
+        "every count",
+    )
+    return time.perf_counter() - first
+
+
 def run(settings: Settings) -> dict[str, Any]:
+    admin = make_admin(settings)
     registry = make_registry_client(settings)
     serde = AvroSerde(registry, "harpicoop.StayEvent")
-    topics = PrivateTopics(make_admin(settings), registry, f"bench{uuid.uuid4().hex[:8]}", [])
+    topics = PrivateTopics(admin, registry, f"bench{uuid.uuid4().hex[:8]}", [])
     folder = Path(tempfile.mkdtemp(prefix="bench-streams-"))
+    database_server = local_database_server()
+    database = topics.prefix
+    database_url = database_server.create(database)
     services: list[ServiceProcess] = []
+
+    def started(name: str, **env: str) -> ServiceProcess:
+        print(f"    {name} ...", flush=True)
+        service = ServiceProcess(name, stack_env(settings, **env), folder / f"{name}.log")
+        services.append(service)
+        service.start()
+        return service
+
     try:
         raw = {
             code: topics.create(f"stays.raw.{code}", "harpicoop.StayEvent")
@@ -135,7 +172,11 @@ def run(settings: Settings) -> dict[str, Any]:
             "enriched": topics.create("stays.enriched", "harpicoop.EnrichedStayEvent"),
             "unroutable": topics.create("stays.unroutable", "harpicoop.UnroutableStayEvent"),
         }
-        values = backlog()
+        counts = {
+            name: topics.create(name, "harpicoop.AnalyticsCount", partitions=1, compacted=True)
+            for name in ("stay_events", "notifications", "covid_discharges")
+        }
+        values = backlog(dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
         unique = len({value["event_id"] for value in values})
         producer = make_producer(settings, "bench-streams")
         practitioners = AvroSerde(registry, "harpicoop.Practitioner")
@@ -166,61 +207,96 @@ def run(settings: Settings) -> dict[str, Any]:
         )
         record_bytes = len(serde.serialize(raw["alpha"], values[0]))
 
+        print("    passthrough ...", flush=True)
         ceiling = passthrough(settings, list(raw.values()), names["copy"], len(values))
 
-        dedup = ServiceProcess(
+        dedup = started(
             "dedup",
-            stack_env(
-                settings,
-                DEDUP_INPUT_PATTERN=rf"{topics.prefix}\.stays\.raw\..+",
-                DEDUP_OUTPUT_TOPIC=names["unique"],
-                DEDUP_DEADLETTER_TOPIC=topics.create("deadletter.dedup"),
-                DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
-                DEDUP_DATA_DIR=str(folder / "dedup"),
-            ),
-            folder / "dedup.log",
+            DEDUP_INPUT_PATTERN=rf"{topics.prefix}\.stays\.raw\..+",
+            DEDUP_OUTPUT_TOPIC=names["unique"],
+            DEDUP_DEADLETTER_TOPIC=topics.create("deadletter.dedup"),
+            DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
+            DEDUP_DATA_DIR=str(folder / "dedup"),
         )
-        services.append(dedup)
-        dedup.start()
         dedup_out, dedup_seconds = output_span(reader(settings, names["unique"]), unique)
         dedup.stop()
 
-        enrich = ServiceProcess(
+        enrich = started(
             "enrich",
-            stack_env(
-                settings,
-                ENRICH_INPUT_TOPIC=names["unique"],
-                ENRICH_PRACTITIONERS_TOPIC=names["practitioners"],
-                ENRICH_ENRICHED_TOPIC=names["enriched"],
-                ENRICH_UNROUTABLE_TOPIC=names["unroutable"],
-                ENRICH_DEADLETTER_TOPIC=topics.create("deadletter.enrich"),
-                ENRICH_GROUP_ID=f"{topics.prefix}-enrich",
-                ENRICH_TRANSACTIONAL_ID=f"{topics.prefix}-enrich",
-            ),
-            folder / "enrich.log",
+            ENRICH_INPUT_TOPIC=names["unique"],
+            ENRICH_PRACTITIONERS_TOPIC=names["practitioners"],
+            ENRICH_ENRICHED_TOPIC=names["enriched"],
+            ENRICH_UNROUTABLE_TOPIC=names["unroutable"],
+            ENRICH_DEADLETTER_TOPIC=topics.create("deadletter.enrich"),
+            ENRICH_GROUP_ID=f"{topics.prefix}-enrich",
+            ENRICH_TRANSACTIONAL_ID=f"{topics.prefix}-enrich",
         )
-        services.append(enrich)
-        enrich.start()
         enriched = reader(settings, names["enriched"], names["unroutable"])
         enrich_out, enrich_seconds = output_span(enriched, unique)
         enrich.stop()
+
+        published = Published(
+            make_consumer(settings, "bench-analytics", f"{topics.prefix}-reader"),
+            AvroSerde(registry, "harpicoop.AnalyticsCount"),
+        )
+        published.consumer.subscribe([counts["stay_events"]])
+        analytics_topics = {
+            "enriched": names["enriched"],
+            "unroutable": names["unroutable"],
+            "status": topics.create("notifications.status", "harpicoop.NotificationStatus"),
+            "deadletter": topics.create("deadletter.analytics"),
+            **counts,
+        }
+        print("    analytics ...", flush=True)
+        analytics = ServiceProcess(
+            "analytics",
+            analytics_env(
+                settings,
+                analytics_topics,
+                f"{topics.prefix}-analytics",
+                database_url,
+                ANALYTICS_DATA_DIR=str(folder / "analytics"),
+            ),
+            folder / "analytics.log",
+        )
+        services.append(analytics)
+        analytics.start()
+        try:
+            analytics_seconds = counted_span(published, unique)
+            counted = time.perf_counter()
+            eventually(
+                lambda: total(sql_counts(database_url), "stay_events", "DAY") == unique,
+                120,
+                "the PostgreSQL mirror",
+            )
+            mirror_behind = time.perf_counter() - counted
+        finally:
+            published.consumer.close()
+            analytics.stop()
     finally:
         for service in services:
             service.stop()
         topics.delete_all()
+        database_server.drop(database)
 
-    dedup_rate = len(values) / dedup_seconds
-    enrich_rate = unique / enrich_seconds
-    return {
+    rates = {
+        "dedup": len(values) / dedup_seconds,
+        "enrich": unique / enrich_seconds,
+        "analytics": unique / analytics_seconds,
+    }
+    figures: dict[str, Any] = {
         "records": len(values),
         "unique_events": unique,
         "avg_record_bytes": record_bytes,
         "passthrough_per_s": round(ceiling),
-        "dedup_per_s": round(dedup_rate),
-        "dedup_to_ceiling": round(dedup_rate / ceiling, 3),
-        "dedup_unique_out": dedup_out,
-        "enrich_per_s": round(enrich_rate),
-        "enrich_to_ceiling": round(enrich_rate / ceiling, 3),
-        "enrich_out": enrich_out,
-        "logs": str(folder),
     }
+    for stage, rate in rates.items():
+        figures[f"{stage}_per_s"] = round(rate)
+        figures[f"{stage}_to_passthrough"] = ratio(rate, ceiling)
+    figures |= {
+        "dedup_unique_out": dedup_out,
+        "enrich_out": enrich_out,
+        "analytics_sql_mirror_behind_s": round(mirror_behind, 2),
+        "logs": keep_logs_only(folder),
+    }
+    return figures
