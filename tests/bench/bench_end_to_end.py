@@ -182,7 +182,6 @@ def run(settings: Settings) -> dict[str, Any]:
                 DEDUP_OUTPUT_TOPIC=unique,
                 DEDUP_DEADLETTER_TOPIC=made.create("deadletter.dedup"),
                 DEDUP_GROUP_ID=f"{made.prefix}-dedup",
-                DEDUP_DATA_DIR=str(folder / "dedup"),
             ),
             "enrich": dict(
                 ENRICH_INPUT_TOPIC=unique,

@@ -216,7 +216,6 @@ def run(settings: Settings) -> dict[str, Any]:
             DEDUP_OUTPUT_TOPIC=names["unique"],
             DEDUP_DEADLETTER_TOPIC=topics.create("deadletter.dedup"),
             DEDUP_GROUP_ID=f"{topics.prefix}-dedup",
-            DEDUP_DATA_DIR=str(folder / "dedup"),
         )
         dedup_out, dedup_seconds = output_span(reader(settings, names["unique"]), unique)
         dedup.stop()
