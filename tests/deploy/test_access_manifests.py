@@ -180,6 +180,17 @@ def test_keda_scales_as_the_autoscaler_principal() -> None:
     assert "autoscaler" in OUTSIDE_THE_NAMESPACE
 
 
+def test_the_autoscaler_reads_the_lag_of_no_group_it_does_not_scale_on() -> None:
+    # Least privilege: a service no longer scaled (analytics) takes its group out of the grant.
+    scaled_on = {
+        item["spec"]["triggers"][0]["metadata"]["consumerGroup"]
+        for item in resources("ScaledObject")
+    }
+    autoscaler = principals()["autoscaler"]
+    assert set(autoscaler.describe_groups) == scaled_on
+    assert not (autoscaler.read or autoscaler.write or autoscaler.groups), "it only reads lag"
+
+
 # --- the credentials each workload holds ---------------------------------------------------------
 
 

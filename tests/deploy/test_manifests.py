@@ -81,9 +81,16 @@ FIXED_VARIABLES = {
     "KAFKA_SSL_KEY_LOCATION",
 }
 
-STATEFUL = {"dedup", "enrich", "analytics"}
-"""Stream processors with RocksDB tables: a StatefulSet with a volume per replica."""
-LAG_SCALED = {"enrich", "notify", "analytics"}
+LOCAL_STATE = {"analytics": "ANALYTICS_DATA_DIR"}
+"""Services keeping state on local disk (faust's RocksDB tables), with the variable naming its
+folder: a StatefulSet whose every replica has a volume holding that folder."""
+STABLE_IDENTITY = {"dedup": "DEDUP_INSTANCE_ID", "enrich": "ENRICH_TRANSACTIONAL_ID"}
+"""Services naming their Kafka identity after their host (dedup its static group membership and
+transactional id, enrich its transactional id), with the variable that would override it, and
+keeping nothing on disk: a StatefulSet for its stable pod names only, without a volume."""
+SINGLE_REPLICA = {"analytics"}
+"""Exactly one replica, never scaled: its one worker must hold every input partition."""
+LAG_SCALED = {"enrich", "notify"}
 """Scaled by KEDA on their consumer lag."""
 
 Resource = dict[str, Any]
@@ -595,20 +602,84 @@ def test_services_are_probed_and_scraped_on_their_metrics_port() -> None:
             assert str(_port_number(spec, check["port"])) == METRICS_PORT, (name, probe)
 
 
-def test_stream_processors_are_stateful_sets_with_a_volume_each() -> None:
-    partitions = min(
+def _names_after_host(service: str) -> bool:
+    """Whether the service's code calls ``socket.gethostname()``: an identity taken from the
+    host, which only a StatefulSet keeps across restarts on Kubernetes."""
+    return any(
+        isinstance(node, ast.Attribute) and node.attr == "gethostname"
+        for path in sorted((PROJECT_ROOT / "services" / service).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def _stream_partitions() -> int:
+    return min(
         spec.partitions
         for spec in declared_topics()
         if spec.name.startswith("stays.raw.") or spec.name in {"stays.unique", "stays.enriched"}
     )
-    for name in STATEFUL:
-        workload = resource("StatefulSet", name)
-        claims = {claim["metadata"]["name"] for claim in workload["spec"]["volumeClaimTemplates"]}
-        (spec,) = workload["spec"]["template"]["spec"]["containers"]
-        assert claims & {mount["name"] for mount in spec["volumeMounts"]}, name
-        assert workload["spec"].get("replicas", 1) <= partitions, name
-    for name in deployable_services() - STATEFUL:
-        assert not [item for item in resources("StatefulSet") if item["metadata"]["name"] == name]
+
+
+def test_stateful_sets_are_the_services_with_a_host_named_identity_or_local_state() -> None:
+    assert not set(LOCAL_STATE) & set(STABLE_IDENTITY)
+    assert {name for name in deployable_services() if _names_after_host(name)} == set(
+        STABLE_IDENTITY
+    )
+    stateful_sets = {item["metadata"]["name"] for item in resources("StatefulSet")}
+    assert stateful_sets & deployable_services() == set(LOCAL_STATE) | set(STABLE_IDENTITY)
+    for name in stateful_sets & deployable_services():
+        assert resource("StatefulSet", name)["spec"].get("replicas", 1) <= _stream_partitions()
+
+
+@pytest.mark.parametrize("service", sorted(STABLE_IDENTITY))
+def test_services_with_a_host_named_identity_keep_it_and_no_volume(service: str) -> None:
+    variable = STABLE_IDENTITY[service]
+    assert variable in variables_read(), f"{variable} is read nowhere"
+    workload = resource("StatefulSet", service)
+    assert "volumeClaimTemplates" not in workload["spec"], "it keeps nothing on disk"
+    pod = workload["spec"]["template"]["spec"]
+    # Secrets (certificates) and scratch space only: nothing that would outlive the pod.
+    assert all({"secret", "emptyDir"} & set(volume) for volume in pod["volumes"]), service
+    (composed,) = [item for item in compose_containers() if item.service == service]
+    # Compose names a container's host after its id unless told: a new one on every re-creation.
+    assert composed.spec.get("hostname") == service
+    assert not composed.mounts, f"compose service {service} keeps nothing on disk"
+    for container in all_containers():
+        # One value for every replica would have them fence one another.
+        if container.service == service:
+            assert variable not in container.env, container.where
+
+
+@pytest.mark.parametrize("service", sorted(LOCAL_STATE))
+def test_services_with_local_state_keep_it_on_a_volume_of_each_replica(service: str) -> None:
+    workload = resource("StatefulSet", service)
+    claims = {claim["metadata"]["name"] for claim in workload["spec"]["volumeClaimTemplates"]}
+    (spec,) = workload["spec"]["template"]["spec"]["containers"]
+    on_claims = [item["mountPath"] for item in spec["volumeMounts"] if item["name"] in claims]
+    data_dir = next(item["value"] for item in spec["env"] if item["name"] == LOCAL_STATE[service])
+    assert any(data_dir == path or data_dir.startswith(path + "/") for path in on_claims), data_dir
+    (composed,) = [item for item in compose_containers() if item.service == service]
+    named_volumes = set(compose().get("volumes") or {})
+    assert any(
+        str(volume).split(":")[0] in named_volumes
+        and _compose_mount(str(volume)) == composed.env[LOCAL_STATE[service]]
+        for volume in composed.spec.get("volumes", [])
+    ), f"compose service {service}: its {LOCAL_STATE[service]} on no named volume"
+
+
+@pytest.mark.parametrize("service", sorted(SINGLE_REPLICA))
+def test_single_replica_services_run_exactly_one_pod_and_are_never_scaled(service: str) -> None:
+    # A StatefulSet, not a Deployment: a Deployment's rolling update starts the new pod beside
+    # the old one; a StatefulSet never runs two pods of one ordinal at once.
+    workload = resource("StatefulSet", service)
+    assert workload["spec"].get("replicas") == 1, "written out: no autoscaler owns the count"
+    assert service not in scaled_objects(), f"a ScaledObject scales {service}"
+    autoscalers = resources("HorizontalPodAutoscaler")
+    assert not [item for item in autoscalers if item["spec"]["scaleTargetRef"]["name"] == service]
+    assert not [item for item in resources("Deployment") if item["metadata"]["name"] == service]
+    (composed,) = [item for item in compose_containers() if item.service == service]
+    assert "scale" not in composed.spec
+    assert composed.spec.get("deploy", {}).get("replicas", 1) == 1
 
 
 @cache
