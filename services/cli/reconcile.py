@@ -41,6 +41,7 @@ from typing import Any
 from services.cli.topics_since import records_since
 from services.common.db import connect
 from services.common.movements import movement_key
+from services.common.records import StayEvent
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid.rules import Effect, case_id, effects
@@ -266,7 +267,9 @@ def words_check(maildir: Path, started: float) -> Check:
 
 def covid_check(run: RunRecords, opened: Iterable[str]) -> Check:
     expected = {
-        case_id(movement_key(event)) for event in run.events if Effect.OPEN in effects(event)
+        case_id(movement_key(event))
+        for event in run.events
+        if Effect.OPEN in effects(StayEvent.from_avro(event))
     }
     return check(
         "each positive or suspected discharge opened a Covid-19 follow-up",
