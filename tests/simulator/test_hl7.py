@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.common.establishments import establishments_by_facility, load_establishments
+from services.common.records import CareRole, Recipient, StayEvent
 from services.gateway.covid import load_covid_mapping
 from services.gateway.hl7 import parse
 from services.gateway.intake import IntakeRules, Outcome, take_in
@@ -162,19 +163,22 @@ def test_every_notice_of_the_day_reads_in_words(
         units=load_units(), places=places(load_establishments(), load_finess_names())
     )
     by_code = {item.establishment.code: item for item in profiles}
-    gp = {"role": "ODRP", "given_name": "Jeanne", "family_name": "Martin"}
+    gp = Recipient(
+        role=CareRole.ODRP, rpps="10101010101", given_name="Jeanne", family_name="Martin"
+    )
     shown: collections.Counter[str] = collections.Counter()
     for item in monday.all_messages():
         intake = take_in(message_bytes(item, by_code[item.establishment]), rules, RECEIVED_AT)
         assert intake.publication is not None
-        event = intake.publication.value
-        notice = NOTIFIABLE_KINDS.get(event["kind"])
+        event = StayEvent.from_avro(intake.publication.value)
+        notice = NOTIFIABLE_KINDS.get(event.kind)
         if notice is None:
             continue
         name = by_code[item.establishment].establishment.name
-        for unit_name in (event["movement"]["unit_name"], None):
-            event["movement"]["unit_name"] = unit_name
-            text = render_notice(notice_context(notice, event, gp, name, vocabulary)).text
+        for unit_name in (event.movement.unit_name, None):
+            movement = dataclasses.replace(event.movement, unit_name=unit_name)
+            shown_event = dataclasses.replace(event, movement=movement)
+            text = render_notice(notice_context(notice, shown_event, gp, name, vocabulary)).text
             assert fields_without_words(text) == [], text
             shown.update(line.split(" : ")[0] for line in text.splitlines() if " : " in line)
     # The fields are there, not merely left out (a Monday: about 1,250 notices, 800 discharges,
