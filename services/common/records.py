@@ -307,6 +307,29 @@ class AnalyticsCount:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["granularity"] = _Granularity_SYMBOLS[value["granularity"]]
+        value["event_kind"] = (
+            None if (_5_0 := value["event_kind"]) is None else _EventKind_SYMBOLS[_5_0]
+        )
+        value["action"] = None if (_6_0 := value["action"]) is None else _Action_SYMBOLS[_6_0]
+        value["admission_mode"] = (
+            None if (_7_0 := value["admission_mode"]) is None else _AdmissionMode_SYMBOLS[_7_0]
+        )
+        value["delivery_status"] = (
+            None if (_8_0 := value["delivery_status"]) is None else _DeliveryStatus_SYMBOLS[_8_0]
+        )
+        value["covid_status"] = (
+            None if (_9_0 := value["covid_status"]) is None else _CovidStatus_SYMBOLS[_9_0]
+        )
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -392,6 +415,22 @@ class CovidFollowup:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["patient"] = Patient.adopt_avro(value["patient"])
+        value["covid_status"] = _CovidStatus_SYMBOLS[value["covid_status"]]
+        value["state"] = _FollowupState_SYMBOLS[value["state"]]
+        value["gp"] = None if (_7_0 := value["gp"]) is None else Recipient.adopt_avro(_7_0)
+        value["close_reason"] = (
+            None if (_12_0 := value["close_reason"]) is None else _CloseReason_SYMBOLS[_12_0]
+        )
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -449,6 +488,19 @@ class DeliveryChoices:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["event_kinds"] = tuple(
+            [_PreferredEventKind_SYMBOLS[_0_0] for _0_0 in value["event_kinds"]]
+        )
+        value["mode"] = _DeliveryMode_SYMBOLS[value["mode"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -484,6 +536,17 @@ class EnrichedStayEvent:
                 "enriched_at": value["enriched_at"],
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["event"] = StayEvent.adopt_avro(value["event"])
+        value["recipients"] = tuple([Recipient.adopt_avro(_1_0) for _1_0 in value["recipients"]])
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -551,6 +614,17 @@ class NotificationStatus:
                 "at": value["at"],
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["kind"] = _NoticeKind_SYMBOLS[value["kind"]]
+        value["status"] = _DeliveryStatus_SYMBOLS[value["status"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -622,6 +696,21 @@ class Patient:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["used_name"] = (
+            None if (_7_0 := value["used_name"]) is None else PersonName.adopt_avro(_7_0)
+        )
+        value["legal_name"] = (
+            None if (_8_0 := value["legal_name"]) is None else PersonName.adopt_avro(_8_0)
+        )
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -686,6 +775,16 @@ class PatientMerge:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["patient"] = Patient.adopt_avro(value["patient"])
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -730,6 +829,15 @@ class PersonName:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -765,6 +873,16 @@ class Mailbox:
                 "domain": value["domain"],
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["mailbox_type"] = _MailboxType_SYMBOLS[value["mailbox_type"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -810,6 +928,16 @@ class NotificationPreferences:
                 "delivery": DeliveryChoices.from_avro(value.get("delivery", _DEFAULT_1)),
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["delivery"] = DeliveryChoices.adopt_avro(value["delivery"])
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -882,6 +1010,17 @@ class Practitioner:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["mailboxes"] = tuple([Mailbox.adopt_avro(_11_0) for _11_0 in value["mailboxes"]])
+        value["preferences"] = NotificationPreferences.adopt_avro(value["preferences"])
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -928,6 +1067,15 @@ class PractitionerRef:
                 "given_name": value.get("given_name", None),
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -1009,6 +1157,16 @@ class RawMessage:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["outcome"] = _MessageOutcome_SYMBOLS[value["outcome"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -1061,6 +1219,16 @@ class FallbackAddress:
                 "role": _CareRole_SYMBOLS[value["role"]],
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["role"] = _CareRole_SYMBOLS[value["role"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -1128,6 +1296,18 @@ class Recipient:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["role"] = _CareRole_SYMBOLS[value["role"]]
+        value["delivery"] = DeliveryChoices.adopt_avro(value["delivery"])
+        value["fallback"] = tuple([FallbackAddress.adopt_avro(_7_0) for _7_0 in value["fallback"]])
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -1172,6 +1352,15 @@ class Movement:
                 "unit_name": value.get("unit_name", None),
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -1244,6 +1433,31 @@ class Stay:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["admission_mode"] = _AdmissionMode_SYMBOLS[value["admission_mode"]]
+        value["attending_doctor"] = (
+            None
+            if (_9_0 := value["attending_doctor"]) is None
+            else PractitionerRef.adopt_avro(_9_0)
+        )
+        value["referring_doctor"] = (
+            None
+            if (_10_0 := value["referring_doctor"]) is None
+            else PractitionerRef.adopt_avro(_10_0)
+        )
+        value["admitting_doctor"] = (
+            None
+            if (_11_0 := value["admitting_doctor"]) is None
+            else PractitionerRef.adopt_avro(_11_0)
+        )
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -1293,6 +1507,16 @@ class CareTeamMember:
                 "given_name": value.get("given_name", None),
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["role"] = _CareRole_SYMBOLS[value["role"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:
@@ -1380,6 +1604,24 @@ class StayEvent:
         )
         return record
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["kind"] = _EventKind_SYMBOLS[value["kind"]]
+        value["action"] = _Action_SYMBOLS[value["action"]]
+        value["movement"] = Movement.adopt_avro(value["movement"])
+        value["patient"] = Patient.adopt_avro(value["patient"])
+        value["stay"] = Stay.adopt_avro(value["stay"])
+        value["care_team"] = tuple(
+            [CareTeamMember.adopt_avro(_13_0) for _13_0 in value["care_team"]]
+        )
+        value["covid_status"] = _CovidStatus_SYMBOLS[value["covid_status"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
+        return record
+
     def to_avro(self) -> dict[str, Any]:
         """The Avro value of the record, for the serde to write."""
         return {
@@ -1435,6 +1677,17 @@ class UnroutableStayEvent:
                 "detected_at": value["detected_at"],
             },
         )
+        return record
+
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self:
+        """``from_avro`` of a whole value just decoded, that nobody else holds
+        (the serde's): the dict becomes the record's, its fields converted in place.
+        """
+        value["event"] = StayEvent.adopt_avro(value["event"])
+        value["reason"] = _UnroutableReason_SYMBOLS[value["reason"]]
+        record = _new(cls)
+        _set(record, "__dict__", value)
         return record
 
     def to_avro(self) -> dict[str, Any]:

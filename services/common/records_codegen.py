@@ -51,6 +51,9 @@ _LOGICAL = {
 }
 
 
+_METHODS = frozenset({"SCHEMA", "from_avro", "adopt_avro", "to_avro"})
+
+
 class UnsupportedSchema(ValueError):
     """A schema uses an Avro construct the generator has no Python type for."""
 
@@ -157,9 +160,16 @@ class _Module:
     # --- conversions -------------------------------------------------------------------------
 
     def from_avro(
-        self, schema: Any, namespace: str, value: str, depth: int = 0, tag: str = ""
+        self,
+        schema: Any,
+        namespace: str,
+        value: str,
+        depth: int = 0,
+        tag: str = "",
+        method: str = "from_avro",
     ) -> str:
-        """An expression turning the Avro value ``value`` into its Python type."""
+        """An expression turning the Avro value ``value`` into its Python type (nested records
+        by ``method``)."""
         kind, resolved = self._resolved(schema, namespace)
         item = f"_{tag}{depth}"
         if kind == "primitive":
@@ -167,18 +177,19 @@ class _Module:
         if kind == "enum":
             return f"_{resolved['name']}_SYMBOLS[{value}]"
         if kind == "record":
-            return f"{resolved['name']}.from_avro({value})"
+            return f"{resolved['name']}.{method}({value})"
         if kind == "union":
-            inner = self.from_avro(self._nullable(resolved), namespace, item, depth + 1, tag)
+            branch = self._nullable(resolved)
+            inner = self.from_avro(branch, namespace, item, depth + 1, tag, method)
             if inner == item:
                 return value
             return f"None if ({item} := {value}) is None else {inner}"
         if kind == "array":
-            inner = self.from_avro(resolved["items"], namespace, item, depth + 1, tag)
+            inner = self.from_avro(resolved["items"], namespace, item, depth + 1, tag, method)
             if inner == item:
                 return f"tuple({value})"
             return f"tuple([{inner} for {item} in {value}])"
-        inner = self.from_avro(resolved["values"], namespace, item, depth + 1, tag)
+        inner = self.from_avro(resolved["values"], namespace, item, depth + 1, tag, method)
         if inner == item:
             return f"dict({value})"
         return f"{{_k{tag}{depth}: {inner} for _k{tag}{depth}, {item} in {value}.items()}}"
@@ -265,7 +276,7 @@ class _Module:
         namespace = fullname.rsplit(".", 1)[0]
         fields = schema["fields"]
         for item in fields:
-            if keyword.iskeyword(item["name"]) or item["name"] in ("from_avro", "to_avro"):
+            if keyword.iskeyword(item["name"]) or item["name"] in _METHODS:
                 raise UnsupportedSchema(f"{fullname}.{item['name']} is not a usable Python name")
         yield ""
         yield ""
@@ -298,6 +309,23 @@ class _Module:
             converted = self.from_avro(item["type"], namespace, source, tag=f"{index}_")
             yield f"            {name_!r}: {converted},"
         yield "        })"
+        yield "        return record"
+        yield ""
+        yield "    @classmethod"
+        yield "    def adopt_avro(cls, value: dict[str, Any]) -> Self:"
+        yield '        """``from_avro`` of a whole value just decoded, that nobody else holds'
+        yield "        (the serde's): the dict becomes the record's, its fields converted in place."
+        yield '        """'
+        for index, item in enumerate(fields):
+            name_ = item["name"]
+            source = f"value[{name_!r}]"
+            converted = self.from_avro(
+                item["type"], namespace, source, tag=f"{index}_", method="adopt_avro"
+            )
+            if converted != source:
+                yield f"        {source} = {converted}"
+        yield "        record = _new(cls)"
+        yield "        _set(record, '__dict__', value)"
         yield "        return record"
         yield ""
         yield "    def to_avro(self) -> dict[str, Any]:"

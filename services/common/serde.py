@@ -161,6 +161,9 @@ class AvroRecord(Protocol):
     @classmethod
     def from_avro(cls, value: Mapping[str, Any]) -> Self: ...
 
+    @classmethod
+    def adopt_avro(cls, value: dict[str, Any]) -> Self: ...
+
     def to_avro(self) -> dict[str, Any]: ...
 
 
@@ -177,14 +180,15 @@ class RecordSerde(Generic[R]):
     def __init__(self, registry: SchemaRegistryClient, record_type: type[R]) -> None:
         self.avro = AvroSerde(registry, record_type.SCHEMA)
         self.record_type = record_type
-        self._from_avro = record_type.from_avro
+        # The decoded dict is the serde's own: the record takes it over rather than copy it.
+        self._adopt = record_type.adopt_avro
 
     def serialize(self, topic: str, record: R) -> bytes:
         return self.avro.serialize(topic, record.to_avro())
 
     def deserialize(self, topic: str, data: bytes) -> R:
         """As ``AvroSerde.deserialize``, into the record type."""
-        return self._from_avro(self.avro.deserialize(topic, data))
+        return self._adopt(self.avro.deserialize(topic, data))
 
 
 def register_schemas(registry: SchemaRegistryClient, specs: list[TopicSpec]) -> dict[str, int]:
