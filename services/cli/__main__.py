@@ -38,7 +38,8 @@ from services.common.deadletter import HEADER_PREFIX, header_list, read_error_he
 from services.common.kafka import make_consumer, make_producer
 from services.common.observability import DEFAULT_PORTS
 from services.common.patient_data import hide_dead_letter_headers, hide_patient_data
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.records import StayEvent, UnroutableStayEvent
+from services.common.serde import AvroSerde, RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import topic_spec
 from services.notify.delivery import REFERENCE_HEADER
@@ -287,8 +288,8 @@ class _NoticeResends:
 def reenrich(settings: Settings, source: str, target: str) -> int:
     """Unroutable events go back to enrichment's input: a directory update may route them now."""
     registry = make_registry_client(settings)
-    unroutable = AvroSerde(registry, "harpicoop.UnroutableStayEvent")
-    events = AvroSerde(registry, "harpicoop.StayEvent")
+    unroutable = RecordSerde(registry, UnroutableStayEvent)
+    events = RecordSerde(registry, StayEvent)
     consumer = make_consumer(settings, "harpicoop-cli-reenrich", "harpicoop-reenrich")
     consumer.subscribe([source])
     producer = make_producer(settings, "harpicoop-cli-reenrich")
@@ -296,9 +297,9 @@ def reenrich(settings: Settings, source: str, target: str) -> int:
     try:
         for message in _until_end(consumer, follow=False):
             record = unroutable.deserialize(source, message.value() or b"")
-            reasons[record["reason"]] = reasons.get(record["reason"], 0) + 1
+            reasons[record.reason] = reasons.get(record.reason, 0) + 1
             producer.produce(
-                target, key=message.key(), value=events.serialize(target, record["event"])
+                target, key=message.key(), value=events.serialize(target, record.event)
             )
             producer.poll(0)
         if producer.flush(30):

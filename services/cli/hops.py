@@ -14,11 +14,11 @@ import datetime as dt
 import statistics
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from services.cli.topics_since import records_since
 from services.common.outbox import Conn
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.records import EnrichedStayEvent, StayEvent
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 
 HOPS = (
@@ -28,10 +28,10 @@ HOPS = (
     ("notify intake", "stays.enriched → notice recorded"),
     ("delivery", "notice recorded → SMTP acceptance"),
 )
-TOPIC_SCHEMAS = {
-    "raw": "harpicoop.StayEvent",
-    "unique": "harpicoop.StayEvent",
-    "enriched": "harpicoop.EnrichedStayEvent",
+TOPIC_TYPES: dict[str, type[StayEvent] | type[EnrichedStayEvent]] = {
+    "raw": StayEvent,
+    "unique": StayEvent,
+    "enriched": EnrichedStayEvent,
 }
 
 
@@ -134,20 +134,23 @@ def measure(
     registry = make_registry_client(settings)
     since_ms = int(since.timestamp() * 1000)
     stamps = {
-        name: _first_stamps(settings, list(topics[name]), AvroSerde(registry, schema), since_ms)
-        for name, schema in TOPIC_SCHEMAS.items()
+        name: _first_stamps(settings, list(topics[name]), RecordSerde(registry, kind), since_ms)
+        for name, kind in TOPIC_TYPES.items()
     }
     received = {str(row[0]): row[1] for row in rows}
     return report(received, stamps, [(str(row[0]), row[2], row[3]) for row in rows])
 
 
-def _event_id(value: Mapping[str, Any]) -> str:
-    event = value.get("event", value)  # an enriched event holds its event
-    return str(event["event_id"])
+def _event_id(value: StayEvent | EnrichedStayEvent) -> str:
+    event = value.event if isinstance(value, EnrichedStayEvent) else value
+    return event.event_id
 
 
 def _first_stamps(
-    settings: Settings, topics: list[str], serde: AvroSerde, since_ms: int
+    settings: Settings,
+    topics: list[str],
+    serde: RecordSerde[StayEvent | EnrichedStayEvent],
+    since_ms: int,
 ) -> dict[str, dt.datetime]:
     """Each event's first record's timestamp on ``topics``."""
     found: dict[str, dt.datetime] = {}

@@ -41,7 +41,8 @@ from typing import Any
 from services.cli.topics_since import records_since
 from services.common.db import connect
 from services.common.movements import movement_key
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.records import Action, EnrichedStayEvent, StayEvent, UnroutableStayEvent
+from services.common.serde import R, RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid.rules import Effect, case_id, effects
 from services.notify.digests import DIGEST_LINES_HEADER
@@ -93,31 +94,31 @@ def check(promise: str, expected: Iterable[str], found: Iterable[str], hint: str
 class RunRecords:
     """The stay events the run produced: enriched (with their recipients) and unroutable."""
 
-    enriched: list[dict[str, Any]]
-    unroutable: list[dict[str, Any]]
+    enriched: list[EnrichedStayEvent]
+    unroutable: list[UnroutableStayEvent]
 
     @property
-    def events(self) -> list[dict[str, Any]]:
-        return [item["event"] for item in [*self.enriched, *self.unroutable]]
+    def events(self) -> list[StayEvent]:
+        return [item.event for item in self.enriched] + [item.event for item in self.unroutable]
 
 
 def read_stays(settings: Settings, from_ms: int, run_ms: int) -> tuple[RunRecords, RunRecords]:
     """The stay events written since ``from_ms``, in one reading: those of the run (written at
     or after ``run_ms``), and all of them."""
     registry = make_registry_client(settings)
-    read: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-    for topic, schema in (
-        ("stays.enriched", "harpicoop.EnrichedStayEvent"),
-        ("stays.unroutable", "harpicoop.UnroutableStayEvent"),
-    ):
-        serde = AvroSerde(registry, schema)
-        run, every = read[topic] = ([], [])
+
+    def read(serde: RecordSerde[R], topic: str) -> tuple[list[R], list[R]]:
+        run: list[R] = []
+        every: list[R] = []
         for message in records_since(settings, [topic], from_ms):
             value = serde.deserialize(topic, message.value() or b"")
             every.append(value)
             if message.timestamp()[1] >= run_ms:
                 run.append(value)
-    enriched, unroutable = read["stays.enriched"], read["stays.unroutable"]
+        return run, every
+
+    enriched = read(RecordSerde(registry, EnrichedStayEvent), "stays.enriched")
+    unroutable = read(RecordSerde(registry, UnroutableStayEvent), "stays.unroutable")
     return (
         RunRecords(enriched[0], unroutable[0]),
         RunRecords(enriched[1], unroutable[1]),
@@ -143,19 +144,17 @@ def notices_checks(run: RunRecords, ledger: Iterable[LedgerRow]) -> list[Check]:
     }
     ids = {notification_id for notification_id, *_ in ledger}
     for enriched in run.enriched:
-        event = enriched["event"]
-        if event["kind"] not in NOTIFIABLE_KINDS:
+        event = enriched.event
+        if event.kind not in NOTIFIABLE_KINDS:
             continue
-        if event["action"] == "CANCEL":
+        if event.action is Action.CANCEL:
             movement = movement_key(event)
             # The rules say a retraction when the movement's notice had been delivered.
             earlier = {
-                recipient["rpps"]: (
-                    Earlier.DELIVERED
-                    if (movement, recipient["rpps"]) in delivered
-                    else Earlier.NONE
+                recipient.rpps: (
+                    Earlier.DELIVERED if (movement, recipient.rpps) in delivered else Earlier.NONE
                 )
-                for recipient in enriched["recipients"]
+                for recipient in enriched.recipients
             }
             for notice in decide(enriched, earlier):
                 if notice.skip_reason is None:
@@ -163,10 +162,10 @@ def notices_checks(run: RunRecords, ledger: Iterable[LedgerRow]) -> list[Check]:
                     if notice.notification_id in ids:
                         retractions_found.add(notice.notification_id)
             continue
-        for recipient in enriched["recipients"]:
-            key = f"{event['event_id']}|{recipient['rpps']}"
+        for recipient in enriched.recipients:
+            key = f"{event.event_id}|{recipient.rpps}"
             expected.add(key)
-            if (event["event_id"], recipient["rpps"]) in rows:
+            if (event.event_id, recipient.rpps) in rows:
                 present.add(key)
     return [
         check(
@@ -299,11 +298,11 @@ def analytics_check(
     )
 
 
-def stay_days(events: Iterable[Mapping[str, Any]]) -> dict[tuple[str, dt.date], set[str]]:
+def stay_days(events: Iterable[StayEvent]) -> dict[tuple[str, dt.date], set[str]]:
     days: dict[tuple[str, dt.date], set[str]] = collections.defaultdict(set)
     for event in events:
-        occurred = event["movement"]["occurred_at"].astimezone(dt.UTC).date()
-        days[(event["establishment"], occurred)].add(event["event_id"])
+        occurred = event.movement.occurred_at.astimezone(dt.UTC).date()
+        days[(event.establishment, occurred)].add(event.event_id)
     return days
 
 
@@ -343,7 +342,7 @@ def reconcile(
         setbacks_check(found.setbacks),
         check(
             "each unroutable event is on the worklist",
-            [item["event"]["event_id"] for item in run.unroutable],
+            [item.event.event_id for item in run.unroutable],
             found.worklisted,
             "read .stack/logs/notify.log for these event ids",
         ),
@@ -448,15 +447,15 @@ class PublishedOutcomes:
 
 def published_outcomes(
     settings: Settings,
-    events: Iterable[Mapping[str, Any]],
+    events: Iterable[StayEvent],
     since: dt.datetime,
     days: Iterable[dt.date],
 ) -> PublishedOutcomes:
     """Read from notify's, covid's and analytics' published views (``settings`` names the
     operator), never from their tables."""
     events = list(events)
-    event_ids = [event["event_id"] for event in events]
-    stays = {event["stay_key"] for event in events}
+    event_ids = [event.event_id for event in events]
+    stays = {event.stay_key for event in events}
     movements = [movement_key(event) for event in events]
     with connect(settings) as conn:
         ledger = conn.execute(

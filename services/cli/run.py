@@ -40,7 +40,8 @@ from services.common.establishments import load_establishments
 from services.common.kafka import consumer_config
 from services.common.observability import DEFAULT_PORTS
 from services.common.paths import PROJECT_ROOT
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.records import RawMessage, UnroutableStayEvent
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.tls import TlsFiles
 from services.common.topics import RAW_TOPIC_PREFIX
@@ -492,22 +493,22 @@ def summary(
     since_ms = int(since.timestamp() * 1000)
     registry = make_registry_client(settings)
     names = {item.code: item.name for item in load_establishments()}
-    archive = AvroSerde(registry, "harpicoop.RawMessage")
+    archive = RecordSerde(registry, RawMessage)
     received: collections.Counter[str] = collections.Counter()
     outcomes: collections.Counter[str] = collections.Counter()
     for message in records_since(settings, ["hl7.archive"], since_ms):
         record = archive.deserialize("hl7.archive", message.value() or b"")
-        received[record.get("establishment") or "?"] += 1
-        outcomes[record["outcome"]] += 1
+        received[record.establishment or "?"] += 1
+        outcomes[record.outcome] += 1
     raw_topics = [f"{RAW_TOPIC_PREFIX}{code}" for code in names]
     raw = sum(1 for _ in records_since(settings, raw_topics, since_ms))
     unique = sum(1 for _ in records_since(settings, ["stays.unique"], since_ms))
     enriched = sum(1 for _ in records_since(settings, ["stays.enriched"], since_ms))
-    unroutable_serde = AvroSerde(registry, "harpicoop.UnroutableStayEvent")
+    unroutable_serde = RecordSerde(registry, UnroutableStayEvent)
     reasons: collections.Counter[str] = collections.Counter()
     for message in records_since(settings, ["stays.unroutable"], since_ms):
         reasons[
-            unroutable_serde.deserialize("stays.unroutable", message.value() or b"")["reason"]
+            unroutable_serde.deserialize("stays.unroutable", message.value() or b"").reason
         ] += 1
     published = published_figures(settings, since)
     states, backlog, p50, p99 = published.states, published.backlog, published.p50, published.p99

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -25,10 +25,18 @@ from services.common.deadletter import DeadLetters
 from services.common.observability import PROCESSED
 from services.common.outbox import Conn
 from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
-from services.common.serde import AvroSerde, UndecodableValue
+from services.common.serde import UndecodableValue
 
-Handler = Callable[[str, dict[str, Any]], None]
-"""Called with the record's topic and decoded value, inside the batch's transaction."""
+
+class Decoder(Protocol):
+    """What reads a topic's values: an ``AvroSerde`` (dicts) or a ``RecordSerde`` (records)."""
+
+    def deserialize(self, topic: str, data: bytes) -> Any: ...
+
+
+Handler = Callable[[str, Any], None]
+"""Called with the record's topic and decoded value (of its topic's decoder), inside the batch's
+transaction."""
 TombstoneHandler = Callable[[str, bytes | None], None]
 """Called with the topic and key of a tombstone (a null value: the key's record is deleted, on a
 compacted topic), inside the batch's transaction."""
@@ -56,7 +64,7 @@ class BatchConsumer:
         self,
         *,
         consumer: Consumer,
-        topics: Mapping[str, AvroSerde],
+        topics: Mapping[str, Decoder],
         conn: Conn,
         dead_letters: DeadLetters,
         handle: Handler,

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common import records
+
 
 class Mode(enum.StrEnum):
     REALTIME = "REALTIME"
@@ -76,9 +78,11 @@ def parse_kinds(names: Iterable[str]) -> frozenset[EventChoice]:
     return frozenset(chosen)
 
 
-def choices_of(record: Mapping[str, Any] | None) -> DeliveryChoices:
-    """The choices a ``DeliveryChoices`` record (or a row with those columns) holds; None or a
-    missing field is the default."""
+def choices_of(record: records.DeliveryChoices | Mapping[str, Any] | None) -> DeliveryChoices:
+    """The choices a ``DeliveryChoices`` record (typed, as its Avro value, or a row with those
+    columns) holds; None or a missing field is the default."""
+    if isinstance(record, records.DeliveryChoices):
+        record = record.to_avro()
     if not record:
         return DeliveryChoices()
     kinds = record.get("event_kinds")

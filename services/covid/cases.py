@@ -19,7 +19,16 @@ from typing import Any
 
 from services.common.movements import movement_key
 from services.common.outbox import Conn, change_and_announce, enqueue
-from services.common.serde import AvroSerde
+from services.common.records import (
+    CloseReason,
+    CovidFollowup,
+    CovidStatus,
+    FollowupState,
+    Patient,
+    Recipient,
+    StayEvent,
+)
+from services.common.serde import RecordSerde
 from services.covid.rules import PatientRecord, case_id, identity_key
 
 OUTBOX_OWNER = "covid"
@@ -28,33 +37,33 @@ OUTBOX_OWNER = "covid"
 class FollowupPublisher:
     """Turns case rows into CovidFollowup records in the outbox."""
 
-    def __init__(self, serde: AvroSerde, topic: str) -> None:
+    def __init__(self, serde: RecordSerde[CovidFollowup], topic: str) -> None:
         self.serde = serde
         self.topic = topic
 
     def publish(self, conn: Conn, row: Mapping[str, Any]) -> None:
-        value = {
-            "case_id": str(row["case_id"]),
-            "stay_key": row["stay_key"],
-            "establishment": row["establishment"],
-            "discharge_event_id": row["discharge_event_id"],
-            "patient": _patient_from_json(row["patient"]),
-            "covid_status": row["covid_status"],
-            "state": row["state"],
-            "gp": row["gp"],
-            "opened_at": row["opened_at"],
-            "remind_at": row["remind_at"],
-            "reminders_sent": row["reminders_sent"],
-            "closed_at": row["closed_at"],
-            "close_reason": row["close_reason"],
-            "updated_at": row["updated_at"],
-        }
+        followup = CovidFollowup(
+            case_id=str(row["case_id"]),
+            stay_key=row["stay_key"],
+            establishment=row["establishment"],
+            discharge_event_id=row["discharge_event_id"],
+            patient=_patient_from_json(row["patient"]),
+            covid_status=CovidStatus(row["covid_status"]),
+            state=FollowupState(row["state"]),
+            gp=Recipient.from_avro(row["gp"]) if row["gp"] else None,
+            opened_at=row["opened_at"],
+            remind_at=row["remind_at"],
+            reminders_sent=row["reminders_sent"],
+            closed_at=row["closed_at"],
+            close_reason=CloseReason(row["close_reason"]) if row["close_reason"] else None,
+            updated_at=row["updated_at"],
+        )
         enqueue(
             conn,
             OUTBOX_OWNER,
             self.topic,
-            value["case_id"],
-            self.serde.serialize(self.topic, value),
+            followup.case_id,
+            self.serde.serialize(self.topic, followup),
         )
 
     def forget(self, conn: Conn, row: Mapping[str, Any]) -> None:
@@ -62,14 +71,18 @@ class FollowupPublisher:
         enqueue(conn, OUTBOX_OWNER, self.topic, str(row["case_id"]), None)
 
 
-def _patient_to_json(patient: Mapping[str, Any]) -> str:
-    birth = patient.get("birth_date")
-    return json.dumps({**patient, "birth_date": birth.isoformat() if birth else None})
+def _patient_to_json(patient: Patient) -> str:
+    birth = patient.birth_date
+    return json.dumps({**patient.to_avro(), "birth_date": birth.isoformat() if birth else None})
 
 
-def _patient_from_json(stored: Mapping[str, Any]) -> dict[str, Any]:
+def _patient_from_json(stored: Mapping[str, Any]) -> Patient:
+    """A patient as the case table keeps it (JSON of its Avro value, written by any version:
+    fields added since take their defaults)."""
     birth = stored.get("birth_date")
-    return {**stored, "birth_date": dt.date.fromisoformat(birth) if birth else None}
+    return Patient.from_avro(
+        {**stored, "birth_date": dt.date.fromisoformat(birth) if birth else None}
+    )
 
 
 def _changed(conn: Conn, publisher: FollowupPublisher, sql: str, params: tuple[Any, ...]) -> int:
@@ -80,8 +93,8 @@ def _changed(conn: Conn, publisher: FollowupPublisher, sql: str, params: tuple[A
 def open_case(
     conn: Conn,
     publisher: FollowupPublisher,
-    event: Mapping[str, Any],
-    gp: Mapping[str, Any] | None,
+    event: StayEvent,
+    gp: Recipient | None,
     reminder_delay: dt.timedelta,
     complete_after: dt.timedelta,
 ) -> int:
@@ -91,8 +104,8 @@ def open_case(
     would already be due opens without one: the GP gets the follow-up alone, not a follow-up
     and a reminder together, and the case completes ``complete_after`` from now."""
     movement = movement_key(event)
-    discharged_at = event["movement"]["occurred_at"]
-    patient = event["patient"]
+    discharged_at = event.movement.occurred_at
+    patient = event.patient
     if conn.execute(
         "SELECT 1 FROM covid_case_purged WHERE case_id = %s", (case_id(movement),)
     ).fetchone():
@@ -110,15 +123,15 @@ def open_case(
         "AND covid_case.covid_status <> EXCLUDED.covid_status",
         (
             case_id(movement),
-            event["stay_key"],
-            event["establishment"],
-            event["event_id"],
+            event.stay_key,
+            event.establishment,
+            event.event_id,
             movement,
-            patient.get("ins"),
+            patient.ins,
             identity_key(patient),
             _patient_to_json(patient),
-            json.dumps(dict(gp)) if gp else None,
-            event["covid_status"],
+            json.dumps(gp.to_avro()) if gp else None,
+            str(event.covid_status),
             discharged_at,
             discharged_at + reminder_delay,
             discharged_at + reminder_delay,
@@ -131,13 +144,13 @@ def open_case(
 def close_for_patient(
     conn: Conn,
     publisher: FollowupPublisher,
-    event: Mapping[str, Any],
+    event: StayEvent,
     reason: str,
     *,
     strictly_after: bool,
 ) -> int:
     """Close the patient's open cases opened by a discharge before this event."""
-    patient = event["patient"]
+    patient = event.patient
     comparison = ">" if strictly_after else ">="
     return _changed(
         conn,
@@ -146,11 +159,11 @@ def close_for_patient(
         "remind_at = NULL, complete_at = NULL, updated_at = now() "
         "WHERE state <> 'CLOSED' AND (identity_key = %s OR (ins IS NOT NULL AND ins = %s)) "
         f"AND %s {comparison} discharged_at",
-        (reason, identity_key(patient), patient.get("ins"), event["movement"]["occurred_at"]),
+        (reason, identity_key(patient), patient.ins, event.movement.occurred_at),
     )
 
 
-def close_cancelled(conn: Conn, publisher: FollowupPublisher, event: Mapping[str, Any]) -> int:
+def close_cancelled(conn: Conn, publisher: FollowupPublisher, event: StayEvent) -> int:
     movement = movement_key(event)
     return _changed(
         conn,
@@ -191,9 +204,7 @@ def complete_due(conn: Conn, publisher: FollowupPublisher) -> int:
         )
 
 
-def record_merge(
-    conn: Conn, merged: PatientRecord, survivor: Mapping[str, Any], merge_event_id: str
-) -> bool:
+def record_merge(conn: Conn, merged: PatientRecord, survivor: Patient, merge_event_id: str) -> bool:
     """Remember that ``merged`` is ``survivor`` now; records merged earlier into ``merged``
     follow it to its survivor. Whether the merge was new (a replay records nothing)."""
     patient = _patient_to_json(survivor)
@@ -215,7 +226,7 @@ def record_merge(
     )
 
 
-def survivor_of(conn: Conn, record: PatientRecord) -> dict[str, Any] | None:
+def survivor_of(conn: Conn, record: PatientRecord) -> Patient | None:
     """The patient a merged record is now, or None if it was not merged."""
     row = conn.execute(
         "SELECT patient FROM covid_patient_merge WHERE establishment = %s AND merged_ipp = %s",
@@ -225,7 +236,7 @@ def survivor_of(conn: Conn, record: PatientRecord) -> dict[str, Any] | None:
 
 
 def move_cases(
-    conn: Conn, publisher: FollowupPublisher, merged: PatientRecord, survivor: Mapping[str, Any]
+    conn: Conn, publisher: FollowupPublisher, merged: PatientRecord, survivor: Patient
 ) -> int:
     """The merged record's open and reminder-pending cases become the survivor's: its patient
     data, INS and identity key, so that its later events (a readmission, a death) find them.
@@ -238,7 +249,7 @@ def move_cases(
         "WHERE state <> 'CLOSED' AND establishment = %s AND patient ->> 'ipp' = %s",
         (
             _patient_to_json(survivor),
-            survivor.get("ins"),
+            survivor.ins,
             identity_key(survivor),
             merged.establishment,
             merged.ipp,

@@ -13,19 +13,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import unicodedata
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from services.common.dispositions import is_death
+from services.common.records import Action, CovidStatus, EventKind, Patient, PatientMerge, StayEvent
 
 _CASE_NAMESPACE = uuid.UUID("1b8e0a52-2f7e-4c55-9d2e-7a6f0c3e9b41")
 
-FOLLOWED_STATUSES = frozenset({"POSITIVE", "SUSPECTED"})
-READMISSION_KINDS = frozenset({"ADMISSION", "CHANGE_TO_INPATIENT"})
+FOLLOWED_STATUSES = frozenset({CovidStatus.POSITIVE, CovidStatus.SUSPECTED})
+READMISSION_KINDS = frozenset({EventKind.ADMISSION, EventKind.CHANGE_TO_INPATIENT})
 
 
 class Effect(enum.Enum):
@@ -46,32 +46,32 @@ def _normalised(text: str | None) -> str:
     return letters.upper()
 
 
-def identity_key(patient: Mapping[str, Any]) -> str:
+def identity_key(patient: Patient) -> str:
     """Who the patient is across establishments when no qualified INS is known."""
-    birth = patient.get("birth_date")
+    birth = patient.birth_date
     return "|".join(
         [
-            _normalised(patient.get("birth_name") or patient["family_name"]),
-            _normalised(patient.get("given_name")),
+            _normalised(patient.birth_name or patient.family_name),
+            _normalised(patient.given_name),
             birth.isoformat() if birth else "",
-            (patient.get("sex") or "").upper(),
+            (patient.sex or "").upper(),
         ]
     )
 
 
-def effects(event: Mapping[str, Any]) -> list[Effect]:
+def effects(event: StayEvent) -> list[Effect]:
     """What a stay event does to follow-up cases."""
     found = []
-    if event["kind"] == "DISCHARGE":
-        if event["action"] == "CANCEL":
+    if event.kind is EventKind.DISCHARGE:
+        if event.action is Action.CANCEL:
             found.append(Effect.CLOSE_CANCELLED)
-        elif is_death(event["stay"].get("discharge_disposition")):
+        elif is_death(event.stay.discharge_disposition):
             found.append(Effect.CLOSE_DECEASED)
-        elif event["covid_status"] in FOLLOWED_STATUSES:
+        elif event.covid_status in FOLLOWED_STATUSES:
             found.append(Effect.OPEN)
-    if event["kind"] in READMISSION_KINDS and event["action"] == "INSERT":
+    if event.kind in READMISSION_KINDS and event.action is Action.INSERT:
         found.append(Effect.CLOSE_READMISSION)
-    if event["covid_status"] == "NEGATIVE" and event["action"] != "CANCEL":
+    if event.covid_status is CovidStatus.NEGATIVE and event.action is not Action.CANCEL:
         found.append(Effect.CLOSE_NEGATIVE)
     return found
 
@@ -84,19 +84,19 @@ class PatientRecord:
     ipp: str
 
 
-def record_of(establishment: str, patient: Mapping[str, Any]) -> PatientRecord:
-    return PatientRecord(establishment, patient["ipp"])
+def record_of(establishment: str, patient: Patient) -> PatientRecord:
+    return PatientRecord(establishment, patient.ipp)
 
 
-def merged_record(merge: Mapping[str, Any]) -> PatientRecord | None:
+def merged_record(merge: PatientMerge) -> PatientRecord | None:
     """The record a merge does away with (its events and cases are the survivor's from then
     on); None when the merge names the survivor's own IPP, which moves nothing."""
-    merged = PatientRecord(merge["establishment"], merge["merged_ipp"])
-    return None if merged == record_of(merge["establishment"], merge["patient"]) else merged
+    merged = PatientRecord(merge.establishment, merge.merged_ipp)
+    return None if merged == record_of(merge.establishment, merge.patient) else merged
 
 
-def as_survivor(event: Mapping[str, Any], survivor: Mapping[str, Any]) -> dict[str, Any]:
+def as_survivor(event: StayEvent, survivor: Patient) -> StayEvent:
     """A stay event of a merged record, read as the surviving patient's: the survivor's
     identity entirely (the merge's PID is who the patient is now), nothing of the merged one's
     kept, so that the identity key and INS are the survivor's."""
-    return {**event, "patient": dict(survivor)}
+    return dataclasses.replace(event, patient=survivor)

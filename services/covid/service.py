@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -23,9 +22,18 @@ from services.common.kafka import make_consumer, make_producer
 from services.common.observability import lag_from_statistics
 from services.common.outbox import Conn
 from services.common.paths import PROJECT_ROOT
+from services.common.records import (
+    CareRole,
+    CovidFollowup,
+    EnrichedStayEvent,
+    PatientMerge,
+    Recipient,
+    StayEvent,
+    UnroutableStayEvent,
+)
 from services.common.retention import Purge, purge_periodically
 from services.common.runner import ServiceThreads
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.covid import cases
 from services.covid.config import CovidConfig
@@ -49,33 +57,37 @@ class CaseKeeper:
         self.config = config
         self.log = log
 
-    def handle(self, topic: str, value: dict[str, Any]) -> None:
-        if topic == self.config.merges_topic:
-            self._merge(value)
-        else:
-            self._stay_event(value)
+    def handle(
+        self, _topic: str, value: EnrichedStayEvent | UnroutableStayEvent | PatientMerge
+    ) -> None:
+        match value:
+            case PatientMerge():
+                self._merge(value)
+            case EnrichedStayEvent():
+                gp = next((r for r in value.recipients if r.role is CareRole.ODRP), None)
+                self._stay_event(value.event, gp)
+            case UnroutableStayEvent():
+                self._stay_event(value.event, None)
 
-    def _merge(self, merge: dict[str, Any]) -> None:
+    def _merge(self, merge: PatientMerge) -> None:
         merged = merged_record(merge)
         if merged is None:
             return
-        cases.record_merge(self.conn, merged, merge["patient"], merge["event_id"])
-        moved = cases.move_cases(self.conn, self.publisher, merged, merge["patient"])
+        cases.record_merge(self.conn, merged, merge.patient, merge.event_id)
+        moved = cases.move_cases(self.conn, self.publisher, merged, merge.patient)
         if moved:
             self.log.info(
                 "follow-up cases moved to the surviving patient",
-                event_id=merge["event_id"],
+                event_id=merge.event_id,
                 cases=moved,
             )
 
-    def _stay_event(self, value: dict[str, Any]) -> None:
-        event = value["event"]
+    def _stay_event(self, event: StayEvent, gp: Recipient | None) -> None:
         # An event of a record merged away (sent before the merge, arrived after it): the
         # survivor's, so that it finds, and opens, the survivor's cases.
-        survivor = cases.survivor_of(self.conn, record_of(event["establishment"], event["patient"]))
+        survivor = cases.survivor_of(self.conn, record_of(event.establishment, event.patient))
         if survivor is not None:
             event = as_survivor(event, survivor)
-        gp = next((r for r in value.get("recipients", []) if r["role"] == "ODRP"), None)
         for effect in effects(event):
             if effect is Effect.OPEN:
                 changed = cases.open_case(
@@ -99,7 +111,7 @@ class CaseKeeper:
             if changed:
                 self.log.info(
                     "follow-up cases changed",
-                    event_id=event["event_id"],
+                    event_id=event.event_id,
                     effect=effect.name,
                     cases=changed,
                 )
@@ -120,7 +132,7 @@ class CovidService:
             apply_migrations(conn, "covid", MIGRATIONS)
         registry = make_registry_client(self.settings)
         publisher = cases.FollowupPublisher(
-            AvroSerde(registry, "harpicoop.CovidFollowup"), self.config.followups_topic
+            RecordSerde(registry, CovidFollowup), self.config.followups_topic
         )
         intake_conn = connect(self.settings)
         keeper = CaseKeeper(intake_conn, publisher, self.config, self.log.bind(part="intake"))
@@ -133,9 +145,9 @@ class CovidService:
                 **{"statistics.interval.ms": 5000},
             ),
             topics={
-                self.config.enriched_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
-                self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
-                self.config.merges_topic: AvroSerde(registry, "harpicoop.PatientMerge"),
+                self.config.enriched_topic: RecordSerde(registry, EnrichedStayEvent),
+                self.config.unroutable_topic: RecordSerde(registry, UnroutableStayEvent),
+                self.config.merges_topic: RecordSerde(registry, PatientMerge),
             },
             conn=intake_conn,
             dead_letters=DeadLetters(

@@ -10,13 +10,14 @@ from services.common import outbox
 from services.common.db import connect
 from services.common.kafka import make_producer
 from services.common.logging import get_logger
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.records import Practitioner
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.directory.publisher import OUTBOX_OWNER, PractitionerPublisher
 from services.directory.store import DirectoryStore, migrate
 
 PRACTITIONERS_TOPIC = "practitioners"
-PRACTITIONER_SCHEMA = "harpicoop.Practitioner"
+PRACTITIONER_SCHEMA = Practitioner.SCHEMA
 
 
 @dataclass
@@ -47,5 +48,5 @@ def build(
         OUTBOX_OWNER,
         get_logger(service="directory"),
     )
-    serde = AvroSerde(make_registry_client(settings), PRACTITIONER_SCHEMA)
+    serde = RecordSerde(make_registry_client(settings), Practitioner)
     return Directory(DirectoryStore(conn), PractitionerPublisher(conn, serde, topic, relay))

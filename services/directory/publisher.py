@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 
 from services.common import outbox
-from services.common.serde import AvroSerde
-from services.directory.records import practitioner_value
+from services.common.records import Practitioner
+from services.common.serde import RecordSerde
+from services.directory.records import practitioner_record
 from services.directory.store import PractitionerState
 
 OUTBOX_OWNER = "directory"
@@ -31,7 +32,7 @@ class PractitionerPublisher:
     def __init__(
         self,
         conn: psycopg.Connection[Any],
-        serde: AvroSerde,
+        serde: RecordSerde[Practitioner],
         topic: str,
         relay: outbox.OutboxRelay,
         *,
@@ -61,7 +62,7 @@ class PractitionerPublisher:
                 value = (
                     None
                     if state is None
-                    else self.serde.serialize(self.topic, practitioner_value(state))
+                    else self.serde.serialize(self.topic, practitioner_record(state))
                 )
                 copy.write_row((OUTBOX_OWNER, self.topic, rpps.encode("ascii"), value))
                 queued += 1

@@ -423,5 +423,5 @@ class DirectoryStore:
 
 
 def _state(row: dict[str, Any]) -> PractitionerState:
-    # The row is the state as it is: ``practitioner_value`` ignores the extra "wanted" column.
+    # The row is the state as it is: ``practitioner_record`` ignores the extra "wanted" column.
     return row["wanted"], None if row["rpps"] is None else row

@@ -17,16 +17,12 @@ import structlog
 from services.common.establishments import establishments_by_client_cn, establishments_by_facility
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
+from services.common.records import PatientMerge, RawMessage, StayEvent
 from services.common.serde import make_registry_client
 from services.common.settings import Settings, read_config
 from services.gateway.covid import load_covid_mapping
 from services.gateway.handler import MessageHandler, Topics, utc_now
-from services.gateway.intake import (
-    PATIENT_MERGE_SCHEMA,
-    RAW_MESSAGE_SCHEMA,
-    STAY_EVENT_SCHEMA,
-    IntakeRules,
-)
+from services.gateway.intake import IntakeRules
 from services.gateway.kafka_writer import KafkaWriter
 from services.gateway.limits import RefusedArchiveBudget
 from services.gateway.server import MllpServer, ServerLimits
@@ -113,7 +109,7 @@ def build_gateway(
     writer = KafkaWriter(
         producer,
         make_registry_client(settings),
-        [STAY_EVENT_SCHEMA, PATIENT_MERGE_SCHEMA, RAW_MESSAGE_SCHEMA],
+        [StayEvent, PatientMerge, RawMessage],
     )
     rules = IntakeRules(
         establishments_by_facility(), load_covid_mapping(), ZoneInfo(config.timezone)

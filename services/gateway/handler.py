@@ -20,15 +20,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 
 from services.common.observability import PROCESSED, RECEIVED, REFUSED, UNARCHIVED
+from services.common.serde import AvroRecord
 from services.gateway.ack import build_ack, code_to_send
 from services.gateway.hl7 import ErrorCode, Problem
 from services.gateway.intake import (
-    RAW_MESSAGE_SCHEMA,
     Intake,
     IntakeRules,
     Outcome,
@@ -50,7 +50,7 @@ at 256 KiB, in a thread."""
 class RecordWriter(Protocol):
     """What the handler needs of Kafka (``kafka_writer.KafkaWriter``)."""
 
-    async def encode(self, topic: str, schema: str, value: dict[str, Any]) -> bytes: ...
+    async def encode(self, topic: str, record: AvroRecord) -> bytes: ...
 
     async def send(self, topic: str, key: str, value: bytes) -> None: ...
 
@@ -210,9 +210,7 @@ class MessageHandler:
         encoded: bytes | None = None
         if intake.publication is not None and topic is not None:
             try:
-                encoded = await self._writer.encode(
-                    topic, intake.publication.schema, intake.publication.value
-                )
+                encoded = await self._writer.encode(topic, intake.publication.value)
             except RecordUnencodable as error:
                 log.error("record does not fit its schema", error=error)
                 intake = intake.failed(
@@ -228,7 +226,7 @@ class MessageHandler:
         )
         writes = []
         if archived:
-            entry = await self._writer.encode(self._topics.archive, RAW_MESSAGE_SCHEMA, record)
+            entry = await self._writer.encode(self._topics.archive, record)
             writes.append(self._writer.send(self._topics.archive, intake.archive_key, entry))
         if encoded is not None and topic is not None and intake.publication is not None:
             writes.append(self._writer.send(topic, intake.publication.key, encoded))

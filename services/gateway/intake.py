@@ -15,10 +15,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from services.common.establishments import Establishment
+from services.common.records import MessageOutcome, PatientMerge, RawMessage, StayEvent
 from services.gateway import pam
 from services.gateway.ack import AckContext
 from services.gateway.covid import CovidMapping
@@ -34,20 +34,14 @@ from services.gateway.hl7 import (
     parse_header,
 )
 
-STAY_EVENT_SCHEMA = "harpicoop.StayEvent"
-PATIENT_MERGE_SCHEMA = "harpicoop.PatientMerge"
-RAW_MESSAGE_SCHEMA = "harpicoop.RawMessage"
+STAY_EVENT_SCHEMA = StayEvent.SCHEMA
+PATIENT_MERGE_SCHEMA = PatientMerge.SCHEMA
+RAW_MESSAGE_SCHEMA = RawMessage.SCHEMA
 PROCESSING_IDS = frozenset({"P", "T", "D"})  # production, training, debugging (table 0103)
 
 
-class Outcome(StrEnum):
-    """harpicoop.MessageOutcome."""
-
-    PUBLISHED = "PUBLISHED"
-    KEPT = "KEPT"
-    IGNORED = "IGNORED"
-    ERROR = "ERROR"
-    REJECTED = "REJECTED"
+Outcome = MessageOutcome
+"""What became of a message: the archive's ``outcome``, the schema's enum itself."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +59,12 @@ class IntakeRules:
 class Publication:
     stream: str
     """``stays`` (a StayEvent for the establishment's raw topic) or ``merges``."""
-    schema: str
     key: str
-    value: dict[str, Any]
+    value: StayEvent | PatientMerge
 
     @property
     def event_id(self) -> str:
-        return str(self.value["event_id"])
+        return self.value.event_id
 
 
 @dataclass(frozen=True)
@@ -202,12 +195,12 @@ def _decide(
             )
         except pam.HistoricMovement as historic:
             return Outcome.KEPT, None, (historic.problem,)
-        publication = Publication("stays", STAY_EVENT_SCHEMA, mapped.key, mapped.value)
+        publication = Publication("stays", mapped.key, mapped.value)
         return Outcome.PUBLISHED, publication, mapped.warnings
     if trigger == pam.MERGE_TRIGGER:
-        mapped = pam.patient_merge(message, establishment, received_at, rules.timezone)
-        publication = Publication("merges", PATIENT_MERGE_SCHEMA, mapped.key, mapped.value)
-        return Outcome.PUBLISHED, publication, mapped.warnings
+        merge = pam.patient_merge(message, establishment, received_at, rules.timezone)
+        publication = Publication("merges", merge.key, merge.value)
+        return Outcome.PUBLISHED, publication, merge.warnings
     if trigger in pam.IDENTITY_TRIGGERS:
         reader = pam.Reader(rules.timezone, received_at)
         pam.identity(message, reader)
@@ -313,27 +306,25 @@ def archive_record(
     received_at: dt.datetime,
     ack_code: str | None,
     topic: str | None,
-) -> dict[str, Any]:
+) -> RawMessage:
     """harpicoop.RawMessage for ``hl7.archive``."""
     first_error = next((item for item in intake.problems if item.severity == "E"), None)
-    return {
-        "received_at": received_at,
-        "peer": peer,
-        "raw": intake.raw,
-        "size": intake.size,
-        "truncated": intake.truncated,
-        "charset": intake.charset,
-        "establishment": intake.establishment.code if intake.establishment else None,
-        "sending_facility": intake.sending_facility,
-        "message_type": intake.message_type,
-        "message_control_id": intake.control_id,
-        "event_id": intake.publication.event_id if intake.publication else None,
-        "topic": topic if intake.publication else None,
-        "outcome": intake.outcome.value,
-        "ack_code": ack_code,
-        "error_code": first_error.code.code if first_error else None,
-        "error_location": str(first_error.location)
-        if first_error and first_error.location
-        else None,
-        "error_detail": "; ".join(item.text for item in intake.problems) or None,
-    }
+    return RawMessage(
+        received_at=received_at,
+        peer=peer,
+        raw=intake.raw,
+        size=intake.size,
+        truncated=intake.truncated,
+        charset=intake.charset,
+        establishment=intake.establishment.code if intake.establishment else None,
+        sending_facility=intake.sending_facility,
+        message_type=intake.message_type,
+        message_control_id=intake.control_id,
+        event_id=intake.publication.event_id if intake.publication else None,
+        topic=topic if intake.publication else None,
+        outcome=intake.outcome,
+        ack_code=ack_code,
+        error_code=first_error.code.code if first_error else None,
+        error_location=str(first_error.location) if first_error and first_error.location else None,
+        error_detail="; ".join(item.text for item in intake.problems) or None,
+    )

@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 import httpx
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from services.common.serde import AvroSerde
+from services.common.serde import AvroRecord, RecordSerde
 
 # How long produce() may wait for room in a full local queue before giving up.
 QUEUE_FULL_PAUSE = 0.01
@@ -38,10 +37,15 @@ class RecordUnencodable(Exception):
 
 class KafkaWriter:
     def __init__(
-        self, producer: Producer, registry: SchemaRegistryClient, schemas: Iterable[str]
+        self,
+        producer: Producer,
+        registry: SchemaRegistryClient,
+        record_types: Iterable[type[AvroRecord]],
     ) -> None:
         self._producer = producer
-        self._serdes = {name: AvroSerde(registry, name) for name in schemas}
+        self._serdes: dict[type[AvroRecord], RecordSerde[AvroRecord]] = {
+            record_type: RecordSerde(registry, record_type) for record_type in record_types
+        }
         self._warm_topics: set[str] = set()
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
@@ -53,19 +57,19 @@ class KafkaWriter:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
 
-    async def encode(self, topic: str, schema: str, value: dict[str, Any]) -> bytes:
-        serde = self._serdes[schema]
+    async def encode(self, topic: str, record: AvroRecord) -> bytes:
+        serde = self._serdes[type(record)]
         try:
             if topic in self._warm_topics:
-                return serde.serialize(topic, value)
+                return serde.serialize(topic, record)
             # The first record of a topic looks its schema id up over HTTP: not on the loop.
-            data = await asyncio.to_thread(serde.serialize, topic, value)
+            data = await asyncio.to_thread(serde.serialize, topic, record)
             self._warm_topics.add(topic)
             return data
         except (SchemaRegistryError, httpx.HTTPError, OSError) as error:
             raise RegistryUnavailable(f"schema registry: {type(error).__name__}") from error
         except Exception as error:
-            raise RecordUnencodable(f"{schema}: {type(error).__name__}") from error
+            raise RecordUnencodable(f"{record.SCHEMA}: {type(error).__name__}") from error
 
     async def send(self, topic: str, key: str, value: bytes) -> None:
         """Returns once Kafka has the record (acks=all); raises ``WriteFailed`` otherwise."""

@@ -24,9 +24,24 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from services.common.establishments import Establishment
+from services.common.records import (
+    Action,
+    AdmissionMode,
+    CareRole,
+    CareTeamMember,
+    CovidStatus,
+    EventKind,
+    Movement,
+    Patient,
+    PatientMerge,
+    PersonName,
+    PractitionerRef,
+    Stay,
+    StayEvent,
+)
 from services.gateway.covid import UNKNOWN, CovidMapping
 from services.gateway.hl7 import (
     ErrorCode,
@@ -294,12 +309,15 @@ class Reader:
         )
 
 
+R = TypeVar("R", StayEvent, PatientMerge)
+
+
 @dataclass(frozen=True)
-class Mapped:
+class Mapped(Generic[R]):
     """A record for a topic, its key, and what was dropped on the way."""
 
     key: str
-    value: dict[str, Any]
+    value: R
     warnings: tuple[Problem, ...]
 
 
@@ -328,16 +346,16 @@ def _identifier(repetitions: list[Repetition], id_type: str) -> str | None:
     return None
 
 
-def _name(repetition: Repetition | None) -> dict[str, Any] | None:
+def _name(repetition: Repetition | None) -> PersonName | None:
     """harpicoop.PersonName from one XPN; None when it names nobody."""
     if repetition is None:
         return None
-    name = {
-        "family_name": _optional(repetition.component(1)),
-        "given_name": _optional(repetition.component(2)),
-        "other_given_names": _optional(repetition.component(3)),
-    }
-    return name if any(name.values()) else None
+    name = PersonName(
+        family_name=_optional(repetition.component(1)),
+        given_name=_optional(repetition.component(2)),
+        other_given_names=_optional(repetition.component(3)),
+    )
+    return name if name.family_name or name.given_name or name.other_given_names else None
 
 
 def _names(pid: Segment) -> tuple[Repetition | None, Repetition | None, Repetition | None]:
@@ -355,7 +373,8 @@ def _names(pid: Segment) -> tuple[Repetition | None, Repetition | None, Repetiti
 
 
 def demographics(pid: Segment, reader: Reader) -> dict[str, Any]:
-    """What PID says of the patient besides the identifiers; nothing required, dates checked."""
+    """What PID says of the patient besides the identifiers (``Patient``'s other fields by
+    name); nothing required, dates checked."""
     used, legal, first = _names(pid)
     # The family name: the used name's when sent, else the birth name's, else whatever
     # repetition names the patient (an engine that leaves the name type out).
@@ -374,7 +393,7 @@ def demographics(pid: Segment, reader: Reader) -> dict[str, Any]:
     }
 
 
-def patient(message: Message, reader: Reader) -> dict[str, Any]:
+def patient(message: Message, reader: Reader) -> Patient:
     """harpicoop.Patient from PID: the IPP and a family name are required."""
     pid = _segment(message, "PID", "patient identification")
     ids = pid.repetitions(3)
@@ -393,7 +412,7 @@ def patient(message: Message, reader: Reader) -> dict[str, Any]:
             "PID-5 (patient name) has no family name, neither used (D) nor birth (L)",
             pid.location(5),
         )
-    return {"ipp": ipp, "ins": _identifier(ids, "INS") if qualified else None, **found}
+    return Patient(ipp=ipp, ins=_identifier(ids, "INS") if qualified else None, **found)
 
 
 def identity(message: Message, reader: Reader) -> None:
@@ -407,7 +426,7 @@ def identity(message: Message, reader: Reader) -> None:
     demographics(_segment(message, "PID", "patient identification"), reader)
 
 
-def admission_mode(pv1: Segment) -> str:
+def admission_mode(pv1: Segment) -> AdmissionMode:
     patient_class = pv1.get(2).upper()
     admission_type = pv1.get(4).upper()
     admit_source = pv1.get(14).upper()
@@ -416,10 +435,10 @@ def admission_mode(pv1: Segment) -> str:
         or admission_type in EMERGENCY_ADMISSION_TYPES
         or admit_source in EMERGENCY_ADMIT_SOURCES
     ):
-        return "EMERGENCY"
+        return AdmissionMode.EMERGENCY
     if admit_source in SCHEDULED_ADMIT_SOURCES or admission_type in SCHEDULED_ADMISSION_TYPES:
-        return "SCHEDULED"
-    return "UNKNOWN"
+        return AdmissionMode.SCHEDULED
+    return AdmissionMode.UNKNOWN
 
 
 def _rpps(repetition: Repetition) -> str | None:
@@ -438,7 +457,7 @@ def _rpps(repetition: Repetition) -> str | None:
     return identifier if len(identifier) == 11 and identifier.isdigit() else None
 
 
-def practitioner(repetitions: list[Repetition]) -> dict[str, Any]:
+def practitioner(repetitions: list[Repetition]) -> PractitionerRef:
     """A practitioner field (XCN, repeating): the RPPS from whichever repetition carries it, the
     name from that repetition, else from the first one that names someone."""
     rpps, carrier = next(
@@ -449,30 +468,36 @@ def practitioner(repetitions: list[Repetition]) -> dict[str, Any]:
         if carrier is not None and carrier.component(2)
         else next((rep for rep in repetitions if rep.component(2)), None)
     )
-    return {
-        "rpps": rpps,
-        "family_name": _optional(named.component(2) if named else ""),
-        "given_name": _optional(named.component(3) if named else ""),
-    }
+    return PractitionerRef(
+        rpps=rpps,
+        family_name=_optional(named.component(2) if named else ""),
+        given_name=_optional(named.component(3) if named else ""),
+    )
 
 
-def care_team(message: Message) -> list[dict[str, Any]]:
+def care_team(message: Message) -> tuple[CareTeamMember, ...]:
     """ROL segments, in message order; a role being deleted (ROL-2 DE) is left out."""
     team = []
     for rol in message.all("ROL"):
         if rol.get(2).upper() == "DE":
             continue
         role = rol.get(3).upper()
+        named = practitioner(rol.repetitions(4))
         team.append(
-            {"role": role if role in CARE_ROLES else "OTHER", **practitioner(rol.repetitions(4))}
+            CareTeamMember(
+                role=CareRole(role) if role in CARE_ROLES else CareRole.OTHER,
+                rpps=named.rpps,
+                family_name=named.family_name,
+                given_name=named.given_name,
+            )
         )
-    return team
+    return tuple(team)
 
 
-def _visit_practitioner(pv1: Segment, number: int) -> dict[str, Any] | None:
+def _visit_practitioner(pv1: Segment, number: int) -> PractitionerRef | None:
     """harpicoop.PractitionerRef from PV1-7, PV1-8 or PV1-17; None when the field is empty."""
     found = practitioner(pv1.repetitions(number))
-    return found if any(found.values()) else None
+    return found if found.rpps or found.family_name or found.given_name else None
 
 
 def medical_unit(zbe: Segment) -> tuple[str | None, str | None]:
@@ -501,7 +526,7 @@ def protection(message: Message, segment: str, field: int) -> bool | None:
     return {"Y": True, "N": False}.get(value)
 
 
-def covid_status(message: Message, establishment: str, mapping: CovidMapping) -> str:
+def covid_status(message: Message, establishment: str, mapping: CovidMapping) -> CovidStatus:
     """The last SARS-CoV-2 observation's mapped result; UNKNOWN when there is none."""
     status = UNKNOWN
     for obx in message.all("OBX"):
@@ -510,7 +535,7 @@ def covid_status(message: Message, establishment: str, mapping: CovidMapping) ->
         if obx.get(11).upper() in WITHDRAWN_RESULTS:
             continue
         status = mapping.status(establishment, obx.get(5, 1), obx.get(5, 2))
-    return status
+    return CovidStatus(status)
 
 
 def expected_action(trigger: str) -> str:
@@ -520,7 +545,7 @@ def expected_action(trigger: str) -> str:
     return "UPDATE" if trigger == CORRECTION_TRIGGER else "INSERT"
 
 
-def _action(zbe: Segment, trigger: str, reader: Reader) -> str:
+def _action(zbe: Segment, trigger: str, reader: Reader) -> Action:
     action = reader.required(zbe, 4, "action").upper()
     if action not in ACTIONS:
         raise MessageError(
@@ -535,12 +560,12 @@ def _action(zbe: Segment, trigger: str, reader: Reader) -> str:
             f"ZBE-4 action {action} does not fit trigger {trigger}, which needs {expected}",
             zbe.location(4),
         )
-    return action
+    return Action(action)
 
 
-def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
+def _kind(zbe: Segment, trigger: str, action: Action) -> tuple[EventKind, str | None]:
     """The movement's kind, and the original trigger (ZBE-6) an update or cancel acts upon."""
-    original = zbe.get(6).upper() if action != "INSERT" else ""
+    original = zbe.get(6).upper() if action is not Action.INSERT else ""
     if original and original not in KIND_BY_TRIGGER:
         raise MessageError(
             ErrorCode.TABLE_VALUE_NOT_FOUND,
@@ -548,14 +573,14 @@ def _kind(zbe: Segment, trigger: str, action: str) -> tuple[str, str | None]:
             zbe.location(6),
         )
     if original:
-        return KIND_BY_TRIGGER[original], original
+        return EventKind(KIND_BY_TRIGGER[original]), original
     if trigger == CORRECTION_TRIGGER:
         raise MessageError(
             ErrorCode.REQUIRED_FIELD_MISSING,
             "ZBE-6 (the trigger of the corrected movement) is required with Z99",
             zbe.location(6),
         )
-    return KIND_BY_TRIGGER[trigger], None
+    return EventKind(KIND_BY_TRIGGER[trigger]), None
 
 
 def movement_authority(zbe: Segment) -> str | None:
@@ -578,7 +603,7 @@ def stay_event(
     received_at: dt.datetime,
     covid: CovidMapping,
     timezone: dt.tzinfo,
-) -> Mapped:
+) -> Mapped[StayEvent]:
     """harpicoop.StayEvent from a movement message (a trigger in MOVEMENT_TRIGGERS)."""
     check_plain_text(message)
     reader = Reader(timezone, received_at)
@@ -597,44 +622,44 @@ def stay_event(
     person = patient(message, reader)
     unit, unit_name = medical_unit(zbe)
     stay_key = f"{establishment.code}:{visit_number}"
-    value: dict[str, Any] = {
-        "event_id": event_id(establishment, control_id),
-        "establishment": establishment.code,
-        "stay_key": stay_key,
-        "kind": kind,
-        "action": action,
-        "trigger_event": trigger,
-        "original_trigger": original_trigger,
-        "message_control_id": control_id,
-        "sent_at": reader.timestamp(msh, 7, "message date and time", EVENT),
-        "received_at": received_at,
-        "movement": {
-            "movement_id": movement_id,
-            "authority": authority,
-            "occurred_at": occurred_at,
-            "unit": unit,
-            "unit_name": unit_name,
-        },
-        "patient": person,
-        "stay": {
-            "visit_number": visit_number,
-            "billing_number": _optional(pid.get(18)),
-            "patient_class": _optional(pv1.get(2)),
-            "admission_type": _optional(pv1.get(4)),
-            "admission_mode": admission_mode(pv1),
-            "admitted_at": reader.timestamp(pv1, 44, "admit date and time", ADMISSION),
-            "discharged_at": reader.timestamp(pv1, 45, "discharge date and time", EVENT),
-            "discharge_disposition": _optional(pv1.get(36)),
-            "discharge_destination": _optional(pv1.get(37)),
-            "attending_doctor": _visit_practitioner(pv1, 7),
-            "referring_doctor": _visit_practitioner(pv1, 8),
-            "admitting_doctor": _visit_practitioner(pv1, 17),
-        },
-        "care_team": care_team(message),
-        "covid_status": covid_status(message, establishment.code, covid),
-        "patient_protected": protection(message, "PD1", 12),
-        "stay_protected": protection(message, "PV2", 22),
-    }
+    value = StayEvent(
+        event_id=event_id(establishment, control_id),
+        establishment=establishment.code,
+        stay_key=stay_key,
+        kind=kind,
+        action=action,
+        trigger_event=trigger,
+        original_trigger=original_trigger,
+        message_control_id=control_id,
+        sent_at=reader.timestamp(msh, 7, "message date and time", EVENT),
+        received_at=received_at,
+        movement=Movement(
+            movement_id=movement_id,
+            authority=authority,
+            occurred_at=occurred_at,
+            unit=unit,
+            unit_name=unit_name,
+        ),
+        patient=person,
+        stay=Stay(
+            visit_number=visit_number,
+            billing_number=_optional(pid.get(18)),
+            patient_class=_optional(pv1.get(2)),
+            admission_type=_optional(pv1.get(4)),
+            admission_mode=admission_mode(pv1),
+            admitted_at=reader.timestamp(pv1, 44, "admit date and time", ADMISSION),
+            discharged_at=reader.timestamp(pv1, 45, "discharge date and time", EVENT),
+            discharge_disposition=_optional(pv1.get(36)),
+            discharge_destination=_optional(pv1.get(37)),
+            attending_doctor=_visit_practitioner(pv1, 7),
+            referring_doctor=_visit_practitioner(pv1, 8),
+            admitting_doctor=_visit_practitioner(pv1, 17),
+        ),
+        care_team=care_team(message),
+        covid_status=covid_status(message, establishment.code, covid),
+        patient_protected=protection(message, "PD1", 12),
+        stay_protected=protection(message, "PV2", 22),
+    )
     return Mapped(stay_key, value, tuple(reader.warnings))
 
 
@@ -643,7 +668,7 @@ def patient_merge(
     establishment: Establishment,
     received_at: dt.datetime,
     timezone: dt.tzinfo,
-) -> Mapped:
+) -> Mapped[PatientMerge]:
     """harpicoop.PatientMerge from an A40 (its first PID and MRG pair, as IHE PAM sends one)."""
     check_plain_text(message)
     reader = Reader(timezone, received_at)
@@ -662,16 +687,16 @@ def patient_merge(
     merged_at = reader.timestamp(evn, 6, "event occurred", EVENT) or reader.timestamp(
         evn, 2, "recorded date and time", EVENT
     )
-    value = {
-        "event_id": event_id(establishment, control_id),
-        "establishment": establishment.code,
-        "trigger_event": msh.get(9, 2).upper(),
-        "message_control_id": control_id,
-        "sent_at": reader.timestamp(msh, 7, "message date and time", EVENT),
-        "received_at": received_at,
-        "merged_at": merged_at,
-        "patient": survivor,
-        "merged_ipp": merged_ipp,
-        "merged_billing_number": _optional(mrg.get(3)),
-    }
-    return Mapped(f"{establishment.code}:{survivor['ipp']}", value, tuple(reader.warnings))
+    value = PatientMerge(
+        event_id=event_id(establishment, control_id),
+        establishment=establishment.code,
+        trigger_event=msh.get(9, 2).upper(),
+        message_control_id=control_id,
+        sent_at=reader.timestamp(msh, 7, "message date and time", EVENT),
+        received_at=received_at,
+        merged_at=merged_at,
+        patient=survivor,
+        merged_ipp=merged_ipp,
+        merged_billing_number=_optional(mrg.get(3)),
+    )
+    return Mapped(f"{establishment.code}:{survivor.ipp}", value, tuple(reader.warnings))

@@ -30,8 +30,9 @@ from fastavro.validation import ValidationError, validate
 
 from services.common.establishments import load_establishments
 from services.common.kafka import make_producer
+from services.common.records import StayEvent
 from services.common.schemas import expanded_schema_json, parsed_schema
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import raw_topic
 from services.gateway.intake import STAY_EVENT_SCHEMA
@@ -103,12 +104,12 @@ class StayEventPublisher:
         self.establishment = establishment
         self.topic = topic or raw_topic(establishment)
         self._schema = parsed_schema(STAY_EVENT_SCHEMA)
-        self._serde = AvroSerde(make_registry_client(settings), STAY_EVENT_SCHEMA)
+        self._serde = RecordSerde(make_registry_client(settings), StayEvent)
         self._producer = make_producer(settings, f"harpicoop-publish-{establishment}")
         self._failures: list[str] = []
         self.sent = 0
 
-    def check(self, event: Mapping[str, Any]) -> dict[str, Any]:
+    def check(self, event: Mapping[str, Any]) -> StayEvent:
         """The event ready to send (JSON values converted, ``received_at`` filled in), or
         ``InvalidStayEvent`` saying which field is wrong (never its value: it may be a name)."""
         if not isinstance(event, Mapping):
@@ -131,7 +132,7 @@ class StayEventPublisher:
             )
         if not record["event_id"].startswith(f"{code}:"):
             raise InvalidStayEvent(f"event_id must start with {code}:")
-        return record
+        return StayEvent.from_avro(record)
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Check and queue one event; ``flush`` (or leaving the with-block) waits for Kafka."""
@@ -141,7 +142,7 @@ class StayEventPublisher:
             try:
                 self._producer.produce(
                     self.topic,
-                    key=record["stay_key"].encode(),
+                    key=record.stay_key.encode(),
                     value=value,
                     on_delivery=self._delivered,
                 )

@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from services.common.preferences import EventChoice, Mode, choices_of
+from services.common.records import AdmissionMode, EventKind, Recipient, StayEvent
 from services.common.skip_reasons import SkipReason
 
 _CHOICE_OF_NOTICE: Mapping[str, EventChoice] = {
@@ -33,20 +33,20 @@ _NOT_ASKED = {
 DISCHARGES_ONLY_REASON = SkipReason.DISCHARGES_ONLY.sentence
 
 
-def always_now(event: Mapping[str, Any]) -> bool:
+def always_now(event: StayEvent) -> bool:
     """An emergency admission or a discharge: told at once whatever the mode."""
-    if event["kind"] == "DISCHARGE":
+    if event.kind is EventKind.DISCHARGE:
         return True
-    emergency = (event.get("stay") or {}).get("admission_mode") == "EMERGENCY"
-    return emergency and event["kind"] in ("ADMISSION", "CHANGE_TO_INPATIENT")
+    emergency = event.stay.admission_mode is AdmissionMode.EMERGENCY
+    return emergency and event.kind in (EventKind.ADMISSION, EventKind.CHANGE_TO_INPATIENT)
 
 
 def by_choices(
-    kind: str, event: Mapping[str, Any], recipient: Mapping[str, Any], *, told_before: bool
+    kind: str, event: StayEvent, recipient: Recipient, *, told_before: bool
 ) -> tuple[str | None, bool]:
     """(skip reason, deferred) of a notice of ``kind`` to ``recipient``; ``told_before`` when a
     notice of the same movement went out to them."""
-    choices = choices_of(recipient.get("delivery"))
+    choices = choices_of(recipient.delivery)
     choice = _CHOICE_OF_NOTICE.get(kind)
     if choice is None:
         return None, False

@@ -19,6 +19,14 @@ import structlog
 from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.common.preferences import choices_of
+from services.common.records import (
+    Action,
+    CovidFollowup,
+    EnrichedStayEvent,
+    Recipient,
+    StayEvent,
+    UnroutableStayEvent,
+)
 from services.common.skip_reasons import SkipReason
 from services.notify import ledger, privacy
 from services.notify.config import NotifyConfig
@@ -80,14 +88,17 @@ class Intake:
         self.log = log
         self.recorded = 0
 
-    def handle(self, topic: str, value: dict[str, Any]) -> None:
+    def handle(
+        self, _topic: str, value: EnrichedStayEvent | UnroutableStayEvent | CovidFollowup
+    ) -> None:
         """One record, within the batch's transaction."""
-        if topic == self.config.followups_topic:
-            self._followup(value)
-        elif topic == self.config.unroutable_topic:
-            self._unroutable(value)
-        else:
-            self._stay_event(value)
+        match value:
+            case EnrichedStayEvent():
+                self._stay_event(value)
+            case UnroutableStayEvent():
+                self._unroutable(value)
+            case CovidFollowup():
+                self._followup(value)
 
     def forget(self, topic: str, key: bytes | None) -> None:
         """A tombstone: on ``covid.followups``, the case was purged upstream (retention), so the
@@ -97,48 +108,46 @@ class Intake:
         purged = ledger.purge_messages_of(self.conn, followup_movement_key(key.decode()))
         self.log.info("follow-up case forgotten", notices_purged=purged)
 
-    def _unroutable(self, unroutable: Mapping[str, Any]) -> None:
+    def _unroutable(self, unroutable: UnroutableStayEvent) -> None:
         """No GP could be found for the event: the identity-vigilance team's to look into."""
-        event = unroutable["event"]
+        event = unroutable.event
         entry = {
-            "entry_id": f"event:{event['event_id']}",
-            "establishment": event["establishment"],
-            "unit": event["movement"].get("unit"),
-            "stay_key": event["stay_key"],
-            "event_id": event["event_id"],
+            "entry_id": f"event:{event.event_id}",
+            "establishment": event.establishment,
+            "unit": event.movement.unit,
+            "stay_key": event.stay_key,
+            "event_id": event.event_id,
             "notification_id": None,
-            "reason": unroutable["reason"],
+            "reason": str(unroutable.reason),
             # Enrich's sentence names ids only (an RPPS at most), never the patient.
-            "detail": unroutable["detail"],
-            "occurred_at": event["movement"]["occurred_at"],
+            "detail": unroutable.detail,
+            "occurred_at": event.movement.occurred_at,
         }
         if ledger.put_on_worklist(self.conn, entry):
             self.log.info(
                 "unroutable event on the worklist",
-                event_id=event["event_id"],
-                reason=unroutable["reason"],
+                event_id=event.event_id,
+                reason=str(unroutable.reason),
             )
 
-    def _stay_event(self, enriched: dict[str, Any]) -> None:
-        event = enriched["event"]
+    def _stay_event(self, enriched: EnrichedStayEvent) -> None:
+        event = enriched.event
         key = movement_key(event)
         # Enriched again after a directory update: routable now.
-        ledger.resolve_unroutable(self.conn, event["event_id"])
+        ledger.resolve_unroutable(self.conn, event.event_id)
         stay = privacy.remember_stay(self.conn, event)
         policy = Privacy(
             protected=stay.protected,
             opposed=stay.opposed,
-            sensitivity=self.sensitivity.of(event["establishment"], event["movement"].get("unit")),
+            sensitivity=self.sensitivity.of(event.establishment, event.movement.unit),
         )
         withheld = withheld_reason(policy)
         if stay.protected or stay.opposed:
             # What an earlier event of the stay left waiting goes no further either.
-            privacy.withdraw_withheld(self.conn, self.statuses, event["stay_key"])
+            privacy.withdraw_withheld(self.conn, self.statuses, event.stay_key)
         earlier = (
-            ledger.earlier_notices(
-                self.conn, key, [item["rpps"] for item in enriched["recipients"]]
-            )
-            if event["action"] != "INSERT"
+            ledger.earlier_notices(self.conn, key, [item.rpps for item in enriched.recipients])
+            if event.action is not Action.INSERT
             else {}
         )
         for notice in decide(
@@ -155,10 +164,10 @@ class Intake:
                     else SkipReason.REPLACED.sentence
                 )
                 ledger.withdraw_waiting(
-                    self.conn, self.statuses, key, notice.recipient["rpps"], reason
+                    self.conn, self.statuses, key, notice.recipient.rpps, reason
                 )
                 for digest in ledger.withdraw_from_digests(
-                    self.conn, self.statuses, key, notice.recipient["rpps"], reason
+                    self.conn, self.statuses, key, notice.recipient.rpps, reason
                 ):
                     day = ledger.digest_day(self.conn, digest)
                     self._write_digest(digest, notice.recipient, day)
@@ -166,52 +175,53 @@ class Intake:
                 notice.kind,
                 event,
                 notice.recipient,
-                self._establishment(event["establishment"]),
+                self._establishment(event.establishment),
                 self.vocabulary,
                 minimal=policy.sensitivity is Sensitivity.MINIMAL,
             )
             if notice.deferred:
                 self._defer(notice, event, key, context)
             else:
-                self._record(notice, event, key, context)
+                self._record(notice, ledger.Occurrence.of(event), key, context)
 
     def _defer(
-        self, notice: Notice, event: Mapping[str, Any], key: str, context: Mapping[str, Any]
+        self, notice: Notice, event: StayEvent, key: str, context: Mapping[str, Any]
     ) -> None:
         """Listed in the first digest of the recipient still open after the event came in; the
         digest is written again with its lines as they now stand."""
-        rpps = notice.recipient["rpps"]
-        hour = choices_of(notice.recipient.get("delivery")).digest_hour
-        for day, _ in slots(event["received_at"], hour):
+        rpps = notice.recipient.rpps
+        hour = choices_of(notice.recipient.delivery).digest_hour
+        for day, _ in slots(event.received_at, hour):
             digest = digest_id(rpps, day)
             if ledger.digest_open(self.conn, digest):
                 break
         # The line keeps the notice's own fields, in words, until its digest is written.
         line = json.dumps(context, ensure_ascii=False).encode()
         message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
+        occurrence = ledger.Occurrence.of(event)
         if ledger.record(
-            self.conn, self.statuses, notice, event, key, line, message_id, digest_id=digest
+            self.conn, self.statuses, notice, occurrence, key, line, message_id, digest_id=digest
         ):
             self.recorded += 1
             self.log.info(
                 "notice deferred to a digest",
                 notification_id=notice.notification_id,
-                event_id=event["event_id"],
+                event_id=event.event_id,
                 kind=notice.kind.value,
                 rpps=rpps,
                 digest_id=digest,
             )
             self._write_digest(digest, notice.recipient, day)
 
-    def _write_digest(self, digest: str, recipient: Mapping[str, Any], day: dt.date) -> None:
+    def _write_digest(self, digest: str, recipient: Recipient, day: dt.date) -> None:
         """Render a waiting digest from its lines; one left without any is not sent."""
         lines = [json.loads(line) for line in ledger.digest_lines(self.conn, digest)]
         if not lines:
             ledger.empty_digest(self.conn, self.statuses, digest)
             return
-        rpps = recipient["rpps"]
-        hour = choices_of(recipient.get("delivery")).digest_hour
-        address = recipient.get("mssante_address") or ""
+        rpps = recipient.rpps
+        hour = choices_of(recipient.delivery).digest_hour
+        address = recipient.mssante_address or ""
         email = build_message(
             render_digest(digest_context(lines, recipient, day, hour, digest)),
             sender=self.sender_address,
@@ -232,36 +242,36 @@ class Intake:
                 rpps=rpps,
                 address=address,
                 due_at=dt.datetime.combine(day, dt.time(hour), tzinfo=PARIS),
-                fallback=list(recipient.get("fallback") or []),
+                fallback=[step.to_avro() for step in recipient.fallback],
             ),
             email.as_bytes(policy=SMTP_POLICY),
         )
 
-    def _followup(self, followup: dict[str, Any]) -> None:
+    def _followup(self, followup: CovidFollowup) -> None:
         # A follow-up speaks of its stay: withheld when the stay is protected or the patient
         # objected (its discharge notice was withheld too).
-        stay = privacy.stay_privacy(self.conn, followup["stay_key"])
+        stay = privacy.stay_privacy(self.conn, followup.stay_key)
         withheld = withheld_reason(Privacy(protected=stay.protected, opposed=stay.opposed))
         for notice in decide_followup(followup, self.config.extra_secure_domains, withheld):
-            ledger_event = {
-                "event_id": followup_event_id(followup["case_id"], followup["reminders_sent"]),
-                "stay_key": followup["stay_key"],
-                "establishment": followup["establishment"],
-                "received_at": followup["updated_at"],
-            }
+            occurrence = ledger.Occurrence(
+                event_id=followup_event_id(followup.case_id, followup.reminders_sent),
+                stay_key=followup.stay_key,
+                establishment=followup.establishment,
+                received_at=followup.updated_at,
+            )
             context = followup_context(
                 notice.kind,
                 followup,
                 notice.recipient,
-                self._establishment(followup["establishment"]),
+                self._establishment(followup.establishment),
             )
-            self._record(notice, ledger_event, followup_movement_key(followup["case_id"]), context)
+            self._record(notice, occurrence, followup_movement_key(followup.case_id), context)
 
     def _establishment(self, code: str) -> str:
         return self.establishment_names.get(code, code)
 
     def _record(
-        self, notice: Notice, event: Mapping[str, Any], key: str, context: Mapping[str, Any]
+        self, notice: Notice, event: ledger.Occurrence, key: str, context: Mapping[str, Any]
     ) -> None:
         message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
         body = b"" if notice.skip_reason else self._message(notice, context)
@@ -270,9 +280,9 @@ class Intake:
             self.log.info(
                 "notice recorded",
                 notification_id=notice.notification_id,
-                event_id=event["event_id"],
+                event_id=event.event_id,
                 kind=notice.kind.value,
-                rpps=notice.recipient["rpps"],
+                rpps=notice.recipient.rpps,
                 skipped=notice.skip_reason,
             )
 
@@ -280,11 +290,11 @@ class Intake:
         email = build_message(
             render(context),
             sender=self.sender_address,
-            recipient_address=notice.recipient["mssante_address"],
+            recipient_address=notice.recipient.mssante_address or "",
             notification_id=notice.notification_id,
             created_at=dt.datetime.now(dt.UTC),
             read_receipt_to=self.sender_address
-            if self.config.wants_read_receipt(notice.recipient["rpps"])
+            if self.config.wants_read_receipt(notice.recipient.rpps)
             else None,
         )
         # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 
 from services.common.delivery_proof import UNCONFIRMED
 from services.common.outbox import Conn, change_and_announce
+from services.common.records import StayEvent
 from services.common.skip_reasons import SkipReason
 from services.notify import chain, privacy
 from services.notify.notices import Earlier, Notice, Privacy, withheld_reason
@@ -95,11 +96,35 @@ def withdraw_waiting(
     )
 
 
+@dataclass(frozen=True)
+class Occurrence:
+    """What a notice is about, as the ledger keeps it: a stay event, or a follow-up case's
+    state (which has no movement)."""
+
+    event_id: str
+    stay_key: str
+    establishment: str
+    received_at: dt.datetime | None
+    occurred_at: dt.datetime | None = None
+    unit: str | None = None
+
+    @classmethod
+    def of(cls, event: StayEvent) -> Occurrence:
+        return cls(
+            event_id=event.event_id,
+            stay_key=event.stay_key,
+            establishment=event.establishment,
+            received_at=event.received_at,
+            occurred_at=event.movement.occurred_at,
+            unit=event.movement.unit,
+        )
+
+
 def record(
     conn: Conn,
     statuses: StatusRecorder,
     notice: Notice,
-    event: Mapping[str, Any],
+    event: Occurrence,
     movement_key: str,
     message: bytes,
     message_id: str,
@@ -109,9 +134,10 @@ def record(
 
     With ``digest_id``, the notice is deferred to that digest and ``message`` is its line."""
     state = "skipped" if notice.skip_reason else "deferred" if digest_id else "pending"
-    movement = event.get("movement") or {}
     # A deferred line's chain is its digest's; a skipped notice has none to follow.
-    fallback = [] if notice.skip_reason or digest_id else notice.recipient.get("fallback") or []
+    fallback = (
+        [] if notice.skip_reason or digest_id else [s.to_avro() for s in notice.recipient.fallback]
+    )
     inserted = bool(
         _changed(
             conn,
@@ -123,22 +149,22 @@ def record(
             "ON CONFLICT (notification_id) DO NOTHING",
             (
                 notice.notification_id,
-                event["event_id"],
-                event["stay_key"],
-                event["establishment"],
+                event.event_id,
+                event.stay_key,
+                event.establishment,
                 movement_key,
                 notice.kind.value,
-                notice.recipient["rpps"],
-                notice.recipient.get("mssante_address") or "",
+                notice.recipient.rpps,
+                notice.recipient.mssante_address or "",
                 message_id,
                 message,
                 state,
                 notice.skip_reason,
-                event.get("received_at"),
+                event.received_at,
                 digest_id,
-                movement.get("occurred_at"),
+                event.occurred_at,
                 Jsonb(fallback),
-                movement.get("unit"),
+                event.unit,
             ),
         )
     )

@@ -22,9 +22,15 @@ import enum
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from services.common.mailbox import plain_address, secure_address
+from services.common.records import (
+    Action,
+    CovidFollowup,
+    EnrichedStayEvent,
+    FollowupState,
+    Recipient,
+)
 from services.common.skip_reasons import SkipReason
 from services.notify.choices import by_choices
 
@@ -65,7 +71,7 @@ class Notice:
 
     notification_id: str
     kind: NoticeKind
-    recipient: Mapping[str, Any]
+    recipient: Recipient
     skip_reason: str | None = None
     withdraws_waiting: bool = False
     """True when the earlier, still waiting notice of this movement must not go out."""
@@ -77,9 +83,9 @@ def notification_id(event_id: str, rpps: str, kind: NoticeKind) -> str:
     return str(uuid.uuid5(_NOTIFICATION_NAMESPACE, f"{event_id}|{rpps}|{kind.value}"))
 
 
-def _skip_reason(recipient: Mapping[str, Any], extra_domains: Iterable[str]) -> str | None:
-    address = recipient.get("mssante_address")
-    if recipient.get("opted_out"):
+def _skip_reason(recipient: Recipient, extra_domains: Iterable[str]) -> str | None:
+    address = recipient.mssante_address
+    if recipient.opted_out:
         return SkipReason.OPTED_OUT.sentence
     if not address:
         return SkipReason.NO_ADDRESS.sentence
@@ -130,7 +136,7 @@ practitioners, and a longer list is a sender's mistake or an attempt to mail man
 
 
 def decide(
-    enriched: Mapping[str, Any],
+    enriched: EnrichedStayEvent,
     earlier: Mapping[str, Earlier],
     extra_domains: Iterable[str] = (),
     max_recipients: int = MAX_RECIPIENTS,
@@ -145,18 +151,18 @@ def decide(
     first); those past ``max_recipients`` get nothing new, but a notice that went out is still
     retracted or corrected.
     """
-    event = enriched["event"]
-    original = NOTIFIABLE_KINDS.get(event["kind"])
+    event = enriched.event
+    original = NOTIFIABLE_KINDS.get(event.kind)
     if original is None:
         return []
     extra = list(extra_domains)
     notices = []
-    for rank, recipient in enumerate(enriched["recipients"]):
-        rpps = recipient["rpps"]
+    for rank, recipient in enumerate(enriched.recipients):
+        rpps = recipient.rpps
         before = earlier.get(rpps, Earlier.NONE)
-        if event["action"] == "INSERT":
+        if event.action is Action.INSERT:
             kind, withdraws = original, False
-        elif event["action"] == "UPDATE":
+        elif event.action is Action.UPDATE:
             kind = NoticeKind.CORRECTION if before is Earlier.DELIVERED else original
             withdraws = before is Earlier.WAITING
         elif before is Earlier.DELIVERED:  # a cancellation
@@ -164,7 +170,7 @@ def decide(
         elif before is Earlier.WAITING:
             notices.append(
                 Notice(
-                    notification_id(event["event_id"], rpps, NoticeKind.RETRACTION),
+                    notification_id(event.event_id, rpps, NoticeKind.RETRACTION),
                     NoticeKind.RETRACTION,
                     recipient,
                     skip_reason=withheld or SkipReason.CANCELLED.sentence,
@@ -187,7 +193,7 @@ def decide(
             )
         notices.append(
             Notice(
-                notification_id(event["event_id"], rpps, kind),
+                notification_id(event.event_id, rpps, kind),
                 kind,
                 recipient,
                 skip_reason=skip_reason,
@@ -209,18 +215,19 @@ def followup_movement_key(case_id: str) -> str:
 
 
 def decide_followup(
-    followup: Mapping[str, Any], extra_domains: Iterable[str] = (), withheld: str | None = None
+    followup: CovidFollowup, extra_domains: Iterable[str] = (), withheld: str | None = None
 ) -> list[Notice]:
     """A newly opened case tells the GP; each reminder reminds them; closing says nothing.
     ``withheld`` skips the notice with that reason."""
-    gp = followup.get("gp")
-    if gp is None or followup["state"] == "CLOSED":
+    gp = followup.gp
+    if gp is None or followup.state is FollowupState.CLOSED:
         return []
-    kind = NoticeKind.COVID_FOLLOWUP if followup["state"] == "OPEN" else NoticeKind.COVID_REMINDER
-    event_id = followup_event_id(followup["case_id"], followup["reminders_sent"])
+    opened = followup.state is FollowupState.OPEN
+    kind = NoticeKind.COVID_FOLLOWUP if opened else NoticeKind.COVID_REMINDER
+    event_id = followup_event_id(followup.case_id, followup.reminders_sent)
     return [
         Notice(
-            notification_id(event_id, gp["rpps"], kind),
+            notification_id(event_id, gp.rpps, kind),
             kind,
             gp,
             skip_reason=withheld or _skip_reason(gp, list(extra_domains)),

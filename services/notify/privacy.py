@@ -12,11 +12,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from services.common.outbox import Conn, change_and_announce
+from services.common.records import StayEvent
 from services.common.skip_reasons import SkipReason
 from services.notify.status import STATUS_COLUMNS, StatusRecorder
 
@@ -32,9 +31,9 @@ class StayPrivacy:
     opposed: bool
 
 
-def remember_stay(conn: Conn, event: Mapping[str, Any]) -> StayPrivacy:
+def remember_stay(conn: Conn, event: StayEvent) -> StayPrivacy:
     """Record what the event says of its stay's protection and patient; what now holds."""
-    patient = event["patient"]
+    patient = event.patient
     row = conn.execute(
         "WITH s AS ("
         "  INSERT INTO stay_privacy AS old (stay_key, establishment, ipp, ins, patient_protected,"
@@ -53,12 +52,12 @@ def remember_stay(conn: Conn, event: Mapping[str, Any]) -> StayPrivacy:
         "  RETURNING stay_key, establishment, ipp, ins, protected_since)"
         f" SELECT s.protected_since IS NOT NULL, {_OPPOSED} FROM s",
         {
-            "stay": event["stay_key"],
-            "establishment": event["establishment"],
-            "ipp": patient["ipp"],
-            "ins": patient.get("ins"),
-            "patient": event.get("patient_protected"),
-            "visit": event.get("stay_protected"),
+            "stay": event.stay_key,
+            "establishment": event.establishment,
+            "ipp": patient.ipp,
+            "ins": patient.ins,
+            "patient": event.patient_protected,
+            "visit": event.stay_protected,
         },
     ).fetchone()
     assert row is not None  # an upsert always returns its row

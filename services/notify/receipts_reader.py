@@ -260,14 +260,15 @@ def main() -> None:
     """One pass by hand, as notify (its principal's credentials and ledger)."""
     from services.common.db import connect
     from services.common.logging import configure_logging
-    from services.common.serde import AvroSerde, make_registry_client
+    from services.common.records import NotificationStatus
+    from services.common.serde import RecordSerde, make_registry_client
     from services.notify.config import NotifyConfig
 
     settings = Settings.from_env(principal="notify")
     config = NotifyConfig.from_env()
     log = configure_logging("notify").bind(part="receipts")
     statuses = StatusRecorder(
-        AvroSerde(make_registry_client(settings), "harpicoop.NotificationStatus"),
+        RecordSerde(make_registry_client(settings), NotificationStatus),
         config.status_topic,
     )
     with connect(settings, autocommit=True) as conn:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from services.common.dispositions import is_death
+from services.common.records import AdmissionMode, CovidFollowup, Patient, Recipient, StayEvent
 from services.notify.notices import NoticeKind
 from services.notify.wording import Vocabulary, discharge_disposition_words
 
@@ -89,28 +90,28 @@ def _date(day: dt.date | None) -> str:
     return day.strftime("%d/%m/%Y") if day else "non renseignée"
 
 
-def _patient_title(patient: Mapping[str, Any]) -> str:
-    return {"F": "Mme", "M": "M."}.get(patient.get("sex") or "", "")
+def _patient_title(patient: Patient) -> str:
+    return {"F": "Mme", "M": "M."}.get(patient.sex or "", "")
 
 
-def _who(patient: Mapping[str, Any], recipient: Mapping[str, Any]) -> dict[str, Any]:
+def _who(patient: Patient, recipient: Recipient) -> dict[str, Any]:
     """The part of every notice that says to whom it is written and about whom."""
     return {
-        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
-        "recipient_role": recipient["role"],
+        "recipient_name": f"{recipient.given_name} {recipient.family_name}".strip(),
+        "recipient_role": str(recipient.role),
         "patient_title": _patient_title(patient),
-        "patient_family_name": patient["family_name"].upper(),
-        "patient_given_name": patient.get("given_name") or "",
-        "patient_birth_name": (patient.get("birth_name") or "").upper(),
-        "patient_birth_date": _date(patient.get("birth_date")),
-        "patient_ins": patient.get("ins"),
+        "patient_family_name": patient.family_name.upper(),
+        "patient_given_name": patient.given_name or "",
+        "patient_birth_name": (patient.birth_name or "").upper(),
+        "patient_birth_date": _date(patient.birth_date),
+        "patient_ins": patient.ins,
     }
 
 
 def notice_context(
     kind: NoticeKind,
-    event: Mapping[str, Any],
-    recipient: Mapping[str, Any],
+    event: StayEvent,
+    recipient: Recipient,
     establishment_name: str,
     vocabulary: Vocabulary = NO_VOCABULARY,
     *,
@@ -118,39 +119,40 @@ def notice_context(
 ) -> dict[str, Any]:
     """Every field in words; a code ``vocabulary`` has no words for is left out, never shown.
     ``minimal`` (a unit's sensitivity policy) leaves out the unit and the destination too."""
-    patient = event["patient"]
-    stay = event["stay"]
-    movement = event["movement"]
-    unit, unit_name = movement.get("unit"), movement.get("unit_name")
+    stay = event.stay
+    movement = event.movement
+    event_kind = str(event.kind)
     return {
         "kind": kind.value,
-        "event_kind": event["kind"],
-        "event_wording": EVENT_WORDING.get(event["kind"], event["kind"].lower()),
-        "liaison": liaison_sentence(kind, event["kind"]),
-        **_who(patient, recipient),
+        "event_kind": event_kind,
+        "event_wording": EVENT_WORDING.get(event_kind, event_kind.lower()),
+        "liaison": liaison_sentence(kind, event_kind),
+        **_who(event.patient, recipient),
         "establishment": establishment_name,
-        "unit": None if minimal else vocabulary.unit(event["establishment"], unit, unit_name),
-        "when": _local(movement["occurred_at"]),
-        "emergency": stay.get("admission_mode") == "EMERGENCY",
-        "scheduled": stay.get("admission_mode") == "SCHEDULED",
-        "deceased": is_death(stay.get("discharge_disposition")),
-        "discharge_disposition": discharge_disposition_words(stay.get("discharge_disposition")),
+        "unit": None
+        if minimal
+        else vocabulary.unit(event.establishment, movement.unit, movement.unit_name),
+        "when": _local(movement.occurred_at),
+        "emergency": stay.admission_mode is AdmissionMode.EMERGENCY,
+        "scheduled": stay.admission_mode is AdmissionMode.SCHEDULED,
+        "deceased": is_death(stay.discharge_disposition),
+        "discharge_disposition": discharge_disposition_words(stay.discharge_disposition),
         "discharge_destination": None
         if minimal
-        else vocabulary.destination(stay.get("discharge_destination")),
-        "covid_status": COVID_WORDING.get(event.get("covid_status") or "UNKNOWN", "non renseigné"),
-        "event_id": event["event_id"],
+        else vocabulary.destination(stay.discharge_destination),
+        "covid_status": COVID_WORDING.get(event.covid_status, "non renseigné"),
+        "event_id": event.event_id,
     }
 
 
 def followup_context(
     kind: NoticeKind,
-    followup: Mapping[str, Any],
-    recipient: Mapping[str, Any],
+    followup: CovidFollowup,
+    recipient: Recipient,
     establishment_name: str,
 ) -> dict[str, Any]:
     """The context of a Covid-19 follow-up notice, from a ``CovidFollowup`` state."""
-    patient = followup["patient"]
+    patient = followup.patient
     return {
         "kind": kind.value,
         "event_kind": "DISCHARGE",
@@ -159,14 +161,14 @@ def followup_context(
         **_who(patient, recipient),
         "establishment": establishment_name,
         "unit": None,
-        "when": _local(followup["opened_at"]),
+        "when": _local(followup.opened_at),
         "emergency": False,
         "scheduled": False,
         "deceased": False,
         "discharge_disposition": None,
         "discharge_destination": None,
-        "covid_status": COVID_WORDING.get(followup["covid_status"], "non renseigné"),
-        "event_id": followup["discharge_event_id"],
+        "covid_status": COVID_WORDING.get(followup.covid_status, "non renseigné"),
+        "event_id": followup.discharge_event_id,
     }
 
 
@@ -199,7 +201,7 @@ def subject(context: Mapping[str, Any]) -> str:
 
 def digest_context(
     lines: Sequence[Mapping[str, Any]],
-    recipient: Mapping[str, Any],
+    recipient: Recipient,
     day: dt.date,
     hour: int,
     digest_id: str,
@@ -208,7 +210,7 @@ def digest_context(
     kept with each deferred notice), in the order their events happened."""
     return {
         "kind": "DIGEST",
-        "recipient_name": f"{recipient['given_name']} {recipient['family_name']}".strip(),
+        "recipient_name": f"{recipient.given_name} {recipient.family_name}".strip(),
         "day": _date(day),
         "hour": hour,
         "lines": list(lines),

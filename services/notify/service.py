@@ -25,9 +25,15 @@ from services.common.establishments import load_establishments
 from services.common.kafka import make_consumer, make_producer
 from services.common.observability import lag_from_statistics
 from services.common.paths import PROJECT_ROOT
+from services.common.records import (
+    CovidFollowup,
+    EnrichedStayEvent,
+    NotificationStatus,
+    UnroutableStayEvent,
+)
 from services.common.retention import Purge, purge_periodically
 from services.common.runner import ServiceThreads
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.notify import ledger
 from services.notify.config import NotifyConfig
@@ -60,7 +66,7 @@ class NotifyService:
             apply_migrations(conn, "notify", MIGRATIONS)
         registry = make_registry_client(self.settings)
         statuses = StatusRecorder(
-            AvroSerde(registry, "harpicoop.NotificationStatus"), self.config.status_topic
+            RecordSerde(registry, NotificationStatus), self.config.status_topic
         )
         self.statuses = statuses
         producer = make_producer(self.settings, "notify")
@@ -94,9 +100,9 @@ class NotifyService:
                 **{"statistics.interval.ms": 5000},
             ),
             topics={
-                self.config.input_topic: AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
-                self.config.followups_topic: AvroSerde(registry, "harpicoop.CovidFollowup"),
-                self.config.unroutable_topic: AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
+                self.config.input_topic: RecordSerde(registry, EnrichedStayEvent),
+                self.config.followups_topic: RecordSerde(registry, CovidFollowup),
+                self.config.unroutable_topic: RecordSerde(registry, UnroutableStayEvent),
             },
             conn=intake_conn,
             dead_letters=dead_letters,

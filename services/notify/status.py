@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.common.outbox import Conn, enqueue
-from services.common.serde import AvroSerde
+from services.common.records import DeliveryStatus, NoticeKind, NotificationStatus
+from services.common.serde import RecordSerde
 
 OUTBOX_OWNER = "notify"
 
@@ -24,13 +25,9 @@ PUBLISHED_STATUS = {
     "deferred": None,
 }
 
-# Notice kinds the released ``NotificationStatus`` names; any other (a DIGEST) is published as
-# OTHER, the enum's own fallback, until a release adds it (releases of this schema are under way
-# in parallel: one release at merge rather than two competing ones).
-PUBLISHED_KINDS = frozenset(
-    {"ADMISSION", "TRANSFER", "DISCHARGE", "CORRECTION", "RETRACTION"}
-    | {"COVID_FOLLOWUP", "COVID_REMINDER"}
-)
+# Notice kinds the released ``NotificationStatus`` names (its schema's, through the record type);
+# any other (a DIGEST) is published as OTHER, the enum's own fallback, until a release adds it.
+PUBLISHED_KINDS: dict[str, NoticeKind] = {kind.value: kind for kind in NoticeKind}
 
 # The ledger columns a status needs, for RETURNING clauses.
 STATUS_COLUMNS = (
@@ -40,7 +37,7 @@ STATUS_COLUMNS = (
 
 
 class StatusRecorder:
-    def __init__(self, serde: AvroSerde, topic: str) -> None:
+    def __init__(self, serde: RecordSerde[NotificationStatus], topic: str) -> None:
         self.serde = serde
         self.topic = topic
 
@@ -50,25 +47,25 @@ class StatusRecorder:
         status = status or PUBLISHED_STATUS[row["state"]]
         if status is None:
             return
-        value = {
-            "notification_id": row["notification_id"],
-            "event_id": row["event_id"],
-            "stay_key": row["stay_key"],
-            "establishment": row["establishment"],
-            "kind": row["kind"] if row["kind"] in PUBLISHED_KINDS else "OTHER",
-            "recipient_rpps": row["recipient_rpps"],
-            "recipient_address": row["recipient_address"],
-            "status": status,
-            "attempt": row["attempts"],
-            "smtp_code": row["smtp_code"],
-            "detail": row["detail"],
-            "message_id": row["message_id"],
-            "at": dt.datetime.now(dt.UTC),
-        }
+        published = NotificationStatus(
+            notification_id=row["notification_id"],
+            event_id=row["event_id"],
+            stay_key=row["stay_key"],
+            establishment=row["establishment"],
+            kind=PUBLISHED_KINDS.get(row["kind"], NoticeKind.OTHER),
+            recipient_rpps=row["recipient_rpps"],
+            recipient_address=row["recipient_address"],
+            status=DeliveryStatus(status),
+            attempt=row["attempts"],
+            smtp_code=row["smtp_code"],
+            detail=row["detail"],
+            message_id=row["message_id"],
+            at=dt.datetime.now(dt.UTC),
+        )
         enqueue(
             conn,
             OUTBOX_OWNER,
             self.topic,
             row["notification_id"],
-            self.serde.serialize(self.topic, value),
+            self.serde.serialize(self.topic, published),
         )

@@ -11,7 +11,9 @@ import psycopg
 
 from services.cli.reconcile import published_outcomes
 from services.cli.run import awaiting_receipts, pending_notices, published_figures
+from services.common.records import StayEvent
 from services.common.settings import Settings
+from tests.common.test_serde import stay_event
 from tests.dashboard.conftest import PlatformRows
 
 SINCE = dt.datetime(2025, 3, 10, 8, 0, tzinfo=dt.UTC)
@@ -55,12 +57,10 @@ def test_the_operator_reads_a_runs_figures_from_the_published_views(
     assert figures.receipts == (1, 1, 1)  # delivered, read, bounced
     assert (figures.next_steps, figures.worklist) == (0, (1, 0))
 
-    event = {
-        "event_id": "e-1",
-        "establishment": "toul",
-        "stay_key": "toul:V1",
-        "movement": {"movement_id": "M1"},
-    }
+    value = stay_event("V1")
+    value.update(event_id="e-1", establishment="toul", stay_key="toul:V1")
+    value["movement"].update(movement_id="M1", authority=None)
+    event = StayEvent.from_avro(value)
     outcomes = published_outcomes(operator, [event], SINCE, [SINCE.date()])
     assert outcomes.ledger == [] and len(outcomes.sent) == 1
     # The bounced one is no file on disk (not in ``sent``), but its report is one of the run's.

@@ -24,24 +24,24 @@ from services.cli.reconcile import (
     words_check,
 )
 from services.common.movements import movement_key
+from services.common.records import EnrichedStayEvent, UnroutableReason, UnroutableStayEvent
 from services.covid.rules import case_id
 from services.notify.notices import NoticeKind, notification_id
 from services.notify.render import notice_context, render
-from tests.notify.builders import enriched, recipient
+from tests.notify.builders import enriched_record, recipient
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
 OTHER = recipient("20202020202", "paul.durand@medecin.mssante.fr")
 
 
 def ledger_row(
-    event: dict[str, object], rpps: str, kind: NoticeKind, state: str
+    enriched: EnrichedStayEvent, rpps: str, kind: NoticeKind, state: str
 ) -> tuple[str, str, str, str, str, str]:
-    inner = event["event"]
-    assert isinstance(inner, dict)
+    event = enriched.event
     return (
-        notification_id(str(inner["event_id"]), rpps, kind),
-        str(inner["event_id"]),
-        movement_key(inner),
+        notification_id(event.event_id, rpps, kind),
+        event.event_id,
+        movement_key(event),
         rpps,
         state,
         kind.value,
@@ -49,14 +49,14 @@ def ledger_row(
 
 
 def test_every_recipient_of_a_notifiable_event_needs_a_notice() -> None:
-    admission = enriched("V1", [GP, OTHER])
+    admission = enriched_record("V1", [GP, OTHER])
     run = RunRecords([admission], [])
     notices, _ = notices_checks(
         run, [ledger_row(admission, GP["rpps"], NoticeKind.ADMISSION, "sent")]
     )
     assert not notices.ok
     assert (notices.expected, notices.found) == (2, 1)
-    assert notices.missing == (f"{admission['event']['event_id']}|{OTHER['rpps']}",)
+    assert notices.missing == (f"{admission.event.event_id}|{OTHER['rpps']}",)
     # A notice deliberately not sent (opt-out, say) is one the ledger holds.
     skipped = ledger_row(admission, OTHER["rpps"], NoticeKind.ADMISSION, "skipped")
     notices, _ = notices_checks(
@@ -66,8 +66,8 @@ def test_every_recipient_of_a_notifiable_event_needs_a_notice() -> None:
 
 
 def test_a_cancelled_movement_needs_a_retraction_only_where_its_notice_went_out() -> None:
-    admission = enriched("V2", [GP, OTHER])
-    cancel = enriched("V2", [GP, OTHER], action="CANCEL", message_id="MSG-V2-cancel")
+    admission = enriched_record("V2", [GP, OTHER])
+    cancel = enriched_record("V2", [GP, OTHER], action="CANCEL", message_id="MSG-V2-cancel")
     run = RunRecords([admission, cancel], [])
     ledger = [
         ledger_row(admission, GP["rpps"], NoticeKind.ADMISSION, "sent"),
@@ -76,7 +76,7 @@ def test_a_cancelled_movement_needs_a_retraction_only_where_its_notice_went_out(
     ]
     _, retractions = notices_checks(run, ledger)
     assert (retractions.expected, retractions.found) == (1, 0)
-    retraction = notification_id(cancel["event"]["event_id"], GP["rpps"], NoticeKind.RETRACTION)
+    retraction = notification_id(cancel.event.event_id, GP["rpps"], NoticeKind.RETRACTION)
     assert retractions.missing == (retraction,)
     _, retractions = notices_checks(
         run, [*ledger, ledger_row(cancel, GP["rpps"], NoticeKind.RETRACTION, "sent")]
@@ -101,20 +101,32 @@ def test_emails_on_disk_are_counted_by_notification_id(tmp_path: Path) -> None:
 
 
 def test_each_positive_or_suspected_discharge_needs_a_follow_up() -> None:
-    positive = enriched("V3", [GP], kind="DISCHARGE", covid_status="POSITIVE", movement_id="M3")
-    negative = enriched("V4", [GP], kind="DISCHARGE", covid_status="NEGATIVE", movement_id="M4")
-    suspected = enriched("V5", [GP], kind="DISCHARGE", covid_status="SUSPECTED", movement_id="M5")
-    run = RunRecords([positive, negative], [{"event": suspected["event"], "reason": "NO_GP"}])
-    result = covid_check(run, [case_id(movement_key(positive["event"]))])
+    positive = enriched_record(
+        "V3", [GP], kind="DISCHARGE", covid_status="POSITIVE", movement_id="M3"
+    )
+    negative = enriched_record(
+        "V4", [GP], kind="DISCHARGE", covid_status="NEGATIVE", movement_id="M4"
+    )
+    suspected = enriched_record(
+        "V5", [GP], kind="DISCHARGE", covid_status="SUSPECTED", movement_id="M5"
+    )
+    unroutable = UnroutableStayEvent(
+        event=suspected.event,
+        reason=UnroutableReason.NO_GP,
+        detail="no GP",
+        detected_at=suspected.enriched_at,
+    )
+    run = RunRecords([positive, negative], [unroutable])
+    result = covid_check(run, [case_id(movement_key(positive.event))])
     assert (result.expected, result.found) == (2, 1)
-    assert result.missing == (case_id(movement_key(suspected["event"])),)
+    assert result.missing == (case_id(movement_key(suspected.event)),)
 
 
 def test_analytics_must_count_every_event_of_a_day_once() -> None:
-    events = [enriched(f"V{n}", [GP])["event"] for n in range(3)]
-    day = events[0]["movement"]["occurred_at"].date()
+    events = [enriched_record(f"V{n}", [GP]).event for n in range(3)]
+    day = events[0].movement.occurred_at.date()
     days = stay_days(events)
-    assert days == {("chrunancy", day): {event["event_id"] for event in events}}
+    assert days == {("chrunancy", day): {event.event_id for event in events}}
     assert analytics_check(days, {("chrunancy", day): 3}).ok
     short = analytics_check(days, {("chrunancy", day): 2})
     assert (short.expected, short.found) == (3, 2)
@@ -145,10 +157,10 @@ def test_an_email_showing_a_bare_code_fails_the_words_check(tmp_path: Path) -> N
 
 
 def test_rendered_notices_pass_the_words_check(tmp_path: Path) -> None:
-    event = enriched("V1", [recipient("10101010101", "a@b.mssante.fr")], kind="DISCHARGE")
+    enriched = enriched_record("V1", [recipient("10101010101", "a@b.mssante.fr")], kind="DISCHARGE")
     content = render(
         notice_context(
-            NoticeKind.DISCHARGE, event["event"], event["recipients"][0], "CHRU de Nancy"
+            NoticeKind.DISCHARGE, enriched.event, enriched.recipients[0], "CHRU de Nancy"
         )
     )
     _eml(tmp_path, "1.eml", "a", content.text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.movements import movement_key
+from services.common.records import StayEvent
+from tests.common.test_serde import stay_event
 
 
 def _event(stay_key: str, movement_id: str, authority: str | None) -> dict[str, Any]:
@@ -40,3 +42,10 @@ def test_no_value_can_forge_another_movements_key() -> None:
     plain = movement_key(_event("540000031:V1", "312", "A"))
     assert crafted != plain
     assert movement_key(_event("S", "1%7C2", None)) != movement_key(_event("S", "1|2", None))
+
+
+def test_the_typed_event_and_its_avro_value_have_one_key() -> None:
+    value = stay_event("V0001")
+    value["movement"]["authority"] = "GAM|SYS"
+    assert movement_key(StayEvent.from_avro(value)) == movement_key(value)
+    assert movement_key(value) == "chrunancy:V0001|GAM%7CSYS|MVT1"

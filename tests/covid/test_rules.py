@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
+from services.common.records import Patient, PatientMerge, StayEvent
 from services.covid.rules import (
     Effect,
     PatientRecord,
@@ -38,7 +40,7 @@ def test_effects_of_stay_events(
     kind: str, action: str, status: str, expected: list[Effect]
 ) -> None:
     event = enriched("V1", [], kind=kind, action=action, covid_status=status)["event"]
-    assert effects(event) == expected
+    assert effects(StayEvent.from_avro(event)) == expected
 
 
 @pytest.mark.parametrize("action", ["INSERT", "UPDATE"])
@@ -46,72 +48,63 @@ def test_a_discharge_by_death_opens_no_case_and_closes_the_patients(action: str)
     # PMSI mode de sortie 9: nobody is to be reminded to follow up a patient who died.
     event = enriched("V1", [], kind="DISCHARGE", action=action, covid_status="POSITIVE")["event"]
     event["stay"]["discharge_disposition"] = "9"
-    assert effects(event) == [Effect.CLOSE_DECEASED]
+    assert effects(StayEvent.from_avro(event)) == [Effect.CLOSE_DECEASED]
+
+
+def patient(**fields: Any) -> Patient:
+    return Patient.from_avro({"ipp": "IPP-1", **fields})
 
 
 def test_the_same_person_is_recognised_despite_accents_case_and_spacing() -> None:
-    a = {
-        "family_name": "Lefèvre",
-        "given_name": "Hélène",
-        "birth_date": dt.date(1948, 7, 14),
-        "sex": "F",
-    }
-    b = {
-        "family_name": "LEFEVRE",
-        "given_name": "helene",
-        "birth_date": dt.date(1948, 7, 14),
-        "sex": "f",
-    }
-    c = {**a, "birth_date": dt.date(1948, 7, 15)}
+    a = patient(
+        family_name="Lefèvre", given_name="Hélène", birth_date=dt.date(1948, 7, 14), sex="F"
+    )
+    b = patient(
+        family_name="LEFEVRE", given_name="helene", birth_date=dt.date(1948, 7, 14), sex="f"
+    )
+    c = patient(
+        family_name="Lefèvre", given_name="Hélène", birth_date=dt.date(1948, 7, 15), sex="F"
+    )
     assert identity_key(a) == identity_key(b)
     assert identity_key(a) != identity_key(c)
 
 
 def test_the_birth_name_identifies_a_patient_whose_used_name_changed() -> None:
-    a = {
-        "family_name": "Durand",
-        "birth_name": "Lefèvre",
-        "given_name": "Hélène",
-        "birth_date": None,
-        "sex": "F",
-    }
-    b = {
-        "family_name": "Lefèvre",
-        "birth_name": None,
-        "given_name": "Hélène",
-        "birth_date": None,
-        "sex": "F",
-    }
+    a = patient(family_name="Durand", birth_name="Lefèvre", given_name="Hélène", sex="F")
+    b = patient(family_name="Lefèvre", birth_name=None, given_name="Hélène", sex="F")
     assert identity_key(a) == identity_key(b)
 
 
 def test_a_merge_does_away_with_the_merged_record_of_its_establishment() -> None:
-    merge = patient_merge(survivor("IPP-A"), "IPP-B", establishment="luneville")
+    merge = PatientMerge.from_avro(
+        patient_merge(survivor("IPP-A"), "IPP-B", establishment="luneville")
+    )
     assert merged_record(merge) == PatientRecord("luneville", "IPP-B")
     # The same IPP elsewhere is another patient's record: IPPs are per establishment.
     assert merged_record(merge) != PatientRecord("chrunancy", "IPP-B")
 
 
 def test_a_merge_naming_the_survivor_itself_moves_nothing() -> None:
-    assert merged_record(patient_merge(survivor("IPP-A"), "IPP-A")) is None
+    assert merged_record(PatientMerge.from_avro(patient_merge(survivor("IPP-A"), "IPP-A"))) is None
 
 
 def test_an_event_of_the_merged_record_is_the_survivors_and_finds_the_survivors_cases() -> None:
-    merged_discharge = enriched("V1", [], kind="DISCHARGE", covid_status="POSITIVE")["event"]
-    surviving = survivor("IPP-A", ins="248077514812345")
+    merged_discharge = StayEvent.from_avro(
+        enriched("V1", [], kind="DISCHARGE", covid_status="POSITIVE")["event"]
+    )
+    surviving = Patient.from_avro(survivor("IPP-A", ins="248077514812345"))
     later_death_of_survivor = enriched("V2", [], kind="DISCHARGE")["event"]
-    later_death_of_survivor["patient"] = {**surviving, "family_name": "DURAND"}
+    later_death_of_survivor["patient"] = {**surviving.to_avro(), "family_name": "DURAND"}
+    later_death = StayEvent.from_avro(later_death_of_survivor)
 
     read = as_survivor(merged_discharge, surviving)
-    assert read["patient"] == surviving and read["stay_key"] == merged_discharge["stay_key"]
-    assert merged_discharge["patient"]["ipp"] != "IPP-A"  # the event as received is left as is
+    assert read.patient == surviving and read.stay_key == merged_discharge.stay_key
+    assert merged_discharge.patient.ipp != "IPP-A"  # the event as received is left as is
     # The survivor's later events recognise the moved case as the patient's own, and the merged
     # record's identity (another birth name here) no longer does.
-    assert identity_key(read["patient"]) == identity_key(later_death_of_survivor["patient"])
-    assert identity_key(read["patient"]) != identity_key(merged_discharge["patient"])
+    assert identity_key(read.patient) == identity_key(later_death.patient)
+    assert identity_key(read.patient) != identity_key(merged_discharge.patient)
     # Nothing of the merged identity is kept where the survivor's record leaves a field empty:
     # a birth name kept would change the identity key.
-    assert (
-        as_survivor(merged_discharge, survivor("IPP-A", birth_name=None))["patient"]["birth_name"]
-        is None
-    )
+    no_birth_name = Patient.from_avro(survivor("IPP-A", birth_name=None))
+    assert as_survivor(merged_discharge, no_birth_name).patient.birth_name is None

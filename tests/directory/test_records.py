@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from services.directory.records import practitioner_value
+from services.directory.records import practitioner_record
 
 
 def state(**changes: Any) -> dict[str, Any]:
@@ -39,8 +39,13 @@ def state(**changes: Any) -> dict[str, Any]:
     } | changes
 
 
+def practitioner_avro(row: dict[str, Any]) -> dict[str, Any]:
+    """The record as written to the topic."""
+    return practitioner_record(row).to_avro()
+
+
 def test_mailboxes_come_in_address_order() -> None:
-    value = practitioner_value(state())
+    value = practitioner_avro(state())
     assert [box["address"] for box in value["mailboxes"]] == [
         "anais@medecin.mssante.fr",
         "cabinet@medecin.mssante.fr",
@@ -48,9 +53,7 @@ def test_mailboxes_come_in_address_order() -> None:
 
 
 def test_preferences_are_carried() -> None:
-    value = practitioner_value(
-        state(opted_out=True, preferred_address="cabinet@medecin.mssante.fr")
-    )
+    value = practitioner_avro(state(opted_out=True, preferred_address="cabinet@medecin.mssante.fr"))
     assert value["preferences"] == {
         "opted_out": True,
         "preferred_address": "cabinet@medecin.mssante.fr",
@@ -64,7 +67,7 @@ def test_preferences_are_carried() -> None:
 
 def test_a_practitioner_who_never_chose_gets_the_defaults_transfers_off() -> None:
     # A practitioner without a preferences row: every column NULL (the LEFT JOIN).
-    value = practitioner_value(state(event_kinds=None, mode=None, digest_hour=None))
+    value = practitioner_avro(state(event_kinds=None, mode=None, digest_hour=None))
     assert value["preferences"]["delivery"] == {
         "event_kinds": ["ADMISSION", "DISCHARGE", "CORRECTION"],
         "mode": "REALTIME",
@@ -73,7 +76,7 @@ def test_a_practitioner_who_never_chose_gets_the_defaults_transfers_off() -> Non
 
 
 def test_delivery_choices_are_carried_in_a_fixed_order() -> None:
-    value = practitioner_value(
+    value = practitioner_avro(
         state(event_kinds=["TRANSFER", "DISCHARGE", "ADMISSION"], mode="DIGEST", digest_hour=7)
     )
     assert value["preferences"]["delivery"] == {
@@ -84,9 +87,9 @@ def test_delivery_choices_are_carried_in_a_fixed_order() -> None:
 
 
 def test_a_preferred_address_no_longer_in_the_directory_is_dropped() -> None:
-    value = practitioner_value(state(preferred_address="ancienne@medecin.mssante.fr"))
+    value = practitioner_avro(state(preferred_address="ancienne@medecin.mssante.fr"))
     assert value["preferences"]["preferred_address"] is None
 
 
 def test_a_practitioner_without_mailbox_has_an_empty_list() -> None:
-    assert practitioner_value(state(mailboxes=None))["mailboxes"] == []
+    assert practitioner_avro(state(mailboxes=None))["mailboxes"] == []

@@ -10,6 +10,7 @@ import pytest
 from fastavro.validation import validate
 
 from services.common.establishments import establishments_by_facility
+from services.common.records import StayEvent
 from services.common.schemas import parsed_schema
 from services.gateway.ack import build_ack
 from services.gateway.covid import CovidMapping, load_covid_mapping
@@ -37,7 +38,7 @@ def decide(raw: bytes, rules: IntakeRules = RULES) -> Intake:
         ack_code=None,
         topic="stays.raw.chrunancy",
     )
-    validate(record, parsed_schema("harpicoop.RawMessage"), raise_errors=True)
+    validate(record.to_avro(), parsed_schema("harpicoop.RawMessage"), raise_errors=True)
     return intake
 
 
@@ -162,12 +163,12 @@ def test_the_archive_entry_says_what_became_of_the_message() -> None:
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
     )
-    assert record["raw"] == raw and record["size"] == len(raw)
-    assert (record["outcome"], record["ack_code"]) == ("ERROR", "AE")
-    assert (record["error_code"], record["error_location"]) == ("101", "PV1-19")
-    assert record["establishment"] == "chrunancy"
-    assert record["message_type"] == "ADT^A01"
-    assert record["event_id"] is None and record["topic"] is None
+    assert record.raw == raw and record.size == len(raw)
+    assert (record.outcome, record.ack_code) == ("ERROR", "AE")
+    assert (record.error_code, record.error_location) == ("101", "PV1-19")
+    assert record.establishment == "chrunancy"
+    assert record.message_type == "ADT^A01"
+    assert record.event_id is None and record.topic is None
 
 
 @pytest.mark.parametrize("end", ["\r", "\n", "\r\n"], ids=["CR", "LF", "CRLF"])
@@ -208,8 +209,8 @@ def test_every_message_of_a_frame_is_counted_and_none_is_taken(raw: bytes) -> No
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
     )
-    assert (record["raw"], record["outcome"], record["error_code"]) == (raw, "ERROR", "100")
-    assert record["event_id"] is None and record["topic"] is None
+    assert (record.raw, record.outcome, record.error_code) == (raw, "ERROR", "100")
+    assert record.event_id is None and record.topic is None
 
 
 def test_a_message_followed_by_blank_lines_is_one_message() -> None:
@@ -271,10 +272,10 @@ def test_a_control_character_in_an_identifier_or_name_is_refused_with_where_and_
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
     )
-    assert (record["outcome"], record["error_code"]) == ("ERROR", "102")
-    assert record["error_location"] == location
-    assert "SECRET" not in record["error_detail"]
-    assert record["message_control_id"] is None or "SECRET" not in record["message_control_id"]
+    assert (record.outcome, record.error_code) == ("ERROR", "102")
+    assert record.error_location == location
+    assert record.error_detail is not None and "SECRET" not in record.error_detail
+    assert record.message_control_id is None or "SECRET" not in record.message_control_id
 
 
 def test_a_control_character_in_a_merge_or_identity_message_is_refused_too() -> None:
@@ -314,7 +315,7 @@ def test_a_date_that_cannot_be_true_is_refused_with_where_and_why(
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AE", topic=None
     )
-    assert (record["outcome"], record["error_code"], record["error_location"]) == (
+    assert (record.outcome, record.error_code, record.error_location) == (
         "ERROR",
         "102",
         location,
@@ -333,8 +334,10 @@ def test_a_pre_admission_may_be_dated_at_the_admission_it_plans(
     intake = decide(movement(trigger, action=action, original_trigger=original, moved_at=planned))
     assert (intake.outcome, intake.code) == (Outcome.PUBLISHED, "AA")
     assert intake.publication is not None
-    movement_value = intake.publication.value["movement"]
-    assert movement_value["occurred_at"] == dt.datetime(2026, 5, 15, 6, 30, tzinfo=dt.UTC)
+    assert isinstance(intake.publication.value, StayEvent)
+    assert intake.publication.value.movement.occurred_at == dt.datetime(
+        2026, 5, 15, 6, 30, tzinfo=dt.UTC
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,7 +374,7 @@ def test_a_movement_more_than_a_year_old_is_acknowledged_and_archived_not_publis
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AA", topic=None
     )
-    assert record["outcome"] == "KEPT"
+    assert record.outcome == "KEPT"
 
 
 @pytest.mark.parametrize("charset", ["UNICODE UTF-8", "8859/1"])
@@ -391,7 +394,8 @@ def test_accented_names_old_births_and_dates_near_the_edges_are_still_accepted(
     intake = decide(raw)
     assert (intake.outcome, intake.code, intake.problems) == (Outcome.PUBLISHED, "AA", ())
     assert intake.publication is not None
-    patient = intake.publication.value["patient"]
-    assert patient["birth_date"] == dt.date(1900, 1, 1)
-    assert patient["family_name"].startswith("Lefèvre-")
-    assert patient["given_name"] == "Hélène Zoé"
+    assert isinstance(intake.publication.value, StayEvent)
+    patient = intake.publication.value.patient
+    assert patient.birth_date == dt.date(1900, 1, 1)
+    assert patient.family_name.startswith("Lefèvre-")
+    assert patient.given_name == "Hélène Zoé"

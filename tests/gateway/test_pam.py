@@ -11,6 +11,7 @@ import pytest
 from fastavro.validation import validate
 
 from services.common.establishments import Establishment, establishments_by_facility
+from services.common.records import StayEvent
 from services.common.schemas import parsed_schema
 from services.gateway.covid import CovidMapping, load_covid_mapping
 from services.gateway.hl7 import ErrorCode, MessageError, parse
@@ -24,12 +25,13 @@ TOUL = establishments_by_facility()["CH_TOUL"]
 COVID = load_covid_mapping()
 
 
-def mapped(raw: bytes, establishment: Establishment = NANCY) -> Mapped:
+def mapped(raw: bytes, establishment: Establishment = NANCY) -> Mapped[StayEvent]:
     return stay_event(parse(raw), establishment, RECEIVED, COVID, PARIS)
 
 
 def event(raw: bytes, establishment: Establishment = NANCY) -> dict[str, Any]:
-    record = mapped(raw, establishment).value
+    """The StayEvent's Avro value, as written to the topic."""
+    record = mapped(raw, establishment).value.to_avro()
     validate(record, parsed_schema("harpicoop.StayEvent"), raise_errors=True)
     return record
 
@@ -258,7 +260,7 @@ def test_an_unreadable_optional_date_is_refused() -> None:
 
 def test_a_date_given_to_the_hour_is_read() -> None:
     result = mapped(movement(discharged_at="2026030214"))
-    assert result.value["stay"]["discharged_at"] == dt.datetime(2026, 3, 2, 14, tzinfo=PARIS)
+    assert result.value.stay.discharged_at == dt.datetime(2026, 3, 2, 14, tzinfo=PARIS)
     assert result.warnings == ()
 
 
@@ -316,13 +318,13 @@ def test_an_establishment_table_adds_to_the_default(tmp_path: Path) -> None:
 def test_a_merge_names_the_surviving_and_the_merged_patient() -> None:
     raw = identity("A40", control_id="FUS1", ipp="IPP0001", merged_ipp="IPP0999")
     result = patient_merge(parse(raw), NANCY, RECEIVED, PARIS)
-    validate(result.value, parsed_schema("harpicoop.PatientMerge"), raise_errors=True)
+    validate(result.value.to_avro(), parsed_schema("harpicoop.PatientMerge"), raise_errors=True)
     assert result.key == "chrunancy:IPP0001"
-    assert result.value["event_id"] == "chrunancy:FUS1"
-    assert result.value["merged_ipp"] == "IPP0999"
-    assert result.value["merged_billing_number"] == "NDA0999"
-    assert result.value["patient"]["family_name"] == "Lefèvre"
-    assert result.value["merged_at"] == dt.datetime(2026, 3, 2, 8, 10, tzinfo=PARIS)
+    assert result.value.event_id == "chrunancy:FUS1"
+    assert result.value.merged_ipp == "IPP0999"
+    assert result.value.merged_billing_number == "NDA0999"
+    assert result.value.patient.family_name == "Lefèvre"
+    assert result.value.merged_at == dt.datetime(2026, 3, 2, 8, 10, tzinfo=PARIS)
 
 
 def test_a_merge_without_the_merged_ipp_is_an_error() -> None:

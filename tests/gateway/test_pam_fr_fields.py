@@ -42,7 +42,7 @@ NULL = '""'
 
 
 def event(raw: bytes, received_at: dt.datetime = RECEIVED) -> dict[str, Any]:
-    record = stay_event(parse(raw), NANCY, received_at, COVID, PARIS).value
+    record = stay_event(parse(raw), NANCY, received_at, COVID, PARIS).value.to_avro()
     validate(record, parsed_schema("harpicoop.StayEvent"), raise_errors=True)
     return record
 
@@ -52,7 +52,7 @@ def decide(raw: bytes) -> Intake:
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AA", topic=None
     )
-    validate(record, parsed_schema("harpicoop.RawMessage"), raise_errors=True)
+    validate(record.to_avro(), parsed_schema("harpicoop.RawMessage"), raise_errors=True)
     return intake
 
 
@@ -285,7 +285,7 @@ def test_an_identity_message_without_a_pi_identifier_is_acknowledged_and_archive
     record = archive_record(
         intake, peer="10.0.0.1:4000", received_at=RECEIVED, ack_code="AA", topic=None
     )
-    assert (record["outcome"], record["message_type"]) == ("KEPT", f"ADT^{trigger}")
+    assert (record.outcome, record.message_type) == ("KEPT", f"ADT^{trigger}")
 
 
 def test_the_spec_s_a47_deleting_an_ins_with_the_null_is_kept() -> None:

@@ -26,7 +26,7 @@ COVID = load_covid_mapping()
 
 
 def event(*extra: str) -> dict[str, Any]:
-    record = stay_event(parse(movement(extra=extra)), NANCY, RECEIVED, COVID, PARIS).value
+    record = stay_event(parse(movement(extra=extra)), NANCY, RECEIVED, COVID, PARIS).value.to_avro()
     validate(record, parsed_schema("harpicoop.StayEvent"), raise_errors=True)
     return record
 
@@ -54,4 +54,4 @@ def test_the_vip_indicator_is_not_a_protection() -> None:
     """PV1-16 names a category of patient (PAM FR table 0099), not a request for secrecy."""
     raw = with_fields(movement(), "PV1", {16: "Y"}, codec="latin-1")
     record = stay_event(parse(raw), NANCY, RECEIVED, COVID, PARIS).value
-    assert record["patient_protected"] is None and record["stay_protected"] is None
+    assert record.patient_protected is None and record.stay_protected is None

@@ -9,6 +9,7 @@ from services.common.db import connect
 from services.common.movements import movement_key
 from services.common.outbox import Conn
 from services.common.preferences import DeliveryChoices, EventChoice
+from services.common.records import EnrichedStayEvent, Recipient
 from services.notify import ledger
 from services.notify.digests import PARIS
 from services.notify.notices import Notice, NoticeKind, notification_id
@@ -38,6 +39,11 @@ def recipient(
         "delivery": (choices or DeliveryChoices()).record(),
         "fallback": fallback or [],
     }
+
+
+def recipient_record(rpps: str, address: str | None, **fields: Any) -> Recipient:
+    """``recipient`` as the record notify reads."""
+    return Recipient.from_avro(recipient(rpps, address, **fields))
 
 
 def step(rpps: str, address: str, mailbox_type: str = "CAB", role: str = "ODRP") -> dict[str, Any]:
@@ -77,13 +83,23 @@ def enriched(
     return {"event": event, "recipients": recipients, "enriched_at": dt.datetime.now(dt.UTC)}
 
 
+def enriched_record(
+    visit: str, recipients: list[dict[str, Any]], **fields: Any
+) -> EnrichedStayEvent:
+    """``enriched`` as the record notify reads."""
+    return EnrichedStayEvent.from_avro(enriched(visit, recipients, **fields))
+
+
 def put_notice(conn: Conn, statuses: StatusRecorder, rpps: str, address: str) -> str:
     """A pending admission notice in the ledger, as intake records it; its id."""
-    event = enriched("V900", [])["event"]
-    notice_id = notification_id(event["event_id"], rpps, NoticeKind.ADMISSION)
-    notice = Notice(notice_id, NoticeKind.ADMISSION, recipient(rpps, address))
+    event = enriched_record("V900", []).event
+    notice_id = notification_id(event.event_id, rpps, NoticeKind.ADMISSION)
+    notice = Notice(notice_id, NoticeKind.ADMISSION, recipient_record(rpps, address))
     message = f"To: {address}\r\nSubject: Hospitalisation\r\n\r\nBonjour\r\n".encode()
-    assert ledger.record(conn, statuses, notice, event, movement_key(event), message, notice_id)
+    occurrence = ledger.Occurrence.of(event)
+    assert ledger.record(
+        conn, statuses, notice, occurrence, movement_key(event), message, notice_id
+    )
     return notice_id
 
 

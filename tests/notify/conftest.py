@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 import structlog
 from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from services.common import outbox
 from services.common.db import apply_migrations, connect
 from services.common.deadletter import DeadLetters
-from services.common.serde import AvroSerde
+from services.common.records import NotificationStatus
+from services.common.serde import AvroSerde, RecordSerde
 from services.common.settings import Settings
 from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
@@ -49,7 +51,7 @@ def worker(
     dead_letter_topic: str,
     topic_factory: Callable[..., str],
     producer_factory: Callable[..., Producer],
-    serde_factory: Callable[[str], AvroSerde],
+    registry: SchemaRegistryClient,
 ) -> DeliveryWorker:
     """The worker as the service builds it: the real SmtpSender pointed at ``mail_server`` (an
     SMTP server writing one .eml per accepted message), dead letters produced to Kafka, and
@@ -64,7 +66,7 @@ def worker(
         conn=ledger_conn,
         smtp=SmtpSender(settings),
         dead_letters=DeadLetters(producer_factory(), "notify", dead_letter_topic),
-        statuses=StatusRecorder(serde_factory("harpicoop.NotificationStatus"), status_topic),
+        statuses=StatusRecorder(RecordSerde(registry, NotificationStatus), status_topic),
         log=structlog.get_logger(),
     )
 

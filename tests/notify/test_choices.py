@@ -12,7 +12,7 @@ from services.common.preferences import (
     parse_kinds,
 )
 from services.notify.notices import Earlier, NoticeKind, decide
-from tests.notify.builders import EVERY_KIND, enriched, recipient
+from tests.notify.builders import EVERY_KIND, enriched_record, recipient
 
 ADDRESS = "jeanne.martin@medecin.mssante.fr"
 DIGEST = DeliveryChoices(kinds=frozenset(EventChoice), mode=Mode.DIGEST, digest_hour=18)
@@ -29,7 +29,7 @@ def outcome(
 ) -> tuple[NoticeKind, str | None, bool]:
     gp = recipient("10101010101", ADDRESS, choices=choices)
     [notice] = decide(
-        enriched("V1", [gp], kind=kind, action=action, admission_mode=admission_mode),
+        enriched_record("V1", [gp], kind=kind, action=action, admission_mode=admission_mode),
         {"10101010101": before},
     )
     return notice.kind, notice.skip_reason, notice.deferred
@@ -106,7 +106,7 @@ def test_a_retraction_of_a_digest_line_already_sent_goes_in_the_next_digest() ->
 def test_a_cancellation_of_a_line_still_waiting_withdraws_it() -> None:
     gp = recipient("10101010101", ADDRESS, choices=DIGEST)
     [notice] = decide(
-        enriched("V1", [gp], kind="ADMISSION", action="CANCEL", admission_mode="SCHEDULED"),
+        enriched_record("V1", [gp], kind="ADMISSION", action="CANCEL", admission_mode="SCHEDULED"),
         {"10101010101": Earlier.WAITING},
     )
     assert notice.withdraws_waiting and notice.skip_reason and not notice.deferred
@@ -128,7 +128,7 @@ def test_discharges_only_skips_the_rest_with_the_reason() -> None:
 
 def test_an_opt_out_still_wins_over_any_choice() -> None:
     gp = recipient("10101010101", ADDRESS, opted_out=True, choices=DIGEST)
-    [notice] = decide(enriched("V1", [gp], admission_mode="SCHEDULED"), {})
+    [notice] = decide(enriched_record("V1", [gp], admission_mode="SCHEDULED"), {})
     assert notice.skip_reason == "the practitioner opted out of notifications"
     assert not notice.deferred
 

@@ -20,6 +20,7 @@ from services.cli.reconcile import withheld_check, withheld_stays
 from services.cli.run import record_day_oppositions
 from services.common import outbox
 from services.common.db import connect
+from services.common.records import StayEvent
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from services.common.skip_reasons import SkipReason
@@ -64,7 +65,7 @@ def test_a_protection_holds_for_the_stay_until_an_explicit_n(ledger_conn: outbox
     said = []
     for patient, visit in [(None, None), (True, None), (None, None), (False, None), (None, True)]:
         event["patient_protected"], event["stay_protected"] = patient, visit
-        said.append(privacy.remember_stay(ledger_conn, event).protected)
+        said.append(privacy.remember_stay(ledger_conn, StayEvent.from_avro(event)).protected)
     # Unsaid is not yet protected; Y protects; a message without PD1-12 keeps it; N lifts it;
     # PV2-22 Y protects the stay on its own.
     assert said == [False, True, True, False, True]
@@ -82,7 +83,7 @@ def test_an_objection_holds_waiting_notices_and_notify_withdraws_them(
     only; the listing shows ids only."""
     notice = put_notice(ledger_conn, worker.statuses, "10101010901", address())
     stay = enriched("V900", [])["event"]  # the stay put_notice's notice belongs to
-    privacy.remember_stay(ledger_conn, stay)
+    privacy.remember_stay(ledger_conn, StayEvent.from_avro(stay))
     ipp = stay["patient"]["ipp"]
 
     code, out = operator("add", "--establishment", "chrunancy", "--ipp", ipp, capsys=capsys)
@@ -123,8 +124,8 @@ def test_an_objection_by_ins_applies_in_every_establishment(
     elsewhere["patient"]["ins"] = "148017512345678"
     code, _ = operator("add", "--establishment", "chrunancy", "--ins", ins, capsys=capsys)
     assert code == 0
-    assert privacy.remember_stay(ledger_conn, at_toul).opposed
-    assert not privacy.remember_stay(ledger_conn, elsewhere).opposed
+    assert privacy.remember_stay(ledger_conn, StayEvent.from_avro(at_toul)).opposed
+    assert not privacy.remember_stay(ledger_conn, StayEvent.from_avro(elsewhere)).opposed
     assert operator("add", "--establishment", "nowhere", "--ins", ins, capsys=capsys)[0] == 2
     assert operator("add", "--establishment", "toul", "--ins", "12", capsys=capsys)[0] == 2
 
@@ -247,7 +248,7 @@ def test_a_stay_unheard_of_past_the_retention_is_forgotten(ledger_conn: outbox.C
     old, recent = enriched("V1", [])["event"], enriched("V2", [])["event"]
     old["patient_protected"] = True
     for event in (old, recent):
-        privacy.remember_stay(ledger_conn, event)
+        privacy.remember_stay(ledger_conn, StayEvent.from_avro(event))
     ledger_conn.execute(
         "UPDATE stay_privacy SET updated_at = now() - interval '31 days' WHERE stay_key = %s",
         (old["stay_key"],),

@@ -16,6 +16,7 @@ import structlog
 
 from services.common import outbox
 from services.common.preferences import DeliveryChoices, EventChoice, Mode
+from services.common.records import EnrichedStayEvent
 from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
 from services.notify.digests import DIGEST_LINES_HEADER, PARIS
@@ -74,7 +75,7 @@ def take_in(intake: Intake, *values: dict[str, Any]) -> None:
     """One batch of intake: one transaction, as the service's consumer runs it."""
     with intake.conn.transaction():
         for value in values:
-            intake.handle("stays.enriched", value)
+            intake.handle("stays.enriched", EnrichedStayEvent.from_avro(value))
 
 
 def deliver_all(worker: DeliveryWorker) -> None:

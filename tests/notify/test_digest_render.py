@@ -9,14 +9,16 @@ from typing import Any
 from services.notify.notices import NoticeKind
 from services.notify.render import digest_context, notice_context, render_digest
 from services.notify.wording import Vocabulary, fields_without_words
-from tests.notify.builders import enriched, recipient
+from tests.notify.builders import enriched_record, recipient_record
 
-GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+GP = recipient_record("10101010101", "jeanne.martin@medecin.mssante.fr")
 
 
 def line(kind: NoticeKind, event_kind: str, visit: str, action: str = "INSERT") -> dict[str, Any]:
-    event = enriched(visit, [GP], kind=event_kind, action=action, admission_mode="SCHEDULED")
-    context = notice_context(kind, event["event"], GP, "CHRU de Nancy", Vocabulary())
+    event = enriched_record(
+        visit, [GP.to_avro()], kind=event_kind, action=action, admission_mode="SCHEDULED"
+    )
+    context = notice_context(kind, event.event, GP, "CHRU de Nancy", Vocabulary())
     # As intake keeps it with the deferred notice, and reads it back for the digest.
     kept: dict[str, Any] = json.loads(json.dumps(context, ensure_ascii=False))
     return kept

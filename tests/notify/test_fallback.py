@@ -12,6 +12,7 @@ import pytest
 
 from services.common import outbox
 from services.common.movements import movement_key
+from services.common.records import EnrichedStayEvent, StayEvent
 from services.common.skip_reasons import SkipReason
 from services.notify import ledger, privacy
 from services.notify.chain import Setback
@@ -32,16 +33,20 @@ CHAIN = [step(GP, PRACTICE), step(SUBS, SUBSTITUTE, "PER", "SUBS")]
 
 def notice_of(conn: outbox.Conn, worker: DeliveryWorker, value: dict[str, Any]) -> str:
     """Record the GP's admission notice of an enriched event, as intake does; its id."""
-    event = value["event"]
-    [gp] = value["recipients"]
-    notice_id = notification_id(event["event_id"], gp["rpps"], NoticeKind.ADMISSION)
+    enriched = EnrichedStayEvent.from_avro(value)
+    event = enriched.event
+    [gp] = enriched.recipients
+    notice_id = notification_id(event.event_id, gp.rpps, NoticeKind.ADMISSION)
     message = (
-        f"To: {gp['mssante_address']}\r\nSubject: Hospitalisation\r\n"
+        f"To: {gp.mssante_address}\r\nSubject: Hospitalisation\r\n"
         f"Message-ID: <{notice_id}@ght-sud-lorraine.fr>\r\n"
         f"X-Harpicoop-Notification-Id: {notice_id}\r\n\r\nBonjour\r\n"
     ).encode()
     notice = Notice(notice_id, NoticeKind.ADMISSION, gp)
-    assert ledger.record(conn, worker.statuses, notice, event, movement_key(event), message, "")
+    occurrence = ledger.Occurrence.of(event)
+    assert ledger.record(
+        conn, worker.statuses, notice, occurrence, movement_key(event), message, ""
+    )
     return notice_id
 
 
@@ -122,7 +127,7 @@ def test_an_objection_recorded_after_the_bounce_stops_the_next_step(
     worker: DeliveryWorker, ledger_conn: outbox.Conn, mail_server: MailServer
 ) -> None:
     value = enriched("V801", [recipient(GP, PERSONAL, fallback=CHAIN)])
-    privacy.remember_stay(ledger_conn, value["event"])
+    privacy.remember_stay(ledger_conn, StayEvent.from_avro(value["event"]))
     first = notice_of(ledger_conn, worker, value)
     deliver_all(worker)
     patient = value["event"]["patient"]

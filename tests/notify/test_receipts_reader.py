@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from services.common import outbox
-from services.common.serde import AvroSerde
+from services.common.records import NotificationStatus
+from services.common.serde import RecordSerde
 from services.common.settings import Settings
 from services.notify import ledger
 from services.notify.receipts import MAX_RECEIPT_BYTES
@@ -31,11 +33,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def statuses(
-    topic_factory: Callable[..., str], serde_factory: Callable[[str], AvroSerde]
-) -> StatusRecorder:
+def statuses(topic_factory: Callable[..., str], registry: SchemaRegistryClient) -> StatusRecorder:
     return StatusRecorder(
-        serde_factory("harpicoop.NotificationStatus"), topic_factory("harpicoop.NotificationStatus")
+        RecordSerde(registry, NotificationStatus), topic_factory("harpicoop.NotificationStatus")
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from services.common.records import Recipient, StayEvent
 from services.notify.config import NotifyConfig
 from services.notify.notices import NoticeKind
 from services.notify.render import build_message, liaison_sentence, notice_context, render
@@ -11,11 +12,16 @@ from services.notify.wording import Vocabulary, fields_without_words
 from tests.notify.builders import enriched, recipient
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
+TO_GP = Recipient.from_avro(GP)
 
 
 def test_a_scheduled_admission_says_so() -> None:
     event = enriched("V1", [GP], admission_mode="SCHEDULED")["event"]
-    content = render(notice_context(NoticeKind.ADMISSION, event, GP, "Centre hospitalier de Toul"))
+    content = render(
+        notice_context(
+            NoticeKind.ADMISSION, StayEvent.from_avro(event), TO_GP, "Centre hospitalier de Toul"
+        )
+    )
     assert (
         content.subject
         == "Hospitalisation programmée de votre patient(e) — Centre hospitalier de Toul"
@@ -26,21 +32,27 @@ def test_a_scheduled_admission_says_so() -> None:
 def test_html_escapes_what_comes_from_the_message() -> None:
     event = enriched("V1", [GP])["event"]
     event["patient"]["family_name"] = "<script>alert(1)</script>"
-    content = render(notice_context(NoticeKind.ADMISSION, event, GP, "CHRU de Nancy"))
+    content = render(
+        notice_context(NoticeKind.ADMISSION, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")
+    )
     assert "<script>" not in content.html
     assert "&lt;SCRIPT&gt;" in content.html
 
 
 def test_a_retraction_of_a_discharge_names_the_event_and_asks_to_disregard_it() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE", action="CANCEL")["event"]
-    content = render(notice_context(NoticeKind.RETRACTION, event, GP, "CHRU de Nancy"))
+    content = render(
+        notice_context(NoticeKind.RETRACTION, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")
+    )
     assert "annulé l'événement (sortie)" in content.text
     assert "Merci de ne pas tenir compte du message précédent" in content.text
 
 
 def test_the_message_has_both_alternatives_and_a_stable_message_id() -> None:
     event = enriched("V1", [GP])["event"]
-    content = render(notice_context(NoticeKind.ADMISSION, event, GP, "CHRU de Nancy"))
+    content = render(
+        notice_context(NoticeKind.ADMISSION, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")
+    )
     message = build_message(
         content,
         sender="harpicoop@ght-sud-lorraine.mssante.fr",
@@ -68,7 +80,9 @@ def test_a_transfer_out_reads_in_words() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE", disposition="7", destination="CH_TOUL")
     event = event["event"]
     event["movement"].update(unit="URGA", unit_name=None)
-    context = notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy", VOCABULARY)
+    context = notice_context(
+        NoticeKind.DISCHARGE, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy", VOCABULARY
+    )
     content = render(context)
     assert "Service : Urgences adultes Central" in content.text
     assert "Mode de sortie : transfert vers un autre établissement" in content.text
@@ -81,7 +95,11 @@ def test_codes_without_words_are_left_out_of_the_notice() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE", disposition="X9", destination="123456789")
     event = event["event"]
     event["movement"].update(unit="4011", unit_name=None)
-    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy", VOCABULARY))
+    content = render(
+        notice_context(
+            NoticeKind.DISCHARGE, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy", VOCABULARY
+        )
+    )
     for label in ("Service", "Mode de sortie", "Destination"):
         assert f"{label} :" not in content.text
         assert f">{label}<" not in content.html
@@ -91,7 +109,7 @@ def test_codes_without_words_are_left_out_of_the_notice() -> None:
 
 def footer(kind: NoticeKind, event_kind: str, action: str = "INSERT") -> str:
     event = enriched("V1", [GP], kind=event_kind, action=action)["event"]
-    text = render(notice_context(kind, event, GP, "CHRU de Nancy")).text
+    text = render(notice_context(kind, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")).text
     [line] = [line for line in text.splitlines() if line.startswith("Ce message vous est adressé")]
     return line
 
@@ -114,18 +132,24 @@ def test_the_footer_speaks_of_the_lettre_de_liaison_as_the_notice_stands() -> No
 
 def test_the_html_footer_is_the_texts() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE")["event"]
-    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy"))
+    content = render(
+        notice_context(NoticeKind.DISCHARGE, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")
+    )
     assert "adressée séparément par l&#39;établissement." in content.html
     assert "vous parviendra à la sortie" not in content.html
 
 
 def test_a_discharge_by_death_has_its_own_words() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE", disposition="9")["event"]
-    content = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CHRU de Nancy"))
+    content = render(
+        notice_context(NoticeKind.DISCHARGE, StayEvent.from_avro(event), TO_GP, "CHRU de Nancy")
+    )
     assert content.subject == "Décès de votre patient(e) — CHRU de Nancy"
     assert "du décès de votre patient(e), survenu le 02/03/2026 à 09:15" in content.text
     assert "sorti(e) d'hospitalisation" not in content.text
     assert "<strong>décès</strong>" in content.html
     alive = enriched("V1", [GP], kind="DISCHARGE", disposition="8")["event"]
-    other = render(notice_context(NoticeKind.DISCHARGE, alive, GP, "CHRU de Nancy"))
+    other = render(
+        notice_context(NoticeKind.DISCHARGE, StayEvent.from_avro(alive), TO_GP, "CHRU de Nancy")
+    )
     assert other.subject.startswith("Sortie d'hospitalisation")

@@ -10,7 +10,7 @@ from services.common.movements import movement_key
 from services.notify import ledger
 from services.notify.delivery import DeliveryWorker
 from services.notify.notices import Notice, NoticeKind, notification_id
-from tests.notify.builders import enriched, recipient
+from tests.notify.builders import enriched_record, recipient_record
 
 GP = "10101010501"
 ADDRESS = "jeanne.martin@medecin.mssante.fr"
@@ -18,13 +18,19 @@ ADDRESS = "jeanne.martin@medecin.mssante.fr"
 
 def put(conn: outbox.Conn, worker: DeliveryWorker, visit: str, kind: str, movement: str) -> str:
     """A pending notice of ``kind`` for the stay ``visit``, as intake records it; its id."""
-    event = enriched(visit, [], kind=kind, movement_id=movement)["event"]
+    event = enriched_record(visit, [], kind=kind, movement_id=movement).event
     notice_kind = NoticeKind(kind)
-    notice_id = notification_id(event["event_id"], GP, notice_kind)
-    notice = Notice(notice_id, notice_kind, recipient(GP, ADDRESS))
+    notice_id = notification_id(event.event_id, GP, notice_kind)
+    notice = Notice(notice_id, notice_kind, recipient_record(GP, ADDRESS))
     message = f"To: {ADDRESS}\r\nSubject: {kind}\r\n\r\nBonjour\r\n".encode()
     assert ledger.record(
-        conn, worker.statuses, notice, event, movement_key(event), message, notice_id
+        conn,
+        worker.statuses,
+        notice,
+        ledger.Occurrence.of(event),
+        movement_key(event),
+        message,
+        notice_id,
     )
     return notice_id
 

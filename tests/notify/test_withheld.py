@@ -3,8 +3,11 @@ sensitivity policy suppresses notices; and the minimal notice. Pure: no stack ne
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from services.common.records import CovidFollowup, StayEvent
 from services.common.skip_reasons import OTHER, SkipReason, reason_code
 from services.notify.notices import (
     Earlier,
@@ -17,10 +20,11 @@ from services.notify.notices import (
 )
 from services.notify.render import notice_context, render
 from services.notify.sensitivity import SENSITIVITY_TOML, load_policy, read_policy
-from tests.notify.builders import enriched, recipient
+from tests.notify.builders import enriched, enriched_record, recipient, recipient_record
 
 GP = recipient("10101010101", "jeanne.martin@medecin.mssante.fr")
 PHARMACIST = recipient("10101010199", "paul.roux@pharmacien.mssante.fr", role="RP")
+TYPED_GP = recipient_record("10101010101", "jeanne.martin@medecin.mssante.fr")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +49,7 @@ def test_why_a_stay_is_withheld(privacy: Privacy, reason: SkipReason | None) -> 
 
 def test_a_withheld_stay_gives_every_recipient_a_skipped_notice_with_the_reason() -> None:
     reason = SkipReason.PROTECTED.sentence
-    notices = decide(enriched("V1", [GP, PHARMACIST]), {}, withheld=reason)
+    notices = decide(enriched_record("V1", [GP, PHARMACIST]), {}, withheld=reason)
     assert [(n.kind, n.skip_reason) for n in notices] == [
         (NoticeKind.ADMISSION, reason),
         (NoticeKind.ADMISSION, reason),
@@ -56,10 +60,14 @@ def test_a_withheld_stay_gets_no_retraction_or_correction_either() -> None:
     """Once the patient asked for silence, not even a retraction of what went out is sent."""
     reason = SkipReason.OPPOSED.sentence
     cancel = decide(
-        enriched("V1", [GP], action="CANCEL"), {GP["rpps"]: Earlier.DELIVERED}, withheld=reason
+        enriched_record("V1", [GP], action="CANCEL"),
+        {GP["rpps"]: Earlier.DELIVERED},
+        withheld=reason,
     )
     update = decide(
-        enriched("V1", [GP], action="UPDATE"), {GP["rpps"]: Earlier.DELIVERED}, withheld=reason
+        enriched_record("V1", [GP], action="UPDATE"),
+        {GP["rpps"]: Earlier.DELIVERED},
+        withheld=reason,
     )
     assert [(n.kind, n.skip_reason) for n in cancel] == [(NoticeKind.RETRACTION, reason)]
     assert [(n.kind, n.skip_reason) for n in update] == [(NoticeKind.CORRECTION, reason)]
@@ -68,7 +76,7 @@ def test_a_withheld_stay_gets_no_retraction_or_correction_either() -> None:
 def test_a_withheld_cancellation_still_withdraws_the_waiting_notice() -> None:
     reason = SkipReason.PROTECTED.sentence
     [notice] = decide(
-        enriched("V1", [GP], action="CANCEL"), {GP["rpps"]: Earlier.WAITING}, withheld=reason
+        enriched_record("V1", [GP], action="CANCEL"), {GP["rpps"]: Earlier.WAITING}, withheld=reason
     )
     assert notice.withdraws_waiting and notice.skip_reason == reason
 
@@ -79,17 +87,27 @@ def test_a_withheld_follow_up_is_skipped() -> None:
         "reminders_sent": 0,
         "state": "OPEN",
         "gp": GP,
+        "stay_key": "chrunancy:V1",
+        "establishment": "chrunancy",
+        "discharge_event_id": "chrunancy:MSG-V1",
+        "patient": enriched("V1", [])["event"]["patient"],
+        "covid_status": "POSITIVE",
+        "opened_at": dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+        "updated_at": dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
     }
     reason = SkipReason.OPPOSED.sentence
-    [notice] = decide_followup(followup, withheld=reason)
+    [notice] = decide_followup(CovidFollowup.from_avro(followup), withheld=reason)
     assert notice.skip_reason == reason
 
 
 def test_a_minimal_notice_names_neither_unit_nor_destination() -> None:
     event = enriched("V1", [GP], kind="DISCHARGE", disposition="7", destination="CH_TOUL")["event"]
     event["movement"]["unit_name"] = "Psychiatrie générale secteur 1"
-    full = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CH Ravenel"))
-    minimal = render(notice_context(NoticeKind.DISCHARGE, event, GP, "CH Ravenel", minimal=True))
+    discharge = StayEvent.from_avro(event)
+    full = render(notice_context(NoticeKind.DISCHARGE, discharge, TYPED_GP, "CH Ravenel"))
+    minimal = render(
+        notice_context(NoticeKind.DISCHARGE, discharge, TYPED_GP, "CH Ravenel", minimal=True)
+    )
     assert "Psychiatrie" in full.text
     for content in (minimal.text, minimal.html, minimal.subject):
         assert "Psychiatrie" not in content

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.common.establishments import establishments_by_facility, load_establishments
+from services.common.records import CareRole, Recipient, StayEvent
 from services.gateway.covid import load_covid_mapping
 from services.gateway.hl7 import parse
 from services.gateway.intake import IntakeRules, Outcome, take_in
@@ -49,7 +50,7 @@ def test_every_message_of_the_day_is_accepted_by_the_gateway_as_sent(
         intake = take_in(message_bytes(item, by_code[item.establishment]), rules, RECEIVED_AT)
         assert (intake.outcome, intake.code, intake.problems) == (Outcome.PUBLISHED, "AA", ())
         assert intake.publication is not None
-        event = intake.publication.value
+        event = intake.publication.value.to_avro()  # as written to the topic
         assert event["event_id"] == f"{item.establishment}:{item.control_id}"
         assert event["stay_key"] == item.stay_key
         assert (event["trigger_event"], event["action"]) == (item.trigger, item.action)
@@ -134,7 +135,7 @@ def test_delimiters_in_names_are_escaped(
     assert len(pid_line.split("|")) == 33  # PID-1..PID-32: no field added by the name
     intake = take_in(message_bytes(item, profile), rules, RECEIVED_AT)
     assert intake.code == "AA" and intake.publication is not None
-    event = intake.publication.value
+    event = intake.publication.value.to_avro()
     assert (event["patient"]["family_name"], event["patient"]["given_name"]) == (name, name)
     assert event["care_team"][0]["family_name"] == name
 
@@ -162,19 +163,23 @@ def test_every_notice_of_the_day_reads_in_words(
         units=load_units(), places=places(load_establishments(), load_finess_names())
     )
     by_code = {item.establishment.code: item for item in profiles}
-    gp = {"role": "ODRP", "given_name": "Jeanne", "family_name": "Martin"}
+    gp = Recipient(
+        role=CareRole.ODRP, rpps="10101010101", given_name="Jeanne", family_name="Martin"
+    )
     shown: collections.Counter[str] = collections.Counter()
     for item in monday.all_messages():
         intake = take_in(message_bytes(item, by_code[item.establishment]), rules, RECEIVED_AT)
         assert intake.publication is not None
         event = intake.publication.value
-        notice = NOTIFIABLE_KINDS.get(event["kind"])
+        assert isinstance(event, StayEvent)
+        notice = NOTIFIABLE_KINDS.get(event.kind)
         if notice is None:
             continue
         name = by_code[item.establishment].establishment.name
-        for unit_name in (event["movement"]["unit_name"], None):
-            event["movement"]["unit_name"] = unit_name
-            text = render_notice(notice_context(notice, event, gp, name, vocabulary)).text
+        for unit_name in (event.movement.unit_name, None):
+            movement = dataclasses.replace(event.movement, unit_name=unit_name)
+            shown_event = dataclasses.replace(event, movement=movement)
+            text = render_notice(notice_context(notice, shown_event, gp, name, vocabulary)).text
             assert fields_without_words(text) == [], text
             shown.update(line.split(" : ")[0] for line in text.splitlines() if " : " in line)
     # The fields are there, not merely left out (a Monday: about 1,250 notices, 800 discharges,

@@ -36,7 +36,7 @@ def test_a_day_has_protected_patients_whose_transfers_do_not_say_it(
         raw = message_bytes(message, profile)
         establishment = facilities[profile.establishment.sending_facility]
         event = stay_event(parse(raw), establishment, RECEIVED_AT, covid, PARIS).value
-        said.setdefault(message.trigger, set()).add(event["patient_protected"])
+        said.setdefault(message.trigger, set()).add(event.patient_protected)
     assert said, "no protected patient in a whole Monday"
     assert said.pop("A02", {None}) == {None}  # inherited from the stay's earlier messages
     assert all(values == {True} for values in said.values())
