@@ -297,7 +297,9 @@ def build_app(
         windows.forget()
         held = {(tp.topic, tp.partition) for tp in assigned if tp.topic in reader.topics}
         if held != every_partition:
-            log.error("analytics.not_every_partition", held=len(held), of=len(every_partition))
+            log.error(
+                "analytics.not_every_partition", held=len(held), partitions=len(every_partition)
+            )
             # Raised here, between batches, faust stops the worker before it counts anything.
             raise NotEveryPartition(
                 f"{len(held)} of {len(every_partition)} input partitions: analytics runs as "
