@@ -108,6 +108,7 @@ class NotifyService:
             dead_letters=dead_letters,
             handle=intake.handle,
             handle_tombstone=intake.forget,
+            hooks=intake,
             log=self.log.bind(part="intake"),
         )
         self.threads.spawn("intake", consumer.run)
