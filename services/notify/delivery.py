@@ -152,7 +152,7 @@ class DeliveryWorker:
         if sent:
             # One line per batch: each notice's own trail is its status on notifications.status.
             PROCESSED.labels("notify", "sent").inc(sent)
-            self.log.info("notices sent", count=sent, batch=len(claimed))
+            self.log.info("notices sent", counts={"sent": sent, "claimed": len(claimed)})
 
     def _recorded(
         self, completion: ledger.Completion, attempt: int, latencies: dict[str, dt.timedelta]

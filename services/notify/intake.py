@@ -109,7 +109,7 @@ class Intake:
         if not self._tally:
             return
         self.recorded += self._tally["recorded"] + self._tally["deferred"]
-        self.log.info("intake batch committed", **dict(sorted(self._tally.items())))
+        self.log.info("intake batch committed", counts=dict(sorted(self._tally.items())))
 
     def handle(
         self, _topic: str, value: EnrichedStayEvent | UnroutableStayEvent | CovidFollowup
@@ -153,9 +153,11 @@ class Intake:
     def _stay_event(self, enriched: EnrichedStayEvent) -> None:
         event = enriched.event
         key = movement_key(event)
-        # Enriched again after a directory update: routable now.
-        ledger.resolve_unroutable(self.conn, event.event_id)
-        stay = privacy.remember_stay(self.conn, event)
+        # Pipelined, one round trip for both: nothing here waits for the worklist's answer.
+        with self.conn.pipeline():
+            # Enriched again after a directory update: routable now.
+            ledger.resolve_unroutable(self.conn, event.event_id)
+            stay = privacy.remember_stay(self.conn, event)
         policy = Privacy(
             protected=stay.protected,
             opposed=stay.opposed,

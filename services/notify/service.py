@@ -111,7 +111,9 @@ class NotifyService:
             hooks=intake,
             log=self.log.bind(part="intake"),
         )
-        self.threads.spawn("intake", consumer.run)
+        self.threads.spawn(
+            "intake", lambda stop: consumer.run(stop, batch_size=self.config.intake_batch)
+        )
         for index in range(self.config.senders):
             worker = DeliveryWorker(
                 config=self.config,
