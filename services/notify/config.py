@@ -24,6 +24,10 @@ class NotifyConfig:
     status_topic: str = setting("notifications.status", "NOTIFY_STATUS_TOPIC")
     dead_letter_topic: str = setting("deadletter.notify", "NOTIFY_DEADLETTER_TOPIC")
     group_id: str = setting("notify", "NOTIFY_GROUP_ID")
+    intake_batch: int = setting(50, "NOTIFY_INTAKE_BATCH", minimum=1)
+    """Records intake takes in one transaction at most. Its notices reach the delivery workers on
+    its commit: a smaller batch lets them start sending while intake writes the next one, and a
+    batch costs one commit and one offset commit, not a statement per record."""
     senders: int = setting(4, "NOTIFY_SENDERS", minimum=1)
     """Delivery workers: a slow or failing recipient holds one of them, never the service."""
     claim_batch: int = setting(8, "NOTIFY_CLAIM_BATCH", minimum=1)

@@ -148,19 +148,24 @@ class DeliveryWorker:
         attempts = {notice.notification_id: notice.attempts for notice in claimed}
         for completion in done:
             self._recorded(completion, attempts.get(completion.notification_id, 0), latencies)
+        sent = sum(completion.state == "sent" for completion in done)
+        if sent:
+            # One line per batch: each notice's own trail is its status on notifications.status.
+            PROCESSED.labels("notify", "sent").inc(sent)
+            self.log.info("notices sent", counts={"sent": sent, "claimed": len(claimed)})
 
     def _recorded(
         self, completion: ledger.Completion, attempt: int, latencies: dict[str, dt.timedelta]
     ) -> None:
-        """Counted and logged once its outcome is committed."""
-        log = self.log.bind(notification_id=completion.notification_id, attempt=attempt)
+        """Counted and logged once its outcome is committed: a notice not sent on its own line,
+        those sent by the batch (``_record``)."""
         if completion.state == "sent":
-            PROCESSED.labels("notify", "sent").inc()
             latency = latencies.get(completion.notification_id)
             if latency is not None:
                 LATENCY.labels("notify", "smtp_accepted").observe(latency.total_seconds())
-            log.info("notice sent", smtp_code=completion.smtp_code)
-        elif completion.state == "retrying":
+            return
+        log = self.log.bind(notification_id=completion.notification_id, attempt=attempt)
+        if completion.state == "retrying":
             retry_at = completion.retry_at.isoformat() if completion.retry_at else None
             log.warning("notice to retry", smtp_code=completion.smtp_code, retry_at=retry_at)
         else:

@@ -3,13 +3,16 @@ worklist (ids and reasons only).
 
 It runs inside ``services.common.consume.BatchConsumer``: a batch is one transaction and the
 offsets follow it, so a replayed batch meets the deterministic notification ids and inserts
-nothing twice (at-least-once input, exactly-once ledger).
+nothing twice (at-least-once input, exactly-once ledger). What is done once per batch is done in
+its hooks (``BatchHooks``): the delivery workers are woken once, on its commit, and one INFO line
+gives its counts (ids of each notice stay in the ledger and on ``notifications.status``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Mapping
 from email.policy import SMTP as SMTP_POLICY
 from typing import Any
@@ -54,6 +57,7 @@ from services.notify.render import (
     build_message,
     digest_context,
     followup_context,
+    message_bytes,
     notice_context,
     render,
     render_digest,
@@ -87,6 +91,25 @@ class Intake:
         self.sensitivity = sensitivity or SensitivityPolicy()
         self.log = log
         self.recorded = 0
+        self._tally: Counter[str] = Counter()
+        """What the batch being handled did, by outcome; logged once it is committed."""
+        self._wake = False
+        """Whether the batch recorded a notice due now, to wake the delivery workers on commit."""
+
+    def begin(self) -> None:
+        self._tally.clear()
+        self._wake = False
+
+    def before_commit(self) -> None:
+        # One NOTIFY per batch: PostgreSQL delivers it once per transaction anyway.
+        if self._wake:
+            ledger.wake_senders(self.conn)
+
+    def committed(self) -> None:
+        if not self._tally:
+            return
+        self.recorded += self._tally["recorded"] + self._tally["deferred"]
+        self.log.info("intake batch committed", counts=dict(sorted(self._tally.items())))
 
     def handle(
         self, _topic: str, value: EnrichedStayEvent | UnroutableStayEvent | CovidFollowup
@@ -106,7 +129,8 @@ class Intake:
         if topic != self.config.followups_topic or key is None:
             return
         purged = ledger.purge_messages_of(self.conn, followup_movement_key(key.decode()))
-        self.log.info("follow-up case forgotten", notices_purged=purged)
+        self._tally["followups_forgotten"] += 1
+        self._tally["messages_purged"] += purged
 
     def _unroutable(self, unroutable: UnroutableStayEvent) -> None:
         """No GP could be found for the event: the identity-vigilance team's to look into."""
@@ -124,18 +148,16 @@ class Intake:
             "occurred_at": event.movement.occurred_at,
         }
         if ledger.put_on_worklist(self.conn, entry):
-            self.log.info(
-                "unroutable event on the worklist",
-                event_id=event.event_id,
-                reason=str(unroutable.reason),
-            )
+            self._tally["unroutable"] += 1
 
     def _stay_event(self, enriched: EnrichedStayEvent) -> None:
         event = enriched.event
         key = movement_key(event)
-        # Enriched again after a directory update: routable now.
-        ledger.resolve_unroutable(self.conn, event.event_id)
-        stay = privacy.remember_stay(self.conn, event)
+        # Pipelined, one round trip for both: nothing here waits for the worklist's answer.
+        with self.conn.pipeline():
+            # Enriched again after a directory update: routable now.
+            ledger.resolve_unroutable(self.conn, event.event_id)
+            stay = privacy.remember_stay(self.conn, event)
         policy = Privacy(
             protected=stay.protected,
             opposed=stay.opposed,
@@ -200,17 +222,17 @@ class Intake:
         message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
         occurrence = ledger.Occurrence.of(event)
         if ledger.record(
-            self.conn, self.statuses, notice, occurrence, key, line, message_id, digest_id=digest
+            self.conn,
+            self.statuses,
+            notice,
+            occurrence,
+            key,
+            line,
+            message_id,
+            digest_id=digest,
+            wake=False,
         ):
-            self.recorded += 1
-            self.log.info(
-                "notice deferred to a digest",
-                notification_id=notice.notification_id,
-                event_id=event.event_id,
-                kind=notice.kind.value,
-                rpps=rpps,
-                digest_id=digest,
-            )
+            self._tally["deferred"] += 1
             self._write_digest(digest, notice.recipient, day)
 
     def _write_digest(self, digest: str, recipient: Recipient, day: dt.date) -> None:
@@ -275,19 +297,18 @@ class Intake:
     ) -> None:
         message_id = f"<{notice.notification_id}@{MESSAGE_ID_DOMAIN}>"
         body = b"" if notice.skip_reason else self._message(notice, context)
-        if ledger.record(self.conn, self.statuses, notice, event, key, body, message_id):
-            self.recorded += 1
-            self.log.info(
-                "notice recorded",
-                notification_id=notice.notification_id,
-                event_id=event.event_id,
-                kind=notice.kind.value,
-                rpps=notice.recipient.rpps,
-                skipped=notice.skip_reason,
-            )
+        if ledger.record(
+            self.conn, self.statuses, notice, event, key, body, message_id, wake=False
+        ):
+            if notice.skip_reason:
+                self._tally["skipped"] += 1
+            else:
+                self._tally["recorded"] += 1
+                self._wake = True
 
     def _message(self, notice: Notice, context: Mapping[str, Any]) -> bytes:
-        email = build_message(
+        # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
+        return message_bytes(
             render(context),
             sender=self.sender_address,
             recipient_address=notice.recipient.mssante_address or "",
@@ -297,5 +318,3 @@ class Intake:
             if self.config.wants_read_receipt(notice.recipient.rpps)
             else None,
         )
-        # CRLF line ends: smtplib sends bytes as they are, and SMTP wants CRLF.
-        return email.as_bytes(policy=SMTP_POLICY)

@@ -129,10 +129,14 @@ def record(
     message: bytes,
     message_id: str,
     digest_id: str | None = None,
+    *,
+    wake: bool = True,
 ) -> bool:
     """Insert the notice unless it is already there (a replayed event); True when inserted.
 
-    With ``digest_id``, the notice is deferred to that digest and ``message`` is its line."""
+    With ``digest_id``, the notice is deferred to that digest and ``message`` is its line.
+    ``wake=False``: the caller wakes the delivery workers itself, once for many notices
+    (``wake_senders`` before its commit)."""
     state = "skipped" if notice.skip_reason else "deferred" if digest_id else "pending"
     # A deferred line's chain is its digest's; a skipped notice has none to follow.
     fallback = (
@@ -168,7 +172,7 @@ def record(
             ),
         )
     )
-    if inserted and state == "pending":
+    if wake and inserted and state == "pending":
         wake_senders(conn)
     return inserted
 
@@ -395,7 +399,9 @@ def complete(
             strict=True,
         )
     )
-    with conn.transaction():
+    # Pipelined: the status of each notice is an INSERT of its own into the outbox, sent without
+    # waiting for the one before; the transaction still commits all of them or none.
+    with conn.transaction(), conn.pipeline():
         _changed(
             conn,
             statuses,

@@ -6,10 +6,15 @@ notification id, so a message sent again after a retry is the same message.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -262,3 +267,102 @@ def build_message(
     message.set_content(content.text)
     message.add_alternative(content.html, subtype="html")
     return message
+
+
+_PLAIN_HEADER = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,70}[\x21-\x7e])?")
+"""A header value written as it is: printable ASCII, short enough for its line."""
+_LONGEST_8BIT_LINE = 78
+"""Body lines up to this long go as they are (8bit), as ``EmailMessage.set_content`` sends them;
+a body with a longer one is quoted-printable."""
+
+
+def message_bytes(
+    content: EmailContent,
+    *,
+    sender: str,
+    recipient_address: str,
+    notification_id: str,
+    created_at: dt.datetime,
+    read_receipt_to: str | None = None,
+) -> bytes:
+    """``build_message``'s notice as the bytes handed to SMTP (CRLF line ends), written directly.
+
+    ``EmailMessage`` parses every header it is given and folds them all again when flattened:
+    about two thirds of intake's time per notice. This writes the same MIME structure (the same
+    headers, multipart/alternative of text/plain and text/html in UTF-8) at a fraction of the
+    cost; an address that is not plain ASCII on one line takes ``build_message``'s way."""
+    addresses = [sender, recipient_address, *([read_receipt_to] if read_receipt_to else [])]
+    if not all(_PLAIN_HEADER.fullmatch(address) for address in addresses):
+        return build_message(
+            content,
+            sender=sender,
+            recipient_address=recipient_address,
+            notification_id=notification_id,
+            created_at=created_at,
+            read_receipt_to=read_receipt_to,
+        ).as_bytes(policy=SMTP_POLICY)
+    boundary = f"==============={uuid.uuid4().hex}=="
+    headers = [
+        f"From: {sender}",
+        f"To: {recipient_address}",
+        f"Subject: {_subject(content.subject)}",
+        f"Date: {format_datetime(created_at.astimezone(PARIS))}",
+        f"Message-ID: <{notification_id}@{MESSAGE_ID_DOMAIN}>",
+        f"X-Harpicoop-Notification-Id: {notification_id}",
+        *([f"Disposition-Notification-To: {read_receipt_to}"] if read_receipt_to else []),
+        "MIME-Version: 1.0",
+        # Folded as EmailMessage folds it: the line would pass 78 characters.
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+    ]
+    parts = [
+        b"\r\n".join(line.encode("ascii") for line in headers),
+        b"\r\n\r\n",
+        _part(boundary, "plain", content.text),
+        _part(boundary, "html", content.html),
+        f"--{boundary}--\r\n".encode("ascii"),
+    ]
+    return b"".join(parts)
+
+
+_WORD_BYTES = 42
+"""UTF-8 bytes per RFC 2047 encoded word: 56 in base64, 68 with its markers, so that even the
+first, after "Subject: ", keeps its line within 78 characters."""
+
+
+def _subject(subject: str) -> str:
+    """The subject as written in its header: RFC 2047 base64 encoded words, one per folded line,
+    when it is not plain; a word never splits a character (``email.header`` does the same, at
+    ten times the cost)."""
+    if _PLAIN_HEADER.fullmatch(subject):
+        return subject
+    words: list[bytes] = []
+    word = b""
+    for char in subject:
+        encoded = char.encode("utf-8")
+        if len(word) + len(encoded) > _WORD_BYTES:
+            words.append(word)
+            word = b""
+        word += encoded
+    words.append(word)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
+
+
+def _part(boundary: str, subtype: str, text: str) -> bytes:
+    lines = text.splitlines()
+    body = "\n".join(lines).encode("utf-8") + b"\n"
+    if max(map(len, lines), default=0) > _LONGEST_8BIT_LINE:
+        # As EmailMessage chooses: the shorter of quoted-printable (soft breaks for the long
+        # lines) and base64, judged on the first lines; LF line ends made CRLF below.
+        sniff = "\n".join(lines[:10]).encode("utf-8") + b"\n"
+        if len(binascii.b2a_qp(sniff, istext=True)) > len(binascii.b2a_base64(sniff)):
+            body, encoding = base64.encodebytes(body), "base64"
+        else:
+            body, encoding = binascii.b2a_qp(body, istext=True), "quoted-printable"
+    else:
+        encoding = "7bit" if body.isascii() else "8bit"
+    head = (
+        f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    # The CRLF before the next boundary belongs to the boundary: the body keeps its last line end.
+    return head.encode("ascii") + body.replace(b"\n", b"\r\n") + b"\r\n"

@@ -108,9 +108,12 @@ class NotifyService:
             dead_letters=dead_letters,
             handle=intake.handle,
             handle_tombstone=intake.forget,
+            hooks=intake,
             log=self.log.bind(part="intake"),
         )
-        self.threads.spawn("intake", consumer.run)
+        self.threads.spawn(
+            "intake", lambda stop: consumer.run(stop, batch_size=self.config.intake_batch)
+        )
         for index in range(self.config.senders):
             worker = DeliveryWorker(
                 config=self.config,

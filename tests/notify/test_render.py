@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.policy import default
+
+import pytest
 
 from services.common.records import Recipient, StayEvent
 from services.notify.config import NotifyConfig
 from services.notify.notices import NoticeKind
-from services.notify.render import build_message, liaison_sentence, notice_context, render
+from services.notify.render import (
+    EmailContent,
+    build_message,
+    liaison_sentence,
+    message_bytes,
+    notice_context,
+    render,
+)
 from services.notify.wording import Vocabulary, fields_without_words
 from tests.notify.builders import enriched, recipient
 
@@ -153,3 +166,78 @@ def test_a_discharge_by_death_has_its_own_words() -> None:
         notice_context(NoticeKind.DISCHARGE, StayEvent.from_avro(alive), TO_GP, "CHRU de Nancy")
     )
     assert other.subject.startswith("Sortie d'hospitalisation")
+
+
+def _read(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+NOTICE = render(
+    notice_context(
+        NoticeKind.ADMISSION,
+        StayEvent.from_avro(enriched("V1", [GP])["event"]),
+        TO_GP,
+        "Centre hospitalier régional universitaire de Nancy, hôpital Brabois adultes",
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        NOTICE,
+        EmailContent(subject="Plain", text="ascii only\n", html="<p>ascii</p>\n"),
+        EmailContent(
+            subject="Sortie de votre patient(e) Élodie — " + "très long " * 12,
+            text="Été\n.\n" + "x" * 120 + "é\n\nfin",
+            html="<p>" + "ÿ" * 300 + "</p>",
+        ),
+    ],
+)
+@pytest.mark.parametrize("read_receipt_to", [None, "harpicoop@ght-sud-lorraine.mssante.fr"])
+def test_the_notice_written_directly_reads_as_the_email_package_writes_it(
+    content: EmailContent, read_receipt_to: str | None
+) -> None:
+    arguments = {
+        "sender": "harpicoop@ght-sud-lorraine.mssante.fr",
+        "recipient_address": GP["mssante_address"],
+        "notification_id": "e4a7fea9-67ad-568f-b34d-51ce5789f4ab",
+        "created_at": dt.datetime(2026, 3, 2, 8, 16, tzinfo=dt.UTC),
+        "read_receipt_to": read_receipt_to,
+    }
+    raw = message_bytes(content, **arguments)  # type: ignore[arg-type]
+    fast = _read(raw)
+    slow = _read(build_message(content, **arguments).as_bytes(policy=SMTP_POLICY))  # type: ignore[arg-type]
+
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n\r\n")[0].split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    for name in (
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "X-Harpicoop-Notification-Id",
+        "Disposition-Notification-To",
+        "MIME-Version",
+    ):
+        assert fast[name] == slow[name], name
+    assert fast.get_content_type() == "multipart/alternative"
+    fast_parts, slow_parts = list(fast.iter_parts()), list(slow.iter_parts())
+    assert [p.get_content_type() for p in fast_parts] == ["text/plain", "text/html"]
+    for mine, theirs in zip(fast_parts, slow_parts, strict=True):
+        assert mine.get_content_charset() == "utf-8"
+        assert mine.get_content() == theirs.get_content()
+
+
+def test_an_address_that_is_not_plain_ascii_is_written_by_the_email_package() -> None:
+    raw = message_bytes(
+        NOTICE,
+        sender="harpicoop@ght-sud-lorraine.mssante.fr",
+        recipient_address="Jérôme <jerome@medecin.mssante.fr>",
+        notification_id="e4a7fea9-67ad-568f-b34d-51ce5789f4ab",
+        created_at=dt.datetime(2026, 3, 2, 8, 16, tzinfo=dt.UTC),
+    )
+    assert _read(raw)["To"].addresses[0].display_name == "Jérôme"

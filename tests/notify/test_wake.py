@@ -9,12 +9,18 @@ import threading
 import time
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from services.common import outbox
 from services.common.db import connect
+from services.common.records import EnrichedStayEvent
 from services.notify import ledger
+from services.notify.config import NotifyConfig
 from services.notify.delivery import DeliveryWorker
-from tests.notify.builders import put_notice
+from services.notify.intake import Intake
+from services.notify.wording import Vocabulary
+from tests.notify.builders import enriched, put_notice, recipient
 from tests.support import MailServer, as_principal, eventually
 
 pytestmark = pytest.mark.integration
@@ -89,3 +95,37 @@ def test_claims_given_back_are_due_again_as_they_were_before_their_claim(
         ledger_conn.execute("SELECT notification_id::text, state FROM notification").fetchall()
     )
     assert rows == {fresh: "pending", tried: "retrying"}
+
+
+def test_an_intake_batch_wakes_the_workers_once_on_its_commit_and_logs_one_line(
+    worker: DeliveryWorker, ledger_conn: outbox.Conn, empty_database: str
+) -> None:
+    intake = Intake(
+        config=NotifyConfig(),
+        sender_address=worker.sender_address,
+        conn=ledger_conn,
+        establishment_names={},
+        statuses=worker.statuses,
+        log=structlog.get_logger(),
+        vocabulary=Vocabulary(),
+    )
+    gps = [recipient(f"1010101010{n}", f"dr{n}@medecin.mssante.fr") for n in range(3)]
+    with connect(as_principal(empty_database, "notify"), autocommit=True) as listener:
+        ledger.listen(listener)
+        with capture_logs() as logs:
+            # As BatchConsumer runs a batch: hooks around the records, in one transaction.
+            intake.begin()
+            with ledger_conn.transaction():
+                for number, gp in enumerate(gps):
+                    intake.handle(
+                        "stays.enriched", EnrichedStayEvent.from_avro(enriched(f"W{number}", [gp]))
+                    )
+                intake.before_commit()
+                assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+            intake.committed()
+        woken = list(listener.notifies(timeout=5, stop_after=3))
+    assert [note.channel for note in woken] == [ledger.WAKE_CHANNEL]
+    assert [entry for entry in logs if entry["log_level"] == "info"] == [
+        {"event": "intake batch committed", "counts": {"recorded": 3}, "log_level": "info"}
+    ]
+    assert intake.recorded == 3
