@@ -11,8 +11,8 @@ from confluent_kafka.admin import AdminClient
 
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.observability import lag_from_statistics
-from services.common.runner import ServiceThreads
 from services.common.records import StayEvent
+from services.common.runner import ServiceThreads
 from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
