@@ -13,8 +13,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from services.analytics.counting import Observation, status_observations, stay_observations
 from services.common.deadletter import error_headers
 from services.common.poison import Fault, classify, describe
-from services.common.records import EnrichedStayEvent, NotificationStatus, UnroutableStayEvent
-from services.common.serde import RecordSerde, UndecodableValue
+from services.common.records import (
+    EnrichedStayEvent,
+    NotificationStatus,
+    StayEvent,
+    UnroutableStayEvent,
+)
+from services.common.serde import AvroSerde, RecordSerde, UndecodableValue
 
 Reader = Callable[[str, bytes], list[Observation]]
 """A topic's record (topic, value) decoded into its type and observed."""
@@ -31,16 +36,21 @@ class Undecodable(Exception):
 def readers(
     registry: SchemaRegistryClient, enriched: str, unroutable: str, statuses: str
 ) -> dict[str, Reader]:
-    """How each input topic is decoded and observed."""
-    enriched_serde = RecordSerde(registry, EnrichedStayEvent)
-    unroutable_serde = RecordSerde(registry, UnroutableStayEvent)
+    """How each input topic is decoded and observed.
+
+    Of an enriched or unroutable event only the StayEvent it embeds is counted: the whole value
+    is read (a record that does not read is dead-lettered whole), but only that event is made a
+    record, not the recipients that analytics never looks at."""
+    enriched_serde = AvroSerde(registry, EnrichedStayEvent.SCHEMA)
+    unroutable_serde = AvroSerde(registry, UnroutableStayEvent.SCHEMA)
     status_serde = RecordSerde(registry, NotificationStatus)
+    embedded = StayEvent.adopt_avro
     return {
         enriched: lambda topic, value: stay_observations(
-            enriched_serde.deserialize(topic, value).event, routed=True
+            embedded(enriched_serde.deserialize(topic, value)["event"]), routed=True
         ),
         unroutable: lambda topic, value: stay_observations(
-            unroutable_serde.deserialize(topic, value).event, routed=False
+            embedded(unroutable_serde.deserialize(topic, value)["event"]), routed=False
         ),
         statuses: lambda topic, value: status_observations(status_serde.deserialize(topic, value)),
     }
