@@ -90,8 +90,9 @@ from services.common.gapless import StreamRecord, gapless_intake
 from services.common.kafka import make_admin
 from services.common.logging import configure_logging
 from services.common.observability import PROCESSED
+from services.common.records import AnalyticsCount
 from services.common.runner import ServiceThreads
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 
 SERVICE = "analytics"
@@ -148,14 +149,14 @@ def build_app(
     registry = make_registry_client(settings)
     reader = RecordReader(
         readers(
-            lambda schema: AvroSerde(registry, schema),
+            registry,
             config.enriched_topic,
             config.unroutable_topic,
             config.status_topic,
         ),
         log,
     )
-    count_serde = AvroSerde(registry, "harpicoop.AnalyticsCount")
+    count_serde = RecordSerde(registry, AnalyticsCount)
     metric_topics = {
         STAY_EVENTS: config.stay_events_topic,
         UNROUTABLE_STAY_EVENTS: config.stay_events_topic,

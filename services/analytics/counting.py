@@ -27,7 +27,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from services.common import records
 from services.common.movements import movement_key
+from services.common.records import (
+    Action,
+    AdmissionMode,
+    AnalyticsCount,
+    CovidStatus,
+    DeliveryStatus,
+    EventKind,
+    NotificationStatus,
+    StayEvent,
+)
 from services.common.schemas import expanded_schema_json
 from services.common.skip_reasons import reason_code
 
@@ -45,7 +56,9 @@ SKIPPED_NOTIFICATIONS = "skipped_notifications"
 """Skipped notices by reason (its code, never the detail itself) and notice kind: a part of
 ``notifications``, what a data-protection officer asks of protections and objections."""
 
-FINAL_DELIVERY_STATUSES = frozenset({"SENT", "FAILED", "SKIPPED"})
+FINAL_DELIVERY_STATUSES = frozenset(
+    {DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
+)
 
 COVID_STATUSES: tuple[str, ...] = tuple(
     json.loads(expanded_schema_json("harpicoop.CovidStatus"))["symbols"]
@@ -61,6 +74,15 @@ DIMENSIONS = (
     "notice_kind",
 )
 """The dimension fields of ``AnalyticsCount``, in its order; a series sets some of them."""
+
+_DIMENSION_TYPES: dict[str, Any] = {
+    "event_kind": EventKind,
+    "action": Action,
+    "admission_mode": AdmissionMode,
+    "delivery_status": DeliveryStatus,
+    "covid_status": CovidStatus,
+}
+"""The dimensions the schema types as enums: an observation holds their symbols as strings."""
 
 
 class Granularity(StrEnum):
@@ -109,15 +131,15 @@ class Observation:
         return self.series if self.present is None else f"latest|{self.series}"
 
 
-def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observation]:
+def stay_observations(event: StayEvent, *, routed: bool) -> list[Observation]:
     """What one deduplicated stay event counts in; ``routed`` is False for ``stays.unroutable``."""
-    at_ms = epoch_ms(event["movement"]["occurred_at"])
-    establishment = event["establishment"]
-    event_id = event["event_id"]
+    at_ms = epoch_ms(event.movement.occurred_at)
+    establishment = event.establishment
+    event_id = event.event_id
     dimensions = (
-        ("event_kind", str(event["kind"])),
-        ("action", str(event["action"])),
-        ("admission_mode", str(event["stay"]["admission_mode"])),
+        ("event_kind", event.kind.value),
+        ("action", event.action.value),
+        ("admission_mode", event.stay.admission_mode.value),
     )
     # The same event id in both stay topics (enriched again after a directory update) is
     # one stay event: the identity is the event id whatever the topic.
@@ -125,21 +147,21 @@ def stay_observations(event: Mapping[str, Any], *, routed: bool) -> list[Observa
     if not routed:
         unroutable = Observation(UNROUTABLE_STAY_EVENTS, establishment, dimensions, event_id, at_ms)
         found.append(unroutable)
-    if event["kind"] == "DISCHARGE":
+    if event.kind is EventKind.DISCHARGE:
         found += discharge_observations(event, at_ms)
     return found
 
 
-def discharge_observations(event: Mapping[str, Any], at_ms: int) -> list[Observation]:
+def discharge_observations(event: StayEvent, at_ms: int) -> list[Observation]:
     """For every Covid-19 status, whether the discharge is there now: under its status when
     inserted or corrected, nowhere when cancelled."""
     movement = movement_key(event)
-    status = None if event["action"] == "CANCEL" else str(event["covid_status"])
-    version = epoch_ms(event["received_at"])
+    status = None if event.action is Action.CANCEL else event.covid_status.value
+    version = epoch_ms(event.received_at)
     return [
         Observation(
             COVID_DISCHARGES,
-            event["establishment"],
+            event.establishment,
             (("covid_status", symbol),),
             movement,
             at_ms,
@@ -150,31 +172,32 @@ def discharge_observations(event: Mapping[str, Any], at_ms: int) -> list[Observa
     ]
 
 
-def status_observations(status: Mapping[str, Any]) -> list[Observation]:
+def status_observations(status: NotificationStatus) -> list[Observation]:
     """A final delivery status counts once per notice and status; RETRYING is not an outcome."""
-    if status["status"] not in FINAL_DELIVERY_STATUSES:
+    if status.status not in FINAL_DELIVERY_STATUSES:
         return []
+    at_ms = epoch_ms(status.at)
     observations = [
         Observation(
             NOTIFICATIONS,
-            status["establishment"],
-            (("delivery_status", str(status["status"])),),
-            f"{status['notification_id']}|{status['status']}",
-            epoch_ms(status["at"]),
+            status.establishment,
+            (("delivery_status", status.status.value),),
+            f"{status.notification_id}|{status.status}",
+            at_ms,
         )
     ]
-    if status["status"] == "SKIPPED":
+    if status.status is DeliveryStatus.SKIPPED:
         # The reason's code, not the detail: a closed set of words, whatever a detail may say.
         observations.append(
             Observation(
                 SKIPPED_NOTIFICATIONS,
-                status["establishment"],
+                status.establishment,
                 (
-                    ("skip_reason", reason_code(status.get("detail"))),
-                    ("notice_kind", status["kind"]),
+                    ("skip_reason", reason_code(status.detail)),
+                    ("notice_kind", status.kind.value),
                 ),
-                str(status["notification_id"]),
-                epoch_ms(status["at"]),
+                status.notification_id,
+                at_ms,
             )
         )
     return observations
@@ -208,33 +231,38 @@ def count_record(
     window_start: int,
     count: int,
     updated_at_ms: int,
-) -> dict[str, Any]:
-    """The ``harpicoop.AnalyticsCount`` value of one series in one window."""
-    dimensions = dict(observation.dimensions)
-    return {
-        "metric": observation.metric,
-        "granularity": granularity.value,
-        "window_start": dt.datetime.fromtimestamp(window_start / 1000, UTC),
-        "window_end": dt.datetime.fromtimestamp(
+) -> AnalyticsCount:
+    """The count of one series in one window."""
+    dimensions: dict[str, Any] = {
+        name: _DIMENSION_TYPES[name](value) if name in _DIMENSION_TYPES else value
+        for name, value in observation.dimensions
+    }
+    return AnalyticsCount(
+        metric=observation.metric,
+        granularity=records.Granularity(granularity.value),
+        window_start=dt.datetime.fromtimestamp(window_start / 1000, UTC),
+        window_end=dt.datetime.fromtimestamp(
             (window_start + granularity.seconds * 1000) / 1000, UTC
         ),
-        "establishment": observation.establishment,
-        **{name: dimensions.get(name) for name in DIMENSIONS},
-        "count": count,
-        "updated_at": dt.datetime.fromtimestamp(updated_at_ms / 1000, UTC),
-    }
+        establishment=observation.establishment,
+        count=count,
+        updated_at=dt.datetime.fromtimestamp(updated_at_ms / 1000, UTC),
+        **dimensions,
+    )
 
 
-def count_key(record: Mapping[str, Any]) -> str:
-    """The key of a published count (an ``AnalyticsCount`` value): metric, granularity, window
-    start, establishment and the dimensions the series sets."""
-    dimensions = [(name, record[name]) for name in DIMENSIONS if record.get(name) is not None]
+def count_key(record: AnalyticsCount) -> str:
+    """The key of a published count: metric, granularity, window start, establishment and the
+    dimensions the series sets."""
+    dimensions = [
+        (name, value) for name in DIMENSIONS if (value := getattr(record, name)) is not None
+    ]
     return "|".join(
         [
-            record["metric"],
-            str(record["granularity"]),
-            iso(epoch_ms(record["window_start"])),
-            record["establishment"],
+            record.metric,
+            record.granularity.value,
+            iso(epoch_ms(record.window_start)),
+            record.establishment,
             *_dimension_parts(dimensions),
         ]
     )

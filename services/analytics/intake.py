@@ -8,13 +8,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from services.analytics.counting import Observation, status_observations, stay_observations
 from services.common.deadletter import error_headers
 from services.common.poison import Fault, classify, describe
-from services.common.serde import AvroSerde, UndecodableValue
+from services.common.records import (
+    EnrichedStayEvent,
+    NotificationStatus,
+    StayEvent,
+    UnroutableStayEvent,
+)
+from services.common.serde import AvroSerde, RecordSerde, UndecodableValue
 
-Observe = Callable[[dict[str, Any]], list[Observation]]
+Reader = Callable[[str, bytes], list[Observation]]
+"""A topic's record (topic, value) decoded into its type and observed."""
 
 
 class Undecodable(Exception):
@@ -26,26 +34,30 @@ class Undecodable(Exception):
 
 
 def readers(
-    serde: Callable[[str], AvroSerde], enriched: str, unroutable: str, statuses: str
-) -> dict[str, tuple[AvroSerde, Observe]]:
-    """How each input topic is decoded and observed."""
+    registry: SchemaRegistryClient, enriched: str, unroutable: str, statuses: str
+) -> dict[str, Reader]:
+    """How each input topic is decoded and observed.
+
+    Of an enriched or unroutable event only the StayEvent it embeds is counted: the whole value
+    is read (a record that does not read is dead-lettered whole), but only that event is made a
+    record, not the recipients that analytics never looks at."""
+    enriched_serde = AvroSerde(registry, EnrichedStayEvent.SCHEMA)
+    unroutable_serde = AvroSerde(registry, UnroutableStayEvent.SCHEMA)
+    status_serde = RecordSerde(registry, NotificationStatus)
+    embedded = StayEvent.adopt_avro
     return {
-        enriched: (
-            serde("harpicoop.EnrichedStayEvent"),
-            lambda value: stay_observations(value["event"], routed=True),
+        enriched: lambda topic, value: stay_observations(
+            embedded(enriched_serde.deserialize(topic, value)["event"]), routed=True
         ),
-        unroutable: (
-            serde("harpicoop.UnroutableStayEvent"),
-            lambda value: stay_observations(value["event"], routed=False),
+        unroutable: lambda topic, value: stay_observations(
+            embedded(unroutable_serde.deserialize(topic, value)["event"]), routed=False
         ),
-        statuses: (serde("harpicoop.NotificationStatus"), status_observations),
+        statuses: lambda topic, value: status_observations(status_serde.deserialize(topic, value)),
     }
 
 
 class RecordReader:
-    def __init__(
-        self, readers: Mapping[str, tuple[AvroSerde, Observe]], log: structlog.stdlib.BoundLogger
-    ) -> None:
+    def __init__(self, readers: Mapping[str, Reader], log: structlog.stdlib.BoundLogger) -> None:
         self.readers = dict(readers)
         self.log = log
         self.max_pause = 30.0
@@ -56,13 +68,13 @@ class RecordReader:
 
     async def observations(self, topic: str, value: bytes | None) -> list[Observation]:
         """What the record counts in; raises ``Undecodable`` when the record is at fault."""
-        serde, observe = self.readers[topic]
+        read = self.readers[topic]
         pause = 0.5
         while True:
             try:
                 if value is None:
                     raise ValueError("the record has no value")
-                return observe(serde.deserialize(topic, value))
+                return read(topic, value)
             except Exception as error:
                 if record_at_fault(error):
                     raise Undecodable(error) from error

@@ -13,7 +13,6 @@ counting goes on meanwhile.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -29,7 +28,8 @@ from services.common.observability import PROCESSED
 from services.common.outbox import Conn
 from services.common.paths import PROJECT_ROOT
 from services.common.poison import Fault, classify, describe
-from services.common.serde import AvroSerde, UndecodableValue, make_registry_client
+from services.common.records import AnalyticsCount
+from services.common.serde import RecordSerde, UndecodableValue, make_registry_client
 from services.common.settings import Settings
 
 MIGRATIONS = PROJECT_ROOT / "services" / "analytics" / "migrations"
@@ -56,11 +56,11 @@ UPSERT = f"""
 Row = dict[str, Any]
 
 
-def count_row(value: Mapping[str, Any]) -> Row:
-    """The row of one ``AnalyticsCount``."""
+def count_row(count: AnalyticsCount) -> Row:
+    """The row of one count."""
     return {
-        **{name: value.get(name) for name in _COLUMNS if name != "key"},
-        "key": count_key(value),
+        **{name: getattr(count, name) for name in _COLUMNS if name != "key"},
+        "key": count_key(count),
     }
 
 
@@ -104,7 +104,7 @@ class SqlMirror:
                 stop.wait(self.retry_pause)
 
     def _mirror(self, stop: threading.Event) -> None:
-        serde = AvroSerde(make_registry_client(self.settings), "harpicoop.AnalyticsCount")
+        serde = RecordSerde(make_registry_client(self.settings), AnalyticsCount)
         session_ms = int(self.config.session_timeout.total_seconds() * 1000)
         consumer = make_consumer(
             self.settings,
@@ -132,7 +132,7 @@ class SqlMirror:
         self,
         conn: Conn,
         consumer: Consumer,
-        serde: AvroSerde,
+        serde: RecordSerde[AnalyticsCount],
         dead_letters: DeadLetters,
         messages: list[Message],
     ) -> None:

@@ -13,9 +13,6 @@ that no value, whatever it contains, can make two different movements share a ke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from services.common.records import StayEvent
 
 _SEPARATOR = "|"
@@ -25,19 +22,8 @@ def _escaped(part: str) -> str:
     return part.replace("%", "%25").replace(_SEPARATOR, "%7C")
 
 
-def movement_key(event: StayEvent | Mapping[str, Any]) -> str:
-    """The movement's identity, from a StayEvent (or the StayEvent an enriched event embeds).
-
-    Services reading the typed record give it; those still reading the Avro value as a dict
-    give that, and get the same key.
-    """
-    if isinstance(event, StayEvent):
-        stay_key = event.stay_key
-        authority = event.movement.authority
-        movement_id = event.movement.movement_id
-    else:
-        stay_key = event["stay_key"]
-        authority = event["movement"].get("authority")
-        movement_id = event["movement"]["movement_id"]
-    parts = (stay_key, authority or "", movement_id)
-    return _SEPARATOR.join(_escaped(str(part)) for part in parts)
+def movement_key(event: StayEvent) -> str:
+    """The movement's identity, from a StayEvent (or the StayEvent an enriched event embeds)."""
+    movement = event.movement
+    parts = (event.stay_key, movement.authority or "", movement.movement_id)
+    return _SEPARATOR.join(_escaped(part) for part in parts)

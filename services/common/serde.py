@@ -8,6 +8,7 @@ schema, so a consumer keeps working while producers move to a newer compatible v
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -223,13 +224,31 @@ class RecordSerde(Generic[R]):
         self.record_type = record_type
         # The decoded dict is the serde's own: the record takes it over rather than copy it.
         self._adopt = record_type.adopt_avro
+        # The record types are generated dataclasses (the protocol above cannot say so).
+        fields = dataclasses.fields(record_type)  # type: ignore[arg-type]
+        self._after_first = [field.name for field in fields][1:]
 
     def serialize(self, topic: str, record: R) -> bytes:
         return self.avro.serialize(topic, record.to_avro())
 
+    def serialize_after(self, topic: str, first_body: bytes, record: R) -> bytes:
+        """``serialize`` of a record whose first field is given already encoded (``own_body`` of
+        the serde that decoded it): that field's value is not even turned into Avro again."""
+        rest = {name: _avro_value(getattr(record, name)) for name in self._after_first}
+        return self.avro.serialize_after(topic, first_body, rest)
+
     def deserialize(self, topic: str, data: bytes) -> R:
         """As ``AvroSerde.deserialize``, into the record type."""
         return self._adopt(self.avro.deserialize(topic, data))
+
+
+def _avro_value(value: Any) -> Any:
+    """A field's Avro value, as the record's ``to_avro`` gives it: nested records by theirs,
+    arrays as lists; enums are strs and the rest is written as it is."""
+    if isinstance(value, tuple):
+        return [_avro_value(item) for item in value]
+    to_avro = getattr(value, "to_avro", None)
+    return value if to_avro is None else to_avro()
 
 
 def register_schemas(registry: SchemaRegistryClient, specs: list[TopicSpec]) -> dict[str, int]:

@@ -29,7 +29,7 @@ import collections
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -80,19 +80,23 @@ class Batch:
         self.by_partition.setdefault(partition, collections.Counter())[outcome] += 1
 
 
-class Stage:
+V = TypeVar("V")
+"""What a stage decodes its records into (a record type of ``services.common.records``)."""
+
+
+class Stage(Generic[V]):
     """What a stream service does with its records; the hooks other than ``decode`` and
     ``handle`` do nothing unless a stage keeps state of its own."""
 
     service: str
     """The service's name: in metrics, logs and dead-letter headers."""
 
-    def decode(self, message: Message) -> Any:
+    def decode(self, message: Message) -> V:
         """The record's value, decoded; ``UndecodableValue`` dead-letters it at once. Any other
         error is taken as an outage (the registry unreachable): the batch is read again."""
         raise NotImplementedError
 
-    def handle(self, message: Message, value: Any, batch: Batch) -> None:
+    def handle(self, message: Message, value: V, batch: Batch) -> None:
         """Decide on one record: produce its outputs through ``batch`` and count its outcome.
 
         A failure on the record's content makes the loop call this again (then dead-letter the
@@ -128,7 +132,7 @@ class TransactionalLoop:
     def __init__(
         self,
         *,
-        stage: Stage,
+        stage: Stage[Any],
         consumer: Consumer,
         producer: Producer,
         dead_letter_topic: str,

@@ -29,12 +29,12 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import structlog
 from confluent_kafka import Message, TopicPartition
 
-from services.common.serde import AvroSerde, UndecodableValue
+from services.common.records import StayEvent
+from services.common.serde import RecordSerde, UndecodableValue
 from services.common.streams import SourceRecord, without_source_header
 from services.common.transact import Batch, Stage
 from services.dedup.claims import Change, ClaimStore
@@ -54,14 +54,14 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Deduplicator(Stage):
+class Deduplicator(Stage[StayEvent]):
     service = "dedup"
 
     def __init__(
         self,
         *,
         config: DedupConfig,
-        serde: AvroSerde,
+        serde: RecordSerde[StayEvent],
         partitions: int,
         read_changelog: ReadChangelog,
         partition_count: PartitionCount,
@@ -88,13 +88,13 @@ class Deduplicator(Stage):
 
     # --- records ---------------------------------------------------------------------------
 
-    def decode(self, message: Message) -> dict[str, Any]:
+    def decode(self, message: Message) -> StayEvent:
         value = message.value()
         if value is None:
             raise UndecodableValue("the record has no value")
         return self.serde.deserialize(str(message.topic()), value)
 
-    def handle(self, message: Message, event: dict[str, Any], batch: Batch) -> None:
+    def handle(self, message: Message, event: StayEvent, batch: Batch) -> None:
         partition = int(message.partition() or 0)
         source = SourceRecord(str(message.topic()), partition, int(message.offset() or 0))
         decision = decide(
@@ -104,7 +104,7 @@ class Deduplicator(Stage):
             self.config.horizon,
             self.clock_ms(),
         )
-        self.store.see(partition, epoch_ms(event["received_at"]))
+        self.store.see(partition, epoch_ms(event.received_at))
         if not decision.verdict.passes:
             batch.count(f"dropped.{decision.verdict}", partition)
             return

@@ -23,11 +23,12 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from enum import StrEnum
 from typing import Any
 
 from services.common.movements import movement_key
+from services.common.records import Action, StayEvent
 from services.common.streams import SourceRecord
 
 
@@ -81,20 +82,26 @@ def epoch_ms(value: dt.datetime | int) -> int:
     return value if isinstance(value, int) else round(value.timestamp() * 1000)
 
 
-def content_fingerprint(event: Mapping[str, Any]) -> str:
-    content = {key: value for key, value in event.items() if key not in _TRANSPORT_FIELDS}
-    canonical = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
+def _canonical_part(value: Any) -> Any:
+    # A nested record is written as its fields (json sorts them); a date as its str(). Enums are
+    # strs and tuples lists to json: the text is the one the event's Avro value gives, so a
+    # fingerprint remembered in a claim is the one the same content gives now.
+    return vars(value) if is_dataclass(value) else str(value)
+
+
+def content_fingerprint(event: StayEvent) -> str:
+    content = {key: value for key, value in vars(event).items() if key not in _TRANSPORT_FIELDS}
+    canonical = json.dumps(content, sort_keys=True, default=_canonical_part, separators=(",", ":"))
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=12).hexdigest()
 
 
-def message_identity(event: Mapping[str, Any]) -> str:
-    return f"message|{event['establishment']}|{event['message_control_id']}"
+def message_identity(event: StayEvent) -> str:
+    return f"message|{event.establishment}|{event.message_control_id}"
 
 
-def movement_action_identity(event: Mapping[str, Any]) -> str:
-    identity = f"movement|{movement_key(event)}|"
-    identity += str(event["action"])
-    if event["action"] == "UPDATE":
+def movement_action_identity(event: StayEvent) -> str:
+    identity = f"movement|{movement_key(event)}|{event.action}"
+    if event.action is Action.UPDATE:
         identity += f"|{content_fingerprint(event)}"
     return identity
 
@@ -104,14 +111,14 @@ def is_expired(claim: Claim, now_received_ms: int, horizon: dt.timedelta) -> boo
 
 
 def decide(
-    event: Mapping[str, Any],
+    event: StayEvent,
     source: SourceRecord,
     remembered: Callable[[str], Claim | None],
     horizon: dt.timedelta,
     now_ms: int,
 ) -> Decision:
     """Whether ``event``, read from ``source``, passes; ``remembered`` looks a claim up."""
-    received_ms = epoch_ms(event["received_at"])
+    received_ms = epoch_ms(event.received_at)
     identities = (
         (message_identity(event), Verdict.RESENT_MESSAGE),
         (movement_action_identity(event), Verdict.REPEATED_MOVEMENT_ACTION),

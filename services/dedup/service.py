@@ -11,8 +11,9 @@ from confluent_kafka.admin import AdminClient
 
 from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.observability import lag_from_statistics
+from services.common.records import StayEvent
 from services.common.runner import ServiceThreads
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.topics import TopicSpec, ensure_topics
 from services.common.transact import TransactionalLoop, read_to_end
@@ -71,7 +72,7 @@ def start(settings: Settings, log: structlog.stdlib.BoundLogger) -> ServiceThrea
 
     deduplicator = Deduplicator(
         config=config,
-        serde=AvroSerde(make_registry_client(settings), "harpicoop.StayEvent"),
+        serde=RecordSerde(make_registry_client(settings), StayEvent),
         partitions=partitions,
         read_changelog=read_changelog,
         partition_count=partition_count,

@@ -17,13 +17,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from services.common.consume import fetch_batch
 from services.common.kafka import consumer_config
-from services.common.serde import AvroSerde, UndecodableValue
+from services.common.records import Practitioner
+from services.common.serde import RecordSerde, UndecodableValue
 from services.common.settings import Settings
 
 
 class PractitionerTable:
     def __init__(
-        self, settings: Settings, topic: str, serde: AvroSerde, log: structlog.stdlib.BoundLogger
+        self,
+        settings: Settings,
+        topic: str,
+        serde: RecordSerde[Practitioner],
+        log: structlog.stdlib.BoundLogger,
     ) -> None:
         self.topic = topic
         self.serde = serde
@@ -33,11 +38,11 @@ class PractitionerTable:
                 settings, "enrich-directory", f"enrich-directory-{uuid.uuid4().hex[:8]}"
             )
         )
-        self._practitioners: dict[str, dict[str, Any]] = {}
+        self._practitioners: dict[str, Practitioner] = {}
         self._lock = threading.Lock()
         self._loaded = threading.Event()
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
+    def snapshot(self) -> dict[str, Practitioner]:
         """The directory now; the dict is replaced, never changed, so it can be read freely."""
         with self._lock:
             return self._practitioners

@@ -13,20 +13,31 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Any
+from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from confluent_kafka import Message
 
 from services.common.observability import LATENCY
-from services.common.serde import AvroSerde
+from services.common.records import EnrichedStayEvent, StayEvent, UnroutableStayEvent
+from services.common.serde import RecordSerde
 from services.common.transact import Batch, Stage, TransactionalLoop
 from services.enrich.config import EnrichConfig
 from services.enrich.directory import PractitionerTable
 from services.enrich.recipients import route
 
+Output = TypeVar("Output", EnrichedStayEvent, UnroutableStayEvent)
 
-class Enricher(Stage):
+
+@dataclass(frozen=True)
+class EnrichSerdes:
+    event: RecordSerde[StayEvent]
+    enriched: RecordSerde[EnrichedStayEvent]
+    unroutable: RecordSerde[UnroutableStayEvent]
+
+
+class Enricher(Stage[StayEvent]):
     service = "enrich"
 
     def __init__(
@@ -34,7 +45,7 @@ class Enricher(Stage):
         *,
         config: EnrichConfig,
         directory: PractitionerTable,
-        serdes: dict[str, AvroSerde],
+        serdes: EnrichSerdes,
         log: structlog.stdlib.BoundLogger,
     ) -> None:
         self.config = config
@@ -49,40 +60,50 @@ class Enricher(Stage):
                 return
         loop.run(stop, [self.config.input_topic])
 
-    def decode(self, message: Message) -> dict[str, Any]:
-        return self.serdes["event"].deserialize(str(message.topic()), message.value() or b"")
+    def decode(self, message: Message) -> StayEvent:
+        return self.serdes.event.deserialize(str(message.topic()), message.value() or b"")
 
-    def handle(self, message: Message, event: dict[str, Any], batch: Batch) -> None:
+    def handle(self, message: Message, event: StayEvent, batch: Batch) -> None:
         now = dt.datetime.now(dt.UTC)
         # The directory dict is replaced, never changed: a reference is a consistent snapshot.
         routing = route(event, self.directory.snapshot())
-        rest: dict[str, Any]
-        if routing.unroutable_reason is None:
-            out_topic = self.config.enriched_topic
-            rest = {"recipients": routing.recipients, "enriched_at": now}
-            serde = self.serdes["enriched"]
-        else:
-            out_topic = self.config.unroutable_topic
-            rest = {
-                "reason": routing.unroutable_reason,
-                "gp_rpps": routing.gp_rpps,
-                "detail": routing.detail,
-                "detected_at": now,
-            }
-            serde = self.serdes["unroutable"]
         # The stay event is the outputs' first field: when it came written with the very schema
         # they embed, its bytes are reused as they are and only the rest is encoded.
-        body = self.serdes["event"].own_body(message.value() or b"")
+        body = self.serdes.event.avro.own_body(message.value() or b"")
+        if routing.unroutable_reason is None:
+            out_topic = self.config.enriched_topic
+            value = _encoded(
+                self.serdes.enriched,
+                out_topic,
+                body,
+                EnrichedStayEvent(event=event, recipients=routing.recipients, enriched_at=now),
+            )
+            outcome = "enriched"
+        else:
+            out_topic = self.config.unroutable_topic
+            value = _encoded(
+                self.serdes.unroutable,
+                out_topic,
+                body,
+                UnroutableStayEvent(
+                    event=event,
+                    reason=routing.unroutable_reason,
+                    gp_rpps=routing.gp_rpps,
+                    detail=routing.detail,
+                    detected_at=now,
+                ),
+            )
+            outcome = routing.unroutable_reason.lower()
         batch.produce(
-            out_topic,
-            event["stay_key"],
-            serde.serialize(out_topic, {"event": event, **rest})
-            if body is None
-            else serde.serialize_after(out_topic, body, rest),
-            headers=[("event_id", event["event_id"].encode())],
-        )
-        outcome = (
-            "enriched" if routing.unroutable_reason is None else routing.unroutable_reason.lower()
+            out_topic, event.stay_key, value, headers=[("event_id", event.event_id.encode())]
         )
         batch.count(outcome, int(message.partition() or 0))
-        LATENCY.labels("enrich", "enriched").observe((now - event["received_at"]).total_seconds())
+        LATENCY.labels("enrich", "enriched").observe((now - event.received_at).total_seconds())
+
+
+def _encoded(
+    serde: RecordSerde[Output], topic: str, event_body: bytes | None, record: Output
+) -> bytes:
+    if event_body is None:
+        return serde.serialize(topic, record)
+    return serde.serialize_after(topic, event_body, record)

@@ -9,13 +9,19 @@ import structlog
 
 from services.common.kafka import make_consumer, make_producer
 from services.common.observability import lag_from_statistics
+from services.common.records import (
+    EnrichedStayEvent,
+    Practitioner,
+    StayEvent,
+    UnroutableStayEvent,
+)
 from services.common.runner import ServiceThreads
-from services.common.serde import AvroSerde, make_registry_client
+from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.transact import TransactionalLoop
 from services.enrich.config import EnrichConfig
 from services.enrich.directory import PractitionerTable
-from services.enrich.processor import Enricher
+from services.enrich.processor import Enricher, EnrichSerdes
 
 
 @dataclass
@@ -32,17 +38,17 @@ class EnrichService:
         directory = PractitionerTable(
             self.settings,
             self.config.practitioners_topic,
-            AvroSerde(registry, "harpicoop.Practitioner"),
+            RecordSerde(registry, Practitioner),
             self.log.bind(part="directory"),
         )
         enricher = Enricher(
             config=self.config,
             directory=directory,
-            serdes={
-                "event": AvroSerde(registry, "harpicoop.StayEvent"),
-                "enriched": AvroSerde(registry, "harpicoop.EnrichedStayEvent"),
-                "unroutable": AvroSerde(registry, "harpicoop.UnroutableStayEvent"),
-            },
+            serdes=EnrichSerdes(
+                event=RecordSerde(registry, StayEvent),
+                enriched=RecordSerde(registry, EnrichedStayEvent),
+                unroutable=RecordSerde(registry, UnroutableStayEvent),
+            ),
             log=self.log.bind(part="processor"),
         )
         loop = TransactionalLoop(

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from services.analytics.counting import Granularity, Observation, count_record
 from services.common.deadletter import read_error_headers
 from services.common.movements import movement_key
+from services.common.records import StayEvent
 from services.common.serde import AvroSerde
 from services.common.settings import Settings
 from services.common.skip_reasons import reason_code
@@ -89,7 +90,7 @@ class Inputs:
             if not routed:
                 add(at, "unroutable_stay_events", est, dims, event_id)
             if event["kind"] == "DISCHARGE":
-                discharges[movement_key(event)].append(event)
+                discharges[movement_key(StayEvent.from_avro(event))].append(event)
         # A discharge counts under its latest status (by receipt; a cancellation, nowhere), and
         # every status it stood under is shown, if only as a zero.
         for movement, words in discharges.items():
@@ -494,7 +495,7 @@ def test_the_mirror_writes_every_row_it_can_and_sets_aside_one_postgresql_refuse
         observation = Observation("stay_events", establishment, dimensions, "M1", 0)
         start = int(hour.timestamp() * 1000)
         return serde.serialize(
-            topic, count_record(observation, Granularity.HOUR, start, count, start)
+            topic, count_record(observation, Granularity.HOUR, start, count, start).to_avro()
         )
 
     # Two counts of one key (the latest is the row), and a NUL that PostgreSQL refuses.

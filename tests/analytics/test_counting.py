@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any
 
 import pytest
 
@@ -24,6 +24,7 @@ from services.analytics.counting import (
     windows_of,
 )
 from services.common.movements import movement_key
+from services.common.records import DeliveryStatus, NoticeKind, NotificationStatus, StayEvent
 from services.common.skip_reasons import SkipReason
 from tests.common.test_serde import stay_event
 
@@ -31,23 +32,35 @@ UTC = dt.UTC
 HOUR_MS = 3_600_000
 
 
-def discharge(action: str = "INSERT", covid_status: str = "POSITIVE") -> dict[str, Any]:
+def stay(visit: str) -> StayEvent:
+    return StayEvent.from_avro(stay_event(visit))
+
+
+def discharge(action: str = "INSERT", covid_status: str = "POSITIVE") -> StayEvent:
     event = stay_event("V1")
     event.update(kind="DISCHARGE", action=action, covid_status=covid_status)
-    return event
+    return StayEvent.from_avro(event)
 
 
-def status(value: str, notification_id: str = "N1") -> dict[str, Any]:
-    return {
-        "notification_id": notification_id,
-        "establishment": "chrunancy",
-        "status": value,
-        "at": dt.datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
-    }
+def status(value: str, notification_id: str = "N1") -> NotificationStatus:
+    return NotificationStatus.from_avro(
+        {
+            "notification_id": notification_id,
+            "event_id": "chrunancy:MSG-V1",
+            "stay_key": "chrunancy:V1",
+            "establishment": "chrunancy",
+            "kind": "ADMISSION",
+            "recipient_rpps": "10101010101",
+            "recipient_address": "jeanne.martin@medecin.mssante.fr",
+            "status": value,
+            "attempt": 1,
+            "at": dt.datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+        }
+    )
 
 
 def test_a_stay_event_counts_once_under_its_kind_action_and_admission_mode() -> None:
-    event = stay_event("V1")
+    event = stay("V1")
     [observation] = stay_observations(event, routed=True)
     assert observation.metric == "stay_events"
     assert observation.establishment == "chrunancy"
@@ -56,15 +69,15 @@ def test_a_stay_event_counts_once_under_its_kind_action_and_admission_mode() -> 
         ("action", "INSERT"),
         ("admission_mode", "SCHEDULED"),
     )
-    assert observation.identity == event["event_id"]
-    assert observation.at_ms == epoch_ms(event["movement"]["occurred_at"])
+    assert observation.identity == event.event_id
+    assert observation.at_ms == epoch_ms(event.movement.occurred_at)
     assert observation.series == (
         "stay_events|chrunancy|event_kind=ADMISSION|action=INSERT|admission_mode=SCHEDULED"
     )
 
 
 def test_an_unroutable_event_is_a_stay_event_and_an_unroutable_one() -> None:
-    metrics = [item.metric for item in stay_observations(stay_event("V1"), routed=False)]
+    metrics = [item.metric for item in stay_observations(stay("V1"), routed=False)]
     assert metrics == ["stay_events", "unroutable_stay_events"]
 
 
@@ -81,7 +94,7 @@ def test_a_discharge_is_present_under_its_status_only_and_a_cancellation_under_n
     }
     # The movement is the identity: its correction and its cancellation speak of it.
     assert {item.identity for item in inserted[1:]} == {movement_key(discharge())}
-    received = epoch_ms(discharge()["received_at"])
+    received = epoch_ms(discharge().received_at)
     assert {item.version for item in inserted[1:]} == {received}
     cancelled = stay_observations(discharge("CANCEL"), routed=True)
     assert [item.present for item in cancelled[1:]] == [False] * 5
@@ -141,14 +154,9 @@ def test_notices_count_once_per_final_status_and_retries_not_at_all() -> None:
 
 
 def test_a_skipped_notice_also_counts_under_its_reason_and_kind_and_nothing_else() -> None:
-    skipped = {
-        **status("SKIPPED", "N7"),
-        "kind": "TRANSFER",
-        "detail": SkipReason.PROTECTED.sentence,
-        "recipient_rpps": "10101010101",
-        "recipient_address": "jeanne.martin@medecin.mssante.fr",
-        "stay_key": "chrunancy:V1",
-    }
+    skipped = dataclasses.replace(
+        status("SKIPPED", "N7"), kind=NoticeKind.TRANSFER, detail=SkipReason.PROTECTED.sentence
+    )
     by_status, by_reason = status_observations(skipped)
     assert by_status.metric == "notifications"
     assert by_reason.metric == "skipped_notifications"
@@ -156,7 +164,7 @@ def test_a_skipped_notice_also_counts_under_its_reason_and_kind_and_nothing_else
     assert by_reason.dimensions == (("skip_reason", "protected"), ("notice_kind", "TRANSFER"))
     for value in ("10101010101", "jeanne.martin", "V1", "PD1-12"):
         assert value not in f"{by_reason.table_key}|{by_reason.identity}"
-    unknown = status_observations({**skipped, "detail": "a detail naming someone"})[1]
+    unknown = status_observations(dataclasses.replace(skipped, detail="a detail naming someone"))[1]
     assert unknown.dimensions[0] == ("skip_reason", "other")
     key = count_key(count_record(by_reason, Granularity.DAY, 0, 3, 0))
     assert key.endswith("|chrunancy|skip_reason=protected|notice_kind=TRANSFER")
@@ -180,10 +188,10 @@ def test_windows_are_utc_hours_and_days_and_the_key_names_them() -> None:
 
     [observation] = status_observations(status("SENT"))
     record = count_record(observation, Granularity.DAY, day, 7, at)
-    assert record["window_end"] - record["window_start"] == dt.timedelta(days=1)
-    assert record["count"] == 7
-    assert record["delivery_status"] == "SENT"
-    assert record["event_kind"] is None and record["covid_status"] is None
+    assert record.window_end - record.window_start == dt.timedelta(days=1)
+    assert record.count == 7
+    assert record.delivery_status is DeliveryStatus.SENT
+    assert record.event_kind is None and record.covid_status is None
     assert count_key(record) == (
         "notifications|DAY|2026-03-02T00:00:00Z|chrunancy|delivery_status=SENT"
     )

@@ -17,7 +17,14 @@ from fastavro import parse_schema, schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.common.records import EventKind, StayEvent
+from services.common.records import (
+    CareRole,
+    EnrichedStayEvent,
+    EventKind,
+    FallbackAddress,
+    Recipient,
+    StayEvent,
+)
 from services.common.schemas import expanded_schema_json, history
 from services.common.serde import AvroSerde, RecordSerde
 
@@ -224,6 +231,40 @@ def test_an_embedded_stay_event_written_with_our_schema_is_reused_byte_for_byte(
     spliced = outer.serialize_after(target, body, rest)
     assert spliced == outer.serialize(target, {"event": decoded, **rest})
     assert outer.deserialize(target, spliced) == {"event": event, **rest}
+
+
+def test_a_typed_record_embedding_a_stay_event_reuses_its_bytes_byte_for_byte(
+    topic_factory: Callable[..., str], registry: SchemaRegistryClient
+) -> None:
+    source, target = topic_factory("harpicoop.StayEvent"), topic_factory(EnrichedStayEvent.SCHEMA)
+    events, outer = RecordSerde(registry, StayEvent), RecordSerde(registry, EnrichedStayEvent)
+    data = events.avro.serialize(source, stay_event("V0005"))
+    event = events.deserialize(source, data)
+    recipient = Recipient(
+        role=CareRole.ODRP,
+        rpps="10101010101",
+        family_name="Martin",
+        given_name="Jeanne",
+        mssante_address="jeanne.martin@medecin.mssante.fr",
+        fallback=(
+            FallbackAddress(
+                rpps="10101010101",
+                address="cabinet@medecin.mssante.fr",
+                mailbox_type="CAB",
+                role=CareRole.ODRP,
+            ),
+        ),
+    )
+    enriched = EnrichedStayEvent(
+        event=event, recipients=(recipient,), enriched_at=dt.datetime(2026, 3, 2, 8, tzinfo=UTC)
+    )
+    body = events.avro.own_body(data)
+    assert body is not None
+
+    spliced = outer.serialize_after(target, body, enriched)
+
+    assert spliced == outer.serialize(target, enriched)
+    assert outer.deserialize(target, spliced) == enriched
 
 
 def test_a_typed_serde_writes_and_reads_the_record_type(

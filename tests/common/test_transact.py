@@ -26,7 +26,7 @@ from tests.support import eventually
 pytestmark = pytest.mark.integration
 
 
-class Shout(Stage):
+class Shout(Stage[bytes]):
     """Writes each value in capitals; ``garbled`` cannot be decoded, ``bad`` fails on its
     content every time, ``flaky`` meets an outage the first time it is handled."""
 

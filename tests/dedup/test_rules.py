@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.common.records import StayEvent
 from services.common.streams import SourceRecord
-from services.dedup.rules import Claim, Verdict, decide, is_expired
+from services.dedup.rules import Claim, Verdict, content_fingerprint, decide, is_expired
 from tests.dedup.support import BASE_TIME, event
 
 HORIZON = dt.timedelta(days=2)
@@ -21,7 +22,11 @@ class Memory:
 
     def offer(self, value: dict[str, Any], offset: int, topic: str = "stays.raw.alpha") -> Verdict:
         decision = decide(
-            value, SourceRecord(topic, 0, offset), self.claims.get, HORIZON, NOW_MS + offset
+            StayEvent.from_avro(value),
+            SourceRecord(topic, 0, offset),
+            self.claims.get,
+            HORIZON,
+            NOW_MS + offset,
         )
         self.claims.update(decision.claims)
         return decision.verdict
@@ -85,6 +90,28 @@ def test_two_different_corrections_of_a_movement_pass_and_a_repeated_one_does_no
     assert memory.offer(first, 0) is Verdict.UNIQUE
     assert memory.offer(second, 1) is Verdict.UNIQUE
     assert memory.offer(first_again, 2) is Verdict.REPEATED_MOVEMENT_ACTION
+
+
+def test_a_fingerprint_is_the_content_s_whatever_the_transport_and_fixed_across_releases() -> None:
+    correction = event(
+        "alpha",
+        "V1",
+        "M1",
+        "MVT1",
+        action="UPDATE",
+        trigger="Z99",
+        unit="NEURO",
+        others=(("RP", "20202020202"),),
+    )
+    resent = {**correction, "message_control_id": "M9", "event_id": "alpha:M9"}
+    resent["sent_at"] = resent["received_at"] = BASE_TIME + dt.timedelta(hours=1)
+    fingerprint = content_fingerprint(StayEvent.from_avro(correction))
+    assert content_fingerprint(StayEvent.from_avro(resent)) == fingerprint
+    other_unit = {**correction, "movement": {**correction["movement"], "unit": "CARDIO"}}
+    assert content_fingerprint(StayEvent.from_avro(other_unit)) != fingerprint
+    # Claims in the changelog hold fingerprints: the one an earlier release remembered for this
+    # content (from the event's Avro value) must still be the one it gives.
+    assert fingerprint == "471e559c67284d0f5f947c84"
 
 
 def test_reading_the_record_that_passed_again_is_a_replay_not_a_duplicate() -> None:

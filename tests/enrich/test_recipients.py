@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.enrich.recipients import route, secure_address
+from services.common.records import Practitioner, Recipient, StayEvent
+from services.enrich.recipients import Routing, secure_address
+from services.enrich.recipients import route as route_records
 from tests.common.test_serde import stay_event
 from tests.enrich.builders import practitioner
 
 GP = practitioner("10101010101", ("PER", "jeanne.martin@medecin.mssante.fr"))
 
 
-def event_with(*team: tuple[str, str | None]) -> dict[str, Any]:
+def event_with(*team: tuple[str, str | None]) -> StayEvent:
     event = stay_event("V1")
     event["care_team"] = [
         {"role": role, "rpps": rpps, "family_name": "X", "given_name": "Y"} for role, rpps in team
     ]
-    return event
+    return StayEvent.from_avro(event)
+
+
+def route(event: StayEvent, directory: dict[str, dict[str, Any]]) -> Routing:
+    """``route`` over a directory of Practitioner values, as the builders give them."""
+    return route_records(
+        event, {rpps: Practitioner.from_avro(value) for rpps, value in directory.items()}
+    )
+
+
+def address_of(value: dict[str, Any]) -> str | None:
+    return secure_address(Practitioner.from_avro(value))
 
 
 def test_the_gp_comes_first_then_the_right_list_found_in_the_directory() -> None:
@@ -35,7 +48,7 @@ def test_the_gp_comes_first_then_the_right_list_found_in_the_directory() -> None
         directory,
     )
     assert routing.unroutable_reason is None
-    assert [(r["role"], r["rpps"], r["mssante_address"]) for r in routing.recipients] == [
+    assert [(r.role, r.rpps, r.mssante_address) for r in routing.recipients] == [
         ("ODRP", "10101010101", "jeanne.martin@medecin.mssante.fr"),
         ("RP", "20202020202", "paul.roux@pharmacien.mssante.fr"),
     ]
@@ -60,7 +73,7 @@ def test_a_gp_whose_only_mailbox_is_malformed_is_unroutable_without_a_secure_add
     assert (routing.unroutable_reason, routing.gp_rpps, routing.recipients) == (
         "NO_SECURE_ADDRESS",
         "10101010101",
-        [],
+        (),
     )
 
 
@@ -72,19 +85,19 @@ def test_a_malformed_mailbox_or_preference_is_passed_over_for_a_well_formed_one(
         preferred="perso@medecin.mssante.fr>",
     )
     [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients
-    assert recipient["mssante_address"] == "cabinet@medecin.mssante.fr"
+    assert recipient.mssante_address == "cabinet@medecin.mssante.fr"
     pharmacist = practitioner("20202020202", ("PER", '"a b"@pharmacien.mssante.fr'))
     routing = route(
         event_with(("ODRP", "10101010101"), ("RP", "20202020202")),
         {gp["rpps"]: gp, pharmacist["rpps"]: pharmacist},
     )
-    assert [r["rpps"] for r in routing.recipients] == ["10101010101"]
+    assert [r.rpps for r in routing.recipients] == ["10101010101"]
 
 
 def test_an_opted_out_gp_is_still_a_recipient_marked_as_such() -> None:
     gp = practitioner("10101010101", ("PER", "a@medecin.mssante.fr"), opted_out=True)
     [recipient] = route(event_with(("ODRP", "10101010101")), {gp["rpps"]: gp}).recipients
-    assert recipient["opted_out"] is True
+    assert recipient.opted_out is True
 
 
 def test_each_recipient_carries_the_practitioners_delivery_choices() -> None:
@@ -99,7 +112,7 @@ def test_each_recipient_carries_the_practitioners_delivery_choices() -> None:
         event_with(("ODRP", "10101010101"), ("RP", "20202020202")),
         {item["rpps"]: item for item in (digest, never_chose)},
     )
-    assert [recipient["delivery"] for recipient in routing.recipients] == [
+    assert [recipient.delivery.to_avro() for recipient in routing.recipients] == [
         {"event_kinds": ["TRANSFER", "DISCHARGE"], "mode": "DIGEST", "digest_hour": 7},
         # A record published before the choices existed: the defaults, transfers off.
         {
@@ -114,22 +127,22 @@ def test_the_preferred_address_wins_then_the_personal_mailbox() -> None:
     both = practitioner(
         "1", ("CAB", "cabinet@medecin.mssante.fr"), ("PER", "perso@medecin.mssante.fr")
     )
-    assert secure_address(both) == "perso@medecin.mssante.fr"
+    assert address_of(both) == "perso@medecin.mssante.fr"
     chosen = practitioner(
         "1",
         ("CAB", "cabinet@medecin.mssante.fr"),
         ("PER", "perso@medecin.mssante.fr"),
         preferred="cabinet@medecin.mssante.fr",
     )
-    assert secure_address(chosen) == "cabinet@medecin.mssante.fr"
+    assert address_of(chosen) == "cabinet@medecin.mssante.fr"
     stale = practitioner(
         "1", ("PER", "perso@medecin.mssante.fr"), preferred="gone@medecin.mssante.fr"
     )
-    assert secure_address(stale) == "perso@medecin.mssante.fr"
+    assert address_of(stale) == "perso@medecin.mssante.fr"
 
 
-def _chain(recipient: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [(step["role"], step["rpps"], step["address"]) for step in recipient["fallback"]]
+def _chain(recipient: Recipient) -> list[tuple[str, str, str]]:
+    return [(step.role, step.rpps, step.address) for step in recipient.fallback]
 
 
 def test_the_gps_chain_goes_personal_then_practice_then_the_substitute() -> None:
@@ -146,7 +159,7 @@ def test_the_gps_chain_goes_personal_then_practice_then_the_substitute() -> None
         {p["rpps"]: p for p in (gp, substitute)},
     )
     gp_recipient = routing.recipients[0]
-    assert gp_recipient["mssante_address"] == "jeanne.martin@medecin.mssante.fr"
+    assert gp_recipient.mssante_address == "jeanne.martin@medecin.mssante.fr"
     # The practice's CAB before the ORG; the applicative mailbox never: nobody reads it.
     assert _chain(gp_recipient) == [
         ("ODRP", "10101010101", "cabinet@medecin.mssante.fr"),
@@ -154,7 +167,7 @@ def test_the_gps_chain_goes_personal_then_practice_then_the_substitute() -> None
     ]
     # The substitute is told as a member of the right list too; their own chain has no
     # substitute of their own.
-    assert [r["role"] for r in routing.recipients] == ["ODRP", "SUBS"]
+    assert [r.role for r in routing.recipients] == ["ODRP", "SUBS"]
     assert _chain(routing.recipients[1]) == []
 
 

@@ -127,7 +127,7 @@ def test_five_stays_reusing_movement_312_are_five_movements_for_dedup() -> None:
     for offset, event in enumerate(events):
         source = SourceRecord("stays.raw.chrunancy", 0, offset)
         # Dedup reads the Avro value.
-        decision = decide(event.to_avro(), source, claims.get, dt.timedelta(days=2), offset)
+        decision = decide(event, source, claims.get, dt.timedelta(days=2), offset)
         claims.update(decision.claims)
         verdicts.append(decision.verdict)
     assert verdicts.count(Verdict.UNIQUE) == 5
