@@ -40,6 +40,7 @@ from services.common.establishments import load_establishments
 from services.common.kafka import consumer_config
 from services.common.observability import DEFAULT_PORTS
 from services.common.paths import PROJECT_ROOT
+from services.common.ports import local_port
 from services.common.serde import AvroSerde, make_registry_client
 from services.common.settings import Settings
 from services.common.tls import TlsFiles
@@ -53,7 +54,7 @@ from services.stack.layout import StackLayout
 SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
 # The consumer groups whose lag says whether the pipeline has caught up.
 PIPELINE_GROUPS = ("dedup", "enrich", "analytics", "analytics-sql", "notify", "covid")
-DASHBOARD_URL = "http://localhost:8088"
+DASHBOARD_URL = f"http://localhost:{local_port(8088)}"
 # The days back from now whose windows analytics surely still hold (see EventClock).
 ANALYTICS_DAYS_KEPT = AnalyticsConfig().expires.days - 1
 RUN_DSN_WINDOW_SECONDS = 60
