@@ -519,3 +519,68 @@ def withheld_stays(conn: Any, stays: Iterable[str]) -> list[tuple[str, int]]:
         (sorted(stays),),
     ).fetchall()
     return [(str(stay), int(count)) for stay, count in rows]
+
+
+def acked_on_raw_check(
+    sends: Mapping[tuple[str, str], int],
+    accepted: Iterable[tuple[str, str]],
+    on_raw: Mapping[tuple[str, str], int],
+) -> Check:
+    """Every message the gateway acknowledged (AA) is on its raw topic, and none more often
+    than its engine sent it. Keys are (establishment, MSH-10); ``sends`` counts each send and
+    resend, ``on_raw`` the stay events written for it.
+
+    A resend is a message the engine sent again (its ACK late or lost), which the gateway rightly
+    writes again for dedup to drop: so a message may be on its raw topic as many times as it was
+    sent, never more (that would be a producer's retry written twice). An AA'd message absent is
+    a loss: the one thing the gateway's ACK promises never happens."""
+    acked = set(accepted)
+    lost = sorted(f"{code}:{control_id} (lost)" for code, control_id in acked - set(on_raw))
+    extra = sorted(
+        f"{code}:{control_id} (x{count}, sent {sends.get((code, control_id), 0)})"
+        for (code, control_id), count in on_raw.items()
+        if count > sends.get((code, control_id), 0)
+    )
+    return Check(
+        "each ACKed HL7 message is on its raw topic, never more often than sent",
+        len(acked),
+        len(acked & set(on_raw)),
+        (*lost, *extra),
+        "read the gateway's log for these MSH-10 (messages_unconfirmed, kafka errors)",
+    )
+
+
+def raw_messages(
+    settings: Settings, raw_topics: Iterable[str], from_ms: int
+) -> collections.Counter[tuple[str, str]]:
+    """(establishment, MSH-10) → how many stay events were written for it since ``from_ms``."""
+    serde = AvroSerde(make_registry_client(settings), "harpicoop.StayEvent")
+    found: collections.Counter[tuple[str, str]] = collections.Counter()
+    for message in records_since(settings, list(raw_topics), from_ms):
+        value = serde.deserialize(message.topic() or "", message.value() or b"")
+        found[(value["establishment"], value["message_control_id"])] += 1
+    return found
+
+
+def dead_letters_check(found: Mapping[str, int], accounted: Mapping[str, int]) -> Check:
+    """No record stayed on a dead-letter topic unaccounted for: ``found`` per topic since the
+    run began, ``accounted`` those a scenario put there on purpose and dealt with (the notices
+    given up while SMTP refused, then replayed as the README says)."""
+    stray = {
+        topic: count - accounted.get(topic, 0)
+        for topic, count in found.items()
+        if count > accounted.get(topic, 0)
+    }
+    total = sum(found.values())
+    return Check(
+        "no record left on a dead-letter topic unaccounted for",
+        total,
+        total - sum(stray.values()),
+        tuple(f"{topic} ({count})" for topic, count in sorted(stray.items())),
+        "harpicoop tail <topic> shows each record's error headers (the reason, where it came from)",
+    )
+
+
+def duplicated_emails(on_disk: Mapping[str, int]) -> int:
+    """Emails the SMTP server accepted more than once for one notification (the extra copies)."""
+    return sum(count - 1 for count in on_disk.values() if count > 1)

@@ -16,6 +16,7 @@ started.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -79,18 +80,33 @@ class Processes:
 
     layout: StackLayout
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What each was started with besides this process's environment, to start it again."""
 
     def start(self, name: str, extra_env: dict[str, str] | None = None) -> None:
         log = self.layout.log(name)
+        self.environments[name] = dict(extra_env or {})
         with open(log, "ab") as out:
             self.running[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
                 cwd=PROJECT_ROOT,
-                env={**os.environ, **(extra_env or {})},
+                env={**os.environ, **self.environments[name]},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the service and whatever it started (its session's group), as a crash or an
+        OOM killer would: no clean shutdown, nothing flushed or committed on the way out."""
+        process = self.running[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+    def restart(self, name: str) -> None:
+        """Start the service again with what it was first started with."""
+        self.start(name, self.environments.get(name))
 
     def check_alive(self) -> None:
         for name, process in self.running.items():
@@ -204,6 +220,16 @@ def wait_until_healthy(processes: Processes, names: tuple[str, ...], timeout: fl
             f"not healthy after {timeout:.0f} s: {', '.join(sorted(pending))}; read "
             + ", ".join(str(processes.layout.log(name)) for name in sorted(pending))
         )
+
+
+def start_services(processes: Processes, notify_env: Mapping[str, str]) -> None:
+    """Every service as its own process, then wait until each says it is healthy."""
+    for name in SERVICES:
+        # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
+        tls = TlsFiles(processes.layout.tls).gateway_environment() if name == "gateway" else {}
+        extra = dict(notify_env) if name == "notify" else tls
+        processes.start(name, {key: value for key, value in extra.items() if key not in os.environ})
+    wait_until_healthy(processes, SERVICES)
 
 
 class Counter:
@@ -668,14 +694,7 @@ def run(
         notify_env = notify_environment(os.environ)
         notify_config = check_mailbox({**os.environ, **notify_env})
         _say("Starting the services (logs in .stack/logs/)...")
-        for name in SERVICES:
-            # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
-            tls = TlsFiles(layout.tls).gateway_environment() if name == "gateway" else {}
-            extra = notify_env if name == "notify" else tls
-            processes.start(
-                name, {key: value for key, value in extra.items() if key not in os.environ}
-            )
-        wait_until_healthy(processes, SERVICES)
+        start_services(processes, notify_env)
         counter = Counter(
             settings,
             ["hl7.archive", "stays.unique", "stays.enriched", "stays.unroutable", "covid.followups"]
