@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from services.analytics.config import AnalyticsConfig
 from services.cli import hops
@@ -247,7 +247,16 @@ class Counter:
         self.start = {(p.topic, p.partition): self._end(p) for p in self.partitions}
 
     def _end(self, partition: TopicPartition) -> int:
-        return int(self.consumer.get_watermark_offsets(partition, timeout=10)[1])
+        # A partition whose leader just moved (a broker lost, on three) answers "not leader"
+        # until the client's metadata catches up: ask again for a while.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return int(self.consumer.get_watermark_offsets(partition, timeout=10)[1])
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def since_start(self, prefix: str) -> int:
         return sum(
@@ -319,7 +328,12 @@ def wait_for_drain(
     deadline = time.monotonic() + timeout
     with LagReader(settings) as lag_reader:
         while time.monotonic() < deadline:
-            lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
+            try:
+                lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
+            except KafkaException:  # a leader just moved: not calm yet, ask again
+                calm, last = 0, None
+                time.sleep(2)
+                continue
             state = (lag, *snapshot())
             waiting = pending_notices(settings, digests=digests)
             calm = calm + 1 if state == last and waiting == 0 else 0

@@ -12,7 +12,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +62,8 @@ from services.stack.cluster import KafkaCluster
 from services.stack.layout import StackLayout
 
 RESULTS = PROJECT_ROOT / "bench-results" / "faults.json"
+KEPT_LOGS = RESULTS.with_name("faults-logs")
+"""Where the logs go when a scenario failed, the stack itself being removed."""
 LEAD_SECONDS = 15.0
 """Traffic flowing before the fault: the pipeline is busy when it strikes."""
 SLICE = ("09:00", "1h")
@@ -331,6 +335,7 @@ def run_suite(layout: StackLayout, scenarios: list[Scenario], keep: bool) -> int
     try:
         _say(f"The fault suite's own stack (three brokers, ports shifted) in {layout.root}")
         up(layout)
+        quiet_clients(layout.log("faults"))
         settings = Settings.from_env(principal="operator")
         load_directory_sample(replace=True)
         set_sample_choices()
@@ -358,18 +363,31 @@ def run_suite(layout: StackLayout, scenarios: list[Scenario], keep: bool) -> int
     except Exception as error:  # said plainly, then the stack goes down all the same
         failure = f"{type(error).__name__}: {error}"
         _say(f"\nerror: {failure}")
-        _say(f"  The logs of the stack and the services are in {layout.logs}; 'make faults "
-             "KEEP=1' keeps the stack up after the suite to look at it.")  # fmt: skip
+        _say("  'make faults KEEP=1' keeps the suite's stack up afterwards, to look at it")
     finally:
         processes.stop_all()
         if keep:
             _say(f"The suite's stack stays up ({layout.root}); remove it with "
                  f"'HARPICOOP_STACK_DIR={layout.root} make down clean'")  # fmt: skip
         else:
+            passed = failure is None and all(row.ok for row in rows)
+            if not passed and layout.logs.exists():
+                # The stack goes, its logs stay: what to read about what went wrong.
+                shutil.rmtree(KEPT_LOGS, ignore_errors=True)
+                shutil.copytree(layout.logs, KEPT_LOGS)
+                _say(f"The logs of the stack and the services are kept in {KEPT_LOGS}")
             down(layout)
             clean(layout)
     report(rows, failure, time.monotonic() - begun)
     return 0 if rows and failure is None and all(row.ok for row in rows) else 1
+
+
+def quiet_clients(log: Path) -> None:
+    """Send this process's standard error (librdkafka's own lines while a broker is away, the
+    directory commands' logs) to ``log``: the screen keeps the suite's progress."""
+    sys.stderr.flush()
+    with open(log, "ab") as target:
+        os.dup2(target.fileno(), 2)
 
 
 def report(rows: list[Row], failure: str | None, seconds: float) -> None:
