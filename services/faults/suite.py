@@ -10,6 +10,7 @@ import argparse
 import collections
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -128,6 +129,13 @@ def recovery_seconds(
     return None
 
 
+def longest_silence(injected: float, until: float, acks: list[float]) -> float:
+    """The longest the gateway went without acknowledging anything, from the fault's injection
+    to ``until``: what the engines saw of the fault."""
+    moments = [injected, *sorted(ack for ack in acks if injected < ack < until), until]
+    return max(later - earlier for earlier, later in itertools.pairwise(moments))
+
+
 @dataclass
 class Row:
     """One scenario's line of the table."""
@@ -141,6 +149,9 @@ class Row:
     lost: int
     duplicated_emails: int
     recovery_seconds: float | None
+    """From the fault to the pipeline keeping up again (``recovery_seconds``)."""
+    silence_seconds: float
+    """The longest the gateway went without an AA after the fault (``longest_silence``)."""
     failed_checks: list[str]
     seconds: float
 
@@ -150,14 +161,14 @@ class Row:
 
 
 def table(rows: list[Row]) -> list[str]:
-    head = f"  {'scenario':40} {'sent':>6} {'ACKed':>6} {'lost':>5} {'dup.':>5} {'recovery':>9}"
-    lines = [f"{head}  checks"]
+    head = f"  {'scenario':40} {'sent':>6} {'ACKed':>6} {'lost':>5} {'dup.':>5} {'no ACK':>7}"
+    lines = [f"{head} {'recovery':>9}  checks"]
     for row in rows:
         recovered = f"{row.recovery_seconds:.1f} s" if row.recovery_seconds is not None else "never"
         checks = "ok" if not row.failed_checks else f"{len(row.failed_checks)} FAILED"
         lines.append(
             f"  {row.scenario:40} {row.sent:>6,} {row.acked:>6,} {row.lost:>5} "
-            f"{row.duplicated_emails:>5} {recovered:>9}  {checks}"
+            f"{row.duplicated_emails:>5} {row.silence_seconds:>5.1f} s {recovered:>9}  {checks}"
         )
     return lines
 
@@ -234,6 +245,7 @@ class Suite:
             recovery_seconds=recovery_seconds(
                 injected, repaired, monitor.samples, traffic.book.ack_times, traffic_done
             ),
+            silence_seconds=longest_silence(injected, traffic_done, traffic.book.ack_times),
             failed_checks=[item.promise for item in checks if not item.ok],
             seconds=time.monotonic() - began,
         )
@@ -243,6 +255,7 @@ class Suite:
         _say(
             f"    {row.sent:,} sent ({row.sends:,} sends), {row.acked:,} ACKed, {row.lost} lost, "
             f"{row.duplicated_emails} emails twice, "
+            f"no ACK for {row.silence_seconds:.1f} s at most, "
             + (
                 f"recovered in {row.recovery_seconds:.1f} s"
                 if row.recovery_seconds is not None

@@ -11,12 +11,10 @@ import pytest
 
 from services.common.paths import PROJECT_ROOT
 from services.faults.scenarios import SHORT, _replayed_count, all_scenarios, chosen
-from services.faults.suite import CALM_LAG, recovery_seconds
+from services.faults.suite import CALM_LAG, longest_silence, recovery_seconds
 
 
-def test_every_scenario_of_the_issue_and_a_short_set_of_one_broker_and_one_service() -> (
-    None
-):
+def test_every_scenario_of_the_issue_and_a_short_set_of_one_broker_and_one_service() -> None:
     names = [item.name for item in all_scenarios()]
     assert len(names) == len(set(names)) == 14
     for service in ("gateway", "dedup", "enrich", "notify", "analytics", "covid"):
@@ -70,3 +68,8 @@ def test_the_suite_refuses_the_developer_s_stack(variable: str, value: str, says
     )
     assert refused.returncode == 2
     assert says in refused.stderr
+
+
+def test_the_longest_silence_counts_from_the_fault_to_the_end_of_the_traffic() -> None:
+    assert longest_silence(10.0, 30.0, [5.0, 11.0, 12.0, 25.0, 26.0]) == 13.0
+    assert longest_silence(10.0, 30.0, []) == 20.0
