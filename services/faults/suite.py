@@ -217,6 +217,7 @@ class Suite:
             traffic_done = time.monotonic()
             if traffic.error is not None:
                 raise RunError(f"the traffic stopped: {traffic.error!r}")
+            _say("    the slice is sent; waiting for the pipeline to drain, then checking")
             drained = self._drain(started)
         accounted = scenario.after_drain(self.harness) if scenario.after_drain else {}
         if scenario.after_drain:
