@@ -31,6 +31,10 @@ def own_stack() -> str | None:
     if set_elsewhere:
         return f"unset {', '.join(set_elsewhere)}: the suite runs on its own stack, not that one"
     os.environ["HARPICOOP_BROKERS"] = "3"
+    # Dedup's and analytics' local state (faust's tables) go with the suite's stack, never in
+    # the checkout's .stack/ beside a developer's run.
+    os.environ.setdefault("DEDUP_DATA_DIR", os.path.join(stack, "dedup"))
+    os.environ.setdefault("ANALYTICS_DATA_DIR", os.path.join(stack, "analytics"))
     return None
 
 
