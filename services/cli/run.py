@@ -108,6 +108,14 @@ class Processes:
         """Start the service again with what it was first started with."""
         self.start(name, self.environments.get(name))
 
+    def exits(self) -> dict[str, int]:
+        """The services that ended, with their exit codes (negative: the signal)."""
+        return {
+            name: code
+            for name, process in self.running.items()
+            if (code := process.poll()) is not None
+        }
+
     def check_alive(self) -> None:
         for name, process in self.running.items():
             if process.poll() is not None:

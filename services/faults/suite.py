@@ -50,6 +50,7 @@ from services.cli.run import (
     start_services,
     wait_for_drain,
     wait_for_receipts,
+    wait_until_healthy,
 )
 from services.cli.topics_since import records_since
 from services.common.establishments import load_establishments
@@ -154,6 +155,9 @@ class Row:
     """The longest the gateway went without an AA after the fault (``longest_silence``)."""
     failed_checks: list[str]
     seconds: float
+    restarted: list[str] = dataclasses.field(default_factory=list)
+    """Services that ended on their own during the scenario (name and exit code), started
+    again as a supervisor would: no loss in itself, but worth reading their logs."""
 
     @property
     def ok(self) -> bool:
@@ -190,7 +194,7 @@ class Suite:
     run_id: str
 
     def scenario(self, index: int, scenario: Scenario) -> tuple[Row, list[Check]]:
-        layout, processes = self.harness.layout, self.harness.processes
+        layout = self.harness.layout
         simulator_args = [
             "--seed", f"{self.run_id}-{index}", "--start", SLICE[0], "--duration", SLICE[1],
             "--rate", RATE, "--speed", SPEED,
@@ -204,30 +208,32 @@ class Suite:
         _say(f"\n[{index}] {scenario.name}: {traffic.messages:,} messages to send")
         with LagMonitor(self.settings) as monitor:
             traffic.start()
-            self._pause(LEAD_SECONDS, traffic, alive=True)
+            restarted: list[str] = []
+            self._pause(LEAD_SECONDS, traffic, restarted)
             injected = time.monotonic()
             scenario.inject(self.harness)
-            self._pause(scenario.hold, traffic, alive=False)
+            self._pause(scenario.hold, traffic, None)
             scenario.repair(self.harness)
             repaired = time.monotonic()
             _say(f"    undone after {repaired - injected:.0f} s; the traffic goes on")
+            restarted += self._revive()
             while not traffic.join(10):
                 self._progress(traffic, started)
-                processes.check_alive()
+                restarted += self._revive()
             traffic_done = time.monotonic()
             if traffic.error is not None:
                 raise RunError(f"the traffic stopped: {traffic.error!r}")
             _say("    the slice is sent; waiting for the pipeline to drain, then checking")
-            drained = self._drain(started)
+            drained = self._drain(started, restarted)
         accounted = scenario.after_drain(self.harness) if scenario.after_drain else {}
         if scenario.after_drain:
-            drained = self._drain(started) and drained
+            drained = self._drain(started, restarted) and drained
         still = wait_for_receipts(
             self.settings,
             since,
             dt.timedelta(seconds=DSN_WINDOW_SECONDS),
             [],
-            processes.check_alive,
+            lambda: restarted.extend(self._revive()),
         )
         if still:
             _say(f"    {still:,} delivery reports still awaited; the checks name them")
@@ -249,10 +255,13 @@ class Suite:
             silence_seconds=longest_silence(injected, traffic_done, traffic.book.ack_times),
             failed_checks=[item.promise for item in checks if not item.ok],
             seconds=time.monotonic() - began,
+            restarted=restarted,
         )
         for item in checks:
             if not item.ok:
                 _say(item.line())
+        if restarted:
+            _say(f"    ended on their own and restarted: {', '.join(restarted)}")
         _say(
             f"    {row.sent:,} sent ({row.sends:,} sends), {row.acked:,} ACKed, {row.lost} lost, "
             f"{row.duplicated_emails} emails twice, "
@@ -266,13 +275,14 @@ class Suite:
         )
         return row, checks
 
-    def _pause(self, seconds: float, traffic: Traffic, *, alive: bool) -> None:
-        """Wait while traffic flows; with ``alive``, every service must be running."""
+    def _pause(self, seconds: float, traffic: Traffic, restarted: list[str] | None) -> None:
+        """Wait while traffic flows; with ``restarted``, a service that ended is started again
+        and named there (during a fault, the scenario itself decides)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-            if alive:
-                self.harness.processes.check_alive()
+            if restarted is not None:
+                restarted.extend(self._revive())
             if traffic.error is not None:
                 raise RunError(f"the traffic stopped: {traffic.error!r}")
 
@@ -283,11 +293,23 @@ class Suite:
             f"{emails_since(self.harness.layout.mail, started):,} emails so far"
         )
 
-    def _drain(self, started: float) -> bool:
-        layout, processes = self.harness.layout, self.harness.processes
+    def _revive(self) -> list[str]:
+        """Start again, as a supervisor would, each service that ended on its own since the
+        fault (a crash the fault caused is reported, and must not stop the other scenarios)."""
+        processes = self.harness.processes
+        ended = processes.exits()
+        for name, code in ended.items():
+            _say(f"    {name} ended on its own (exit {code}); starting it again")
+            processes.restart(name)
+        if ended:
+            wait_until_healthy(processes, tuple(ended))
+        return [f"{name} (exit {code})" for name, code in ended.items()]
+
+    def _drain(self, started: float, restarted: list[str]) -> bool:
+        layout = self.harness.layout
 
         def snapshot() -> tuple[int, ...]:
-            processes.check_alive()
+            restarted.extend(self._revive())
             return (
                 self.counter.since_start("stays.unique"),
                 self.counter.since_start("stays.enriched"),
