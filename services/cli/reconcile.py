@@ -223,10 +223,17 @@ def digests_check(deferred: Iterable[str], listed: Mapping[str, int]) -> Check:
     )
 
 
-def emails_check(sent: Iterable[str], on_disk: Mapping[str, int]) -> Check:
+def emails_check(
+    sent: Iterable[str], on_disk: Mapping[str, int], uncertain: Iterable[str] = ()
+) -> Check:
+    """``uncertain``: notices interrupted while handed to the SMTP server (a crash, the database
+    gone before 'sent' was recorded), which notify never sends again (at most once, state
+    'uncertain' after its lease): each may be on disk, once."""
     wanted = set(sent)
     twice = sorted(f"{item} (x{count})" for item, count in on_disk.items() if count > 1)
-    unknown = sorted(f"{item} (not in the ledger)" for item in set(on_disk) - wanted)
+    unknown = sorted(
+        f"{item} (not in the ledger)" for item in set(on_disk) - wanted - set(uncertain)
+    )
     return Check(
         "each email sent is on disk exactly once",
         len(wanted),
@@ -334,7 +341,7 @@ def reconcile(
     days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
     return [
         *notices_checks(run, found.ledger),
-        emails_check(found.sent, emails_on_disk(maildir, started)),
+        emails_check(found.sent, emails_on_disk(maildir, started), found.uncertain),
         digests_check(found.deferred, digest_lines_on_disk(maildir, started)),
         words_check(maildir, started),
         covid_check(run, found.opened),
@@ -444,6 +451,9 @@ class PublishedOutcomes:
     """Event ids asked that are on the worklist as unroutable."""
     receipts: list[ReceiptRow] = dataclasses.field(default_factory=list)
     """The notices sent since the run began, with what came back of each."""
+    uncertain: list[str] = dataclasses.field(default_factory=list)
+    """Ids of the notices created since that were interrupted while handed to the SMTP server
+    ('sending' past its worker, 'uncertain' once its lease expired)."""
 
 
 def published_outcomes(
@@ -474,6 +484,11 @@ def published_outcomes(
             "  SELECT 1 FROM notify.v_worklist w WHERE w.notification_id = n.notification_id) "
             "FROM notify.v_notices n WHERE n.created_at >= %s "
             "AND (n.bounced_at IS NOT NULL OR n.state = 'failed')",
+            (since,),
+        ).fetchall()
+        uncertain = conn.execute(
+            "SELECT notification_id::text FROM notify.v_notices "
+            "WHERE state IN ('sending', 'uncertain') AND created_at >= %s",
             (since,),
         ).fetchall()
         worklisted = conn.execute(
@@ -508,6 +523,7 @@ def published_outcomes(
         setbacks=[(str(row[0]), bool(row[1]), bool(row[2])) for row in setbacks],
         worklisted=[str(row[0]) for row in worklisted],
         receipts=[(str(row[0]), row[1], row[2], row[3], row[4]) for row in sent],
+        uncertain=[str(row[0]) for row in uncertain],
     )
 
 

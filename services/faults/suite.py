@@ -343,14 +343,19 @@ class Suite:
 
 
 def fault_environment(environ: dict[str, str]) -> dict[str, str]:
-    """Notify's settings in the suite: its give-up window short enough to pass within one
-    scenario, retries quick, and the run's receipts reader with a short DSN window."""
+    """Notify's settings in the suite: its give-up window and its sending lease short enough to
+    pass within one scenario, retries quick, and the run's receipts reader with a short DSN
+    window."""
     wanted = {
         **notify_environment(environ),
         "NOTIFY_GIVE_UP_AFTER_SECONDS": str(GIVE_UP_SECONDS),
         "NOTIFY_RETRY_INITIAL_SECONDS": "1",
         "NOTIFY_RETRY_MAX_SECONDS": "5",
         "NOTIFY_DSN_WINDOW_SECONDS": str(DSN_WINDOW_SECONDS),
+        # A notice interrupted while handed to SMTP (notify killed, PostgreSQL gone) turns
+        # 'uncertain' after this lease, never sent again: 10 minutes by default, longer than a
+        # scenario's drain; the stack's SMTP server answers in milliseconds.
+        "NOTIFY_SENDING_LEASE_SECONDS": "30",
     }
     return {key: value for key, value in wanted.items() if not environ.get(key)}
 
