@@ -16,7 +16,7 @@ export HARPICOOP_BROKERS := $(BROKERS)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down status test lint typecheck check run bench clean
+.PHONY: help venv up down status test lint typecheck check run bench faults clean
 
 help:
 	@echo "make run      start the stack and the platform, replay a simulated day"
@@ -26,6 +26,7 @@ help:
 	@echo "make down     stop it"
 	@echo "make status   show what is running"
 	@echo "make bench    the speed figures side by side (JSON, chart) in bench-results/"
+	@echo "make faults   the fault suite on a three-broker stack of its own (SHORT=1: CI's part)"
 	@echo "make check    ruff and mypy"
 
 # The virtual environment is rebuilt when pyproject.toml changes.
@@ -68,6 +69,12 @@ run: venv
 
 bench: up
 	$(PYTHON) -m tests.bench
+
+# The fault suite, on a stack of its own (.stack/faults, three brokers, every port shifted by
+# 22000: services.faults), beside the developer's stack, removed at the end. SHORT=1: one broker
+# and one service killed (CI); KEEP=1: its stack stays up; SCENARIOS="registry smtp": only those.
+faults: venv
+	$(PYTHON) -m services.faults $(if $(SHORT),--short) $(if $(KEEP),--keep) $(SCENARIOS)
 
 # The stack folder, and PostgreSQL's data if it had to live outside it (/var/lib/harpicoop/...).
 clean: venv

@@ -222,10 +222,17 @@ def digests_check(deferred: Iterable[str], listed: Mapping[str, int]) -> Check:
     )
 
 
-def emails_check(sent: Iterable[str], on_disk: Mapping[str, int]) -> Check:
+def emails_check(
+    sent: Iterable[str], on_disk: Mapping[str, int], uncertain: Iterable[str] = ()
+) -> Check:
+    """``uncertain``: notices interrupted while handed to the SMTP server (a crash, the database
+    gone before 'sent' was recorded), which notify never sends again (at most once, state
+    'uncertain' after its lease): each may be on disk, once."""
     wanted = set(sent)
     twice = sorted(f"{item} (x{count})" for item, count in on_disk.items() if count > 1)
-    unknown = sorted(f"{item} (not in the ledger)" for item in set(on_disk) - wanted)
+    unknown = sorted(
+        f"{item} (not in the ledger)" for item in set(on_disk) - wanted - set(uncertain)
+    )
     return Check(
         "each email sent is on disk exactly once",
         len(wanted),
@@ -333,7 +340,7 @@ def reconcile(
     days = {key: ids for key, ids in stay_days(everything.events).items() if key[1] in touched}
     return [
         *notices_checks(run, found.ledger),
-        emails_check(found.sent, emails_on_disk(maildir, started)),
+        emails_check(found.sent, emails_on_disk(maildir, started), found.uncertain),
         digests_check(found.deferred, digest_lines_on_disk(maildir, started)),
         words_check(maildir, started),
         covid_check(run, found.opened),
@@ -443,6 +450,9 @@ class PublishedOutcomes:
     """Event ids asked that are on the worklist as unroutable."""
     receipts: list[ReceiptRow] = dataclasses.field(default_factory=list)
     """The notices sent since the run began, with what came back of each."""
+    uncertain: list[str] = dataclasses.field(default_factory=list)
+    """Ids of the notices created since that were interrupted while handed to the SMTP server
+    ('sending' past its worker, 'uncertain' once its lease expired)."""
 
 
 def published_outcomes(
@@ -473,6 +483,11 @@ def published_outcomes(
             "  SELECT 1 FROM notify.v_worklist w WHERE w.notification_id = n.notification_id) "
             "FROM notify.v_notices n WHERE n.created_at >= %s "
             "AND (n.bounced_at IS NOT NULL OR n.state = 'failed')",
+            (since,),
+        ).fetchall()
+        uncertain = conn.execute(
+            "SELECT notification_id::text FROM notify.v_notices "
+            "WHERE state IN ('sending', 'uncertain') AND created_at >= %s",
             (since,),
         ).fetchall()
         worklisted = conn.execute(
@@ -507,6 +522,7 @@ def published_outcomes(
         setbacks=[(str(row[0]), bool(row[1]), bool(row[2])) for row in setbacks],
         worklisted=[str(row[0]) for row in worklisted],
         receipts=[(str(row[0]), row[1], row[2], row[3], row[4]) for row in sent],
+        uncertain=[str(row[0]) for row in uncertain],
     )
 
 
@@ -518,3 +534,68 @@ def withheld_stays(conn: Any, stays: Iterable[str]) -> list[tuple[str, int]]:
         (sorted(stays),),
     ).fetchall()
     return [(str(stay), int(count)) for stay, count in rows]
+
+
+def acked_on_raw_check(
+    sends: Mapping[tuple[str, str], int],
+    accepted: Iterable[tuple[str, str]],
+    on_raw: Mapping[tuple[str, str], int],
+) -> Check:
+    """Every message the gateway acknowledged (AA) is on its raw topic, and none more often
+    than its engine sent it. Keys are (establishment, MSH-10); ``sends`` counts each send and
+    resend, ``on_raw`` the stay events written for it.
+
+    A resend is a message the engine sent again (its ACK late or lost), which the gateway rightly
+    writes again for dedup to drop: so a message may be on its raw topic as many times as it was
+    sent, never more (that would be a producer's retry written twice). An AA'd message absent is
+    a loss: the one thing the gateway's ACK promises never happens."""
+    acked = set(accepted)
+    lost = sorted(f"{code}:{control_id} (lost)" for code, control_id in acked - set(on_raw))
+    extra = sorted(
+        f"{code}:{control_id} (x{count}, sent {sends.get((code, control_id), 0)})"
+        for (code, control_id), count in on_raw.items()
+        if count > sends.get((code, control_id), 0)
+    )
+    return Check(
+        "each ACKed HL7 message is on its raw topic, never more often than sent",
+        len(acked),
+        len(acked & set(on_raw)),
+        (*lost, *extra),
+        "read the gateway's log for these MSH-10 (messages_unconfirmed, kafka errors)",
+    )
+
+
+def raw_messages(
+    settings: Settings, raw_topics: Iterable[str], from_ms: int
+) -> collections.Counter[tuple[str, str]]:
+    """(establishment, MSH-10) → how many stay events were written for it since ``from_ms``."""
+    serde = RecordSerde(make_registry_client(settings), StayEvent)
+    found: collections.Counter[tuple[str, str]] = collections.Counter()
+    for message in records_since(settings, list(raw_topics), from_ms):
+        event = serde.deserialize(message.topic() or "", message.value() or b"")
+        found[(event.establishment, event.message_control_id)] += 1
+    return found
+
+
+def dead_letters_check(found: Mapping[str, int], accounted: Mapping[str, int]) -> Check:
+    """No record stayed on a dead-letter topic unaccounted for: ``found`` per topic since the
+    run began, ``accounted`` those a scenario put there on purpose and dealt with (the notices
+    given up while SMTP refused, then replayed as the README says)."""
+    stray = {
+        topic: count - accounted.get(topic, 0)
+        for topic, count in found.items()
+        if count > accounted.get(topic, 0)
+    }
+    total = sum(found.values())
+    return Check(
+        "no record left on a dead-letter topic unaccounted for",
+        total,
+        total - sum(stray.values()),
+        tuple(f"{topic} ({count})" for topic, count in sorted(stray.items())),
+        "harpicoop tail <topic> shows each record's error headers (the reason, where it came from)",
+    )
+
+
+def duplicated_emails(on_disk: Mapping[str, int]) -> int:
+    """Emails the SMTP server accepted more than once for one notification (the extra copies)."""
+    return sum(count - 1 for count in on_disk.values() if count > 1)

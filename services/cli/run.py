@@ -16,6 +16,7 @@ started.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from services.analytics.config import AnalyticsConfig
 from services.cli import hops
@@ -40,6 +41,7 @@ from services.common.establishments import load_establishments
 from services.common.kafka import consumer_config
 from services.common.observability import DEFAULT_PORTS
 from services.common.paths import PROJECT_ROOT
+from services.common.ports import local_port
 from services.common.records import RawMessage, UnroutableStayEvent
 from services.common.serde import RecordSerde, make_registry_client
 from services.common.settings import Settings
@@ -54,7 +56,7 @@ from services.stack.layout import StackLayout
 SERVICES = ("gateway", "dedup", "enrich", "analytics", "notify", "covid", "dashboard")
 # The consumer groups whose lag says whether the pipeline has caught up.
 PIPELINE_GROUPS = ("dedup", "enrich", "analytics", "analytics-sql", "notify", "covid")
-DASHBOARD_URL = "http://localhost:8088"
+DASHBOARD_URL = f"http://localhost:{local_port(8088)}"
 # The days back from now whose windows analytics surely still hold (see EventClock).
 ANALYTICS_DAYS_KEPT = AnalyticsConfig().expires.days - 1
 RUN_DSN_WINDOW_SECONDS = 60
@@ -79,18 +81,41 @@ class Processes:
 
     layout: StackLayout
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    """What each was started with besides this process's environment, to start it again."""
 
     def start(self, name: str, extra_env: dict[str, str] | None = None) -> None:
         log = self.layout.log(name)
+        self.environments[name] = dict(extra_env or {})
         with open(log, "ab") as out:
             self.running[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
                 cwd=PROJECT_ROOT,
-                env={**os.environ, **(extra_env or {})},
+                env={**os.environ, **self.environments[name]},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the service and whatever it started (its session's group), as a crash or an
+        OOM killer would: no clean shutdown, nothing flushed or committed on the way out."""
+        process = self.running[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+
+    def restart(self, name: str) -> None:
+        """Start the service again with what it was first started with."""
+        self.start(name, self.environments.get(name))
+
+    def exits(self) -> dict[str, int]:
+        """The services that ended, with their exit codes (negative: the signal)."""
+        return {
+            name: code
+            for name, process in self.running.items()
+            if (code := process.poll()) is not None
+        }
 
     def check_alive(self) -> None:
         for name, process in self.running.items():
@@ -206,6 +231,16 @@ def wait_until_healthy(processes: Processes, names: tuple[str, ...], timeout: fl
         )
 
 
+def start_services(processes: Processes, notify_env: Mapping[str, str]) -> None:
+    """Every service as its own process, then wait until each says it is healthy."""
+    for name in SERVICES:
+        # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
+        tls = TlsFiles(processes.layout.tls).gateway_environment() if name == "gateway" else {}
+        extra = dict(notify_env) if name == "notify" else tls
+        processes.start(name, {key: value for key, value in extra.items() if key not in os.environ})
+    wait_until_healthy(processes, SERVICES)
+
+
 class Counter:
     """Records written to topics since the run began, from the partitions' end offsets."""
 
@@ -221,7 +256,16 @@ class Counter:
         self.start = {(p.topic, p.partition): self._end(p) for p in self.partitions}
 
     def _end(self, partition: TopicPartition) -> int:
-        return int(self.consumer.get_watermark_offsets(partition, timeout=10)[1])
+        # A partition whose leader just moved (a broker lost, on three) answers "not leader"
+        # until the client's metadata catches up: ask again for a while.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return int(self.consumer.get_watermark_offsets(partition, timeout=10)[1])
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def since_start(self, prefix: str) -> int:
         return sum(
@@ -293,7 +337,12 @@ def wait_for_drain(
     deadline = time.monotonic() + timeout
     with LagReader(settings) as lag_reader:
         while time.monotonic() < deadline:
-            lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
+            try:
+                lag = sum(group.lag for group in lag_reader.read(PIPELINE_GROUPS))
+            except KafkaException:  # a leader just moved: not calm yet, ask again
+                calm, last = 0, None
+                time.sleep(2)
+                continue
             state = (lag, *snapshot())
             waiting = pending_notices(settings, digests=digests)
             calm = calm + 1 if state == last and waiting == 0 else 0
@@ -668,14 +717,7 @@ def run(
         notify_env = notify_environment(os.environ)
         notify_config = check_mailbox({**os.environ, **notify_env})
         _say("Starting the services (logs in .stack/logs/)...")
-        for name in SERVICES:
-            # The gateway speaks MLLP over TLS with make up's certificates, unless told otherwise.
-            tls = TlsFiles(layout.tls).gateway_environment() if name == "gateway" else {}
-            extra = notify_env if name == "notify" else tls
-            processes.start(
-                name, {key: value for key, value in extra.items() if key not in os.environ}
-            )
-        wait_until_healthy(processes, SERVICES)
+        start_services(processes, notify_env)
         counter = Counter(
             settings,
             ["hl7.archive", "stays.unique", "stays.enriched", "stays.unroutable", "covid.followups"]

@@ -18,15 +18,17 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from services.common.ports import local_port
+
 DEFAULT_PORTS = {
-    "gateway": 9401,
-    "dedup": 9402,
-    "enrich": 9403,
-    "notify": 9404,
-    "analytics": 9405,
-    "covid": 9406,
-    "directory": 9407,
-    "dashboard": 9408,
+    "gateway": local_port(9401),
+    "dedup": local_port(9402),
+    "enrich": local_port(9403),
+    "notify": local_port(9404),
+    "analytics": local_port(9405),
+    "covid": local_port(9406),
+    "directory": local_port(9407),
+    "dashboard": local_port(9408),
 }
 
 PROCESSED = Counter(
@@ -80,7 +82,7 @@ HealthCheck = Callable[[], bool]
 def metrics_port(service: str, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     raw = env.get("METRICS_PORT")
-    return int(raw) if raw else DEFAULT_PORTS.get(service, 9400)
+    return int(raw) if raw else DEFAULT_PORTS.get(service, local_port(9400))
 
 
 class ObservabilityServer:

@@ -23,6 +23,8 @@ class ServiceThreads:
         self.name = name
         self.log = log
         self.stop = threading.Event()
+        self.failed = threading.Event()
+        """A part raised: the service stops, and its process must say it failed."""
         self.threads: list[threading.Thread] = []
         self.health_checks: dict[str, HealthCheck] = {}
         """Checks of the service's own, reported by ``/health`` beside the threads'."""
@@ -33,6 +35,7 @@ class ServiceThreads:
                 target(self.stop)
             except Exception:
                 self.log.exception("part failed; stopping", part=part)
+                self.failed.set()
                 self.stop.set()
 
         thread = threading.Thread(target=guarded, name=f"{self.name}-{part}", daemon=True)
@@ -79,3 +82,7 @@ def run_service(
     threads.serve_observability()
     log.info("started")  # the service is bound to the logger
     threads.wait()
+    if threads.failed.is_set():
+        # A non-zero exit, so that a supervisor restarting failed services (systemd's
+        # Restart=on-failure, a Kubernetes Job, ``make run``) sees a failure, not a clean stop.
+        raise SystemExit(1)

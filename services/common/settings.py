@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args, get_origin, get_type_hints
 
+from services.common.ports import local_port
+
 SmtpSecurity = Literal["none", "starttls", "tls"]
 
 _SMTP_SECURITY_VALUES: tuple[SmtpSecurity, ...] = ("none", "starttls", "tls")
@@ -121,20 +123,21 @@ class KafkaSecurity:
 class Settings:
     """Everything a service needs to reach the platform's components."""
 
-    kafka_bootstrap_servers: str = "localhost:9092"
-    schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
-    database_url: str = "postgresql://harpicoop:harpicoop@localhost:5433/harpicoop"
+    # Local defaults, moved together by HARPICOOP_PORT_SHIFT (services.common.ports).
+    kafka_bootstrap_servers: str = f"localhost:{local_port(9092)}"
+    schema_registry_url: str = f"http://localhost:{local_port(8081)}/apis/ccompat/v7"
+    database_url: str = f"postgresql://harpicoop:harpicoop@localhost:{local_port(5433)}/harpicoop"
     smtp_host: str = "localhost"
-    smtp_port: int = 2525
+    smtp_port: int = local_port(2525)
     smtp_security: SmtpSecurity = "none"
     smtp_from: str = "harpicoop@ght-sud-lorraine.mssante.fr"
     smtp_client_cert: str | None = None
     smtp_client_key: str | None = None
     smtp_ca_file: str | None = None
     mllp_host: str = "0.0.0.0"
-    mllp_port: int = 2575
+    mllp_port: int = local_port(2575)
     imap_host: str = "localhost"
-    imap_port: int = 1143
+    imap_port: int = local_port(1143)
     imap_user: str = "harpicoop@ght-sud-lorraine.mssante.fr"
     """The applicative mailbox, where DSNs, read receipts and bounces arrive: the sending
     address's own."""
@@ -244,7 +247,7 @@ class Settings:
 LOCAL_DATABASE = "harpicoop"
 IMAP_MAILBOX_SECRET = "imap-mailbox"
 """The local stack's file (in ``.stack/secrets``) of the applicative mailbox's password."""
-LOCAL_POSTGRES = "localhost:5433"
+LOCAL_POSTGRES = f"localhost:{local_port(5433)}"
 LOCAL_KAFKA_MECHANISM = "SCRAM-SHA-512"
 LOCAL_KAFKA_BOOTSTRAP = Path("kafka") / "bootstrap-servers"
 """The local stack's file (in its folder) listing its brokers, one or three

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.delivery_proof import DSN_WINDOW
+from services.common.ports import local_port
 from services.common.settings import read_config, setting
 
 
@@ -16,7 +17,7 @@ class DashboardConfig:
     host: str = setting("127.0.0.1", "DASHBOARD_HOST")
     """Only this machine by default: the page shows activity figures, and a hospital decides
     who else may see them (``0.0.0.0`` behind its own access control)."""
-    port: int = setting(8088, "DASHBOARD_PORT", minimum=1)
+    port: int = setting(local_port(8088), "DASHBOARD_PORT", minimum=1)
     groups: tuple[str, ...] = setting(
         ("dedup", "enrich", "notify", "covid", "analytics", "analytics-sql"), "DASHBOARD_GROUPS"
     )

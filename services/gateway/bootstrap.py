@@ -17,6 +17,7 @@ import structlog
 from services.common.establishments import establishments_by_client_cn, establishments_by_facility
 from services.common.kafka import make_producer
 from services.common.observability import ObservabilityServer, metrics_port
+from services.common.ports import local_port
 from services.common.records import PatientMerge, RawMessage, StayEvent
 from services.common.serde import make_registry_client
 from services.common.settings import Settings, read_config
@@ -34,7 +35,7 @@ log = structlog.get_logger("gateway")
 @dataclass(frozen=True)
 class GatewayConfig:
     host: str = "0.0.0.0"
-    port: int = 2575
+    port: int = local_port(2575)
     topics: Topics = field(default_factory=Topics)
     limits: ServerLimits = field(default_factory=ServerLimits)
     refused_budget: RefusedArchiveBudget = field(default_factory=RefusedArchiveBudget)

@@ -54,6 +54,8 @@ from services.stack.components import (
     Imap,
     Kafka,
     Postgres,
+    Registry,
+    Smtp,
     all_components,
     stop_together,
 )
@@ -196,7 +198,8 @@ def up(layout: StackLayout, components: list[Component] | None = None) -> list[C
     _say(
         f"Stack up in {time.monotonic() - started:.1f} s: Kafka {brokers}"
         f"{kafka.bootstrap_servers}, registry "
-        f"http://localhost:8081/apis/ccompat/v7, PostgreSQL localhost:5433, SMTP localhost:2525 "
+        f"http://localhost:{Registry.port}/apis/ccompat/v7, PostgreSQL localhost:{Postgres.port}, "
+        f"SMTP localhost:{Smtp.port} "
         f"(mail in {layout.mail}), IMAP localhost:{Imap.port} (the platform's mailbox)"
     )
     return newly_started

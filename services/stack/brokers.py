@@ -20,12 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.ports import local_port
+
 BROKERS_VARIABLE = "HARPICOOP_BROKERS"
 DEFAULT_BROKERS = 1
 SUPPORTED_BROKERS = (1, 3)
 """A single node, or a quorum that tolerates one failure. Two would tolerate none (a majority of
 two is two), and five cost more memory than this machine can spare for what it would show."""
-FIRST_CLIENT_PORT = 9092
+FIRST_CLIENT_PORT = local_port(9092)
 
 
 class BrokerCountError(ValueError):

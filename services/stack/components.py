@@ -32,6 +32,7 @@ from psycopg import sql
 from services.common.access import ADMIN, LocalSecrets, declared_principals
 from services.common.acls import set_scram_credentials
 from services.common.paths import DEPLOY_DIR
+from services.common.ports import local_port
 from services.common.settings import (
     IMAP_MAILBOX_SECRET,
     LOCAL_DATABASE,
@@ -164,7 +165,7 @@ class Postgres(Component):
     """
 
     name = "postgres"
-    port = 5433
+    port = local_port(5433)
     start_timeout = 60.0
     database = LOCAL_DATABASE
     registry_database = "registry"
@@ -457,8 +458,8 @@ class Kafka(Component):
     """
 
     name = "kafka"
-    port = 9092
-    controller_port = 9093
+    port = local_port(9092)
+    controller_port = local_port(9093)
     mechanism = "SCRAM-SHA-512"
 
     def __init__(
@@ -791,8 +792,8 @@ class Registry(Component):
     """Apicurio Registry 3.x, its Confluent-compatible API backed by the stack's PostgreSQL."""
 
     name = "registry"
-    port = 8081
-    management_port = 8082
+    port = local_port(8081)
+    management_port = local_port(8082)
 
     @property
     def home(self) -> Path:
@@ -897,7 +898,7 @@ class Imap(Component):
     """
 
     name = "imap"
-    port = 1143
+    port = local_port(1143)
     start_timeout = 30.0
     kept = Path("dovecot.conf")
     """What says the server's folder was made (``server_home``)."""
@@ -1111,7 +1112,7 @@ class Smtp(Component):
     """The local SMTP server standing in for the MSSanté operator: keeps every message as .eml."""
 
     name = "smtp"
-    port = 2525
+    port = local_port(2525)
     start_timeout = 30.0
 
     def spawn(self) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.common.ports import local_port
 from services.stack.dsn import Outcome, RecipientDsn, delivery_report, xtext_decode
 
 LOG = logging.getLogger("smtp_sink")
@@ -258,7 +259,7 @@ def build_controller(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="localhost")
-    parser.add_argument("--port", type=int, default=2525)
+    parser.add_argument("--port", type=int, default=local_port(2525))
     parser.add_argument("--maildir", type=Path, required=True)
     parser.add_argument("--security", choices=["none", "starttls", "tls"], default="none")
     parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM)")

@@ -10,10 +10,13 @@ from pathlib import Path
 
 from services.cli.reconcile import (
     RunRecords,
+    acked_on_raw_check,
     analytics_check,
     covid_check,
+    dead_letters_check,
     digest_lines_on_disk,
     digests_check,
+    duplicated_emails,
     emails_check,
     emails_on_disk,
     notices_checks,
@@ -256,3 +259,45 @@ def test_unconfirmed_notices_are_named_a_few_then_counted() -> None:
 
 def test_a_run_with_nothing_sent_has_nothing_to_confirm() -> None:
     assert receipts_check([], NOW, WINDOW).ok
+
+
+def test_an_acked_message_missing_from_its_raw_topic_is_a_loss() -> None:
+    sends = collections.Counter({("cpn", "M1"): 1, ("cpn", "M2"): 2, ("toul", "M1"): 1})
+    acked = [("cpn", "M1"), ("cpn", "M2"), ("toul", "M1")]
+    found = acked_on_raw_check(sends, acked, {("cpn", "M1"): 1, ("cpn", "M2"): 2})
+    assert not found.ok
+    assert found.expected == 3 and found.found == 2
+    assert found.missing == ("toul:M1 (lost)",)
+
+
+def test_a_message_on_its_raw_topic_as_often_as_it_was_sent_is_no_duplicate() -> None:
+    sends = collections.Counter({("cpn", "M1"): 2, ("cpn", "M2"): 1})
+    # M1 resent after a late ACK: written twice, for dedup to drop; M2 unacked but written.
+    assert acked_on_raw_check(sends, [("cpn", "M1")], {("cpn", "M1"): 2, ("cpn", "M2"): 1}).ok
+
+
+def test_a_message_written_more_often_than_sent_is_a_duplicate() -> None:
+    sends = collections.Counter({("cpn", "M1"): 1})
+    found = acked_on_raw_check(sends, [("cpn", "M1")], {("cpn", "M1"): 2})
+    assert not found.ok and found.missing == ("cpn:M1 (x2, sent 1)",)
+
+
+def test_dead_letters_are_fine_only_where_a_scenario_accounted_for_them() -> None:
+    assert dead_letters_check({}, {}).ok
+    assert dead_letters_check({"deadletter.notify": 4}, {"deadletter.notify": 4}).ok
+    stray = dead_letters_check({"deadletter.notify": 4, "deadletter.enrich": 1}, {})
+    assert not stray.ok
+    assert stray.missing == ("deadletter.enrich (1)", "deadletter.notify (4)")
+
+
+def test_duplicated_emails_are_the_extra_copies() -> None:
+    assert duplicated_emails(collections.Counter({"a": 1, "b": 3, "c": 2})) == 3
+
+
+def test_an_interrupted_notice_may_be_on_disk_once_but_never_twice() -> None:
+    # Handed to the SMTP server as PostgreSQL went away: 'sent' never recorded, never resent.
+    on_disk = collections.Counter({"a": 1, "interrupted": 1})
+    assert not emails_check(["a"], on_disk).ok
+    assert emails_check(["a"], on_disk, uncertain=["interrupted"]).ok
+    twice = emails_check(["a"], {"a": 1, "interrupted": 2}, uncertain=["interrupted"])
+    assert not twice.ok and twice.missing == ("interrupted (x2)",)

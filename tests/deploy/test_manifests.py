@@ -40,6 +40,7 @@ METRICS_PORT = "9400"
 NOT_DEPLOYED = {
     "stack": "the local development stack (its mail sink serves rehearsals only)",
     "cli": "the operator's command line, run in a pod of the image or with `compose run`",
+    "faults": "the fault suite, run on a local stack of its own (`make faults`)",
 }
 
 STREAMS = frozenset({"KAFKA_BOOTSTRAP_SERVERS", "SCHEMA_REGISTRY_URL"})
