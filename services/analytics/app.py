@@ -85,6 +85,7 @@ from services.common.faust_apps import (
     quiet_client_logging,
     replication_factor,
     run_worker,
+    stop_without_commit,
 )
 from services.common.gapless import StreamRecord, gapless_intake
 from services.common.kafka import make_admin
@@ -279,9 +280,15 @@ def build_app(
             config.batch_size, within=config.batch_wait.total_seconds()
         )
         async for events in batches:
-            for event in events:
-                await intake.handle(event.message, stage)
-            count_staged()
+            try:
+                for event in events:
+                    await intake.handle(event.message, stage)
+                count_staged()
+            except Exception:
+                # Not the records' fault (their content is dealt with in ``stage``): the batch
+                # is read again after a restart, and the offset marks keep the counts exact.
+                log.exception("analytics.failed")
+                stop_without_commit()
             # faust acknowledges the batch's own events once this returns.
             for record in caught_up:
                 acknowledge_now(record)

@@ -8,13 +8,14 @@ Confluent-framed Avro, decoded by the service with ``AvroSerde``), and produces 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 import faust.streams
@@ -98,6 +99,18 @@ def quiet_client_logging() -> None:
     (httpx2 is the schema registry client's HTTP library)."""
     for name in ("faust", "mode", "aiokafka", "kafka", "httpx", "httpx2"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def stop_without_commit() -> NoReturn:
+    """Leave at once, committing nothing, for a supervisor to start the worker again; it then
+    reads again from the last committed offsets.
+
+    For an agent that failed on something other than a record's content (a broker gone mid-read,
+    a store failure): faust logs an agent's crash and lets the worker run on without it, healthy
+    to every probe and counting nothing more, and its own crash path may commit the offsets of
+    records the agent never finished."""
+    logging.shutdown()
+    os._exit(70)
 
 
 def run_worker(app: faust.App) -> None:
