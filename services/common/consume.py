@@ -24,7 +24,7 @@ import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg.pq import TransactionStatus
 
-from services.common.deadletter import DeadLetters
+from services.common.deadletter import DeadLetters, log_dead_lettered
 from services.common.observability import PROCESSED
 from services.common.outbox import Conn
 from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
@@ -241,11 +241,4 @@ class BatchConsumer:
     ) -> None:
         self.dead_letters.send_message(message, reason, error, description)
         PROCESSED.labels(self.service, "dead_lettered").inc()
-        self.log.error(
-            "record dead-lettered",
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-            reason=reason,
-            error=type(error).__name__,
-        )
+        log_dead_lettered(self.log, message, reason, error)

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from services.common.logging import error_name
@@ -59,6 +60,20 @@ def error_headers(
         for name, value in values.items()
         if value is not None
     ]
+
+
+def log_dead_lettered(
+    log: structlog.stdlib.BoundLogger, message: Message, reason: str, error: BaseException
+) -> None:
+    """The one log line of a dead-lettered record: where it was and why, never its content."""
+    log.error(
+        "record dead-lettered",
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        reason=reason,
+        error=type(error).__name__,
+    )
 
 
 def header_list(

@@ -35,7 +35,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from services.common.consume import fetch_batch
-from services.common.deadletter import error_headers
+from services.common.deadletter import error_headers, log_dead_lettered
 from services.common.observability import PROCESSED
 from services.common.poison import Fault, PoisonPolicy, RecordAttempts, classify, describe
 from services.common.serde import UndecodableValue
@@ -265,14 +265,7 @@ class TransactionalLoop:
             ],
         )
         batch.count("dead_lettered", int(message.partition() or 0))
-        self.log.error(
-            "record dead-lettered",
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-            reason=reason,
-            error=type(error).__name__,
-        )
+        log_dead_lettered(self.log, message, reason, error)
 
     def _read_again(self, messages: list[Message], outages: int, error: Exception) -> None:
         """After an outage aborted the batch: back to its first offsets, to read it again."""
